@@ -1,0 +1,365 @@
+/*
+ * sockit: Python's socket module, done in C.
+ *
+ * This header is the whole contract. Sections follow the layers of the library:
+ * errors, addresses, the socket object, I/O, options, helpers (connect/serve,
+ * buffered reading).
+ *
+ * Conventions that hold for every function below:
+ *   - Constructors return a pointer, or NULL on failure; sockit_errcode() then gives
+ *     the code and sockit_errmsg() the message.
+ *   - Operations return an int or ssize_t, negative on failure (a sockit error code).
+ *   - Every failure sets the thread-local code and message, with context (the
+ *     operation, the address).
+ *   - No call raises SIGPIPE; every descriptor is created close-on-exec; EINTR is
+ *     retried with the remaining time recomputed; a timeout is one monotonic deadline
+ *     for the whole call.
+ *   - If a call fails, it took ownership of nothing.
+ */
+#ifndef SOCKIT_H
+#define SOCKIT_H
+
+#include <errno.h>
+#include <netinet/in.h>
+#include <stdbool.h>
+#include <stddef.h>
+#include <sys/socket.h>
+#include <sys/types.h>
+#include <sys/un.h>
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+#if defined(__GNUC__) && defined(SOCKIT_BUILDING)
+#define SOCKIT_API __attribute__((visibility("default")))
+#else
+#define SOCKIT_API
+#endif
+
+#define SOCKIT_VERSION_MAJOR 0
+#define SOCKIT_VERSION_MINOR 1
+#define SOCKIT_VERSION_PATCH 0
+#define SOCKIT_VERSION_STRING "0.1.0"
+
+/* Returns SOCKIT_VERSION_STRING of the library actually linked. */
+SOCKIT_API const char *sockit_version(void);
+
+/* ------------------------------------------------------------------------------
+ * 1. Errors
+ *
+ * A code is negative. -1 .. -4095 are system errors (-errno, e.g. -ECONNREFUSED).
+ * The codes below are sockit's own: resolver failures (getaddrinfo's EAI_*) and
+ * conditions the kernel has no errno for. docs/errors.md maps Python's exception
+ * classes to these codes.
+ * ------------------------------------------------------------------------------ */
+
+/* X(NAME, value, message). One table generates the enum, sockit_errname and
+ * sockit_strerror, so the three cannot disagree. */
+#define SOCKIT_ERRNO_MAP(X)                                                                        \
+    X(ETIMEOUT, -5001, "Timed out: the deadline passed")                                           \
+    X(ETRUNCATED, -5002, "Datagram larger than the buffer (truncated)")                            \
+    X(EBADADDR, -5003, "Malformed address")                                                        \
+    X(EBADPORT, -5004, "Bad port: not a number in 0-65535 or a known service")                     \
+    X(EPATHLEN, -5005, "Unix socket path too long")                                                \
+    X(ELINELEN, -5006, "Line longer than the limit")                                               \
+    X(EEOF, -5007, "Connection closed before the expected bytes arrived")                          \
+    X(ENOADDR, -5008, "No address of a usable family")                                             \
+    X(EAI_AGAIN, -5101, "Temporary failure in name resolution")                                    \
+    X(EAI_BADFLAGS, -5102, "Bad value for resolver flags")                                         \
+    X(EAI_FAIL, -5103, "Non-recoverable failure in name resolution")                               \
+    X(EAI_FAMILY, -5104, "Address family not supported by the resolver")                           \
+    X(EAI_MEMORY, -5105, "Resolver out of memory")                                                 \
+    X(EAI_NONAME, -5106, "Name or service not known")                                              \
+    X(EAI_SERVICE, -5107, "Service not supported for socket type")                                 \
+    X(EAI_SOCKTYPE, -5108, "Socket type not supported by the resolver")                            \
+    X(EAI_NODATA, -5109, "No address associated with hostname")                                    \
+    X(EAI_ADDRFAMILY, -5110, "Host has no address in the requested family")                        \
+    X(EAI_OTHER, -5111, "Unknown resolver failure")
+
+enum sockit_errno {
+#define SOCKIT_ERRNO_ENUM_(name, value, msg) SOCKIT_##name = (value),
+    SOCKIT_ERRNO_MAP(SOCKIT_ERRNO_ENUM_)
+#undef SOCKIT_ERRNO_ENUM_
+};
+
+/* A non-blocking socket (or sockit_setblocking(s, false)) that cannot proceed
+ * returns this. It is -EAGAIN, distinct from SOCKIT_ETIMEOUT. */
+#define SOCKIT_EWOULDBLOCK (-EAGAIN)
+
+/* Static text for a code ("Connection refused", "Timed out: ..."). Never NULL. */
+SOCKIT_API const char *sockit_strerror(int code);
+/* The code's constant name without the SOCKIT_ prefix: "ECONNREFUSED", "ETIMEOUT",
+ * "EAI_NONAME"; "EUNKNOWN" for a code it does not know. Never NULL. */
+SOCKIT_API const char *sockit_errname(int code);
+/* The code of the last failure in this thread (0 if none yet). */
+SOCKIT_API int sockit_errcode(void);
+/* The message of the last failure in this thread, with its context, e.g.
+ * "connect to localhost:12345 (tried 127.0.0.1:12345: Connection refused):
+ * Connection refused". Valid until the next sockit call in this thread. */
+SOCKIT_API const char *sockit_errmsg(void);
+
+/* ------------------------------------------------------------------------------
+ * 2. Addresses
+ *
+ * sockit_addr is a value type: copy it with '='. It holds an IPv4, IPv6 (with scope
+ * id) or Unix address (a path, or a Linux abstract name). Text forms:
+ *   127.0.0.1:80   [::1]:80   [fe80::1%eth0]:80   unix:/run/x.sock   unix:@abstract
+ * ------------------------------------------------------------------------------ */
+
+typedef struct sockit_addr {
+    socklen_t len; /* bytes of u in use; 0 means "no address" */
+    union {
+        struct sockaddr sa;
+        struct sockaddr_in in4;
+        struct sockaddr_in6 in6;
+        struct sockaddr_un un;
+        struct sockaddr_storage storage;
+    } u;
+} sockit_addr;
+
+/* Enough for any formatted address including the terminating NUL. */
+#define SOCKIT_ADDRSTRLEN 128
+
+/* Parses a numeric text form (no name resolution) into *out. Returns 0, or
+ * SOCKIT_EBADADDR / SOCKIT_EBADPORT / SOCKIT_EPATHLEN; *out is untouched on error. */
+SOCKIT_API int sockit_addr_parse(sockit_addr *out, const char *text);
+/* Builds an IP address from a numeric host ("127.0.0.1", "::1", "fe80::1%lo") and a
+ * port 0-65535. Returns 0, SOCKIT_EBADADDR or SOCKIT_EBADPORT. */
+SOCKIT_API int sockit_addr_ip(sockit_addr *out, const char *numeric_host, int port);
+/* Builds a Unix address. A path starting with '@' names a Linux abstract socket
+ * (the '@' is replaced by the leading NUL). Returns 0, SOCKIT_EPATHLEN or
+ * SOCKIT_EBADADDR (empty path). */
+SOCKIT_API int sockit_addr_unix(sockit_addr *out, const char *path);
+/* Writes the text form into buf (NUL-terminated). Returns its length, or -ENOSPC
+ * if buf is too small (SOCKIT_ADDRSTRLEN always suffices), SOCKIT_EBADADDR for an
+ * empty or unknown address. */
+SOCKIT_API int sockit_addr_format(const sockit_addr *a, char *buf, size_t size);
+/* AF_INET, AF_INET6, AF_UNIX, or AF_UNSPEC for an empty address. */
+SOCKIT_API int sockit_addr_family(const sockit_addr *a);
+/* The port of an IP address; -1 for other families. */
+SOCKIT_API int sockit_addr_port(const sockit_addr *a);
+/* Sets the port of an IP address. Returns 0, SOCKIT_EBADPORT or -EAFNOSUPPORT. */
+SOCKIT_API int sockit_addr_set_port(sockit_addr *a, int port);
+/* True when both hold the same family, host, port (and scope) or path. */
+SOCKIT_API bool sockit_addr_equal(const sockit_addr *a, const sockit_addr *b);
+
+/* Parses a port: decimal 0-65535 or a service name from /etc/services ("http").
+ * Returns the port, or SOCKIT_EBADPORT ("abc", "65536", "-1", "", "80x"). */
+SOCKIT_API int sockit_parse_port(const char *text);
+
+typedef struct sockit_addrinfo {
+    int family;   /* AF_INET or AF_INET6 */
+    int type;     /* SOCK_STREAM or SOCK_DGRAM */
+    int protocol; /* IPPROTO_TCP, IPPROTO_UDP */
+    sockit_addr addr;
+} sockit_addrinfo;
+
+/* Resolves host and port with getaddrinfo into the caller's array out[max], in the
+ * resolver's order. host NULL means the wildcard (with AI_PASSIVE in flags) or
+ * loopback; port is a number or a service name, NULL means 0. family AF_UNSPEC,
+ * AF_INET or AF_INET6; type 0, SOCK_STREAM or SOCK_DGRAM; flags are AI_* flags.
+ * Returns the number of entries written (at least 1; more were dropped if max was
+ * too small), or a SOCKIT_EAI_* code, SOCKIT_EBADPORT for a numeric port outside
+ * 0-65535. This call blocks for as long as the system resolver does;
+ * sockit_create_connection bounds it with its deadline. */
+SOCKIT_API ssize_t sockit_getaddrinfo(const char *host, const char *port, int family, int type,
+                                      int flags, sockit_addrinfo *out, size_t max);
+
+/* ------------------------------------------------------------------------------
+ * 3. The socket object
+ *
+ * A sockit owns one descriptor plus its family, type and timeout mode. It has
+ * Python's three modes:
+ *   blocking      timeout < 0 (SOCKIT_BLOCKING): calls wait as long as needed
+ *   timeout       timeout > 0 seconds: each call fails with SOCKIT_ETIMEOUT once its
+ *                 deadline passes (one deadline for the whole call)
+ *   non-blocking  timeout == 0: calls that would wait return SOCKIT_EWOULDBLOCK
+ * New sockets are blocking. In timeout and non-blocking modes the descriptor is
+ * O_NONBLOCK, so the object can be driven from an event loop.
+ * ------------------------------------------------------------------------------ */
+
+typedef struct sockit sockit;
+
+#define SOCKIT_BLOCKING (-1.0)
+
+/* Creates a socket. family AF_INET, AF_INET6 or AF_UNIX; type SOCK_STREAM or
+ * SOCK_DGRAM (SOCK_NONBLOCK may be or-ed in for non-blocking mode). Returns NULL on
+ * failure (-EAFNOSUPPORT, -EPROTONOSUPPORT, -EMFILE, ...). */
+SOCKIT_API sockit *sockit_socket(int family, int type);
+/* Closes the descriptor and frees the object. Never retried on EINTR. NULL is a
+ * no-op. Returns 0 or the close error (the object is freed either way). */
+SOCKIT_API int sockit_close(sockit *s);
+/* Frees the object without closing the descriptor and returns the descriptor. */
+SOCKIT_API int sockit_detach(sockit *s);
+/* Wraps a duplicate (close-on-exec) of fd, which must be a socket; the caller keeps
+ * fd. Family and type are read from the kernel; the mode follows O_NONBLOCK. */
+SOCKIT_API sockit *sockit_fromfd(int fd);
+/* A new object on a duplicate descriptor, with the same timeout. */
+SOCKIT_API sockit *sockit_dup(const sockit *s);
+/* Creates a connected pair (family AF_UNIX normally). Returns 0 and fills pair[2],
+ * or a negative code and pair is untouched. */
+SOCKIT_API int sockit_socketpair(int family, int type, sockit *pair[2]);
+
+SOCKIT_API int sockit_fileno(const sockit *s);
+SOCKIT_API int sockit_family(const sockit *s);
+SOCKIT_API int sockit_type(const sockit *s);
+
+/* seconds < 0: blocking; 0: non-blocking; > 0: timeout. NaN is -EINVAL. */
+SOCKIT_API int sockit_settimeout(sockit *s, double seconds);
+/* SOCKIT_BLOCKING (-1.0), 0.0 or the timeout in seconds. */
+SOCKIT_API double sockit_gettimeout(const sockit *s);
+/* true: blocking (timeout SOCKIT_BLOCKING); false: non-blocking (timeout 0). */
+SOCKIT_API int sockit_setblocking(sockit *s, bool blocking);
+/* false only in non-blocking mode (timeout 0), as in Python. */
+SOCKIT_API bool sockit_getblocking(const sockit *s);
+
+/* Binds to host:port. host is resolved (NULL or "" means every interface); port
+ * 0-65535, 0 picks a free port (read it back with sockit_getsockname). For AF_UNIX
+ * sockets host is the path and port must be 0. Binding a Unix path over a stale
+ * socket file (nobody accepts on it) removes the file and binds; over a live one it
+ * fails with -EADDRINUSE. */
+SOCKIT_API int sockit_bind(sockit *s, const char *host, int port);
+SOCKIT_API int sockit_bind_addr(sockit *s, const sockit_addr *addr);
+/* backlog < 0 picks SOMAXCONN. */
+SOCKIT_API int sockit_listen(sockit *s, int backlog);
+/* Accepts a connection; fills *peer if not NULL. The new socket is blocking.
+ * Returns NULL on failure: SOCKIT_EWOULDBLOCK, SOCKIT_ETIMEOUT, -EMFILE, ... */
+SOCKIT_API sockit *sockit_accept(sockit *s, sockit_addr *peer);
+/* Connects to host:port (port 1-65535), trying each resolved address of the
+ * socket's family in turn within the socket's timeout. In non-blocking mode returns
+ * -EINPROGRESS once the attempt has started. For AF_UNIX, host is the path. */
+SOCKIT_API int sockit_connect(sockit *s, const char *host, int port);
+SOCKIT_API int sockit_connect_addr(sockit *s, const sockit_addr *addr);
+/* how: SHUT_RD, SHUT_WR, SHUT_RDWR. */
+SOCKIT_API int sockit_shutdown(sockit *s, int how);
+SOCKIT_API int sockit_getsockname(const sockit *s, sockit_addr *out);
+SOCKIT_API int sockit_getpeername(const sockit *s, sockit_addr *out);
+
+/* ------------------------------------------------------------------------------
+ * 4. I/O
+ *
+ * flags are MSG_* flags (0 for none); MSG_NOSIGNAL is always added.
+ * ------------------------------------------------------------------------------ */
+
+/* Sends some of buf. Returns the bytes sent (maybe fewer than len), or a code:
+ * -EPIPE / -ECONNRESET for a closed peer, SOCKIT_ETIMEOUT, SOCKIT_EWOULDBLOCK. */
+SOCKIT_API ssize_t sockit_send(sockit *s, const void *buf, size_t len, int flags);
+/* Sends all of buf, finishing partial writes, within one deadline. Returns len, or a
+ * code. *sent (if not NULL) is set to the bytes that went out, also on failure. */
+SOCKIT_API ssize_t sockit_sendall(sockit *s, const void *buf, size_t len, int flags,
+                                  size_t *sent);
+/* Receives up to len bytes. Returns the count, 0 when the peer closed (stream), or a
+ * code. Bytes already buffered by sockit_readline come first. On a datagram socket
+ * a datagram bigger than len returns SOCKIT_ETRUNCATED (buf holds its first len
+ * bytes; the rest is lost, as the kernel discards it). */
+SOCKIT_API ssize_t sockit_recv(sockit *s, void *buf, size_t len, int flags);
+/* Receives exactly len bytes within one deadline. Returns len, or a code:
+ * SOCKIT_EEOF when the peer closed early. *got (if not NULL) is the bytes stored in
+ * buf, also on failure. */
+SOCKIT_API ssize_t sockit_recv_exact(sockit *s, void *buf, size_t len, size_t *got);
+/* Sends a datagram to host:port (resolved for the socket's family; first address). */
+SOCKIT_API ssize_t sockit_sendto(sockit *s, const void *buf, size_t len, int flags,
+                                 const char *host, int port);
+SOCKIT_API ssize_t sockit_sendto_addr(sockit *s, const void *buf, size_t len, int flags,
+                                      const sockit_addr *to);
+/* Receives one datagram and its sender (*from, if not NULL). Returns its length, or
+ * SOCKIT_ETRUNCATED when it did not fit (buf holds the first len bytes; *from is
+ * set), or another code. */
+SOCKIT_API ssize_t sockit_recvfrom(sockit *s, void *buf, size_t len, int flags,
+                                   sockit_addr *from);
+/* Sends count bytes of file_fd from offset (count 0: up to end of file) with
+ * sendfile(2), within one deadline. Returns bytes sent or a code; *sent as in
+ * sockit_sendall. */
+SOCKIT_API ssize_t sockit_sendfile(sockit *s, int file_fd, off_t offset, size_t count,
+                                   size_t *sent);
+/* Sends buf (at least 1 byte) with nfds descriptors attached (SCM_RIGHTS, at most
+ * SOCKIT_MAX_FDS). Returns bytes sent or a code. The caller keeps its descriptors. */
+#define SOCKIT_MAX_FDS 64
+SOCKIT_API ssize_t sockit_send_fds(sockit *s, const void *buf, size_t len, const int *fds,
+                                   size_t nfds);
+/* Receives up to len bytes and up to maxfds descriptors (close-on-exec) into fds;
+ * *nfds is their count. Returns the bytes received or a code. If more descriptors
+ * arrived than fit, or the call fails after receiving some, every received one is
+ * closed, *nfds is 0 and the call returns -EMSGSIZE (or its error). */
+SOCKIT_API ssize_t sockit_recv_fds(sockit *s, void *buf, size_t len, int *fds, size_t maxfds,
+                                   size_t *nfds);
+
+/* ------------------------------------------------------------------------------
+ * 5. Options
+ * ------------------------------------------------------------------------------ */
+
+SOCKIT_API int sockit_setsockopt(sockit *s, int level, int name, const void *value,
+                                 socklen_t len);
+SOCKIT_API int sockit_getsockopt(const sockit *s, int level, int name, void *value,
+                                 socklen_t *len);
+SOCKIT_API int sockit_setsockopt_int(sockit *s, int level, int name, int value);
+/* Returns 0 and *value, or a code. */
+SOCKIT_API int sockit_getsockopt_int(const sockit *s, int level, int name, int *value);
+
+/* The options people actually set. Each returns 0 or a code. */
+SOCKIT_API int sockit_set_reuseaddr(sockit *s, bool on);
+SOCKIT_API int sockit_set_reuseport(sockit *s, bool on);
+SOCKIT_API int sockit_set_nodelay(sockit *s, bool on);
+SOCKIT_API int sockit_set_keepalive(sockit *s, bool on);
+SOCKIT_API int sockit_set_broadcast(sockit *s, bool on);
+SOCKIT_API int sockit_set_v6only(sockit *s, bool on);
+SOCKIT_API int sockit_set_rcvbuf(sockit *s, int bytes);
+SOCKIT_API int sockit_set_sndbuf(sockit *s, int bytes);
+/* on with seconds 0: close() resets the connection at once (RST). */
+SOCKIT_API int sockit_set_linger(sockit *s, bool on, int seconds);
+
+/* ------------------------------------------------------------------------------
+ * 6. Helpers: connecting, serving, buffered reading
+ * ------------------------------------------------------------------------------ */
+
+/* Connects a TCP socket to host:port (port 1-65535, or host "unix:/path" with port
+ * 0 for a Unix stream socket). Every resolved address is tried, IPv6 and IPv4
+ * interleaved with Happy Eyeballs (RFC 8305): a new attempt starts every 250 ms or
+ * as soon as the previous fails, the first to connect wins, the others are closed.
+ * timeout (seconds, < 0 for none) is ONE deadline covering name resolution and every
+ * attempt. source (NULL for none) is the local address to bind first; only
+ * addresses of its family are tried. The returned socket is blocking when timeout
+ * < 0, otherwise it keeps the timeout. On failure the message names every address
+ * tried and why; the code is the first attempt's (SOCKIT_ETIMEOUT when the deadline
+ * passed). */
+SOCKIT_API sockit *sockit_create_connection(const char *host, int port, double timeout,
+                                            const sockit_addr *source);
+
+typedef struct sockit_server_options {
+    int family;      /* AF_UNSPEC (default: what the host resolves to), AF_INET, AF_INET6 */
+    int type;        /* 0 or SOCK_STREAM: listening TCP; SOCK_DGRAM: bound UDP */
+    int backlog;     /* 0: SOMAXCONN */
+    bool reuse_port; /* SO_REUSEPORT, for one listener per core */
+    bool dualstack;  /* one IPv6 socket also accepting IPv4 (IPV6_V6ONLY off) */
+} sockit_server_options;
+
+/* A bound (and, for streams, listening) socket in one call, with SO_REUSEADDR on.
+ * host NULL or "" means every interface: with dualstack (and
+ * sockit_has_dualstack_ipv6()) that is [::] accepting IPv4 too, otherwise 0.0.0.0.
+ * host "unix:/path" makes a Unix socket (port must be 0). opts NULL means defaults.
+ * Returns NULL on failure (-EADDRINUSE, SOCKIT_EAI_NONAME, ...). */
+SOCKIT_API sockit *sockit_create_server(const char *host, int port,
+                                        const sockit_server_options *opts);
+/* True when this system can make an IPv6 socket that also accepts IPv4. */
+SOCKIT_API bool sockit_has_dualstack_ipv6(void);
+
+/* Buffered reading (Python's makefile). The buffer lives in the socket object, so
+ * sockit_readline, sockit_recv_exact and sockit_recv can be mixed freely on one
+ * connection without losing bytes. It is allocated on first use and freed by
+ * sockit_close. */
+
+/* Reads one line, up to and including '\n', into buf and NUL-terminates it.
+ * Returns its length (without the NUL), 0 at end of stream, or a code. A final line
+ * without '\n' is returned as is. A line that does not fit in size - 1 bytes returns
+ * SOCKIT_ELINELEN; the first size - 1 bytes are then in buf and consumed, the rest
+ * of the line stays to be read. */
+SOCKIT_API ssize_t sockit_readline(sockit *s, char *buf, size_t size);
+/* Bytes received and buffered but not yet consumed (an event loop must not wait for
+ * readability while this is non-zero). */
+SOCKIT_API size_t sockit_pending(const sockit *s);
+
+#ifdef __cplusplus
+}
+#endif
+#endif /* SOCKIT_H */

@@ -1,0 +1,115 @@
+/* Internal interfaces shared by the library's source files. Never installed. */
+#ifndef SOCKIT_INTERNAL_H
+#define SOCKIT_INTERNAL_H
+
+#include "sockit.h"
+
+#include <netdb.h>
+#include <stdint.h>
+#include <stdio.h>
+
+/* ---- errors (error.c) ----------------------------------------------------------
+ * Every failing public call records its code and message here before returning.
+ * sockit__fail is cheap (no formatting: the message "OP: strerror" is built only
+ * when sockit_errmsg is called), so hot paths such as would-block may use it.
+ * sockit__failf formats a message with context now. Both return code, so a failure
+ * reads: return sockit__fail(-errno, "recv"); */
+int sockit__fail(int code, const char *op_static);
+#if defined(__GNUC__)
+__attribute__((format(printf, 2, 3)))
+#endif
+int sockit__failf(int code, const char *fmt, ...);
+/* Maps a getaddrinfo EAI_* return (and errno for EAI_SYSTEM) to a sockit code. */
+int sockit__from_eai(int eai, int saved_errno);
+
+/* ---- deadlines and waiting (wait.c) ---------------------------------------------
+ * A deadline is an absolute CLOCK_MONOTONIC time in nanoseconds; SOCKIT__NEVER means
+ * none. Every blocking call computes one deadline at entry and waits against it, so
+ * EINTR and partial progress never restart the clock. */
+#define SOCKIT__NEVER INT64_MAX
+int64_t sockit__now_ns(void);
+/* timeout in seconds (< 0: none) to an absolute deadline. */
+int64_t sockit__deadline(double timeout);
+/* Milliseconds left for poll(): -1 for SOCKIT__NEVER, 0 if passed, rounded up so a
+ * wait never wakes before the deadline and spins. */
+int sockit__remaining_ms(int64_t deadline);
+/* Waits until fd has events (POLLIN/POLLOUT) or the deadline passes. EINTR is
+ * retried with the remaining time recomputed. Returns 0 when ready (also on
+ * POLLERR/POLLHUP: the next syscall reports the error), SOCKIT_ETIMEOUT, or -errno. */
+int sockit__wait(int fd, short events, int64_t deadline);
+
+/* ---- the socket object (socket.c) ------------------------------------------------ */
+
+/* How bytes move on a connected socket. Plain sockets use sockit__plain_transport;
+ * a TLS connection will later provide its own, and every stream operation (send,
+ * recv, sendall, recv_exact, readline) goes through this table. Each function does
+ * one attempt and returns bytes or -errno (-EAGAIN when it would block). */
+typedef struct sockit__transport {
+    ssize_t (*send)(sockit *s, const void *buf, size_t len, int flags);
+    ssize_t (*recv)(sockit *s, void *buf, size_t len, int flags);
+} sockit__transport;
+extern const sockit__transport sockit__plain_transport;
+
+/* The read-ahead buffer of sockit_readline (reader.c). */
+typedef struct sockit__rbuf {
+    char *data;
+    size_t cap, start, end; /* unread bytes are data[start, end) */
+} sockit__rbuf;
+
+struct sockit {
+    int fd;
+    int family;
+    int type; /* SOCK_STREAM, SOCK_DGRAM (without SOCK_NONBLOCK/CLOEXEC bits) */
+    double timeout; /* < 0 blocking, 0 non-blocking, > 0 seconds */
+    const sockit__transport *transport;
+    sockit__rbuf rbuf;
+};
+
+/* Wraps an owned fd (already close-on-exec) in a new blocking-mode object; the fd's
+ * O_NONBLOCK must match timeout (< 0: clear, otherwise set). Returns NULL (and
+ * closes nothing) on allocation failure. */
+sockit *sockit__wrap(int fd, int family, int type, double timeout);
+/* The deadline for one call on s: SOCKIT__NEVER for blocking mode, now for
+ * non-blocking mode, now + timeout otherwise. */
+int64_t sockit__call_deadline(const sockit *s);
+/* After an operation returned -EAGAIN: in non-blocking mode returns
+ * SOCKIT_EWOULDBLOCK; otherwise waits for events until deadline and returns 0 to
+ * retry, SOCKIT_ETIMEOUT or -errno. */
+int sockit__await(sockit *s, short events, int64_t deadline);
+/* Sets or clears O_NONBLOCK. Returns 0 or -errno. */
+int sockit__set_nonblock(int fd, bool on);
+
+/* Raw connect of s to addr within deadline, honouring s's mode. Returns 0,
+ * -EINPROGRESS (non-blocking), SOCKIT_ETIMEOUT or -errno. Sets no error message. */
+int sockit__connect_raw(sockit *s, const sockit_addr *addr, int64_t deadline);
+
+/* ---- addresses (addr.c, resolve.c) ---------------------------------------------- */
+
+/* Resolves host:port for bind/connect/sendto of one socket: a Unix socket takes host
+ * as its path; an IP socket resolves host (NULL/"" = wildcard when passive) in its
+ * own family. Fills out[max]. Returns the count or a code, with a message naming
+ * op and the address. */
+ssize_t sockit__resolve_for(const sockit *s, const char *op, const char *host, int port,
+                            bool passive, sockit_addrinfo *out, size_t max);
+/* The host:port text used in messages: "localhost:80", "[::1]:80", "unix:/p". */
+void sockit__hostport(char *buf, size_t size, const char *host, int port);
+/* Checks port in 0-65535 (allow_zero) or 1-65535. Returns 0 or SOCKIT_EBADPORT with
+ * a message naming op and the port. */
+int sockit__check_port(const char *op, int port, bool allow_zero);
+
+/* Test hook: replaces getaddrinfo/freeaddrinfo (for injecting slow or scripted name
+ * resolution in tests). NULL restores the system's. Not thread-safe to change while
+ * resolutions run. */
+typedef int (*sockit__getaddrinfo_fn)(const char *, const char *, const struct addrinfo *,
+                                      struct addrinfo **);
+void sockit__set_getaddrinfo(sockit__getaddrinfo_fn fn);
+int sockit__call_getaddrinfo(const char *host, const char *port, const struct addrinfo *hints,
+                             struct addrinfo **res);
+
+/* ---- buffered reading (reader.c) ------------------------------------------------ */
+
+/* Moves up to len buffered bytes into buf. Returns the count (0 if none). */
+size_t sockit__rbuf_take(sockit *s, void *buf, size_t len);
+void sockit__rbuf_free(sockit *s);
+
+#endif /* SOCKIT_INTERNAL_H */

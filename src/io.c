@@ -1,0 +1,291 @@
+/* Moving bytes: send, recv and their all/exact/datagram/file variants. Each call
+ * computes one deadline at entry and waits against it after every would-block, so
+ * neither EINTR nor partial progress restarts the clock. */
+#include "internal.h"
+
+#include <errno.h>
+#include <poll.h>
+#include <string.h>
+#include <sys/sendfile.h>
+
+static ssize_t plain_send(sockit *s, const void *buf, size_t len, int flags)
+{
+    for (;;) {
+        ssize_t n = send(s->fd, buf, len, flags | MSG_NOSIGNAL);
+        if (n >= 0)
+            return n;
+        if (errno != EINTR)
+            return -errno;
+    }
+}
+
+static ssize_t plain_recv(sockit *s, void *buf, size_t len, int flags)
+{
+    for (;;) {
+        ssize_t n = recv(s->fd, buf, len, flags);
+        if (n >= 0)
+            return n;
+        if (errno != EINTR)
+            return -errno;
+    }
+}
+
+const sockit__transport sockit__plain_transport = {plain_send, plain_recv};
+
+/* Records a failure of op on s. Would-block and timeouts are the expected outcomes
+ * of loop-driven and deadline-bound calls, so they skip the peer lookup. */
+static ssize_t io_fail(const sockit *s, ssize_t code, const char *op)
+{
+    if (code == SOCKIT_EWOULDBLOCK || code == SOCKIT_ETIMEOUT)
+        return sockit__fail((int)code, op);
+    sockit_addr peer;
+    socklen_t plen = sizeof peer.u;
+    char text[SOCKIT_ADDRSTRLEN];
+    if (getpeername(s->fd, &peer.u.sa, &plen) == 0) {
+        peer.len = plen;
+        if (sockit_addr_format(&peer, text, sizeof text) > 0)
+            return sockit__failf((int)code, "%s (peer %s)", op, text);
+    }
+    return sockit__failf((int)code, "%s", op);
+}
+
+/* Datagram sockets ask the kernel for the real length (MSG_TRUNC) so a datagram
+ * larger than the buffer is reported rather than silently cut. */
+static int trunc_flag(const sockit *s) { return s->type == SOCK_DGRAM ? MSG_TRUNC : 0; }
+
+ssize_t sockit_send(sockit *s, const void *buf, size_t len, int flags)
+{
+    if (s == NULL)
+        return sockit__fail(-EBADF, "send");
+    int64_t deadline = sockit__call_deadline(s);
+    for (;;) {
+        ssize_t n = s->transport->send(s, buf, len, flags);
+        if (n >= 0)
+            return n;
+        if (n != -EAGAIN)
+            return io_fail(s, n, "send");
+        int rc = sockit__await(s, POLLOUT, deadline);
+        if (rc < 0)
+            return io_fail(s, rc, "send");
+    }
+}
+
+ssize_t sockit_sendall(sockit *s, const void *buf, size_t len, int flags, size_t *sent)
+{
+    size_t done = 0;
+    if (sent != NULL)
+        *sent = 0;
+    if (s == NULL)
+        return sockit__fail(-EBADF, "sendall");
+    int64_t deadline = sockit__call_deadline(s);
+    const char *p = buf;
+    while (done < len) {
+        ssize_t n = s->transport->send(s, p + done, len - done, flags);
+        if (n >= 0) {
+            done += (size_t)n;
+            if (sent != NULL)
+                *sent = done;
+            continue;
+        }
+        int rc = (int)n;
+        if (n == -EAGAIN)
+            rc = sockit__await(s, POLLOUT, deadline);
+        if (rc < 0) {
+            if (rc == SOCKIT_EWOULDBLOCK)
+                return sockit__fail(rc, "sendall");
+            return sockit__failf(rc, "sendall: %zu of %zu bytes sent", done, len);
+        }
+    }
+    return (ssize_t)len;
+}
+
+static ssize_t take_buffered(sockit *s, void *buf, size_t len, int flags)
+{
+    size_t have = s->rbuf.end - s->rbuf.start;
+    if (have == 0)
+        return 0;
+    if (flags & MSG_PEEK) {
+        size_t n = have < len ? have : len;
+        memcpy(buf, s->rbuf.data + s->rbuf.start, n);
+        return (ssize_t)n;
+    }
+    return (ssize_t)sockit__rbuf_take(s, buf, len);
+}
+
+ssize_t sockit_recv(sockit *s, void *buf, size_t len, int flags)
+{
+    if (s == NULL)
+        return sockit__fail(-EBADF, "recv");
+    if (len > 0) {
+        ssize_t buffered = take_buffered(s, buf, len, flags);
+        if (buffered > 0)
+            return buffered;
+    }
+    int64_t deadline = sockit__call_deadline(s);
+    for (;;) {
+        ssize_t n = s->transport->recv(s, buf, len, flags | trunc_flag(s));
+        if (n >= 0) {
+            if ((size_t)n > len)
+                return sockit__failf(SOCKIT_ETRUNCATED,
+                                     "recv: datagram of %zd bytes, buffer of %zu", n, len);
+            return n;
+        }
+        if (n != -EAGAIN)
+            return io_fail(s, n, "recv");
+        int rc = sockit__await(s, POLLIN, deadline);
+        if (rc < 0)
+            return io_fail(s, rc, "recv");
+    }
+}
+
+ssize_t sockit_recv_exact(sockit *s, void *buf, size_t len, size_t *got)
+{
+    if (got != NULL)
+        *got = 0;
+    if (s == NULL)
+        return sockit__fail(-EBADF, "recv_exact");
+    char *p = buf;
+    size_t done = sockit__rbuf_take(s, p, len);
+    int64_t deadline = sockit__call_deadline(s);
+    while (done < len) {
+        if (got != NULL)
+            *got = done;
+        ssize_t n = s->transport->recv(s, p + done, len - done, 0);
+        if (n > 0) {
+            done += (size_t)n;
+            continue;
+        }
+        if (n == 0)
+            return sockit__failf(SOCKIT_EEOF, "recv_exact: peer closed after %zu of %zu bytes",
+                                 done, len);
+        int rc = (int)n;
+        if (n == -EAGAIN)
+            rc = sockit__await(s, POLLIN, deadline);
+        if (rc < 0) {
+            if (rc == SOCKIT_EWOULDBLOCK)
+                return sockit__fail(rc, "recv_exact");
+            return sockit__failf(rc, "recv_exact: %zu of %zu bytes received", done, len);
+        }
+    }
+    if (got != NULL)
+        *got = done;
+    return (ssize_t)len;
+}
+
+ssize_t sockit_sendto_addr(sockit *s, const void *buf, size_t len, int flags,
+                           const sockit_addr *to)
+{
+    if (s == NULL)
+        return sockit__fail(-EBADF, "sendto");
+    if (to == NULL || to->len == 0)
+        return sockit__failf(-EDESTADDRREQ, "sendto: no address");
+    int64_t deadline = sockit__call_deadline(s);
+    for (;;) {
+        ssize_t n = sendto(s->fd, buf, len, flags | MSG_NOSIGNAL, &to->u.sa, to->len);
+        if (n >= 0)
+            return n;
+        int err = errno;
+        if (err == EINTR)
+            continue;
+        int rc = -err;
+        if (err == EAGAIN)
+            rc = sockit__await(s, POLLOUT, deadline);
+        if (rc < 0) {
+            if (rc == SOCKIT_EWOULDBLOCK || rc == SOCKIT_ETIMEOUT)
+                return sockit__fail(rc, "sendto");
+            char text[SOCKIT_ADDRSTRLEN];
+            if (sockit_addr_format(to, text, sizeof text) < 0)
+                text[0] = '\0';
+            return sockit__failf(rc, "sendto %s (%zu bytes)", text, len);
+        }
+    }
+}
+
+ssize_t sockit_sendto(sockit *s, const void *buf, size_t len, int flags, const char *host,
+                      int port)
+{
+    if (s == NULL)
+        return sockit__fail(-EBADF, "sendto");
+    sockit_addrinfo ai;
+    ssize_t n = sockit__resolve_for(s, "sendto", host, port, false, &ai, 1);
+    if (n < 0)
+        return n;
+    return sockit_sendto_addr(s, buf, len, flags, &ai.addr);
+}
+
+ssize_t sockit_recvfrom(sockit *s, void *buf, size_t len, int flags, sockit_addr *from)
+{
+    if (s == NULL)
+        return sockit__fail(-EBADF, "recvfrom");
+    sockit_addr sender;
+    int64_t deadline = sockit__call_deadline(s);
+    for (;;) {
+        socklen_t alen = sizeof sender.u;
+        ssize_t n = recvfrom(s->fd, buf, len, flags | trunc_flag(s), &sender.u.sa, &alen);
+        if (n >= 0) {
+            sender.len = alen;
+            if (from != NULL)
+                *from = sender;
+            if ((size_t)n <= len)
+                return n;
+            char text[SOCKIT_ADDRSTRLEN];
+            if (sockit_addr_format(&sender, text, sizeof text) < 0)
+                text[0] = '\0';
+            return sockit__failf(SOCKIT_ETRUNCATED,
+                                 "recvfrom %s: datagram of %zd bytes, buffer of %zu", text, n,
+                                 len);
+        }
+        int err = errno;
+        if (err == EINTR)
+            continue;
+        int rc = -err;
+        if (err == EAGAIN)
+            rc = sockit__await(s, POLLIN, deadline);
+        if (rc < 0)
+            return rc == SOCKIT_EWOULDBLOCK || rc == SOCKIT_ETIMEOUT
+                       ? sockit__fail(rc, "recvfrom")
+                       : sockit__failf(rc, "recvfrom");
+    }
+}
+
+ssize_t sockit_sendfile(sockit *s, int file_fd, off_t offset, size_t count, size_t *sent)
+{
+    size_t done = 0;
+    if (sent != NULL)
+        *sent = 0;
+    if (s == NULL)
+        return sockit__fail(-EBADF, "sendfile");
+    if (offset < 0)
+        return sockit__failf(-EINVAL, "sendfile: negative offset %lld", (long long)offset);
+    int64_t deadline = sockit__call_deadline(s);
+    off_t pos = offset;
+    /* count 0 means "to the end of the file": sendfile returning 0 marks it. */
+    const size_t chunk = (size_t)1 << 30;
+    while (count == 0 || done < count) {
+        size_t want = count == 0 ? chunk : count - done;
+        if (want > chunk)
+            want = chunk;
+        ssize_t n = sendfile(s->fd, file_fd, &pos, want);
+        if (n > 0) {
+            done += (size_t)n;
+            if (sent != NULL)
+                *sent = done;
+            continue;
+        }
+        if (n == 0) {
+            if (count == 0)
+                break;
+            return sockit__failf(SOCKIT_EEOF, "sendfile: file ended after %zu of %zu bytes",
+                                 done, count);
+        }
+        int err = errno;
+        if (err == EINTR)
+            continue;
+        int rc = -err;
+        if (err == EAGAIN)
+            rc = sockit__await(s, POLLOUT, deadline);
+        if (rc < 0)
+            return sockit__failf(rc, "sendfile (fd %d): %zu bytes sent", file_fd, done);
+    }
+    return (ssize_t)done;
+}
