@@ -37,9 +37,9 @@ extern "C" {
 #define SOCKIT_API
 #endif
 
-#define SOCKIT_VERSION_MAJOR 0
-#define SOCKIT_VERSION_MINOR 1
-#define SOCKIT_VERSION_PATCH 0
+#define SOCKIT_VERSION_MAJOR  0
+#define SOCKIT_VERSION_MINOR  1
+#define SOCKIT_VERSION_PATCH  0
 #define SOCKIT_VERSION_STRING "0.1.0"
 
 /* Returns SOCKIT_VERSION_STRING of the library actually linked. */
@@ -247,8 +247,7 @@ SOCKIT_API int sockit_getpeername(const sockit *s, sockit_addr *out);
 SOCKIT_API ssize_t sockit_send(sockit *s, const void *buf, size_t len, int flags);
 /* Sends all of buf, finishing partial writes, within one deadline. Returns len, or a
  * code. *sent (if not NULL) is set to the bytes that went out, also on failure. */
-SOCKIT_API ssize_t sockit_sendall(sockit *s, const void *buf, size_t len, int flags,
-                                  size_t *sent);
+SOCKIT_API ssize_t sockit_sendall(sockit *s, const void *buf, size_t len, int flags, size_t *sent);
 /* Receives up to len bytes. Returns the count, 0 when the peer closed (stream), or a
  * code. Bytes already buffered by sockit_readline come first. On a datagram socket
  * a datagram bigger than len returns SOCKIT_ETRUNCATED (buf holds its first len
@@ -266,8 +265,7 @@ SOCKIT_API ssize_t sockit_sendto_addr(sockit *s, const void *buf, size_t len, in
 /* Receives one datagram and its sender (*from, if not NULL). Returns its length, or
  * SOCKIT_ETRUNCATED when it did not fit (buf holds the first len bytes; *from is
  * set), or another code. */
-SOCKIT_API ssize_t sockit_recvfrom(sockit *s, void *buf, size_t len, int flags,
-                                   sockit_addr *from);
+SOCKIT_API ssize_t sockit_recvfrom(sockit *s, void *buf, size_t len, int flags, sockit_addr *from);
 /* Sends count bytes of file_fd from offset (count 0: up to end of file) with
  * sendfile(2), within one deadline. Returns bytes sent or a code; *sent as in
  * sockit_sendall. */
@@ -289,10 +287,8 @@ SOCKIT_API ssize_t sockit_recv_fds(sockit *s, void *buf, size_t len, int *fds, s
  * 5. Options
  * ------------------------------------------------------------------------------ */
 
-SOCKIT_API int sockit_setsockopt(sockit *s, int level, int name, const void *value,
-                                 socklen_t len);
-SOCKIT_API int sockit_getsockopt(const sockit *s, int level, int name, void *value,
-                                 socklen_t *len);
+SOCKIT_API int sockit_setsockopt(sockit *s, int level, int name, const void *value, socklen_t len);
+SOCKIT_API int sockit_getsockopt(const sockit *s, int level, int name, void *value, socklen_t *len);
 SOCKIT_API int sockit_setsockopt_int(sockit *s, int level, int name, int value);
 /* Returns 0 and *value, or a code. */
 SOCKIT_API int sockit_getsockopt_int(const sockit *s, int level, int name, int *value);

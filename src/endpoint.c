@@ -201,8 +201,8 @@ int sockit_connect(sockit *s, const char *host, int port)
         char text[SOCKIT_ADDRSTRLEN];
         format_or_empty(&ai[i].addr, text, sizeof text);
         if (used < sizeof tried) {
-            int w = snprintf(tried + used, sizeof tried - used, "%s%s: %s", used ? ", " : "",
-                             text, sockit_strerror(rc));
+            int w = snprintf(tried + used, sizeof tried - used, "%s%s: %s", used ? ", " : "", text,
+                             sockit_strerror(rc));
             used += w > 0 ? (size_t)w : 0;
         }
         if (rc == SOCKIT_ETIMEOUT)

@@ -59,7 +59,7 @@ typedef struct sockit__rbuf {
 struct sockit {
     int fd;
     int family;
-    int type; /* SOCK_STREAM, SOCK_DGRAM (without SOCK_NONBLOCK/CLOEXEC bits) */
+    int type;       /* SOCK_STREAM, SOCK_DGRAM (without SOCK_NONBLOCK/CLOEXEC bits) */
     double timeout; /* < 0 blocking, 0 non-blocking, > 0 seconds */
     const sockit__transport *transport;
     sockit__rbuf rbuf;

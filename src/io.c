@@ -172,8 +172,7 @@ ssize_t sockit_recv_exact(sockit *s, void *buf, size_t len, size_t *got)
     return (ssize_t)len;
 }
 
-ssize_t sockit_sendto_addr(sockit *s, const void *buf, size_t len, int flags,
-                           const sockit_addr *to)
+ssize_t sockit_sendto_addr(sockit *s, const void *buf, size_t len, int flags, const sockit_addr *to)
 {
     if (s == NULL)
         return sockit__fail(-EBADF, "sendto");
@@ -201,8 +200,7 @@ ssize_t sockit_sendto_addr(sockit *s, const void *buf, size_t len, int flags,
     }
 }
 
-ssize_t sockit_sendto(sockit *s, const void *buf, size_t len, int flags, const char *host,
-                      int port)
+ssize_t sockit_sendto(sockit *s, const void *buf, size_t len, int flags, const char *host, int port)
 {
     if (s == NULL)
         return sockit__fail(-EBADF, "sendto");
@@ -232,8 +230,7 @@ ssize_t sockit_recvfrom(sockit *s, void *buf, size_t len, int flags, sockit_addr
             if (sockit_addr_format(&sender, text, sizeof text) < 0)
                 text[0] = '\0';
             return sockit__failf(SOCKIT_ETRUNCATED,
-                                 "recvfrom %s: datagram of %zd bytes, buffer of %zu", text, n,
-                                 len);
+                                 "recvfrom %s: datagram of %zd bytes, buffer of %zu", text, n, len);
         }
         int err = errno;
         if (err == EINTR)
@@ -275,8 +272,8 @@ ssize_t sockit_sendfile(sockit *s, int file_fd, off_t offset, size_t count, size
         if (n == 0) {
             if (count == 0)
                 break;
-            return sockit__failf(SOCKIT_EEOF, "sendfile: file ended after %zu of %zu bytes",
-                                 done, count);
+            return sockit__failf(SOCKIT_EEOF, "sendfile: file ended after %zu of %zu bytes", done,
+                                 count);
         }
         int err = errno;
         if (err == EINTR)
