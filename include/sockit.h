@@ -330,7 +330,10 @@ typedef struct sockit_server_options {
     bool dualstack;  /* one IPv6 socket also accepting IPv4 (IPV6_V6ONLY off) */
 } sockit_server_options;
 
-/* A bound (and, for streams, listening) socket in one call, with SO_REUSEADDR on.
+/* A bound (and, for streams, listening) socket in one call. Stream servers get
+ * SO_REUSEADDR (restart without waiting out TIME_WAIT); datagram servers do not,
+ * since on Linux it would let a second UDP server silently share the port.
+ * An IPv6 server without dualstack is IPv6-only (IPV6_V6ONLY on), as in Python.
  * host NULL or "" means every interface: with dualstack (and
  * sockit_has_dualstack_ipv6()) that is [::] accepting IPv4 too, otherwise 0.0.0.0.
  * host "unix:/path" makes a Unix socket (port must be 0). opts NULL means defaults.

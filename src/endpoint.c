@@ -22,15 +22,18 @@ static bool is_unix_path(const sockit_addr *a)
            a->u.un.sun_path[0] != '\0';
 }
 
-/* A Unix socket file is stale when a connect to it is refused: nobody accepts on it
- * (the server died without unlinking). Anything else (accepted, in progress, backlog
- * full) means a live server that must not be hijacked. */
-static bool unix_path_is_stale(const sockit *s, const sockit_addr *a)
+/* A Unix socket file is stale when a connect probe to it is refused: no socket is
+ * bound to it any more (its server died without unlinking). The probe is a datagram
+ * socket whatever the type being bound, because it can tell without side effects:
+ * a live stream socket answers EPROTOTYPE without queueing a connection the server
+ * would have to accept, and a live datagram socket merely accepts the association.
+ * Anything but ECONNREFUSED means the path is owned and must not be hijacked. */
+static bool unix_path_is_stale(const sockit_addr *a)
 {
     struct stat st;
     if (lstat(a->u.un.sun_path, &st) < 0 || !S_ISSOCK(st.st_mode))
         return false;
-    int probe = socket(AF_UNIX, s->type | SOCK_CLOEXEC | SOCK_NONBLOCK, 0);
+    int probe = socket(AF_UNIX, SOCK_DGRAM | SOCK_CLOEXEC | SOCK_NONBLOCK, 0);
     if (probe < 0)
         return false;
     int rc = connect(probe, &a->u.sa, a->len);
@@ -49,7 +52,7 @@ int sockit_bind_addr(sockit *s, const sockit_addr *addr)
     if (bind(s->fd, &addr->u.sa, addr->len) == 0)
         return 0;
     int err = errno;
-    if (err == EADDRINUSE && is_unix_path(addr) && unix_path_is_stale(s, addr)) {
+    if (err == EADDRINUSE && is_unix_path(addr) && unix_path_is_stale(addr)) {
         if (unlink(addr->u.un.sun_path) == 0 || errno == ENOENT) {
             if (bind(s->fd, &addr->u.sa, addr->len) == 0)
                 return 0;

@@ -105,6 +105,13 @@ typedef int (*sockit__getaddrinfo_fn)(const char *, const char *, const struct a
 void sockit__set_getaddrinfo(sockit__getaddrinfo_fn fn);
 int sockit__call_getaddrinfo(const char *host, const char *port, const struct addrinfo *hints,
                              struct addrinfo **res);
+/* For a hook whose lists do not come from the system's getaddrinfo (scripted
+ * results): free_fn releases them (NULL: freeaddrinfo). sockit__set_getaddrinfo(fn)
+ * is this with free_fn NULL. Lists from sockit__call_getaddrinfo are released with
+ * sockit__call_freeaddrinfo, never freeaddrinfo directly. */
+typedef void (*sockit__freeaddrinfo_fn)(struct addrinfo *);
+void sockit__set_getaddrinfo_pair(sockit__getaddrinfo_fn fn, sockit__freeaddrinfo_fn free_fn);
+void sockit__call_freeaddrinfo(struct addrinfo *res);
 
 /* ---- buffered reading (reader.c) ------------------------------------------------ */
 

@@ -5,6 +5,8 @@
 
 #include <errno.h>
 #include <poll.h>
+#include <pthread.h>
+#include <signal.h>
 #include <string.h>
 #include <sys/sendfile.h>
 
@@ -245,6 +247,29 @@ ssize_t sockit_recvfrom(sockit *s, void *buf, size_t len, int flags, sockit_addr
     }
 }
 
+/* sendfile(2) has no MSG_NOSIGNAL, so SIGPIPE is blocked in this thread around the
+ * call, and a SIGPIPE it raised is consumed before the mask is restored (only if one
+ * was not already pending, which belongs to someone else). */
+static ssize_t sendfile_nosigpipe(int out_fd, int in_fd, off_t *pos, size_t count)
+{
+    sigset_t pipe_only, old, pending;
+    sigemptyset(&pipe_only);
+    sigaddset(&pipe_only, SIGPIPE);
+    sigpending(&pending);
+    bool was_pending = sigismember(&pending, SIGPIPE);
+    pthread_sigmask(SIG_BLOCK, &pipe_only, &old);
+    ssize_t n = sendfile(out_fd, in_fd, pos, count);
+    int err = errno;
+    if (n < 0 && err == EPIPE && !was_pending) {
+        const struct timespec zero = {0, 0};
+        while (sigtimedwait(&pipe_only, NULL, &zero) < 0 && errno == EINTR)
+            ;
+    }
+    pthread_sigmask(SIG_SETMASK, &old, NULL);
+    errno = err;
+    return n;
+}
+
 ssize_t sockit_sendfile(sockit *s, int file_fd, off_t offset, size_t count, size_t *sent)
 {
     size_t done = 0;
@@ -262,7 +287,7 @@ ssize_t sockit_sendfile(sockit *s, int file_fd, off_t offset, size_t count, size
         size_t want = count == 0 ? chunk : count - done;
         if (want > chunk)
             want = chunk;
-        ssize_t n = sendfile(s->fd, file_fd, &pos, want);
+        ssize_t n = sendfile_nosigpipe(s->fd, file_fd, &pos, want);
         if (n > 0) {
             done += (size_t)n;
             if (sent != NULL)

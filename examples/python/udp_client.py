@@ -1,0 +1,41 @@
+"""The UDP client of the reference flow, with only Python's socket module.
+
+Twin of examples/udp_client.c: same arguments, same output lines.
+Usage: udp_client.py [PORT]  PORT defaults to 12345.
+"""
+import socket
+import sys
+
+
+def bad_usage(message):
+    print(message, file=sys.stderr)
+    sys.exit(2)
+
+
+def parse_port(name, text):
+    # Like sockit_parse_port: decimal 0-65535 or a service name from /etc/services.
+    try:
+        port = int(text) if text.isascii() and text.isdigit() else socket.getservbyname(text)
+    except OSError:
+        port = -1
+    if not 0 <= port <= 65535:
+        bad_usage(f"{name}: port '{text}': Bad port: not a number in 0-65535 or a known service")
+    return port
+
+
+def parse_args(name):
+    if len(sys.argv) > 2:
+        bad_usage(f"usage: {name} [PORT]")
+    return parse_port(name, sys.argv[1]) if len(sys.argv) > 1 else 12345
+
+
+port = parse_args("udp_client")
+try:
+    client = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+    client.sendto(b"Hello UDP server!", ('localhost', port))
+    response, addr = client.recvfrom(1024)
+    print(response.decode())
+    client.close()
+except OSError as e:
+    print(f"udp_client: {e}", file=sys.stderr)
+    sys.exit(1)

@@ -1,0 +1,123 @@
+/* Buffered reading: sockit_readline and the read-ahead buffer it shares with
+ * sockit_recv and sockit_recv_exact, so the three can be mixed on one connection
+ * without losing or reordering bytes. */
+#include "internal.h"
+
+#include <errno.h>
+#include <poll.h>
+#include <stdlib.h>
+#include <string.h>
+
+/* Fixed, so one peer that never sends '\n' cannot make a connection hold more than
+ * this. It also bounds a line: see the limit in sockit_readline. */
+#define RBUF_CAP ((size_t)64 * 1024)
+
+size_t sockit_pending(const sockit *s) { return s == NULL ? 0 : s->rbuf.end - s->rbuf.start; }
+
+/* Hands the first n unread bytes to buf and consumes them. */
+static void rbuf_consume(sockit__rbuf *b, void *buf, size_t n)
+{
+    memcpy(buf, b->data + b->start, n);
+    b->start += n;
+    /* Rewinding when empty keeps the next fill one large read instead of a read into
+     * the buffer's tail followed by a compaction. */
+    if (b->start == b->end)
+        b->start = b->end = 0;
+}
+
+size_t sockit__rbuf_take(sockit *s, void *buf, size_t len)
+{
+    size_t have = s->rbuf.end - s->rbuf.start;
+    size_t n = have < len ? have : len;
+    if (n > 0)
+        rbuf_consume(&s->rbuf, buf, n);
+    return n;
+}
+
+void sockit__rbuf_free(sockit *s)
+{
+    free(s->rbuf.data);
+    s->rbuf.data = NULL;
+    s->rbuf.cap = s->rbuf.start = s->rbuf.end = 0;
+}
+
+/* Makes room after the unread bytes for at least one more byte. The caller
+ * guarantees fewer than RBUF_CAP bytes are unread. */
+static int rbuf_make_room(sockit__rbuf *b)
+{
+    if (b->data == NULL) {
+        b->data = malloc(RBUF_CAP);
+        if (b->data == NULL)
+            return -ENOMEM;
+        b->cap = RBUF_CAP;
+        b->start = b->end = 0;
+    }
+    if (b->end == b->cap) {
+        memmove(b->data, b->data + b->start, b->end - b->start);
+        b->end -= b->start;
+        b->start = 0;
+    }
+    return 0;
+}
+
+static ssize_t deliver(sockit__rbuf *b, char *buf, size_t n)
+{
+    if (n > 0)
+        rbuf_consume(b, buf, n);
+    buf[n] = '\0';
+    return (ssize_t)n;
+}
+
+static ssize_t readline_fail(int code)
+{
+    if (code == SOCKIT_EWOULDBLOCK || code == SOCKIT_ETIMEOUT)
+        return sockit__fail(code, "readline");
+    return sockit__failf(code, "readline");
+}
+
+ssize_t sockit_readline(sockit *s, char *buf, size_t size)
+{
+    if (s == NULL)
+        return sockit__fail(-EBADF, "readline");
+    /* size 1 leaves no room for even one byte of a line: every call would fail
+     * without progress, so it is refused instead. */
+    if (buf == NULL || size < 2)
+        return sockit__failf(-EINVAL, "readline: buffer of %zu bytes (need at least 2)",
+                             buf == NULL ? (size_t)0 : size);
+    sockit__rbuf *b = &s->rbuf;
+    /* A line is held in the buffer until it is complete, so a timeout or would-block
+     * mid-line loses nothing; hence no line can be longer than the buffer. */
+    size_t limit = size - 1 < RBUF_CAP ? size - 1 : RBUF_CAP;
+    int64_t deadline = sockit__call_deadline(s);
+    size_t scanned = 0; /* unread bytes already known to hold no '\n' */
+    for (;;) {
+        size_t have = b->end - b->start;
+        size_t upto = have < limit ? have : limit;
+        if (upto > scanned) {
+            char *from = b->data + b->start;
+            char *nl = memchr(from + scanned, '\n', upto - scanned);
+            if (nl != NULL)
+                return deliver(b, buf, (size_t)(nl - from) + 1);
+            scanned = upto;
+        }
+        if (have >= limit) {
+            deliver(b, buf, limit);
+            return sockit__failf(SOCKIT_ELINELEN, "readline: no newline in the first %zu bytes",
+                                 limit);
+        }
+        if (rbuf_make_room(b) < 0)
+            return sockit__failf(-ENOMEM, "readline: allocating a %zu-byte buffer", RBUF_CAP);
+        ssize_t n = s->transport->recv(s, b->data + b->end, b->cap - b->end, 0);
+        if (n > 0) {
+            b->end += (size_t)n;
+            continue;
+        }
+        if (n == 0) /* end of stream: the partial line, or 0 when there is none */
+            return deliver(b, buf, have);
+        if (n != -EAGAIN)
+            return readline_fail((int)n);
+        int rc = sockit__await(s, POLLIN, deadline);
+        if (rc < 0)
+            return readline_fail(rc);
+    }
+}
