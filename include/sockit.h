@@ -348,11 +348,19 @@ SOCKIT_API bool sockit_has_dualstack_ipv6(void);
  * connection without losing bytes. It is allocated on first use and freed by
  * sockit_close. */
 
-/* Reads one line, up to and including '\n', into buf and NUL-terminates it.
- * Returns its length (without the NUL), 0 at end of stream, or a code. A final line
- * without '\n' is returned as is. A line that does not fit in size - 1 bytes returns
- * SOCKIT_ELINELEN; the first size - 1 bytes are then in buf and consumed, the rest
- * of the line stays to be read. */
+/* The longest line sockit_readline can return, '\n' included: the read-ahead buffer
+ * holds a line until it is complete, and never grows past this. */
+#define SOCKIT_LINE_MAX 65536
+
+/* Reads one line, up to and including '\n', into buf and NUL-terminates it, within
+ * one deadline. Returns its length (without the NUL), 0 at end of stream, or a
+ * code. A final line without '\n' is returned as is. A line longer than size - 1
+ * bytes (or SOCKIT_LINE_MAX) returns SOCKIT_ELINELEN: that many bytes are then in
+ * buf and consumed, the rest of the line stays to be read. On SOCKIT_ETIMEOUT or
+ * SOCKIT_EWOULDBLOCK a partial line stays buffered for the next call. size < 2 is
+ * -EINVAL; a datagram socket is -EOPNOTSUPP. Descriptors passed with
+ * sockit_send_fds on bytes that readline read ahead are discarded by the kernel, so
+ * do not mix readline with sockit_recv_fds. */
 SOCKIT_API ssize_t sockit_readline(sockit *s, char *buf, size_t size);
 /* Bytes received and buffered but not yet consumed (an event loop must not wait for
  * readability while this is non-zero). */

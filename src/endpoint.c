@@ -117,10 +117,7 @@ sockit *sockit_accept(sockit *s, sockit_addr *peer)
         if (err == EAGAIN)
             rc = sockit__await(s, POLLIN, deadline);
         if (rc < 0) {
-            if (rc == SOCKIT_EWOULDBLOCK || rc == SOCKIT_ETIMEOUT)
-                sockit__fail(rc, "accept");
-            else
-                sockit__failf(rc, "accept");
+            sockit__io_fail(s, rc, "accept");
             return NULL;
         }
     }

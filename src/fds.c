@@ -130,10 +130,8 @@ ssize_t sockit_recv_fds(sockit *s, void *buf, size_t len, int *fds, size_t maxfd
             rc = -err;
             if (err == EAGAIN)
                 rc = sockit__await(s, POLLIN, deadline);
-            if (rc == SOCKIT_EWOULDBLOCK || rc == SOCKIT_ETIMEOUT)
-                return sockit__fail(rc, "recv_fds");
             if (rc < 0)
-                return sockit__failf(rc, "recv_fds");
+                return sockit__io_fail(s, rc, "recv_fds");
             continue;
         }
         int got[FDS_COLLECT_MAX];

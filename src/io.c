@@ -34,21 +34,19 @@ static ssize_t plain_recv(sockit *s, void *buf, size_t len, int flags)
 
 const sockit__transport sockit__plain_transport = {plain_send, plain_recv};
 
-/* Records a failure of op on s. Would-block and timeouts are the expected outcomes
- * of loop-driven and deadline-bound calls, so they skip the peer lookup. */
-static ssize_t io_fail(const sockit *s, ssize_t code, const char *op)
+int sockit__io_fail(const sockit *s, int code, const char *op)
 {
     if (code == SOCKIT_EWOULDBLOCK || code == SOCKIT_ETIMEOUT)
-        return sockit__fail((int)code, op);
+        return sockit__fail(code, op);
     sockit_addr peer;
     socklen_t plen = sizeof peer.u;
     char text[SOCKIT_ADDRSTRLEN];
     if (getpeername(s->fd, &peer.u.sa, &plen) == 0) {
         peer.len = plen;
         if (sockit_addr_format(&peer, text, sizeof text) > 0)
-            return sockit__failf((int)code, "%s (peer %s)", op, text);
+            return sockit__failf(code, "%s (peer %s)", op, text);
     }
-    return sockit__failf((int)code, "%s", op);
+    return sockit__failf(code, "%s", op);
 }
 
 /* Datagram sockets ask the kernel for the real length (MSG_TRUNC) so a datagram
@@ -65,10 +63,10 @@ ssize_t sockit_send(sockit *s, const void *buf, size_t len, int flags)
         if (n >= 0)
             return n;
         if (n != -EAGAIN)
-            return io_fail(s, n, "send");
+            return sockit__io_fail(s, (int)n, "send");
         int rc = sockit__await(s, POLLOUT, deadline);
         if (rc < 0)
-            return io_fail(s, rc, "send");
+            return sockit__io_fail(s, rc, "send");
     }
 }
 
@@ -133,10 +131,10 @@ ssize_t sockit_recv(sockit *s, void *buf, size_t len, int flags)
             return n;
         }
         if (n != -EAGAIN)
-            return io_fail(s, n, "recv");
+            return sockit__io_fail(s, (int)n, "recv");
         int rc = sockit__await(s, POLLIN, deadline);
         if (rc < 0)
-            return io_fail(s, rc, "recv");
+            return sockit__io_fail(s, rc, "recv");
     }
 }
 
@@ -241,9 +239,7 @@ ssize_t sockit_recvfrom(sockit *s, void *buf, size_t len, int flags, sockit_addr
         if (err == EAGAIN)
             rc = sockit__await(s, POLLIN, deadline);
         if (rc < 0)
-            return rc == SOCKIT_EWOULDBLOCK || rc == SOCKIT_ETIMEOUT
-                       ? sockit__fail(rc, "recvfrom")
-                       : sockit__failf(rc, "recvfrom");
+            return sockit__io_fail(s, rc, "recvfrom");
     }
 }
 

@@ -10,7 +10,7 @@
 
 /* Fixed, so one peer that never sends '\n' cannot make a connection hold more than
  * this. It also bounds a line: see the limit in sockit_readline. */
-#define RBUF_CAP ((size_t)64 * 1024)
+#define RBUF_CAP ((size_t)SOCKIT_LINE_MAX)
 
 size_t sockit_pending(const sockit *s) { return s == NULL ? 0 : s->rbuf.end - s->rbuf.start; }
 
@@ -68,13 +68,6 @@ static ssize_t deliver(sockit__rbuf *b, char *buf, size_t n)
     return (ssize_t)n;
 }
 
-static ssize_t readline_fail(int code)
-{
-    if (code == SOCKIT_EWOULDBLOCK || code == SOCKIT_ETIMEOUT)
-        return sockit__fail(code, "readline");
-    return sockit__failf(code, "readline");
-}
-
 ssize_t sockit_readline(sockit *s, char *buf, size_t size)
 {
     if (s == NULL)
@@ -84,6 +77,10 @@ ssize_t sockit_readline(sockit *s, char *buf, size_t size)
     if (buf == NULL || size < 2)
         return sockit__failf(-EINVAL, "readline: buffer of %zu bytes (need at least 2)",
                              buf == NULL ? (size_t)0 : size);
+    /* Bytes of a datagram beyond the buffer's free space would be cut by the kernel;
+     * lines are a stream notion, so datagram sockets are refused outright. */
+    if (s->type != SOCK_STREAM)
+        return sockit__failf(-EOPNOTSUPP, "readline on a datagram socket (use recv)");
     sockit__rbuf *b = &s->rbuf;
     /* A line is held in the buffer until it is complete, so a timeout or would-block
      * mid-line loses nothing; hence no line can be longer than the buffer. */
@@ -115,9 +112,9 @@ ssize_t sockit_readline(sockit *s, char *buf, size_t size)
         if (n == 0) /* end of stream: the partial line, or 0 when there is none */
             return deliver(b, buf, have);
         if (n != -EAGAIN)
-            return readline_fail((int)n);
+            return sockit__io_fail(s, (int)n, "readline");
         int rc = sockit__await(s, POLLIN, deadline);
         if (rc < 0)
-            return readline_fail(rc);
+            return sockit__io_fail(s, rc, "readline");
     }
 }

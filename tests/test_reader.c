@@ -2,6 +2,7 @@
 #include "harness.h"
 
 #include <pthread.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
@@ -182,6 +183,35 @@ static void test_readline_line_longer_than_read_buffer_returns_elinelen(void **s
     sockit_close(p[1]);
 }
 
+/* More lines than the 64 KiB buffer holds, written in chunks that split lines, so
+ * the buffer must shift a partial line to its front to keep reading. */
+static void test_readline_reads_every_line_of_a_stream_larger_than_its_buffer(void **state)
+{
+    (void)state;
+    enum { LINES = 10000, WIDTH = 11 };
+    sockit *p[2];
+    make_pair(p);
+    char *text = malloc(LINES * WIDTH + 1);
+    assert_non_null(text);
+    for (int i = 0; i < LINES; i++)
+        snprintf(text + i * WIDTH, WIDTH + 1, "line %05d\n", i);
+    struct dribble d = {p[1], text, 7000, 0, true};
+    pthread_t t;
+    assert_int_equal(pthread_create(&t, NULL, dribble_main, &d), 0);
+
+    char line[64], want[64];
+    for (int i = 0; i < LINES; i++) {
+        snprintf(want, sizeof want, "line %05d\n", i);
+        assert_int_equal(sockit_readline(p[0], line, sizeof line), WIDTH);
+        assert_string_equal(line, want);
+    }
+    assert_int_equal(sockit_readline(p[0], line, sizeof line), 0);
+    pthread_join(t, NULL);
+    free(text);
+    sockit_close(p[0]);
+    sockit_close(p[1]);
+}
+
 static void test_readline_final_line_without_newline_then_eof(void **state)
 {
     (void)state;
@@ -333,6 +363,20 @@ static void test_readline_rejects_invalid_arguments(void **state)
     sockit_close(p[1]);
 }
 
+static void test_readline_refuses_datagram_sockets_rather_than_cut(void **state)
+{
+    (void)state;
+    sockit *p[2];
+    assert_ok(sockit_socketpair(AF_UNIX, SOCK_DGRAM, p));
+    assert_int_equal(sockit_send(p[1], "one\n", 4, 0), 4);
+    char line[8];
+    assert_code(sockit_readline(p[0], line, sizeof line), -EOPNOTSUPP);
+    /* The datagram was not consumed by the refused call. */
+    assert_int_equal(sockit_recv(p[0], line, sizeof line, 0), 4);
+    sockit_close(p[0]);
+    sockit_close(p[1]);
+}
+
 static void test_close_frees_unread_buffered_bytes(void **state)
 {
     (void)state;
@@ -356,6 +400,7 @@ int main(void)
         harness_test(test_readline_longer_than_size_returns_elinelen_and_keeps_rest),
         harness_test(test_readline_line_exactly_filling_size_is_not_too_long),
         harness_test(test_readline_line_longer_than_read_buffer_returns_elinelen),
+        harness_test(test_readline_reads_every_line_of_a_stream_larger_than_its_buffer),
         harness_test(test_readline_final_line_without_newline_then_eof),
         harness_test(test_readline_at_eof_with_nothing_returns_zero),
         harness_test(test_readline_then_recv_and_recv_exact_get_following_bytes),
@@ -363,6 +408,7 @@ int main(void)
         harness_test(test_readline_timeout_is_one_deadline_despite_trickling_bytes),
         harness_test(test_readline_nonblocking_returns_ewouldblock),
         harness_test(test_readline_rejects_invalid_arguments),
+        harness_test(test_readline_refuses_datagram_sockets_rather_than_cut),
         harness_test(test_close_frees_unread_buffered_bytes),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
