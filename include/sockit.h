@@ -227,7 +227,9 @@ SOCKIT_API int sockit_listen(sockit *s, int backlog);
  * Returns NULL on failure: SOCKIT_EWOULDBLOCK, SOCKIT_ETIMEOUT, -EMFILE, ... */
 SOCKIT_API sockit *sockit_accept(sockit *s, sockit_addr *peer);
 /* Connects to host:port (port 1-65535), trying each resolved address of the
- * socket's family in turn within the socket's timeout. In non-blocking mode returns
+ * socket's family in turn; the socket's timeout is one deadline for resolving the
+ * name and every attempt (a non-blocking socket resolves a name unbounded: use
+ * sockit_connect_addr from an event loop). In non-blocking mode returns
  * -EINPROGRESS once the attempt has started. For AF_UNIX, host is the path. */
 SOCKIT_API int sockit_connect(sockit *s, const char *host, int port);
 SOCKIT_API int sockit_connect_addr(sockit *s, const sockit_addr *addr);
@@ -253,16 +255,17 @@ SOCKIT_API ssize_t sockit_sendall(sockit *s, const void *buf, size_t len, int fl
  * a datagram bigger than len returns SOCKIT_ETRUNCATED (buf holds its first len
  * bytes; the rest is lost, as the kernel discards it). */
 SOCKIT_API ssize_t sockit_recv(sockit *s, void *buf, size_t len, int flags);
-/* Receives exactly len bytes within one deadline. Returns len, or a code:
- * SOCKIT_EEOF when the peer closed early. *got (if not NULL) is the bytes stored in
- * buf, also on failure. */
+/* Receives exactly len bytes from a stream socket within one deadline. Returns len,
+ * or a code: SOCKIT_EEOF when the peer closed early, -EOPNOTSUPP on a datagram
+ * socket. *got (if not NULL) is the bytes stored in buf, also on failure. */
 SOCKIT_API ssize_t sockit_recv_exact(sockit *s, void *buf, size_t len, size_t *got);
 /* Sends a datagram to host:port (resolved for the socket's family; first address). */
 SOCKIT_API ssize_t sockit_sendto(sockit *s, const void *buf, size_t len, int flags,
                                  const char *host, int port);
 SOCKIT_API ssize_t sockit_sendto_addr(sockit *s, const void *buf, size_t len, int flags,
                                       const sockit_addr *to);
-/* Receives one datagram and its sender (*from, if not NULL). Returns its length, or
+/* Receives one datagram and its sender (*from, if not NULL). On a stream socket it
+ * is sockit_recv with the peer's address. Returns its length, or
  * SOCKIT_ETRUNCATED when it did not fit (buf holds the first len bytes; *from is
  * set), or another code. */
 SOCKIT_API ssize_t sockit_recvfrom(sockit *s, void *buf, size_t len, int flags, sockit_addr *from);
@@ -314,10 +317,12 @@ SOCKIT_API int sockit_set_linger(sockit *s, bool on, int seconds);
  * interleaved with Happy Eyeballs (RFC 8305): a new attempt starts every 250 ms or
  * as soon as the previous fails, the first to connect wins, the others are closed.
  * timeout (seconds, < 0 for none) is ONE deadline covering name resolution and every
- * attempt. source (NULL for none) is the local address to bind first; only
- * addresses of its family are tried. The returned socket is blocking when timeout
- * < 0, otherwise it keeps the timeout. On failure the message names every address
- * tried and why; the code is the first attempt's (SOCKIT_ETIMEOUT when the deadline
+ * attempt; a timeout of 0 still makes one attempt at a numeric address, but a name
+ * cannot be resolved in no time and fails with SOCKIT_ETIMEOUT. source (NULL for
+ * none) is the local address to bind first; only addresses of its family are tried,
+ * and its port should be 0, since attempts in flight at once cannot share a port. The returned
+ * socket is blocking when timeout < 0, otherwise it keeps the timeout. On failure the message names
+ * every address tried and why; the code is the first attempt's (SOCKIT_ETIMEOUT when the deadline
  * passed). */
 SOCKIT_API sockit *sockit_create_connection(const char *host, int port, double timeout,
                                             const sockit_addr *source);

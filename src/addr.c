@@ -401,3 +401,23 @@ int sockit_parse_port(const char *text)
     }
     return sockit__failf(SOCKIT_EBADPORT, "port '%s'", text);
 }
+
+void sockit__addr_text(const sockit_addr *a, char *buf, size_t size)
+{
+    if (sockit_addr_format(a, buf, size) < 0)
+        snprintf(buf, size, "(unprintable address)");
+}
+
+void sockit__tried_append(char *buf, size_t size, size_t *used, const sockit_addr *a, int code)
+{
+    char text[SOCKIT_ADDRSTRLEN];
+    sockit__addr_text(a, text, sizeof text);
+    if (*used >= size)
+        return;
+    int w = snprintf(buf + *used, size - *used, "%s%s: %s", *used ? ", " : "", text,
+                     sockit_strerror(code));
+    if (w > 0 && (size_t)w < size - *used)
+        *used += (size_t)w;
+    else
+        buf[*used] = '\0';
+}

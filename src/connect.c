@@ -174,34 +174,27 @@ static int run_race(race *r, int64_t deadline, int *code)
 
 static void describe_failure(const race *r, char *buf, size_t size)
 {
-    size_t used = 0;
-    buf[0] = '\0';
-    bool untried = false;
-    for (size_t i = 0; i < r->count && used < size; i++) {
-        if (!r->at[i].started) {
-            untried = true;
+    char tried[CONNECT_TRIED_LEN] = "", untried[CONNECT_TRIED_LEN] = "";
+    size_t nt = 0, nu = 0;
+    for (size_t i = 0; i < r->count; i++) {
+        const attempt *at = &r->at[i];
+        if (at->started) {
+            sockit__tried_append(tried, sizeof tried, &nt, &at->addr, at->error);
             continue;
         }
         char text[SOCKIT_ADDRSTRLEN];
-        if (sockit_addr_format(&r->at[i].addr, text, sizeof text) < 0)
-            snprintf(text, sizeof text, "(unprintable address)");
-        int w = snprintf(buf + used, size - used, "%s%s: %s", used ? ", " : "tried ", text,
-                         sockit_strerror(r->at[i].error));
-        used += w > 0 ? (size_t)w : 0;
+        sockit__addr_text(&at->addr, text, sizeof text);
+        int w = snprintf(untried + nu, sizeof untried - nu, "%s%s", nu ? ", " : "", text);
+        if (w > 0 && (size_t)w < sizeof untried - nu)
+            nu += (size_t)w;
+        else
+            untried[nu] = '\0';
     }
-    if (!untried || used >= size)
-        return;
-    const char *sep = used ? "; not tried: " : "not tried: ";
-    for (size_t i = 0; i < r->count && used < size; i++) {
-        if (r->at[i].started)
-            continue;
-        char text[SOCKIT_ADDRSTRLEN];
-        if (sockit_addr_format(&r->at[i].addr, text, sizeof text) < 0)
-            snprintf(text, sizeof text, "(unprintable address)");
-        int w = snprintf(buf + used, size - used, "%s%s", sep, text);
-        used += w > 0 ? (size_t)w : 0;
-        sep = ", ";
-    }
+    snprintf(buf, size, "%s%s%s%s", nt ? "tried " : "", tried,
+             nu == 0 ? ""
+             : nt    ? "; not tried: "
+                     : "not tried: ",
+             untried);
 }
 
 /* Wraps a connected descriptor in the mode the caller asked for. */
@@ -242,8 +235,14 @@ static sockit *connect_unix(const char *host, int port, double timeout, const so
     if (s == NULL)
         return NULL;
     rc = sockit_settimeout(s, timeout);
-    if (rc == 0 && source != NULL && bind(s->fd, &source->u.sa, source->len) < 0)
+    if (rc == 0 && source != NULL && bind(s->fd, &source->u.sa, source->len) < 0) {
         rc = -errno;
+        sockit_close(s);
+        char text[SOCKIT_ADDRSTRLEN];
+        sockit__addr_text(source, text, sizeof text);
+        sockit__failf(rc, "connect to %s: binding the source address %s", host, text);
+        return NULL;
+    }
     if (rc == 0)
         rc = sockit__connect_raw(s, &addr, sockit__deadline(timeout));
     if (rc == 0)

@@ -10,12 +10,6 @@
 /* Up to this many resolved addresses are tried by bind and connect. */
 #define ENDPOINT_MAX_ADDRS 16
 
-static void format_or_empty(const sockit_addr *a, char *text, size_t size)
-{
-    if (sockit_addr_format(a, text, size) < 0)
-        snprintf(text, size, "(unprintable address)");
-}
-
 static bool is_unix_path(const sockit_addr *a)
 {
     return a->u.sa.sa_family == AF_UNIX && a->len > offsetof(struct sockaddr_un, sun_path) &&
@@ -52,14 +46,14 @@ int sockit_bind_addr(sockit *s, const sockit_addr *addr)
     if (bind(s->fd, &addr->u.sa, addr->len) == 0)
         return 0;
     int err = errno;
+    sockit__addr_text(addr, text, sizeof text);
     if (err == EADDRINUSE && is_unix_path(addr) && unix_path_is_stale(addr)) {
-        if (unlink(addr->u.un.sun_path) == 0 || errno == ENOENT) {
-            if (bind(s->fd, &addr->u.sa, addr->len) == 0)
-                return 0;
-            err = errno;
-        }
+        if (unlink(addr->u.un.sun_path) < 0 && errno != ENOENT)
+            return sockit__failf(-errno, "bind to %s: removing the stale socket file", text);
+        if (bind(s->fd, &addr->u.sa, addr->len) == 0)
+            return 0;
+        err = errno;
     }
-    format_or_empty(addr, text, sizeof text);
     if (err == EADDRINUSE && is_unix_path(addr))
         return sockit__failf(-err, "bind to %s (a live server owns it, or it is not a socket)",
                              text);
@@ -71,7 +65,10 @@ int sockit_bind(sockit *s, const char *host, int port)
     if (s == NULL)
         return sockit__fail(-EBADF, "bind");
     sockit_addrinfo ai[ENDPOINT_MAX_ADDRS];
-    ssize_t n = sockit__resolve_for(s, "bind", host, port, true, ai, ENDPOINT_MAX_ADDRS);
+    /* bind never waits on the network, so only the resolver can take time; like
+     * Python, it is not bounded by the socket's timeout. */
+    ssize_t n =
+        sockit__resolve_for(s, "bind", host, port, true, SOCKIT__NEVER, ai, ENDPOINT_MAX_ADDRS);
     if (n < 0)
         return (int)n;
     /* Like Python, bind uses the first address; a name that resolves to several is
@@ -171,7 +168,7 @@ int sockit_connect_addr(sockit *s, const sockit_addr *addr)
     if (rc == -EINPROGRESS || rc == SOCKIT_EWOULDBLOCK)
         return sockit__fail(rc, "connect");
     char text[SOCKIT_ADDRSTRLEN];
-    format_or_empty(addr, text, sizeof text);
+    sockit__addr_text(addr, text, sizeof text);
     return sockit__failf(rc, "connect to %s", text);
 }
 
@@ -179,14 +176,18 @@ int sockit_connect(sockit *s, const char *host, int port)
 {
     if (s == NULL)
         return sockit__fail(-EBADF, "connect");
+    /* One deadline covers resolving the name and every attempt. A non-blocking
+     * socket cannot resolve a name without waiting, so it resolves unbounded (use
+     * sockit_connect_addr from an event loop). */
+    int64_t deadline = sockit__call_deadline(s);
     sockit_addrinfo ai[ENDPOINT_MAX_ADDRS];
-    ssize_t n = sockit__resolve_for(s, "connect", host, port, false, ai, ENDPOINT_MAX_ADDRS);
+    ssize_t n =
+        sockit__resolve_for(s, "connect", host, port, false,
+                            s->timeout == 0.0 ? SOCKIT__NEVER : deadline, ai, ENDPOINT_MAX_ADDRS);
     if (n < 0)
         return (int)n;
-    /* Try each address in turn within one deadline; a failed connect leaves a TCP
-     * socket unusable for another attempt on some systems, but on Linux a refused
-     * connect can be retried on the same socket. */
-    int64_t deadline = sockit__call_deadline(s);
+    /* Try each address in turn; on Linux a TCP socket whose connect was refused can
+     * try again with another address. */
     char tried[768] = "";
     size_t used = 0;
     int first = 0;
@@ -198,13 +199,7 @@ int sockit_connect(sockit *s, const char *host, int port)
             return sockit__fail(rc, "connect");
         if (first == 0)
             first = rc;
-        char text[SOCKIT_ADDRSTRLEN];
-        format_or_empty(&ai[i].addr, text, sizeof text);
-        if (used < sizeof tried) {
-            int w = snprintf(tried + used, sizeof tried - used, "%s%s: %s", used ? ", " : "", text,
-                             sockit_strerror(rc));
-            used += w > 0 ? (size_t)w : 0;
-        }
+        sockit__tried_append(tried, sizeof tried, &used, &ai[i].addr, rc);
         if (rc == SOCKIT_ETIMEOUT)
             break;
     }

@@ -32,7 +32,9 @@ ssize_t sockit_send_fds(sockit *s, const void *buf, size_t len, const int *fds, 
         return sockit__fail(-EBADF, "send_fds");
     if (buf == NULL || len == 0)
         return sockit__failf(-EINVAL, "send_fds: at least 1 byte of data must carry the fds");
-    if (nfds > SOCKIT_MAX_FDS || (fds == NULL && nfds > 0))
+    if (fds == NULL && nfds > 0)
+        return sockit__failf(-EINVAL, "send_fds: %zu descriptors but no array", nfds);
+    if (nfds > SOCKIT_MAX_FDS)
         return sockit__failf(-EINVAL, "send_fds: %zu descriptors (at most %d)", nfds,
                              SOCKIT_MAX_FDS);
     int rc = require_unix(s, "send_fds");

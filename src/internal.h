@@ -89,12 +89,23 @@ int sockit__connect_raw(sockit *s, const sockit_addr *addr, int64_t deadline);
 
 /* ---- addresses (addr.c, resolve.c) ---------------------------------------------- */
 
+/* The text form of a for a message; "(unprintable address)" if it has none. */
+void sockit__addr_text(const sockit_addr *a, char *buf, size_t size);
+/* Appends "A: reason" (comma-separated) to the "tried" list of a message that names
+ * every address an operation tried. *used tracks the length; a full buffer drops
+ * further entries rather than cutting one in half. */
+void sockit__tried_append(char *buf, size_t size, size_t *used, const sockit_addr *a, int code);
+/* Copies up to max IPv4/IPv6 stream/datagram entries of a getaddrinfo list into
+ * out, in order. Returns the count, or SOCKIT_ENOADDR when none was usable. */
+ssize_t sockit__copy_addrinfo(const struct addrinfo *res, sockit_addrinfo *out, size_t max);
+
 /* Resolves host:port for bind/connect/sendto of one socket: a Unix socket takes host
  * as its path; an IP socket resolves host (NULL/"" = wildcard when passive) in its
- * own family. Fills out[max]. Returns the count or a code, with a message naming
- * op and the address. */
+ * own family, giving up at deadline (SOCKIT__NEVER: as long as the resolver takes).
+ * Fills out[max]. Returns the count or a code, with a message naming op and the
+ * address. */
 ssize_t sockit__resolve_for(const sockit *s, const char *op, const char *host, int port,
-                            bool passive, sockit_addrinfo *out, size_t max);
+                            bool passive, int64_t deadline, sockit_addrinfo *out, size_t max);
 /* The host:port text used in messages: "localhost:80", "[::1]:80", "unix:/p". */
 void sockit__hostport(char *buf, size_t size, const char *host, int port);
 /* Checks port in 0-65535 (allow_zero) or 1-65535. Returns 0 or SOCKIT_EBADPORT with

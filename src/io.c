@@ -51,7 +51,7 @@ int sockit__io_fail(const sockit *s, int code, const char *op)
 
 /* Datagram sockets ask the kernel for the real length (MSG_TRUNC) so a datagram
  * larger than the buffer is reported rather than silently cut. */
-static int trunc_flag(const sockit *s) { return s->type == SOCK_DGRAM ? MSG_TRUNC : 0; }
+static int trunc_flag(const sockit *s) { return s->type != SOCK_STREAM ? MSG_TRUNC : 0; }
 
 ssize_t sockit_send(sockit *s, const void *buf, size_t len, int flags)
 {
@@ -144,6 +144,10 @@ ssize_t sockit_recv_exact(sockit *s, void *buf, size_t len, size_t *got)
         *got = 0;
     if (s == NULL)
         return sockit__fail(-EBADF, "recv_exact");
+    /* A datagram is one message: reading "exactly n" across datagrams would cut each
+     * one silently, so datagram sockets are refused. */
+    if (s->type != SOCK_STREAM)
+        return sockit__failf(-EOPNOTSUPP, "recv_exact on a datagram socket (use recv)");
     char *p = buf;
     size_t done = sockit__rbuf_take(s, p, len);
     int64_t deadline = sockit__call_deadline(s);
@@ -172,13 +176,9 @@ ssize_t sockit_recv_exact(sockit *s, void *buf, size_t len, size_t *got)
     return (ssize_t)len;
 }
 
-ssize_t sockit_sendto_addr(sockit *s, const void *buf, size_t len, int flags, const sockit_addr *to)
+static ssize_t sendto_until(sockit *s, const void *buf, size_t len, int flags,
+                            const sockit_addr *to, int64_t deadline)
 {
-    if (s == NULL)
-        return sockit__fail(-EBADF, "sendto");
-    if (to == NULL || to->len == 0)
-        return sockit__failf(-EDESTADDRREQ, "sendto: no address");
-    int64_t deadline = sockit__call_deadline(s);
     for (;;) {
         ssize_t n = sendto(s->fd, buf, len, flags | MSG_NOSIGNAL, &to->u.sa, to->len);
         if (n >= 0)
@@ -193,28 +193,47 @@ ssize_t sockit_sendto_addr(sockit *s, const void *buf, size_t len, int flags, co
             if (rc == SOCKIT_EWOULDBLOCK || rc == SOCKIT_ETIMEOUT)
                 return sockit__fail(rc, "sendto");
             char text[SOCKIT_ADDRSTRLEN];
-            if (sockit_addr_format(to, text, sizeof text) < 0)
-                text[0] = '\0';
+            sockit__addr_text(to, text, sizeof text);
             return sockit__failf(rc, "sendto %s (%zu bytes)", text, len);
         }
     }
+}
+
+ssize_t sockit_sendto_addr(sockit *s, const void *buf, size_t len, int flags, const sockit_addr *to)
+{
+    if (s == NULL)
+        return sockit__fail(-EBADF, "sendto");
+    if (to == NULL || to->len == 0)
+        return sockit__failf(-EDESTADDRREQ, "sendto: no address");
+    return sendto_until(s, buf, len, flags, to, sockit__call_deadline(s));
 }
 
 ssize_t sockit_sendto(sockit *s, const void *buf, size_t len, int flags, const char *host, int port)
 {
     if (s == NULL)
         return sockit__fail(-EBADF, "sendto");
+    /* One deadline covers the name and the send; as in sockit_connect, a
+     * non-blocking socket resolves unbounded. */
+    int64_t deadline = sockit__call_deadline(s);
     sockit_addrinfo ai;
-    ssize_t n = sockit__resolve_for(s, "sendto", host, port, false, &ai, 1);
+    ssize_t n = sockit__resolve_for(s, "sendto", host, port, false,
+                                    s->timeout == 0.0 ? SOCKIT__NEVER : deadline, &ai, 1);
     if (n < 0)
         return n;
-    return sockit_sendto_addr(s, buf, len, flags, &ai.addr);
+    return sendto_until(s, buf, len, flags, &ai.addr, deadline);
 }
 
 ssize_t sockit_recvfrom(sockit *s, void *buf, size_t len, int flags, sockit_addr *from)
 {
     if (s == NULL)
         return sockit__fail(-EBADF, "recvfrom");
+    /* On a stream socket, bytes sockit_readline read ahead come first, as in recv. */
+    if (s->type == SOCK_STREAM && len > 0 && sockit_pending(s) > 0) {
+        ssize_t n = take_buffered(s, buf, len, flags);
+        if (from != NULL && sockit_getpeername(s, from) < 0)
+            memset(from, 0, sizeof *from);
+        return n;
+    }
     sockit_addr sender;
     int64_t deadline = sockit__call_deadline(s);
     for (;;) {
@@ -227,8 +246,7 @@ ssize_t sockit_recvfrom(sockit *s, void *buf, size_t len, int flags, sockit_addr
             if ((size_t)n <= len)
                 return n;
             char text[SOCKIT_ADDRSTRLEN];
-            if (sockit_addr_format(&sender, text, sizeof text) < 0)
-                text[0] = '\0';
+            sockit__addr_text(&sender, text, sizeof text);
             return sockit__failf(SOCKIT_ETRUNCATED,
                                  "recvfrom %s: datagram of %zd bytes, buffer of %zu", text, n, len);
         }

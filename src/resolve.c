@@ -1,6 +1,7 @@
 /* Name resolution: sockit_getaddrinfo into the caller's array, the per-socket
  * resolution behind bind/connect/sendto, and the host:port text of messages. */
 #include "internal.h"
+#include "resolve_deadline.h"
 
 #include <errno.h>
 #include <stdatomic.h>
@@ -57,16 +58,8 @@ static bool usable(const struct addrinfo *ai)
     return false;
 }
 
-/* Runs the resolver and copies up to max usable entries, in its order. Returns the
- * count or a code; sets no message, so each caller can name its own operation. */
-static ssize_t resolve(const char *host, const char *service, const struct addrinfo *hints,
-                       sockit_addrinfo *out, size_t max)
+ssize_t sockit__copy_addrinfo(const struct addrinfo *res, sockit_addrinfo *out, size_t max)
 {
-    struct addrinfo *res = NULL;
-    int rc = sockit__call_getaddrinfo(host, service, hints, &res);
-    int err = errno;
-    if (rc != 0)
-        return sockit__from_eai(rc, err);
     size_t n = 0;
     const struct addrinfo *ai = res;
     for (int seen = 0; ai != NULL && n < max && seen < RESOLVE_MAX_ENTRIES; seen++) {
@@ -81,8 +74,22 @@ static ssize_t resolve(const char *host, const char *service, const struct addri
         }
         ai = ai->ai_next;
     }
-    sockit__call_freeaddrinfo(res);
     return n == 0 ? SOCKIT_ENOADDR : (ssize_t)n;
+}
+
+/* Runs the resolver and copies up to max usable entries, in its order. Returns the
+ * count or a code; sets no message, so each caller can name its own operation. */
+static ssize_t resolve(const char *host, const char *service, const struct addrinfo *hints,
+                       sockit_addrinfo *out, size_t max)
+{
+    struct addrinfo *res = NULL;
+    int rc = sockit__call_getaddrinfo(host, service, hints, &res);
+    int err = errno;
+    if (rc != 0)
+        return sockit__from_eai(rc, err);
+    ssize_t n = sockit__copy_addrinfo(res, out, max);
+    sockit__call_freeaddrinfo(res);
+    return n;
 }
 
 /* The message text of host and a port given as text. */
@@ -205,7 +212,7 @@ static ssize_t resolve_unix(const sockit *s, const char *op, const char *host, i
 }
 
 ssize_t sockit__resolve_for(const sockit *s, const char *op, const char *host, int port,
-                            bool passive, sockit_addrinfo *out, size_t max)
+                            bool passive, int64_t deadline, sockit_addrinfo *out, size_t max)
 {
     if (s == NULL)
         return sockit__fail(-EBADF, op);
@@ -220,14 +227,8 @@ ssize_t sockit__resolve_for(const sockit *s, const char *op, const char *host, i
      * what getaddrinfo gives a NULL host with and without AI_PASSIVE. No
      * AI_ADDRCONFIG: a machine with only loopback must still resolve ::1. */
     const char *node = host != NULL && host[0] != '\0' ? host : NULL;
-    char service[16];
-    snprintf(service, sizeof service, "%d", port);
-    struct addrinfo hints;
-    memset(&hints, 0, sizeof hints);
-    hints.ai_family = s->family;
-    hints.ai_socktype = s->type;
-    hints.ai_flags = AI_NUMERICSERV | (passive ? AI_PASSIVE : 0);
-    ssize_t n = resolve(node, service, &hints, out, max);
+    ssize_t n = sockit__resolve_deadline(node, port, s->family, s->type, passive ? AI_PASSIVE : 0,
+                                         deadline, out, max);
     if (n < 0) {
         char where[SOCKIT_ADDRSTRLEN + 64];
         sockit__hostport(where, sizeof where, host, port);

@@ -27,27 +27,6 @@ typedef struct resolve_job {
     struct addrinfo *res;
 } resolve_job;
 
-static ssize_t copy_results(const struct addrinfo *res, sockit_addrinfo *out, size_t max)
-{
-    size_t n = 0;
-    for (const struct addrinfo *ai = res; ai != NULL && n < max; ai = ai->ai_next) {
-        socklen_t need = ai->ai_family == AF_INET    ? sizeof(struct sockaddr_in)
-                         : ai->ai_family == AF_INET6 ? sizeof(struct sockaddr_in6)
-                                                     : 0;
-        if (need == 0 || ai->ai_addr == NULL || ai->ai_addrlen < need ||
-            ai->ai_addrlen > sizeof out[n].addr.u)
-            continue;
-        memset(&out[n], 0, sizeof out[n]);
-        out[n].family = ai->ai_family;
-        out[n].type = ai->ai_socktype;
-        out[n].protocol = ai->ai_protocol;
-        memcpy(&out[n].addr.u, ai->ai_addr, ai->ai_addrlen);
-        out[n].addr.len = ai->ai_addrlen;
-        n++;
-    }
-    return n == 0 ? SOCKIT_ENOADDR : (ssize_t)n;
-}
-
 static ssize_t lookup_inline(const char *host, const char *service, const struct addrinfo *hints,
                              sockit_addrinfo *out, size_t max)
 {
@@ -56,7 +35,7 @@ static ssize_t lookup_inline(const char *host, const char *service, const struct
     int saved = errno;
     if (eai != 0)
         return sockit__from_eai(eai, saved);
-    ssize_t n = copy_results(res, out, max);
+    ssize_t n = sockit__copy_addrinfo(res, out, max);
     sockit__call_freeaddrinfo(res);
     return n;
 }
@@ -169,7 +148,7 @@ static ssize_t lookup_threaded(const char *host, const char *service, const stru
     else if (job->eai != 0)
         n = sockit__from_eai(job->eai, job->eai_errno);
     else
-        n = copy_results(job->res, out, max);
+        n = sockit__copy_addrinfo(job->res, out, max);
     pthread_mutex_unlock(&job->mu);
     job_release(job);
     return n;

@@ -24,12 +24,6 @@ bool sockit_has_dualstack_ipv6(void)
     return ok;
 }
 
-static void format_addr(const sockit_addr *a, char *text, size_t size)
-{
-    if (sockit_addr_format(a, text, size) < 0)
-        snprintf(text, size, "(unprintable address)");
-}
-
 /* Creates one socket of opts on addr. Returns it, or NULL with *code set; sets no
  * message (the caller names the address). */
 static sockit *serve_on(const sockit_addr *addr, const sockit_server_options *o, int *code)
@@ -160,17 +154,13 @@ sockit *sockit_create_server(const char *host, int port, const sockit_server_opt
             return s;
         if (first == 0)
             first = code;
-        char text[SOCKIT_ADDRSTRLEN];
-        format_addr(&ai[i].addr, text, sizeof text);
         if (n == 1) {
+            char text[SOCKIT_ADDRSTRLEN];
+            sockit__addr_text(&ai[i].addr, text, sizeof text);
             sockit__failf(code, "create_server %s", text);
             return NULL;
         }
-        if (used < sizeof tried) {
-            int w = snprintf(tried + used, sizeof tried - used, "%s%s: %s", used ? ", " : "", text,
-                             sockit_strerror(code));
-            used += w > 0 ? (size_t)w : 0;
-        }
+        sockit__tried_append(tried, sizeof tried, &used, &ai[i].addr, code);
     }
     sockit__failf(first, "create_server %s (tried %s)", where, tried);
     return NULL;

@@ -38,6 +38,11 @@ int sockit__wait(int fd, short events, int64_t deadline)
 {
     struct pollfd p = {.fd = fd, .events = events};
     for (;;) {
+        /* Checked before every poll, not only when poll times out: a descriptor that
+         * polls ready while its syscall still says EAGAIN (an unconnected Unix
+         * datagram sender whose receiver is full) would otherwise loop forever. */
+        if (deadline != SOCKIT__NEVER && sockit__now_ns() >= deadline)
+            return SOCKIT_ETIMEOUT;
         int ms = sockit__remaining_ms(deadline);
         int n = poll(&p, 1, ms);
         if (n > 0)
