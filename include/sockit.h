@@ -371,6 +371,106 @@ SOCKIT_API ssize_t sockit_readline(sockit *s, char *buf, size_t size);
  * readability while this is non-zero). */
 SOCKIT_API size_t sockit_pending(const sockit *s);
 
+/* ------------------------------------------------------------------------------
+ * 7. Servers: the socketserver equivalent
+ *
+ * Write a handler, pick a concurrency mode, and serve. The server owns its
+ * listening (or datagram) socket and every connection it accepts.
+ * ------------------------------------------------------------------------------ */
+
+typedef struct sockit_server sockit_server;
+
+typedef enum sockit_server_mode {
+    SOCKIT_SEQUENTIAL = 0, /* one request at a time, in the serving thread */
+    SOCKIT_THREADS,        /* a thread per connection or datagram (ThreadingMixIn) */
+    SOCKIT_PROCESSES,      /* a process per connection or datagram, at most
+                              max_children alive (ForkingMixIn) */
+    SOCKIT_POOL            /* a fixed pool of threads fed by a bounded queue */
+} sockit_server_mode;
+
+/* What a handler gets. Valid only during the call. */
+typedef struct sockit_request {
+    /* Stream servers: the connection, closed by the server after the handler
+     * returns. Datagram servers: the server's socket, to reply with
+     * sockit_sendto_addr(req->sock, ..., &req->peer). */
+    sockit *sock;
+    sockit_addr peer;      /* the client's address */
+    const char *data;      /* datagram servers: the datagram (NULL for streams) */
+    size_t len;            /* its length, whole up to max_datagram */
+    sockit_server *server; /* the server, e.g. for sockit_server_shutdown */
+    void *user;            /* sockit_server_config.user */
+} sockit_request;
+
+/* A handler returns 0, or a negative code to report a failure: handle_error is then
+ * called and the server goes on serving. */
+typedef int (*sockit_handler_fn)(sockit_request *req);
+/* Returns false to reject the client before the handler runs (a stream connection
+ * is closed at once, a datagram dropped). Runs in the serving thread. */
+typedef bool (*sockit_verify_fn)(sockit_server *server, const sockit_addr *peer, void *user);
+/* Called with the code a handler returned (or a serving failure, e.g. -EMFILE);
+ * req is NULL when no request was involved. The default prints one line to stderr. */
+typedef void (*sockit_error_fn)(sockit_request *req, int code, void *user);
+/* Called by sockit_server_handle_request when its timeout passed with no request. */
+typedef void (*sockit_timeout_fn)(sockit_server *server, void *user);
+
+/* What happens to a connection beyond max_connections. */
+typedef enum sockit_overflow {
+    SOCKIT_OVERFLOW_WAIT = 0, /* it is not accepted until a running one ends: it waits
+                                 in the kernel's listen backlog */
+    SOCKIT_OVERFLOW_REFUSE    /* it is accepted and closed at once (the client reads
+                                 end of stream) */
+} sockit_overflow;
+
+typedef struct sockit_server_config {
+    sockit_handler_fn handler; /* required */
+    void *user;
+    sockit_server_mode mode;
+    int threads;              /* SOCKIT_POOL: worker threads (0: 8) */
+    int queue;                /* SOCKIT_POOL: requests waiting for a worker (0: 64);
+                                 when full the server stops accepting until one frees */
+    int max_children;         /* SOCKIT_PROCESSES: live children (0: 40, as Python) */
+    int max_connections;      /* requests handled at once (0: no limit) */
+    sockit_overflow overflow; /* beyond max_connections */
+    double idle_timeout;      /* > 0: each connection gets this timeout, so a read or
+                                 write that waits longer fails with SOCKIT_ETIMEOUT */
+    bool abandon_on_close;    /* sockit_server_close does not wait for running handlers:
+                                 their connections are shut down and they finish alone */
+    size_t max_datagram;      /* datagram servers: receive buffer (0: 65536, whole) */
+    sockit_verify_fn verify_request;
+    sockit_error_fn handle_error;
+    sockit_timeout_fn handle_timeout;
+    sockit_server_options listen; /* family, backlog, reuse_port, dualstack; its type
+                                     field is ignored: see sockit_server_new */
+} sockit_server_config;
+
+/* Creates a server bound to host:port (sockit_create_server rules: NULL host for
+ * every interface, "unix:/path" for a Unix socket, port 0 for a free port). type is
+ * SOCK_STREAM or SOCK_DGRAM. cfg is copied. Returns NULL on failure (bad config is
+ * -EINVAL with a message naming the field). */
+SOCKIT_API sockit_server *sockit_server_new(const char *host, int port, int type,
+                                            const sockit_server_config *cfg);
+/* The bound address (the real port when 0 was asked for). */
+SOCKIT_API int sockit_server_address(const sockit_server *server, sockit_addr *out);
+/* Serves until sockit_server_shutdown. Returns 0 then, or a code if serving could
+ * not go on. Running out of descriptors (EMFILE/ENFILE) sheds the pending connection
+ * and backs off instead of spinning; serving resumes when descriptors free up. */
+SOCKIT_API int sockit_server_serve_forever(sockit_server *server);
+/* Handles at most one request, waiting up to timeout seconds (< 0: no limit).
+ * Returns 1 when one was handled (or dispatched to a thread, process or the pool),
+ * 0 when the timeout passed (handle_timeout was called) or shutdown was asked, or a
+ * code. */
+SOCKIT_API int sockit_server_handle_request(sockit_server *server, double timeout);
+/* Asks serve_forever / handle_request to return, at once. Safe from any thread and
+ * from a signal handler (async-signal-safe); it does not wait. */
+SOCKIT_API void sockit_server_shutdown(sockit_server *server);
+/* Requests being handled right now (connections, datagrams, children). */
+SOCKIT_API int sockit_server_active(const sockit_server *server);
+/* Stops serving and frees the server: closes the listening socket, then waits for
+ * running handlers (threads joined, children reaped) unless abandon_on_close. Must
+ * not run while serve_forever runs in another thread: shut down, wait for it to
+ * return, then close. NULL is a no-op. Returns 0 or a code. */
+SOCKIT_API int sockit_server_close(sockit_server *server);
+
 #ifdef __cplusplus
 }
 #endif

@@ -1,0 +1,96 @@
+/* SOCKIT_PROCESSES: a child process per request, at most max_children alive, as
+ * Python's ForkingMixIn. Children are watched through pidfds, so the serving loop
+ * sleeps in poll until a child ends or a client comes: no SIGCHLD handler, no
+ * polling interval. */
+#include "socketserver.h"
+
+#include <errno.h>
+#include <signal.h>
+#include <sys/syscall.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+/* pidfd_open(2), Linux 5.3+. Without it children are reaped on a timer. */
+static int open_pidfd(pid_t pid)
+{
+#ifdef SYS_pidfd_open
+    return (int)syscall(SYS_pidfd_open, pid, 0);
+#else
+    (void)pid;
+    return -1;
+#endif
+}
+
+int sockit__srv_fork_dispatch(sockit_server *srv, sockit__job *job)
+{
+    pid_t pid = fork();
+    if (pid < 0)
+        return -errno;
+    if (pid == 0) {
+        /* The child serves this one request and leaves with _exit: no atexit
+         * handlers, no stdio flush of the parent's buffers, no locks. It lets go of
+         * the listener at once, so closing the server frees the port even while
+         * children still run. */
+        if (srv->type == SOCK_STREAM)
+            close(sockit_fileno(srv->sock));
+        int failures = 0;
+        sockit_request req = {
+            .sock = job->conn != NULL ? job->conn : srv->sock,
+            .peer = job->peer,
+            .data = job->data,
+            .len = job->len,
+            .server = srv,
+            .user = srv->cfg.user,
+        };
+        int rc = srv->cfg.handler(&req);
+        if (rc < 0) {
+            sockit__srv_report(srv, &req, rc);
+            failures = 1;
+        }
+        fflush(NULL);
+        _exit(failures);
+    }
+    sockit__srv_job_free(job);
+    sockit__child *c = &srv->children[srv->nchildren++];
+    c->pid = pid;
+    c->pidfd = open_pidfd(pid);
+    return 0;
+}
+
+void sockit__srv_fork_reap(sockit_server *srv, bool wait, bool kill_them)
+{
+    for (int i = 0; i < srv->nchildren;) {
+        sockit__child *c = &srv->children[i];
+        if (kill_them)
+            kill(c->pid, SIGTERM);
+        int status;
+        pid_t r;
+        do
+            r = waitpid(c->pid, &status, wait ? 0 : WNOHANG);
+        while (r < 0 && errno == EINTR);
+        /* r == 0: still running. r < 0 (ECHILD): someone else reaped it; either way
+         * a finished child leaves the table. */
+        if (r == 0) {
+            i++;
+            continue;
+        }
+        if (c->pidfd >= 0)
+            close(c->pidfd);
+        srv->children[i] = srv->children[--srv->nchildren];
+        sockit__srv_job_finished(srv);
+    }
+}
+
+int sockit__srv_fork_pollfds(sockit_server *srv, struct pollfd *pfd, int max, bool *need_tick)
+{
+    int n = 0;
+    for (int i = 0; i < srv->nchildren; i++) {
+        if (srv->children[i].pidfd < 0) {
+            *need_tick = true;
+            continue;
+        }
+        if (n < max)
+            pfd[n++] = (struct pollfd){.fd = srv->children[i].pidfd, .events = POLLIN};
+    }
+    return n;
+}
