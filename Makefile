@@ -9,7 +9,7 @@ CMAKE ?= cmake
 CTEST_FLAGS = --output-on-failure -j $(JOBS)
 FORMAT_FILES = $(shell git ls-files '*.c' '*.h' 2>/dev/null || find include src tests examples cli -name '*.[ch]')
 
-.PHONY: all build demo test deps format format-check test-plain test-asan test-tsan install clean
+.PHONY: all build demo test bench deps format format-check test-plain test-asan test-tsan install clean
 
 all: build
 
@@ -49,6 +49,10 @@ test: deps
 	$(MAKE) test-plain
 	$(MAKE) test-asan
 	$(MAKE) test-tsan
+
+# Benchmarks are measurements, never pass/fail: see bench/ for what each compares.
+bench: deps build
+	bench/server_modes.sh $(BUILD)/plain
 
 install: build
 	$(CMAKE) --install $(BUILD)/plain

@@ -460,8 +460,12 @@ SOCKIT_API int sockit_server_serve_forever(sockit_server *server);
  * 0 when the timeout passed (handle_timeout was called) or shutdown was asked, or a
  * code. */
 SOCKIT_API int sockit_server_handle_request(sockit_server *server, double timeout);
-/* Asks serve_forever / handle_request to return, at once. Safe from any thread and
- * from a signal handler (async-signal-safe); it does not wait. */
+/* Asks serve_forever / handle_request to return, at once. Safe from any thread, from
+ * a signal handler (async-signal-safe), and from a handler running in a forked child
+ * (SOCKIT_PROCESSES), where it stops the parent's loop. It does not wait. A request
+ * made while nobody serves makes the next serve_forever return at once. In
+ * SOCKIT_PROCESSES mode handlers run in a child that inherits the program's signal
+ * handlers. */
 SOCKIT_API void sockit_server_shutdown(sockit_server *server);
 /* Requests being handled right now (connections, datagrams, children). */
 SOCKIT_API int sockit_server_active(const sockit_server *server);

@@ -443,6 +443,13 @@ static int serve_one(sockit_server *srv, int64_t deadline)
                 continue;
             return sockit__failf(-errno, "sockit_server: poll");
         }
+        /* The eventfd is the shutdown request that reaches us from anywhere: a
+         * forked child's handler shares the descriptor but not our stop flag. */
+        if (pfd[0].revents & POLLIN) {
+            drain(srv->wake_fd);
+            atomic_store(&srv->stop, 0);
+            return STOPPED;
+        }
         if (pfd[1].revents & POLLIN)
             drain(srv->slot_fd);
         if (listen_at >= 0 && pfd[listen_at].revents != 0) {

@@ -23,12 +23,15 @@ static int open_pidfd(pid_t pid)
 
 int sockit__srv_fork_dispatch(sockit_server *srv, sockit__job *job)
 {
+    /* Output still buffered in this process would otherwise be written again by
+     * every child. */
+    fflush(NULL);
     pid_t pid = fork();
     if (pid < 0)
         return -errno;
     if (pid == 0) {
         /* The child serves this one request and leaves with _exit: no atexit
-         * handlers, no stdio flush of the parent's buffers, no locks. It lets go of
+         * handlers, no locks; only what the handler printed is flushed. It lets go of
          * the listener at once, so closing the server frees the port even while
          * children still run. */
         if (srv->type == SOCK_STREAM)
