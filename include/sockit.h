@@ -392,7 +392,8 @@ typedef enum sockit_server_mode {
 typedef struct sockit_request {
     /* Stream servers: the connection, closed by the server after the handler
      * returns. Datagram servers: the server's socket, to reply with
-     * sockit_sendto_addr(req->sock, ..., &req->peer). */
+     * sockit_sendto_addr(req->sock, ..., &req->peer); it is non-blocking, so a reply
+     * to a peer whose queue is full (Unix datagram) fails with SOCKIT_EWOULDBLOCK. */
     sockit *sock;
     sockit_addr peer;      /* the client's address */
     const char *data;      /* datagram servers: the datagram (NULL for streams) */
@@ -434,8 +435,12 @@ typedef struct sockit_server_config {
     double idle_timeout;      /* > 0: each connection gets this timeout, so a read or
                                  write that waits longer fails with SOCKIT_ETIMEOUT */
     bool abandon_on_close;    /* sockit_server_close does not wait for running handlers:
-                                 their connections are shut down and they finish alone */
-    size_t max_datagram;      /* datagram servers: receive buffer (0: 65536, whole) */
+                                 their connections are shut down and their threads
+                                 finish alone; queued requests are dropped; children
+                                 (SOCKIT_PROCESSES) are killed with SIGKILL */
+    size_t max_datagram;      /* datagram servers: receive buffer (0: 65536, which holds
+                                 any UDP datagram whole; a bigger Unix datagram goes to
+                                 handle_error as SOCKIT_ETRUNCATED, never cut) */
     sockit_verify_fn verify_request;
     sockit_error_fn handle_error;
     sockit_timeout_fn handle_timeout;
@@ -465,11 +470,13 @@ SOCKIT_API int sockit_server_handle_request(sockit_server *server, double timeou
  * (SOCKIT_PROCESSES), where it stops the parent's loop. It does not wait. A request
  * made while nobody serves makes the next serve_forever return at once. In
  * SOCKIT_PROCESSES mode handlers run in a child that inherits the program's signal
- * handlers. */
+ * handlers; fork while other threads of the program allocate is unsafe under
+ * AddressSanitizer before LLVM 17 (the child can hang in its allocator). */
 SOCKIT_API void sockit_server_shutdown(sockit_server *server);
 /* Requests being handled right now (connections, datagrams, children). */
 SOCKIT_API int sockit_server_active(const sockit_server *server);
-/* Stops serving and frees the server: closes the listening socket, then waits for
+/* Stops serving and frees the server: closes the listening socket (a Unix socket
+ * file stays, as in Python; the next bind over it replaces it), then waits for
  * running handlers (threads joined, children reaped) unless abandon_on_close. Must
  * not run while serve_forever runs in another thread: shut down, wait for it to
  * return, then close. NULL is a no-op. Returns 0 or a code. */

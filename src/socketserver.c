@@ -44,8 +44,12 @@ static int validate(int type, const sockit_server_config *cfg)
         return bad_config("type", "must be SOCK_STREAM or SOCK_DGRAM");
     if (cfg->mode < SOCKIT_SEQUENTIAL || cfg->mode > SOCKIT_POOL)
         return bad_config("mode", "is not a sockit_server_mode");
-    if (cfg->threads < 0 || cfg->queue < 0 || cfg->max_children < 0)
-        return bad_config("threads/queue/max_children", "must not be negative");
+    if (cfg->threads < 0)
+        return bad_config("threads", "must not be negative");
+    if (cfg->queue < 0)
+        return bad_config("queue", "must not be negative");
+    if (cfg->max_children < 0)
+        return bad_config("max_children", "must not be negative");
     if (cfg->max_connections < 0)
         return bad_config("max_connections", "must not be negative");
     if (cfg->overflow != SOCKIT_OVERFLOW_WAIT && cfg->overflow != SOCKIT_OVERFLOW_REFUSE)
@@ -207,7 +211,7 @@ void sockit__srv_job_free(sockit__job *job)
     free(job);
 }
 
-static void track_job(sockit_server *srv, sockit__job *job, bool add)
+void sockit__srv_track(sockit_server *srv, sockit__job *job, bool add)
 {
     pthread_mutex_lock(&srv->mu);
     if (add) {
@@ -237,15 +241,13 @@ void sockit__srv_run_job(sockit_server *srv, sockit__job *job, bool track)
         .server = srv,
         .user = srv->cfg.user,
     };
-    if (track)
-        track_job(srv, job, true);
     int rc = srv->cfg.handler(&req);
     if (rc < 0)
         sockit__srv_report(srv, &req, rc);
     /* Unlisted before the close, so abandon_on_close never shuts down a descriptor
      * number that a close here already gave back to the system. */
     if (track)
-        track_job(srv, job, false);
+        sockit__srv_track(srv, job, false);
     sockit__srv_job_free(job);
 }
 
@@ -287,9 +289,13 @@ static int dispatch(sockit_server *srv, sockit__job *job)
         sockit__srv_job_finished(srv);
         return SERVED;
     case SOCKIT_THREADS:
+        /* Listed before it is handed over: abandon_on_close must reach a request
+         * whose thread has not started yet too. */
+        sockit__srv_track(srv, job, true);
         rc = sockit__srv_thread_dispatch(srv, job);
         break;
     case SOCKIT_POOL:
+        sockit__srv_track(srv, job, true);
         rc = sockit__srv_pool_dispatch(srv, job);
         break;
     case SOCKIT_PROCESSES:
@@ -301,6 +307,8 @@ static int dispatch(sockit_server *srv, sockit__job *job)
          * server reports it and goes on. */
         sockit_request req = {.peer = job->peer, .server = srv, .user = c->user};
         sockit__srv_report(srv, &req, rc);
+        if (c->mode == SOCKIT_THREADS || c->mode == SOCKIT_POOL)
+            sockit__srv_track(srv, job, false);
         sockit__srv_job_free(job);
         sockit__srv_job_finished(srv);
     }

@@ -16,8 +16,8 @@ typedef struct sockit__job {
     sockit_addr peer;
     char *data; /* datagram servers: the datagram, owned by the job (NULL for streams) */
     size_t len;
-    struct sockit__job *next; /* the pool's queue; the list of running jobs */
-    struct sockit__job *prev;
+    struct sockit__job *next, *prev; /* the list of running jobs */
+    struct sockit__job *queue_next;  /* the pool's queue */
 } sockit__job;
 
 typedef struct sockit__thread {
@@ -70,9 +70,12 @@ struct sockit_server {
 };
 
 /* socketserver.c */
+/* Lists (add) or unlists a job among the running ones that abandon_on_close shuts
+ * down. Threads and pool jobs are listed when dispatched. */
+void sockit__srv_track(sockit_server *srv, sockit__job *job, bool add);
 /* Runs the handler for job, reports its failure, closes the connection and frees
- * the job. Does not touch the active count. track lists the job as running (for
- * abandon_on_close); a forked child passes false, as it must not take locks. */
+ * the job. Does not touch the active count. track: the job was listed, unlist it
+ * before closing. */
 void sockit__srv_run_job(sockit_server *srv, sockit__job *job, bool track);
 /* A job finished: drops the active count and wakes a loop waiting for capacity. */
 void sockit__srv_job_finished(sockit_server *srv);
@@ -97,7 +100,7 @@ void sockit__srv_pool_stop(sockit_server *srv, bool abandon);
 
 /* socketserver_fork.c: SOCKIT_PROCESSES */
 int sockit__srv_fork_dispatch(sockit_server *srv, sockit__job *job);
-/* Reaps children that ended; with wait, all of them (after SIGTERM when kill). */
+/* Reaps children that ended; with wait, all of them (after SIGKILL when kill). */
 void sockit__srv_fork_reap(sockit_server *srv, bool wait, bool kill);
 /* Adds a pollfd per child pidfd; returns how many. *need_tick is set when some
  * child has no pidfd and must be reaped by polling. */

@@ -64,8 +64,10 @@ void sockit__srv_fork_reap(sockit_server *srv, bool wait, bool kill_them)
 {
     for (int i = 0; i < srv->nchildren;) {
         sockit__child *c = &srv->children[i];
+        /* SIGKILL, not SIGTERM: a child inherits the program's handlers, and one that
+         * catches SIGTERM (to call sockit_server_shutdown, say) would outlive it. */
         if (kill_them)
-            kill(c->pid, SIGTERM);
+            kill(c->pid, SIGKILL);
         int status;
         pid_t r;
         do

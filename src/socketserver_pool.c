@@ -15,7 +15,7 @@ static void *worker_main(void *arg)
             pthread_cond_wait(&srv->cv, &srv->mu);
         sockit__job *job = srv->queue_head;
         if (job != NULL) {
-            srv->queue_head = job->next;
+            srv->queue_head = job->queue_next;
             if (srv->queue_head == NULL)
                 srv->queue_tail = NULL;
             srv->queued--;
@@ -23,7 +23,6 @@ static void *worker_main(void *arg)
         pthread_mutex_unlock(&srv->mu);
         if (job == NULL)
             break; /* closing, and the queue has drained */
-        job->next = NULL;
         sockit__srv_run_job(srv, job, true);
         sockit__srv_job_finished(srv);
     }
@@ -71,10 +70,10 @@ bool sockit__srv_pool_has_room(sockit_server *srv)
 
 int sockit__srv_pool_dispatch(sockit_server *srv, sockit__job *job)
 {
-    job->next = NULL;
+    job->queue_next = NULL;
     pthread_mutex_lock(&srv->mu);
     if (srv->queue_tail != NULL)
-        srv->queue_tail->next = job;
+        srv->queue_tail->queue_next = job;
     else
         srv->queue_head = job;
     srv->queue_tail = job;
@@ -98,7 +97,8 @@ void sockit__srv_pool_stop(sockit_server *srv, bool abandon)
     pthread_mutex_unlock(&srv->mu);
     /* Requests accepted but never started: their clients read end of stream. */
     while (dropped != NULL) {
-        sockit__job *next = dropped->next;
+        sockit__job *next = dropped->queue_next;
+        sockit__srv_track(srv, dropped, false);
         sockit__srv_job_free(dropped);
         sockit__srv_job_finished(srv);
         dropped = next;

@@ -1,6 +1,7 @@
 /* Shared by the test_socketserver_*.c tests: a server of any kind started in a
- * thread, clients that speak the tests' protocol to it, and a crowd of clients that
- * all wait for their answers at once.
+ * thread, clients that speak the tests' protocol to it, a crowd of clients that all
+ * wait for their answers at once, and scripts of clients run in a thread or, for a
+ * process-mode server, in a process of their own (see clients_start).
  *
  * The protocol: a request is a line ("...\n"); a stream client sends it and shuts
  * down its sending side, a datagram client sends it as one datagram. The echo
@@ -380,6 +381,10 @@ typedef struct client_report {
     char why[256];
     double t[4]; /* timings the test asks for */
     int n[4];    /* counts the test asks for */
+    /* Lock-step between test and clients (atomics work across processes in shared
+     * memory): the clients raise reached, the test raises step. */
+    atomic_int reached;
+    atomic_int step;
 } client_report;
 
 /* Records the first failed check; returns ok. */
@@ -410,82 +415,125 @@ static inline bool client_echo(const srv_place *p, client_report *rep, const cha
 
 typedef void (*client_fn)(const srv_place *p, client_report *rep, void *arg);
 
-/* Forks a process that runs fn and exits. A SOCKIT_PROCESSES server forks while
- * the test runs; a child forked while another thread holds an allocator lock
- * stays stuck on it under ASan (LLVM before 17 has no fork handlers for its
- * allocator), so the clients of such a server live in a process of their own,
- * forked before the server thread starts, and this process only waits meanwhile.
- * fn must not use cmocka assertions: they would unwind into a copy of the test
- * runner. Call with no other thread running. */
-static inline pid_t clients_spawn(const srv_place *p, client_report *rep, client_fn fn, void *arg)
+/* Clients running fn: in a process of their own for a SOCKIT_PROCESSES server, in a
+ * thread otherwise.
+ *
+ * A process-mode server forks while the test runs, and a child forked while another
+ * thread holds an allocator lock stays stuck on it under ASan (LLVM before 17 has
+ * no fork handlers for its allocator). So the clients of such a server are a
+ * process forked before the server thread starts (call clients_start with no other
+ * thread running), and this process only waits meanwhile. Other modes keep their
+ * clients in a thread: a pool's workers already run, and under TSan a process forked
+ * from a threaded one may not start threads. fn must not use cmocka assertions
+ * (they would unwind into the test runner from the wrong thread or process). */
+typedef struct clients {
+    pid_t pid; /* 0 when running in a thread */
+    pthread_t thread;
+    const srv_place *place;
+    client_fn fn;
+    void *arg;
+    client_report *rep; /* shared memory */
+} clients;
+
+static inline void *clients_thread_main(void *arg)
 {
-    fflush(NULL);
-    pid_t pid = fork();
-    assert_true(pid >= 0);
-    if (pid == 0) {
-        fn(p, rep, arg);
-        _exit(rep->failed);
-    }
-    return pid;
+    clients *cl = arg;
+    cl->fn(cl->place, cl->rep, cl->arg);
+    return NULL;
 }
 
-/* Waits (bounded) for the client process, killing it if it overstays. Returns
- * true when it exited by itself with status 0. */
-static inline bool clients_wait(pid_t pid, double seconds)
+static inline void clients_start(clients *cl, sockit_server_mode mode, const srv_place *p,
+                                 client_fn fn, void *arg)
+{
+    *cl = (clients){.place = p, .fn = fn, .arg = arg};
+    cl->rep =
+        mmap(NULL, sizeof *cl->rep, PROT_READ | PROT_WRITE, MAP_SHARED | MAP_ANONYMOUS, -1, 0);
+    assert_true(cl->rep != MAP_FAILED);
+    memset(cl->rep, 0, sizeof *cl->rep);
+    if (mode != SOCKIT_PROCESSES) {
+        assert_int_equal(pthread_create(&cl->thread, NULL, clients_thread_main, cl), 0);
+        return;
+    }
+    fflush(NULL);
+    cl->pid = fork();
+    assert_true(cl->pid >= 0);
+    if (cl->pid == 0) {
+        fn(p, cl->rep, arg);
+        _exit(cl->rep->failed);
+    }
+}
+
+/* Waits (bounded) for the clients to reach stage n. */
+static inline bool clients_reached(clients *cl, int n, double seconds)
 {
     double end = harness_now() + seconds;
-    int status;
-    for (;;) {
-        pid_t r = waitpid(pid, &status, WNOHANG);
-        if (r == pid)
-            return WIFEXITED(status) && WEXITSTATUS(status) == 0;
-        if (r < 0 && errno != EINTR)
-            return false;
-        if (harness_now() > end) {
-            kill(pid, SIGKILL);
-            waitpid(pid, &status, 0);
-            return false;
-        }
-        srv_sleep(0.01);
-    }
+    while (atomic_load(&cl->rep->reached) < n && harness_now() < end)
+        srv_sleep(0.002);
+    return atomic_load(&cl->rep->reached) >= n;
 }
 
-static inline client_report *client_report_new(void)
+/* Clients side: announces stage n, then waits (bounded) for the test's step n. */
+static inline bool clients_sync(client_report *rep, int n, double seconds)
 {
-    client_report *rep =
-        mmap(NULL, sizeof *rep, PROT_READ | PROT_WRITE, MAP_SHARED | MAP_ANONYMOUS, -1, 0);
-    assert_true(rep != MAP_FAILED);
-    memset(rep, 0, sizeof *rep);
-    return rep;
+    atomic_store(&rep->reached, n);
+    double end = harness_now() + seconds;
+    while (atomic_load(&rep->step) < n && harness_now() < end)
+        srv_sleep(0.002);
+    return client_check(rep, atomic_load(&rep->step) >= n, "the test never gave the next step");
 }
 
-/* Serves srv in a thread while fn runs: in a client process for SOCKIT_PROCESSES,
- * in this thread otherwise (a pool's workers already run, and a process forked from
- * a threaded one may not start threads under TSan). Then stops the server
- * (asserting it stopped within 0.5 s) and fails the test if a client check failed.
- * Copies the report to *out if not NULL. */
+/* Waits for the clients to end (a process is killed if it overstays; a thread
+ * ends by its own timeouts), copies the report to *out and frees it. Returns true
+ * when they ended by themselves. */
+static inline bool clients_finish(clients *cl, double seconds, client_report *out)
+{
+    bool ended = true;
+    if (cl->pid == 0) {
+        pthread_join(cl->thread, NULL);
+    } else {
+        ended = false;
+        double end = harness_now() + seconds;
+        int status;
+        for (;;) {
+            pid_t r = waitpid(cl->pid, &status, WNOHANG);
+            if (r == cl->pid) {
+                ended = WIFEXITED(status);
+                break;
+            }
+            if (r < 0 && errno != EINTR)
+                break;
+            if (harness_now() > end) {
+                kill(cl->pid, SIGKILL);
+                waitpid(cl->pid, &status, 0);
+                break;
+            }
+            srv_sleep(0.01);
+        }
+    }
+    *out = *cl->rep;
+    munmap(cl->rep, sizeof *cl->rep);
+    cl->rep = NULL;
+    return ended;
+}
+
+/* Serves srv in a thread while fn runs as clients, then stops the server (asserting
+ * it stopped within 0.5 s) and fails the test if a client check failed. Copies the
+ * report to *out if not NULL. */
 static inline void serve_clients(sockit_server *srv, sockit_server_mode mode, const srv_place *p,
                                  client_fn fn, void *arg, client_report *out)
 {
-    client_report *rep = client_report_new();
-    bool exited = true;
+    clients cl;
+    clients_start(&cl, mode, p, fn, arg);
     srv_run r;
-    if (mode == SOCKIT_PROCESSES) {
-        pid_t pid = clients_spawn(p, rep, fn, arg);
-        srv_start(&r, srv);
-        exited = clients_wait(pid, 30.0);
-    } else {
-        srv_start(&r, srv);
-        fn(p, rep, arg);
-    }
+    srv_start(&r, srv);
+    client_report rep;
+    bool ended = clients_finish(&cl, 30.0, &rep);
     double stop_took = srv_stop(&r);
-    client_report copy = *rep;
-    munmap(rep, sizeof *rep);
     if (out != NULL)
-        *out = copy;
-    if (copy.failed)
-        fail_msg("clients: %s", copy.why);
-    assert_true(exited);
+        *out = rep;
+    if (rep.failed)
+        fail_msg("clients: %s", rep.why);
+    assert_true(ended);
     assert_true(stop_took < 0.5);
 }
 

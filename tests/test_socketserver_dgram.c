@@ -4,8 +4,8 @@
  * hears of failures and of datagrams too big for max_datagram. */
 #include "socketserver_harness.h"
 
-static const sockit_server_mode all_modes[] = {SOCKIT_SEQUENTIAL, SOCKIT_THREADS,
-                                               SOCKIT_PROCESSES, SOCKIT_POOL};
+static const sockit_server_mode all_modes[] = {SOCKIT_SEQUENTIAL, SOCKIT_THREADS, SOCKIT_PROCESSES,
+                                               SOCKIT_POOL};
 
 static void check_mode_answers(sockit_server_mode mode, srv_kind kind)
 {
