@@ -311,6 +311,13 @@ sockit *sockit_create_connection(const char *host, int port, double timeout,
             finish(&r, &r.at[i], code);
     if (code == 0)
         code = r.at[0].error;
+    if (r.count == 1 && r.at[0].started) {
+        /* One address: its reason is the message's own; only the address is added. */
+        char text[SOCKIT_ADDRSTRLEN];
+        sockit__addr_text(&r.at[0].addr, text, sizeof text);
+        sockit__failf(code, "connect to %s (%s)", where, text);
+        return NULL;
+    }
     char tried[CONNECT_TRIED_LEN];
     describe_failure(&r, tried, sizeof tried);
     sockit__failf(code, "connect to %s (%s)", where, tried);

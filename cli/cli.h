@@ -1,0 +1,60 @@
+/* Shared pieces of the sockit command-line tool: the subcommand table, messages,
+ * exit codes, argument parsing and --json events. Each subcommand is one cmd_*.c
+ * file with one entry function, built only on the public API (sockit.h). */
+#ifndef SOCKIT_CLI_H
+#define SOCKIT_CLI_H
+
+#include <sockit.h>
+
+#include <stdbool.h>
+#include <stdio.h>
+
+/* Exit codes, documented in docs/sockit.1. */
+#define CLI_OK    0 /* done */
+#define CLI_FAIL  1 /* a network or system failure */
+#define CLI_USAGE 2 /* bad usage: unknown option, bad port, missing argument */
+
+/* The subcommand being run ("tcp-client"), for messages. Set by main. */
+extern const char *cli_cmd;
+
+/* "sockit: <message>\n" on stderr (and an error event with --json). Returns CLI_FAIL. */
+#if defined(__GNUC__)
+__attribute__((format(printf, 1, 2)))
+#endif
+int cli_fail(const char *fmt, ...);
+/* The last library failure: "sockit: <sockit_errmsg()>", and with --json an error
+ * event carrying the code's name. Returns CLI_FAIL. */
+int cli_fail_lib(void);
+/* "sockit <cmd>: <message>" then "usage: <usage>" on stderr. Returns CLI_USAGE. */
+#if defined(__GNUC__)
+__attribute__((format(printf, 2, 3)))
+#endif
+int cli_usage_error(const char *usage, const char *fmt, ...);
+
+/* Argument parsers. Each returns 0, or prints a usage error naming the option and
+ * the text and returns CLI_USAGE. */
+int cli_parse_port(const char *usage, const char *text, bool allow_zero, int *out);
+int cli_parse_seconds(const char *usage, const char *option, const char *text, double *out);
+int cli_parse_count(const char *usage, const char *option, const char *text, long min, long max,
+                    long *out);
+
+/* --json: one JSON object per line for each event, on the given stream. Off unless
+ * cli_json_enable was called. Fields are triples (key, type, value) ended by NULL:
+ * type 's' const char *, 'i' long long, 'f' double, 'b' int (as true/false).
+ *   cli_event("connected", "peer", 's', text, "port", 'i', (long long)port, NULL); */
+void cli_json_enable(FILE *stream);
+bool cli_json_on(void);
+void cli_event(const char *event, ...);
+
+/* The text form of an address ("127.0.0.1:5555"); "?" if it has none. */
+const char *cli_addr_text(const sockit_addr *a, char *buf, size_t size);
+
+/* Subcommands. */
+int cmd_tcp_server(int argc, char **argv);
+int cmd_tcp_client(int argc, char **argv);
+int cmd_udp_server(int argc, char **argv);
+int cmd_udp_client(int argc, char **argv);
+int cmd_listen(int argc, char **argv);
+int cmd_connect(int argc, char **argv);
+
+#endif

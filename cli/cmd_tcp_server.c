@@ -1,0 +1,35 @@
+/* sockit tcp-server: the reference TCP server, as Python's:
+ *     client, addr = server.accept(); print(f"Connected to {addr}")
+ *     data = client.recv(1024); client.send(b"Hello from server!"); client.close() */
+#include "refserver.h"
+
+#include <string.h>
+
+static int handle(sockit_request *req)
+{
+    refserver *rs = req->user;
+    rs->served++;
+    char text[SOCKIT_ADDRSTRLEN];
+    cli_addr_text(&req->peer, text, sizeof text);
+    if (cli_json_on())
+        cli_event("connected", "peer", 's', text, NULL);
+    else
+        printf("Connected to %s\n", text);
+    fflush(stdout);
+    char data[1024];
+    ssize_t n = sockit_recv(req->sock, data, sizeof data, 0);
+    if (n < 0)
+        return (int)n;
+    rs->bytes_in += n;
+    refserver_received(&req->peer, data, (size_t)n);
+    ssize_t sent = sockit_sendall(req->sock, rs->reply, strlen(rs->reply), 0, NULL);
+    if (sent < 0)
+        return (int)sent;
+    rs->bytes_out += sent;
+    return 0;
+}
+
+int cmd_tcp_server(int argc, char **argv)
+{
+    return refserver_run(argc, argv, SOCK_STREAM, "Hello from server!", handle);
+}

@@ -1,0 +1,58 @@
+/* sockit: the command-line tool. main is a table of subcommands; each lives in its
+ * own cmd_*.c file. */
+#include "cli.h"
+
+#include <string.h>
+
+typedef struct subcommand {
+    const char *name;
+    int (*run)(int argc, char **argv);
+    const char *summary;
+} subcommand;
+
+static const subcommand commands[] = {
+    {"tcp-server", cmd_tcp_server, "the reference TCP server: reply to each client"},
+    {"tcp-client", cmd_tcp_client, "the reference TCP client: send, print the reply"},
+    {"udp-server", cmd_udp_server, "the reference UDP server: reply to each datagram"},
+    {"udp-client", cmd_udp_client, "the reference UDP client: send a datagram, print the reply"},
+    {"listen", cmd_listen, "netcat: accept connections, relay stdin/stdout"},
+    {"connect", cmd_connect, "netcat: connect, relay stdin/stdout"},
+};
+
+static void usage(FILE *out)
+{
+    fprintf(out, "usage: sockit SUBCOMMAND [OPTIONS] [ARGS]\n"
+                 "       sockit SUBCOMMAND --help\n"
+                 "       sockit --version\n\nsubcommands:\n");
+    for (size_t i = 0; i < sizeof commands / sizeof commands[0]; i++)
+        fprintf(out, "  %-11s %s\n", commands[i].name, commands[i].summary);
+    fprintf(out, "\nexit status: 0 ok, 1 network or system failure, 2 bad usage.\n"
+                 "See sockit(1).\n");
+}
+
+int main(int argc, char **argv)
+{
+    if (argc < 2) {
+        usage(stderr);
+        return CLI_USAGE;
+    }
+    const char *name = argv[1];
+    if (strcmp(name, "--help") == 0 || strcmp(name, "-h") == 0 || strcmp(name, "help") == 0) {
+        usage(stdout);
+        return CLI_OK;
+    }
+    if (strcmp(name, "--version") == 0 || strcmp(name, "-V") == 0) {
+        printf("sockit %s\n", sockit_version());
+        return CLI_OK;
+    }
+    for (size_t i = 0; i < sizeof commands / sizeof commands[0]; i++) {
+        if (strcmp(name, commands[i].name) == 0) {
+            cli_cmd = commands[i].name;
+            /* The subcommand sees its own name as argv[0], as getopt expects. */
+            return commands[i].run(argc - 1, argv + 1);
+        }
+    }
+    fprintf(stderr, "sockit: unknown subcommand '%s'\n", name);
+    usage(stderr);
+    return CLI_USAGE;
+}

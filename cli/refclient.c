@@ -1,0 +1,100 @@
+/* Options and output shared by the reference clients. */
+#include "refclient.h"
+
+#include <getopt.h>
+#include <string.h>
+
+#define REFCLIENT_DEFAULT_TIMEOUT 10.0
+
+static const char *usage_for(int type)
+{
+    return type == SOCK_STREAM ? "sockit tcp-client [--host HOST] [--port PORT] [--send TEXT] "
+                                 "[--timeout SECS] [--json]"
+                               : "sockit udp-client [--host HOST] [--port PORT] [--send TEXT] "
+                                 "[--timeout SECS] [--json]";
+}
+
+static void help(int type, const char *default_send)
+{
+    printf("usage: %s\n\n", usage_for(type));
+    printf("%s", type == SOCK_STREAM
+                     ? "The reference TCP client: connect (every address of HOST, Happy\n"
+                       "Eyeballs), send the message, print the reply (up to 64 KiB), close.\n"
+                     : "The reference UDP client: send the message as one datagram, print the\n"
+                       "reply datagram (up to 64 KiB, never cut).\n");
+    printf("\n  --host HOST     server to reach (default localhost)\n"
+           "  --port PORT     its port (default 12345)\n"
+           "  --send TEXT     the message (default \"%s\")\n"
+           "  --timeout SECS  one deadline for the whole exchange (default %.0f)\n"
+           "  --json          one JSON object per event on stdout instead of text\n",
+           default_send, REFCLIENT_DEFAULT_TIMEOUT);
+}
+
+int refclient_options(int argc, char **argv, int type, const char *default_send, refclient *rc)
+{
+    const char *usage = usage_for(type);
+    *rc = (refclient){.host = "localhost",
+                      .port = 12345,
+                      .send = default_send,
+                      .timeout = REFCLIENT_DEFAULT_TIMEOUT};
+    static const struct option longopts[] = {
+        {"host", required_argument, NULL, 'H'},
+        {"port", required_argument, NULL, 'p'},
+        {"send", required_argument, NULL, 's'},
+        {"timeout", required_argument, NULL, 'w'},
+        {"json", no_argument, NULL, 'j'},
+        {"help", no_argument, NULL, 'h'},
+        {NULL, 0, NULL, 0},
+    };
+    opterr = 0;
+    int opt;
+    while ((opt = getopt_long(argc, argv, ":H:p:s:w:jh", longopts, NULL)) != -1) {
+        int status = 0;
+        switch (opt) {
+        case 'H':
+            rc->host = optarg;
+            break;
+        case 'p':
+            status = cli_parse_port(usage, optarg, false, &rc->port);
+            break;
+        case 's':
+            rc->send = optarg;
+            break;
+        case 'w':
+            status = cli_parse_seconds(usage, "--timeout", optarg, &rc->timeout);
+            break;
+        case 'j':
+            cli_json_enable(stdout);
+            break;
+        case 'h':
+            help(type, default_send);
+            return CLI_OK;
+        case ':':
+            return cli_usage_error(usage, "option '%s' needs a value", argv[optind - 1]);
+        default:
+            return cli_usage_error(usage, "unknown option '%s'", argv[optind - 1]);
+        }
+        if (status != 0)
+            return status;
+    }
+    if (optind < argc)
+        return cli_usage_error(usage, "unexpected argument '%s'", argv[optind]);
+    return -1;
+}
+
+void refclient_reply(const char *data, size_t len, const sockit_addr *from)
+{
+    if (cli_json_on()) {
+        char text[SOCKIT_ADDRSTRLEN];
+        char shown[1025];
+        size_t n = len < sizeof shown - 1 ? len : sizeof shown - 1;
+        memcpy(shown, data, n);
+        shown[n] = '\0';
+        cli_event("reply", "from", 's', cli_addr_text(from, text, sizeof text), "bytes", 'i',
+                  (long long)len, "text", 's', shown, NULL);
+        return;
+    }
+    fwrite(data, 1, len, stdout);
+    printf("\n");
+    fflush(stdout);
+}

@@ -1,0 +1,20 @@
+/* What the reference clients (tcp-client, udp-client) share: their options. */
+#ifndef SOCKIT_CLI_REFCLIENT_H
+#define SOCKIT_CLI_REFCLIENT_H
+
+#include "cli.h"
+
+typedef struct refclient {
+    const char *host;
+    int port;
+    const char *send;
+    double timeout; /* seconds; the whole exchange */
+} refclient;
+
+/* Parses the options into rc. Returns -1 when they were fine (go on), otherwise the
+ * exit status (CLI_OK after --help, CLI_USAGE). */
+int refclient_options(int argc, char **argv, int type, const char *default_send, refclient *rc);
+/* Prints the reply (or its --json event). */
+void refclient_reply(const char *data, size_t len, const sockit_addr *from);
+
+#endif

@@ -1,0 +1,153 @@
+/* The reference servers' shared loop: Python's `while True: accept/recvfrom ...`,
+ * served by sockit_server in sequential mode so the CLI gets its EMFILE back-off and
+ * signal-safe shutdown for free. */
+#include "refserver.h"
+
+#include <getopt.h>
+#include <signal.h>
+#include <string.h>
+
+static sockit_server *running;
+
+static void on_signal(int sig)
+{
+    (void)sig;
+    sockit_server_shutdown(running);
+}
+
+static const char *usage_for(int type)
+{
+    return type == SOCK_STREAM ? "sockit tcp-server [--host HOST] [--port PORT] [--reply TEXT] "
+                                 "[--count N] [--json]"
+                               : "sockit udp-server [--host HOST] [--port PORT] [--reply TEXT] "
+                                 "[--count N] [--json]";
+}
+
+static void help(int type, const char *default_reply)
+{
+    printf("usage: %s\n\n", usage_for(type));
+    printf("%s", type == SOCK_STREAM
+                     ? "The reference TCP server: for each client, print 'Connected to PEER',\n"
+                       "read one message (up to 1024 bytes), print it, send the reply, close.\n"
+                     : "The reference UDP server: for each datagram (up to 65536 bytes, never\n"
+                       "cut), print 'Received from PEER: TEXT' and send the reply back.\n");
+    printf("\n  --host HOST   address to bind (default localhost)\n"
+           "  --port PORT   port to bind, 0 for a free one (default 12345)\n"
+           "  --reply TEXT  the reply (default \"%s\")\n"
+           "  --count N     stop after N requests (default: serve until SIGINT/SIGTERM)\n"
+           "  --json        one JSON object per event on stdout instead of text\n",
+           default_reply);
+}
+
+void refserver_received(const sockit_addr *peer, const char *data, size_t len)
+{
+    char text[SOCKIT_ADDRSTRLEN];
+    cli_addr_text(peer, text, sizeof text);
+    if (cli_json_on()) {
+        /* JSON strings cannot carry arbitrary bytes; the text is cut at the first NUL. */
+        char shown[1025];
+        size_t n = len < sizeof shown - 1 ? len : sizeof shown - 1;
+        memcpy(shown, data, n);
+        shown[n] = '\0';
+        cli_event("received", "peer", 's', text, "bytes", 'i', (long long)len, "text", 's', shown,
+                  NULL);
+        return;
+    }
+    printf("Received from %s: ", text);
+    fwrite(data, 1, len, stdout);
+    printf("\n");
+    fflush(stdout);
+}
+
+int refserver_run(int argc, char **argv, int type, const char *default_reply,
+                  sockit_handler_fn handler)
+{
+    const char *usage = usage_for(type);
+    refserver rs = {.host = "localhost", .port = 12345, .reply = default_reply};
+    static const struct option longopts[] = {
+        {"host", required_argument, NULL, 'H'},
+        {"port", required_argument, NULL, 'p'},
+        {"reply", required_argument, NULL, 'r'},
+        {"count", required_argument, NULL, 'n'},
+        {"json", no_argument, NULL, 'j'},
+        {"help", no_argument, NULL, 'h'},
+        {NULL, 0, NULL, 0},
+    };
+    opterr = 0;
+    int opt;
+    while ((opt = getopt_long(argc, argv, ":H:p:r:n:jh", longopts, NULL)) != -1) {
+        int rc = 0;
+        switch (opt) {
+        case 'H':
+            rs.host = optarg;
+            break;
+        case 'p':
+            rc = cli_parse_port(usage, optarg, true, &rs.port);
+            break;
+        case 'r':
+            rs.reply = optarg;
+            break;
+        case 'n':
+            rc = cli_parse_count(usage, "--count", optarg, 1, 1000000000L, &rs.count);
+            break;
+        case 'j':
+            cli_json_enable(stdout);
+            break;
+        case 'h':
+            help(type, default_reply);
+            return CLI_OK;
+        case ':':
+            return cli_usage_error(usage, "option '%s' needs a value", argv[optind - 1]);
+        default:
+            return cli_usage_error(usage, "unknown option '%s'", argv[optind - 1]);
+        }
+        if (rc != 0)
+            return rc;
+    }
+    if (optind < argc)
+        return cli_usage_error(usage, "unexpected argument '%s'", argv[optind]);
+
+    sockit_server_config cfg = {.handler = handler, .user = &rs, .mode = SOCKIT_SEQUENTIAL};
+    sockit_server *srv = sockit_server_new(rs.host, rs.port, type, &cfg);
+    if (srv == NULL)
+        return cli_fail_lib();
+    sockit_addr bound;
+    char text[SOCKIT_ADDRSTRLEN];
+    sockit_server_address(srv, &bound);
+    cli_addr_text(&bound, text, sizeof text);
+    if (cli_json_on())
+        cli_event("bound", "address", 's', text, "port", 'i', (long long)sockit_addr_port(&bound),
+                  NULL);
+    else
+        printf("Listening on %s\n", text);
+    fflush(stdout);
+
+    running = srv;
+    struct sigaction sa;
+    memset(&sa, 0, sizeof sa);
+    sa.sa_handler = on_signal;
+    sigemptyset(&sa.sa_mask);
+    sigaction(SIGINT, &sa, NULL);
+    sigaction(SIGTERM, &sa, NULL);
+
+    int rc = 0;
+    const char *reason = "signal";
+    if (rs.count == 0) {
+        rc = sockit_server_serve_forever(srv);
+    } else {
+        while (rs.served < rs.count && (rc = sockit_server_handle_request(srv, -1)) == 1)
+            ;
+        if (rs.served >= rs.count)
+            reason = "count";
+    }
+    int status = CLI_OK;
+    if (rc < 0) {
+        status = cli_fail_lib();
+        reason = "error";
+    }
+    sockit_server_close(srv);
+    running = NULL;
+    cli_event("exit", "reason", 's', reason, "requests", 'i', (long long)rs.served, "bytes_in", 'i',
+              rs.bytes_in, "bytes_out", 'i', rs.bytes_out, NULL);
+    return status;
+}

@@ -1,0 +1,151 @@
+/* Messages, exit codes, argument parsing and --json events shared by every
+ * subcommand. */
+#include "cli.h"
+
+#include <errno.h>
+#include <math.h>
+#include <stdarg.h>
+#include <stdlib.h>
+#include <string.h>
+
+const char *cli_cmd = "sockit";
+
+static FILE *json_out;
+
+void cli_json_enable(FILE *stream) { json_out = stream; }
+bool cli_json_on(void) { return json_out != NULL; }
+
+static void json_string(FILE *f, const char *s)
+{
+    fputc('"', f);
+    for (const unsigned char *p = (const unsigned char *)s; *p; p++) {
+        if (*p == '"' || *p == '\\')
+            fprintf(f, "\\%c", *p);
+        else if (*p < 0x20)
+            fprintf(f, "\\u%04x", *p);
+        else
+            fputc(*p, f);
+    }
+    fputc('"', f);
+}
+
+void cli_event(const char *event, ...)
+{
+    if (json_out == NULL)
+        return;
+    FILE *f = json_out;
+    fprintf(f, "{\"event\":");
+    json_string(f, event);
+    va_list ap;
+    va_start(ap, event);
+    for (const char *key = va_arg(ap, const char *); key != NULL; key = va_arg(ap, const char *)) {
+        int type = va_arg(ap, int);
+        fputc(',', f);
+        json_string(f, key);
+        fputc(':', f);
+        switch (type) {
+        case 's': {
+            const char *v = va_arg(ap, const char *);
+            if (v == NULL)
+                fputs("null", f);
+            else
+                json_string(f, v);
+            break;
+        }
+        case 'i':
+            fprintf(f, "%lld", va_arg(ap, long long));
+            break;
+        case 'f': {
+            double v = va_arg(ap, double);
+            if (isfinite(v))
+                fprintf(f, "%.6f", v);
+            else
+                fputs("null", f);
+            break;
+        }
+        case 'b':
+            fputs(va_arg(ap, int) ? "true" : "false", f);
+            break;
+        default:
+            fputs("null", f);
+            break;
+        }
+    }
+    va_end(ap);
+    fputs("}\n", f);
+    fflush(f);
+}
+
+int cli_fail(const char *fmt, ...)
+{
+    char msg[1024];
+    va_list ap;
+    va_start(ap, fmt);
+    vsnprintf(msg, sizeof msg, fmt, ap);
+    va_end(ap);
+    fprintf(stderr, "sockit: %s\n", msg);
+    cli_event("error", "message", 's', msg, NULL);
+    return CLI_FAIL;
+}
+
+int cli_fail_lib(void)
+{
+    int code = sockit_errcode();
+    fprintf(stderr, "sockit: %s\n", sockit_errmsg());
+    cli_event("error", "code", 's', sockit_errname(code), "message", 's', sockit_errmsg(), NULL);
+    return CLI_FAIL;
+}
+
+int cli_usage_error(const char *usage, const char *fmt, ...)
+{
+    char msg[1024];
+    va_list ap;
+    va_start(ap, fmt);
+    vsnprintf(msg, sizeof msg, fmt, ap);
+    va_end(ap);
+    fprintf(stderr, "sockit %s: %s\nusage: %s\n", cli_cmd, msg, usage);
+    cli_event("error", "code", 's', "EUSAGE", "message", 's', msg, NULL);
+    return CLI_USAGE;
+}
+
+int cli_parse_port(const char *usage, const char *text, bool allow_zero, int *out)
+{
+    int port = sockit_parse_port(text);
+    if (port < 0)
+        return cli_usage_error(usage, "port '%s': not a number 0-65535 or a known service", text);
+    if (port == 0 && !allow_zero)
+        return cli_usage_error(usage, "port '%s': must be 1-65535", text);
+    *out = port;
+    return 0;
+}
+
+int cli_parse_seconds(const char *usage, const char *option, const char *text, double *out)
+{
+    char *end;
+    errno = 0;
+    double v = strtod(text, &end);
+    if (end == text || *end != '\0' || errno != 0 || !isfinite(v) || v < 0)
+        return cli_usage_error(usage, "%s '%s': not a number of seconds >= 0", option, text);
+    *out = v;
+    return 0;
+}
+
+int cli_parse_count(const char *usage, const char *option, const char *text, long min, long max,
+                    long *out)
+{
+    char *end;
+    errno = 0;
+    long v = strtol(text, &end, 10);
+    if (end == text || *end != '\0' || errno != 0 || v < min || v > max)
+        return cli_usage_error(usage, "%s '%s': not a whole number %ld-%ld", option, text, min,
+                               max);
+    *out = v;
+    return 0;
+}
+
+const char *cli_addr_text(const sockit_addr *a, char *buf, size_t size)
+{
+    if (sockit_addr_format(a, buf, size) < 0)
+        snprintf(buf, size, "?");
+    return buf;
+}
