@@ -1,8 +1,82 @@
-/* Placeholder replaced by the netcat implementation. */
+/* sockit connect: netcat's client side. Connects (TCP, Unix stream, or with -u a
+ * connected UDP / Unix datagram socket) and hands the socket to the relay. */
 #include "cli.h"
+#include "dgram.h"
+#include "netlog.h"
+#include "netopts.h"
+#include "relay.h"
+
+static int fail(const char *reason)
+{
+    int status = cli_fail_lib();
+    netlog_exit(reason, 0, 0);
+    return status;
+}
+
+/* A connected datagram socket: replies from anyone else are filtered by the kernel,
+ * and ICMP port-unreachable surfaces as ECONNREFUSED. */
+static sockit *dgram_connect(const netopts *o)
+{
+    sockit_addr to;
+    sockit *s;
+    if (o->is_unix) {
+        if (sockit_addr_parse(&to, o->host) < 0)
+            return NULL;
+        s = sockit_socket(AF_UNIX, SOCK_DGRAM);
+        /* A NULL host binds a free abstract name (autobind), so the server has an
+         * address to answer to. */
+        if (s != NULL && sockit_bind(s, NULL, 0) < 0) {
+            sockit_close(s);
+            return NULL;
+        }
+    } else {
+        char port[8];
+        snprintf(port, sizeof port, "%d", o->port);
+        sockit_addrinfo ai;
+        if (sockit_getaddrinfo(o->host, port, o->family, SOCK_DGRAM, 0, &ai, 1) < 0)
+            return NULL;
+        to = ai.addr;
+        s = sockit_socket(ai.family, SOCK_DGRAM);
+    }
+    if (s != NULL && sockit_connect_addr(s, &to) < 0) {
+        sockit_close(s);
+        return NULL;
+    }
+    return s;
+}
+
 int cmd_connect(int argc, char **argv)
 {
-    (void)argc;
-    (void)argv;
-    return cli_fail("connect: not implemented yet");
+    netopts o;
+    int status = netopts_parse(argc, argv, false, &o);
+    if (status >= 0)
+        return status;
+    netlog_verbose(o.verbose);
+    relay_config cfg = {.half_close = o.half_close,
+                        .hexdump = o.hexdump,
+                        .idle = o.idle,
+                        .linger = o.linger,
+                        .max_clients = 1};
+    sockit *c;
+    if (o.udp) {
+        c = dgram_connect(&o);
+    } else {
+        /* sockit_create_connection has no family parameter; a wildcard source
+         * address of the family restricts the attempts to it. */
+        sockit_addr any, *source = NULL;
+        if (o.family != AF_UNSPEC) {
+            sockit_addr_ip(&any, o.family == AF_INET ? "0.0.0.0" : "::", 0);
+            source = &any;
+        }
+        c = sockit_create_connection(o.host, o.is_unix ? 0 : o.port, o.wait, source);
+    }
+    if (c == NULL)
+        return fail(sockit_errcode() == SOCKIT_ETIMEOUT ? "timeout" : "error");
+    sockit_addr peer;
+    if (sockit_getpeername(c, &peer) < 0)
+        sockit_addr_parse(&peer, o.host); /* a unix: host; else left for "?" */
+    netlog_connected(&peer, false);
+    if (o.udp)
+        return dgram_relay(c, true, &cfg, -1);
+    return relay_stream(c, &peer, &cfg);
 }

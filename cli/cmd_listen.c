@@ -1,8 +1,59 @@
-/* Placeholder replaced by the netcat implementation. */
+/* sockit listen: netcat's server side. Binds (every interface, dual-stack, unless
+ * told otherwise), then serves one client, every client with -k, or datagrams with
+ * -u, through the relays. */
 #include "cli.h"
+#include "dgram.h"
+#include "netlog.h"
+#include "netopts.h"
+#include "relay.h"
+
+static int fail(const char *reason)
+{
+    int status = cli_fail_lib();
+    netlog_exit(reason, 0, 0);
+    return status;
+}
+
 int cmd_listen(int argc, char **argv)
 {
-    (void)argc;
-    (void)argv;
-    return cli_fail("listen: not implemented yet");
+    netopts o;
+    int status = netopts_parse(argc, argv, true, &o);
+    if (status >= 0)
+        return status;
+    netlog_verbose(o.verbose);
+    relay_config cfg = {.half_close = o.half_close,
+                        .hexdump = o.hexdump,
+                        .idle = o.idle,
+                        .linger = o.linger,
+                        .max_clients = o.max_clients};
+    sockit_server_options so = {.family = o.family, .type = o.udp ? SOCK_DGRAM : SOCK_STREAM};
+    bool dual = o.host == NULL && o.family == AF_UNSPEC && sockit_has_dualstack_ipv6();
+    so.dualstack = dual;
+    sockit *l = sockit_create_server(o.host, o.port, &so);
+    if (l == NULL)
+        return fail("error");
+    sockit_addr bound;
+    if (sockit_getsockname(l, &bound) < 0) {
+        sockit_close(l);
+        return fail("error");
+    }
+    netlog_bound(&bound, dual);
+    if (o.udp)
+        return dgram_relay(l, false, &cfg, o.keep ? -1 : o.wait);
+    if (o.keep) {
+        status = relay_serve(l, &cfg);
+        sockit_close(l);
+        return status;
+    }
+    /* One client: accept it, then stop listening, so a second client is refused
+     * rather than left waiting in the backlog. */
+    sockit_addr peer;
+    sockit *c = NULL;
+    if (sockit_settimeout(l, o.wait) == 0)
+        c = sockit_accept(l, &peer);
+    sockit_close(l);
+    if (c == NULL)
+        return fail(sockit_errcode() == SOCKIT_ETIMEOUT ? "timeout" : "error");
+    netlog_connected(&peer, true);
+    return relay_stream(c, &peer, &cfg);
 }

@@ -216,8 +216,9 @@ SOCKIT_API bool sockit_getblocking(const sockit *s);
 
 /* Binds to host:port. host is resolved (NULL or "" means every interface); port
  * 0-65535, 0 picks a free port (read it back with sockit_getsockname). For AF_UNIX
- * sockets host is the path and port must be 0. Binding a Unix path over a stale
- * socket file (nobody accepts on it) removes the file and binds; over a live one it
+ * sockets host is the path and port must be 0; a NULL host picks a free abstract
+ * name (Linux autobind), which a Unix datagram client needs to get replies. Binding a Unix path
+ * over a stale socket file (nobody accepts on it) removes the file and binds; over a live one it
  * fails with -EADDRINUSE. */
 SOCKIT_API int sockit_bind(sockit *s, const char *host, int port);
 SOCKIT_API int sockit_bind_addr(sockit *s, const sockit_addr *addr);
@@ -319,8 +320,10 @@ SOCKIT_API int sockit_set_linger(sockit *s, bool on, int seconds);
  * timeout (seconds, < 0 for none) is ONE deadline covering name resolution and every
  * attempt; a timeout of 0 still makes one attempt at a numeric address, but a name
  * cannot be resolved in no time and fails with SOCKIT_ETIMEOUT. source (NULL for
- * none) is the local address to bind first; only addresses of its family are tried,
- * and its port should be 0, since attempts in flight at once cannot share a port. The returned
+ * none) is the local address to bind first; only addresses of its family are tried
+ * (so the wildcard 0.0.0.0:0 or [::]:0 restricts the family without choosing an
+ * address), and its port should be 0, since attempts in flight at once cannot share
+ * a port. The returned
  * socket is blocking when timeout < 0, otherwise it keeps the timeout. On failure the message names
  * every address tried and why; the code is the first attempt's (SOCKIT_ETIMEOUT when the deadline
  * passed). */

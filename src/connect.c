@@ -315,7 +315,10 @@ sockit *sockit_create_connection(const char *host, int port, double timeout,
         /* One address: its reason is the message's own; only the address is added. */
         char text[SOCKIT_ADDRSTRLEN];
         sockit__addr_text(&r.at[0].addr, text, sizeof text);
-        sockit__failf(code, "connect to %s (%s)", where, text);
+        if (strcmp(text, where) == 0)
+            sockit__failf(code, "connect to %s", where);
+        else
+            sockit__failf(code, "connect to %s (%s)", where, text);
         return NULL;
     }
     char tried[CONNECT_TRIED_LEN];

@@ -76,9 +76,9 @@ int64_t sockit__call_deadline(const sockit *s);
  * SOCKIT_EWOULDBLOCK; otherwise waits for events until deadline and returns 0 to
  * retry, SOCKIT_ETIMEOUT or -errno. */
 int sockit__await(sockit *s, short events, int64_t deadline);
-/* Records a failure of op on s and returns code. Would-block and timeouts are the
- * expected outcomes of loop-driven and deadline-bound calls, so they get the cheap
- * lazy message; other failures name the peer when there is one. */
+/* Records a failure of op on s and returns code. Would-block is the expected outcome
+ * of loop-driven calls, so it gets the cheap lazy message; other failures name the
+ * peer, or the socket's own address when it has no peer. */
 int sockit__io_fail(const sockit *s, int code, const char *op);
 /* Sets or clears O_NONBLOCK. Returns 0 or -errno. */
 int sockit__set_nonblock(int fd, bool on);

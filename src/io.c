@@ -36,15 +36,23 @@ const sockit__transport sockit__plain_transport = {plain_send, plain_recv};
 
 int sockit__io_fail(const sockit *s, int code, const char *op)
 {
-    if (code == SOCKIT_EWOULDBLOCK || code == SOCKIT_ETIMEOUT)
+    if (code == SOCKIT_EWOULDBLOCK)
         return sockit__fail(code, op);
-    sockit_addr peer;
-    socklen_t plen = sizeof peer.u;
+    /* The peer names a connection; a listener or an unconnected datagram socket is
+     * named by its own address. */
+    sockit_addr a;
+    socklen_t len = sizeof a.u;
     char text[SOCKIT_ADDRSTRLEN];
-    if (getpeername(s->fd, &peer.u.sa, &plen) == 0) {
-        peer.len = plen;
-        if (sockit_addr_format(&peer, text, sizeof text) > 0)
+    if (getpeername(s->fd, &a.u.sa, &len) == 0) {
+        a.len = len;
+        if (sockit_addr_format(&a, text, sizeof text) > 0)
             return sockit__failf(code, "%s (peer %s)", op, text);
+    }
+    len = sizeof a.u;
+    if (getsockname(s->fd, &a.u.sa, &len) == 0) {
+        a.len = len;
+        if (sockit_addr_format(&a, text, sizeof text) > 0)
+            return sockit__failf(code, "%s (on %s)", op, text);
     }
     return sockit__failf(code, "%s", op);
 }

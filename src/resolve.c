@@ -185,7 +185,7 @@ static const char *joiner(const char *op)
 }
 
 static ssize_t resolve_unix(const sockit *s, const char *op, const char *host, int port,
-                            sockit_addrinfo *out)
+                            bool passive, sockit_addrinfo *out)
 {
     const char *path = host != NULL ? host : "";
     if (strncmp(path, "unix:", 5) == 0)
@@ -194,6 +194,16 @@ static ssize_t resolve_unix(const sockit *s, const char *op, const char *host, i
     if (port != 0)
         return sockit__failf(SOCKIT_EBADPORT, "%s%sunix:%s: port %d given, a Unix socket takes 0",
                              op, to, path, port);
+    if (host == NULL && passive) {
+        /* Like the IP wildcard: Linux picks a free abstract name (autobind), which a
+         * datagram client needs for the server to be able to answer. */
+        memset(out, 0, sizeof *out);
+        out->family = AF_UNIX;
+        out->type = s->type;
+        out->addr.u.un.sun_family = AF_UNIX;
+        out->addr.len = sizeof(sa_family_t);
+        return 1;
+    }
     size_t n = strlen(path[0] == '@' ? path + 1 : path);
     if (n == 0)
         return sockit__failf(SOCKIT_EBADADDR, "%s%sunix:%s: empty Unix socket path", op, to, path);
@@ -219,7 +229,7 @@ ssize_t sockit__resolve_for(const sockit *s, const char *op, const char *host, i
     if (out == NULL || max == 0)
         return sockit__failf(-EINVAL, "%s: no room for addresses", op);
     if (s->family == AF_UNIX)
-        return resolve_unix(s, op, host, port, out);
+        return resolve_unix(s, op, host, port, passive, out);
     int rc = sockit__check_port(op, port, passive);
     if (rc < 0)
         return rc;

@@ -525,10 +525,23 @@ static void test_create_connection_unix_path(void **state)
     rmdir(dir);
 }
 
+static void test_refused_numeric_host_names_the_address_once(void **state)
+{
+    (void)state;
+    int port;
+    sockit *l = harness_tcp_listener(AF_INET, &port);
+    sockit_close(l); /* the port is now closed: connecting is refused */
+    assert_null(sockit_create_connection("127.0.0.1", port, 2.0, NULL));
+    char want[96];
+    snprintf(want, sizeof want, "connect to 127.0.0.1:%d: Connection refused", port);
+    assert_string_equal(sockit_errmsg(), want);
+}
+
 int main(void)
 {
     signal(SIGPIPE, SIG_IGN);
     const struct CMUnitTest tests[] = {
+        harness_test(test_refused_numeric_host_names_the_address_once),
         harness_test(test_create_connection_reaches_ipv4_listener),
         harness_test(test_create_connection_reaches_ipv6_listener),
         harness_test(test_create_connection_refused_reports_every_address),

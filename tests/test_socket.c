@@ -708,6 +708,46 @@ static void test_abstract_unix_name_binds_and_connects(void **state)
     sockit_close(l);
 }
 
+static void test_unix_datagram_client_autobinds_with_null_host_and_gets_replies(void **state)
+{
+    (void)state;
+    char name[64];
+    snprintf(name, sizeof name, "@sockit-autobind-%d", (int)getpid());
+    sockit *srv = sockit_socket(AF_UNIX, SOCK_DGRAM);
+    sockit *cli = sockit_socket(AF_UNIX, SOCK_DGRAM);
+    assert_sock(srv);
+    assert_sock(cli);
+    assert_ok(sockit_bind(srv, name, 0));
+    assert_ok(sockit_bind(cli, NULL, 0));
+    sockit_addr me;
+    assert_ok(sockit_getsockname(cli, &me));
+    assert_true(me.len > sizeof(sa_family_t)); /* the kernel gave it a name */
+    assert_int_equal(sockit_sendto(cli, "ping", 4, 0, name, 0), 4);
+    char buf[16];
+    sockit_addr from;
+    assert_int_equal(sockit_recvfrom(srv, buf, sizeof buf, 0, &from), 4);
+    assert_int_equal(sockit_sendto_addr(srv, "pong-and-more", 13, 0, &from), 13);
+    /* A truncated reply names its sender, the server's abstract name. */
+    assert_code(sockit_recvfrom(cli, buf, 4, 0, NULL), SOCKIT_ETRUNCATED);
+    assert_non_null(strstr(sockit_errmsg(), "unix:@sockit-autobind-"));
+    sockit_close(cli);
+    sockit_close(srv);
+}
+
+static void test_accept_timeout_message_names_the_listener(void **state)
+{
+    (void)state;
+    int port;
+    sockit *l = harness_tcp_listener(AF_INET, &port);
+    assert_ok(sockit_settimeout(l, 0.05));
+    assert_null(sockit_accept(l, NULL));
+    assert_int_equal(sockit_errcode(), SOCKIT_ETIMEOUT);
+    char want[64];
+    snprintf(want, sizeof want, "accept (on 127.0.0.1:%d)", port);
+    assert_non_null(strstr(sockit_errmsg(), want));
+    sockit_close(l);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -743,6 +783,8 @@ int main(void)
         harness_test(test_unix_bind_over_a_regular_file_fails_and_keeps_it),
         harness_test(test_unix_bind_rejects_a_path_too_long),
         harness_test(test_abstract_unix_name_binds_and_connects),
+        harness_test(test_unix_datagram_client_autobinds_with_null_host_and_gets_replies),
+        harness_test(test_accept_timeout_message_names_the_listener),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -1,0 +1,77 @@
+/* -v text and --json events for the netcat pair. */
+#include "netlog.h"
+
+#include <stdarg.h>
+#include <string.h>
+
+static bool verbose;
+
+void netlog_verbose(bool on) { verbose = on; }
+
+void netlog_bound(const sockit_addr *addr, bool dualstack)
+{
+    char text[SOCKIT_ADDRSTRLEN];
+    cli_addr_text(addr, text, sizeof text);
+    if (cli_json_on()) {
+        int port = sockit_addr_port(addr);
+        if (port >= 0)
+            cli_event("bound", "address", 's', text, "port", 'i', (long long)port, "dualstack", 'b',
+                      (int)dualstack, NULL);
+        else /* a Unix socket has no port */
+            cli_event("bound", "address", 's', text, "port", 's', (const char *)NULL, NULL);
+    } else if (verbose)
+        fprintf(stderr, "listening on %s%s\n", text, dualstack ? " (IPv6 and IPv4)" : "");
+}
+
+void netlog_connected(const sockit_addr *peer, bool accepted)
+{
+    char text[SOCKIT_ADDRSTRLEN];
+    cli_addr_text(peer, text, sizeof text);
+    if (cli_json_on())
+        cli_event("connected", "peer", 's', text, "accepted", 'b', (int)accepted, NULL);
+    else if (verbose)
+        fprintf(stderr, "%s %s\n", accepted ? "connection from" : "connected to", text);
+}
+
+static const char *reason_text(const char *reason)
+{
+    static const char *const table[][2] = {
+        {"peer", "closed by peer"},          {"reset", "connection reset by peer"},
+        {"idle", "idle timeout, closed"},    {"linger", "-q expired, closed"},
+        {"stdout", "stdout closed, closed"}, {"signal", "interrupted, closed"},
+    };
+    for (size_t i = 0; i < sizeof table / sizeof table[0]; i++)
+        if (strcmp(reason, table[i][0]) == 0)
+            return table[i][1];
+    return "closed";
+}
+
+void netlog_closed(const sockit_addr *peer, const char *reason)
+{
+    char text[SOCKIT_ADDRSTRLEN];
+    cli_addr_text(peer, text, sizeof text);
+    if (cli_json_on())
+        cli_event("closed", "peer", 's', text, "reason", 's', reason, NULL);
+    else if (verbose)
+        fprintf(stderr, "%s %s\n", reason_text(reason), text);
+}
+
+void netlog_warn(const char *fmt, ...)
+{
+    char msg[1024];
+    va_list ap;
+    va_start(ap, fmt);
+    vsnprintf(msg, sizeof msg, fmt, ap);
+    va_end(ap);
+    if (cli_json_on())
+        cli_event("error", "code", 's', sockit_errname(sockit_errcode()), "message", 's', msg,
+                  NULL);
+    else
+        fprintf(stderr, "sockit: %s\n", msg);
+}
+
+void netlog_exit(const char *reason, long long bytes_in, long long bytes_out)
+{
+    cli_event("exit", "reason", 's', reason, "bytes_in", 'i', bytes_in, "bytes_out", 'i', bytes_out,
+              NULL);
+}

@@ -1,0 +1,203 @@
+/* Option parsing and help for the netcat pair. Numbers go through the checked
+ * parsers in util.c, so "abc", "70000" or "-1" are usage errors, never wrapped. */
+#include "netopts.h"
+
+#include <getopt.h>
+#include <string.h>
+
+static const char *const listen_usage =
+    "sockit listen [-u] [-k] [-m MAX] [-4|-6] [-v] [-x] [-w SECS] [-i SECS] [-q SECS] "
+    "[--no-shutdown] [--json] [HOST] PORT | unix:PATH";
+static const char *const connect_usage =
+    "sockit connect [-u] [-4|-6] [-v] [-x] [-w SECS] [-i SECS] [-q SECS] [--no-shutdown] "
+    "[--json] HOST PORT | unix:PATH";
+
+const char *netopts_usage(bool listen) { return listen ? listen_usage : connect_usage; }
+
+static void help(bool listen)
+{
+    printf("usage: %s\n\n", netopts_usage(listen));
+    if (listen)
+        printf("netcat, listening side. Wait for a client on PORT, then copy stdin to it and\n"
+               "what it sends to stdout, byte for byte. Without HOST, listen on every\n"
+               "interface, IPv6 and IPv4 (one dual-stack socket where the system has them,\n"
+               "else 0.0.0.0). PORT 0 picks a free port (-v or --json tells which).\n"
+               "unix:/path listens on a Unix socket (a stale socket file is replaced),\n"
+               "unix:@name on a Linux abstract one; a unix: host takes no PORT.\n"
+               "Without -k, serve one client and exit when it is done.\n\n");
+    else
+        printf("netcat, connecting side. Connect to HOST PORT (every address of HOST, IPv6\n"
+               "and IPv4 raced with Happy Eyeballs), then copy stdin to the connection and\n"
+               "what arrives to stdout, byte for byte. unix:/path or unix:@name connects to\n"
+               "a Unix socket and takes no PORT.\n\n");
+    printf("When stdin ends the write side is shut down (the peer reads end of stream)\n"
+           "and what still arrives is printed until the peer closes. The connection is\n"
+           "done when both directions have ended, when the peer resets it, or when\n"
+           "stdout closes. If the peer closes first and stdin is a terminal, exit at\n"
+           "once, since nobody could read what is typed next.\n\n");
+    printf("options:\n"
+           "  -u              UDP (or Unix datagram): each stdin line, '\\n' included, is\n"
+           "                  one datagram (a line over 65507 bytes is sent in pieces);\n"
+           "                  each datagram received is written to stdout as is\n");
+    if (listen)
+        printf("                  (listen -u replies to the last sender; stdin waits until\n"
+               "                  someone has sent)\n"
+               "  -k              keep listening: serve clients concurrently; what each\n"
+               "                  sends goes to stdout, stdin goes to all of them; a client\n"
+               "                  is closed when it closes its side; runs until SIGINT or\n"
+               "                  SIGTERM (exit 0). No effect with -u\n"
+               "  -m MAX          -k: at most MAX clients at once (default %d); the\n"
+               "                  others wait in the listen backlog\n",
+               NETOPTS_MAX_CLIENTS);
+    printf("  -4, -6          IPv4 only, IPv6 only\n"
+           "  -v              say what happens on stderr (listening on, connection from,\n"
+           "                  connected to, closed by peer)\n"
+           "  -x              hex dump of the traffic on stderr ('>' sent, '<' received)\n");
+    if (listen)
+        printf("  -w SECS         without -k: give up if nobody connects (or, with -u,\n"
+               "                  sends) within SECS (exit 1)\n");
+    else
+        printf("  -w SECS         connect timeout: one deadline for resolving and every\n"
+               "                  attempt (exit 1)\n");
+    printf("  -i SECS         close a connection when nothing moved either way for SECS\n"
+           "                  (exit 0, reason idle)\n"
+           "  -q SECS         after stdin ends, wait at most SECS for the peer, then exit\n"
+           "                  (0: exit as soon as stdin is sent; default: wait for the\n"
+           "                  peer; with -u, forever%s)\n"
+           "  --no-shutdown   do not shut down the write side when stdin ends\n"
+           "  --json          one JSON object per event on stderr (bound, connected,\n"
+           "                  closed, error, exit); stdout carries only the data\n"
+           "  -h, --help      this page\n\n"
+           "Seconds may be fractional; 0 for -w or -i means no limit. With -x and -k the\n"
+           "offsets count all clients' bytes together. SIGINT/SIGTERM end -k and -u with\n"
+           "status 0, a single connection not yet done with 1.\n"
+           "exit status: 0 done, 1 network or system failure (connection refused,\n"
+           "timeout, address in use), 2 bad usage. SIGPIPE never kills it: a closed\n"
+           "stdout ends the session.\n",
+           listen ? "; with -k, closes each client" : "");
+}
+
+/* The [HOST] PORT or unix:PATH operands. */
+static int operands(int n, char **args, netopts *o)
+{
+    const char *usage = netopts_usage(o->listen);
+    if (n == 0)
+        return cli_usage_error(usage, o->listen ? "missing PORT" : "missing HOST and PORT");
+    if (n > 2)
+        return cli_usage_error(usage, "unexpected argument '%s'", args[2]);
+    if (strncmp(args[0], "unix:", 5) == 0) {
+        o->host = args[0];
+        o->is_unix = true;
+        if (n == 2)
+            return cli_usage_error(usage, "%s: a unix: host takes no PORT (got '%s')", args[0],
+                                   args[1]);
+        if (o->family != AF_UNSPEC)
+            return cli_usage_error(usage, "-4/-6 do not apply to a unix: host");
+        return 0;
+    }
+    if (n == 1 && !o->listen)
+        return cli_usage_error(usage, "missing PORT after HOST '%s'", args[0]);
+    if (n == 2)
+        o->host = args[0];
+    return cli_parse_port(usage, args[n - 1], o->listen, &o->port);
+}
+
+/* -w and -i take 0 as "no limit"; -q takes 0 as "at once". */
+static int seconds(const char *usage, const char *option, bool zero_is_none, double *out)
+{
+    int rc = cli_parse_seconds(usage, option, optarg, out);
+    if (rc == 0 && zero_is_none && *out == 0)
+        *out = -1;
+    return rc;
+}
+
+int netopts_parse(int argc, char **argv, bool listen, netopts *o)
+{
+    const char *usage = netopts_usage(listen);
+    *o = (netopts){.listen = listen,
+                   .half_close = true,
+                   .family = AF_UNSPEC,
+                   .max_clients = NETOPTS_MAX_CLIENTS,
+                   .wait = -1,
+                   .idle = -1,
+                   .linger = -1};
+    static const struct option longopts[] = {
+        {"udp", no_argument, NULL, 'u'},
+        {"keep-open", no_argument, NULL, 'k'},
+        {"max-clients", required_argument, NULL, 'm'},
+        {"verbose", no_argument, NULL, 'v'},
+        {"hexdump", no_argument, NULL, 'x'},
+        {"wait", required_argument, NULL, 'w'},
+        {"idle-timeout", required_argument, NULL, 'i'},
+        {"quit-after", required_argument, NULL, 'q'},
+        {"no-shutdown", no_argument, NULL, 'N'},
+        {"json", no_argument, NULL, 'j'},
+        {"help", no_argument, NULL, 'h'},
+        {NULL, 0, NULL, 0},
+    };
+    /* connect has no -k or -m; getopt then reports them as unknown. */
+    const char *shortopts = listen ? ":ukm:46vxw:i:q:h" : ":u46vxw:i:q:h";
+    bool v4 = false, v6 = false;
+    opterr = 0;
+    optind = 1;
+    int opt;
+    while ((opt = getopt_long(argc, argv, shortopts, longopts, NULL)) != -1) {
+        int rc = 0;
+        switch (opt) {
+        case 'u':
+            o->udp = true;
+            break;
+        case 'k':
+            if (!listen)
+                return cli_usage_error(usage, "unknown option '%s'", argv[optind - 1]);
+            o->keep = true;
+            break;
+        case 'm':
+            if (!listen)
+                return cli_usage_error(usage, "unknown option '%s'", argv[optind - 1]);
+            rc = cli_parse_count(usage, "-m", optarg, 1, 100000, &o->max_clients);
+            break;
+        case '4':
+            v4 = true;
+            break;
+        case '6':
+            v6 = true;
+            break;
+        case 'v':
+            o->verbose = true;
+            break;
+        case 'x':
+            o->hexdump = true;
+            break;
+        case 'w':
+            rc = seconds(usage, "-w", true, &o->wait);
+            break;
+        case 'i':
+            rc = seconds(usage, "-i", true, &o->idle);
+            break;
+        case 'q':
+            rc = seconds(usage, "-q", false, &o->linger);
+            break;
+        case 'N':
+            o->half_close = false;
+            break;
+        case 'j':
+            cli_json_enable(stderr);
+            break;
+        case 'h':
+            help(listen);
+            return CLI_OK;
+        case ':':
+            return cli_usage_error(usage, "option '%s' needs a value", argv[optind - 1]);
+        default:
+            return cli_usage_error(usage, "unknown option '%s'", argv[optind - 1]);
+        }
+        if (rc != 0)
+            return rc;
+    }
+    if (v4 && v6)
+        return cli_usage_error(usage, "-4 and -6 exclude each other");
+    o->family = v4 ? AF_INET : v6 ? AF_INET6 : AF_UNSPEC;
+    int rc = operands(argc - optind, argv + optind, o);
+    return rc != 0 ? rc : -1;
+}

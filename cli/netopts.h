@@ -1,0 +1,35 @@
+/* Options shared by `sockit listen` and `sockit connect` (the netcat pair): one
+ * parser, one help page per command, so the two cannot drift apart. */
+#ifndef SOCKIT_CLI_NETOPTS_H
+#define SOCKIT_CLI_NETOPTS_H
+
+#include "cli.h"
+
+/* The default cap on simultaneous clients of `listen -k`. */
+#define NETOPTS_MAX_CLIENTS 64
+
+typedef struct netopts {
+    bool listen;      /* parsed for `listen` (else `connect`) */
+    bool udp;         /* -u */
+    bool keep;        /* -k: keep listening, serve clients concurrently */
+    bool verbose;     /* -v */
+    bool hexdump;     /* -x */
+    bool half_close;  /* SHUT_WR on stdin EOF; off with --no-shutdown */
+    int family;       /* AF_UNSPEC, or AF_INET / AF_INET6 for -4 / -6 */
+    long max_clients; /* -m */
+    double wait;      /* -w: connect / first-accept timeout, < 0 for none */
+    double idle;      /* -i: idle timeout, < 0 for none */
+    double linger;    /* -q: after stdin EOF, < 0 to wait for the peer */
+    const char *host; /* NULL: every interface (listen only) */
+    bool is_unix;     /* host is "unix:/path" or "unix:@name" */
+    int port;         /* 0 for a Unix host; listen may ask for 0 (a free port) */
+} netopts;
+
+/* Parses argv into *o. Returns -1 to go on, or the exit status to return at once:
+ * CLI_OK after --help, CLI_USAGE after a usage error (already printed). */
+int netopts_parse(int argc, char **argv, bool listen, netopts *o);
+
+/* The usage line of the command, for usage errors found after parsing. */
+const char *netopts_usage(bool listen);
+
+#endif
