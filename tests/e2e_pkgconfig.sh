@@ -62,7 +62,7 @@ libdir=$(realpath -m "$(pkg-config --variable=libdir sockit)")
 read -r -a cflags <<<"$(pkg-config --cflags sockit)"
 read -r -a libs <<<"$(pkg-config --libs sockit)"
 read -r -a static_libs <<<"$(pkg-config --static --libs sockit)"
-if [ "$libdir" != "$(realpath -m "${pc%/pkgconfig/*}")" ] || ! printf '%s\n' "${libs[@]}" | grep -qx -- -lsockit; then
+if [ "$libdir" != "$(realpath -m "${pc%/pkgconfig/*}")" ] || [[ " ${libs[*]} " != *" -lsockit "* ]]; then
     fail pc_points_at_prefix "libdir '$libdir', libs '${libs[*]}'"
     finish
 fi
@@ -92,14 +92,19 @@ for flag in "${static_libs[@]}"; do
 done
 compile tcp_server_static tcp_server.c "${static_flags[@]}" || finish
 
-if readelf -d "$work/tcp_server_static" | grep -q 'NEEDED.*libsockit'; then
+# Outputs are captured before grep: grep -q stops at its first match, and with
+# pipefail the writer's SIGPIPE would fail the pipeline now and then.
+static_dynamic=$(readelf -d "$work/tcp_server_static")
+shared_dynamic=$(readelf -d "$work/tcp_client_shared")
+shared_ldd=$(env -u LD_LIBRARY_PATH ldd "$work/tcp_client_shared")
+if grep -q 'NEEDED.*libsockit' <<<"$static_dynamic"; then
     fail static_has_no_libsockit_so "tcp_server_static still needs libsockit.so"
 else
     pass static_has_no_libsockit_so
 fi
-if ! readelf -d "$work/tcp_client_shared" | grep -q 'NEEDED.*libsockit\.so'; then
+if ! grep -q 'NEEDED.*libsockit\.so' <<<"$shared_dynamic"; then
     fail shared_needs_libsockit_so "tcp_client_shared does not link libsockit.so"
-elif ! env -u LD_LIBRARY_PATH ldd "$work/tcp_client_shared" | grep -q "libsockit\.so.* => $libdir/"; then
+elif ! grep -q "libsockit\.so.* => $libdir/" <<<"$shared_ldd"; then
     fail shared_needs_libsockit_so "libsockit.so does not resolve into $libdir"
 else
     pass shared_needs_libsockit_so
