@@ -10,6 +10,8 @@
 
 const char *cli_cmd = "sockit";
 
+/* Where events go. When that is stderr (netcat: stdout carries the data), the
+ * prose messages are left out so stderr holds only JSON. */
 static FILE *json_out;
 
 void cli_json_enable(FILE *stream) { json_out = stream; }
@@ -83,7 +85,8 @@ int cli_fail(const char *fmt, ...)
     va_start(ap, fmt);
     vsnprintf(msg, sizeof msg, fmt, ap);
     va_end(ap);
-    fprintf(stderr, "sockit: %s\n", msg);
+    if (json_out != stderr)
+        fprintf(stderr, "sockit: %s\n", msg);
     cli_event("error", "message", 's', msg, NULL);
     return CLI_FAIL;
 }
@@ -91,7 +94,8 @@ int cli_fail(const char *fmt, ...)
 int cli_fail_lib(void)
 {
     int code = sockit_errcode();
-    fprintf(stderr, "sockit: %s\n", sockit_errmsg());
+    if (json_out != stderr)
+        fprintf(stderr, "sockit: %s\n", sockit_errmsg());
     cli_event("error", "code", 's', sockit_errname(code), "message", 's', sockit_errmsg(), NULL);
     return CLI_FAIL;
 }
@@ -112,7 +116,8 @@ int cli_parse_port(const char *usage, const char *text, bool allow_zero, int *ou
 {
     int port = sockit_parse_port(text);
     if (port < 0)
-        return cli_usage_error(usage, "port '%s': not a number 0-65535 or a known service", text);
+        return cli_usage_error(usage, "port '%s': not a number %d-65535 or a known service", text,
+                               allow_zero ? 0 : 1);
     if (port == 0 && !allow_zero)
         return cli_usage_error(usage, "port '%s': must be 1-65535", text);
     *out = port;
@@ -145,6 +150,16 @@ int cli_parse_count(const char *usage, const char *option, const char *text, lon
 
 const char *cli_addr_text(const sockit_addr *a, char *buf, size_t size)
 {
+    /* A dual-stack listener sees IPv4 clients as ::ffff:a.b.c.d; people know them by
+     * their IPv4 address, so that is what the tool shows. */
+    if (sockit_addr_family(a) == AF_INET6 && IN6_IS_ADDR_V4MAPPED(&a->u.in6.sin6_addr)) {
+        sockit_addr v4 = {.len = sizeof(struct sockaddr_in)};
+        v4.u.in4.sin_family = AF_INET;
+        v4.u.in4.sin_port = a->u.in6.sin6_port;
+        memcpy(&v4.u.in4.sin_addr, &a->u.in6.sin6_addr.s6_addr[12], 4);
+        if (sockit_addr_format(&v4, buf, size) > 0)
+            return buf;
+    }
     if (sockit_addr_format(a, buf, size) < 0)
         snprintf(buf, size, "?");
     return buf;
