@@ -98,6 +98,11 @@ void sockit__tried_append(char *buf, size_t size, size_t *used, const sockit_add
 /* Copies up to max IPv4/IPv6 stream/datagram entries of a getaddrinfo list into
  * out, in order. Returns the count, or SOCKIT_ENOADDR when none was usable. */
 ssize_t sockit__copy_addrinfo(const struct addrinfo *res, sockit_addrinfo *out, size_t max);
+/* Runs the resolver (through the test hook) in this thread and copies up to max
+ * usable entries, in its order. Returns the count or a code; sets no message, so
+ * each caller can name its own operation. */
+ssize_t sockit__resolve_now(const char *host, const char *service, const struct addrinfo *hints,
+                            sockit_addrinfo *out, size_t max);
 
 /* Resolves host:port for bind/connect/sendto of one socket: a Unix socket takes host
  * as its path; an IP socket resolves host (NULL/"" = wildcard when passive) in its

@@ -77,10 +77,8 @@ ssize_t sockit__copy_addrinfo(const struct addrinfo *res, sockit_addrinfo *out, 
     return n == 0 ? SOCKIT_ENOADDR : (ssize_t)n;
 }
 
-/* Runs the resolver and copies up to max usable entries, in its order. Returns the
- * count or a code; sets no message, so each caller can name its own operation. */
-static ssize_t resolve(const char *host, const char *service, const struct addrinfo *hints,
-                       sockit_addrinfo *out, size_t max)
+ssize_t sockit__resolve_now(const char *host, const char *service, const struct addrinfo *hints,
+                            sockit_addrinfo *out, size_t max)
 {
     struct addrinfo *res = NULL;
     int rc = sockit__call_getaddrinfo(host, service, hints, &res);
@@ -171,7 +169,7 @@ ssize_t sockit_getaddrinfo(const char *host, const char *port, int family, int t
     hints.ai_family = family;
     hints.ai_socktype = type;
     hints.ai_flags = flags;
-    ssize_t n = resolve(host, service, &hints, out, max);
+    ssize_t n = sockit__resolve_now(host, service, &hints, out, max);
     if (n < 0)
         return sockit__failf((int)n, "getaddrinfo %s", where);
     return n;

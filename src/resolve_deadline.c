@@ -27,19 +27,6 @@ typedef struct resolve_job {
     struct addrinfo *res;
 } resolve_job;
 
-static ssize_t lookup_inline(const char *host, const char *service, const struct addrinfo *hints,
-                             sockit_addrinfo *out, size_t max)
-{
-    struct addrinfo *res = NULL;
-    int eai = sockit__call_getaddrinfo(host, service, hints, &res);
-    int saved = errno;
-    if (eai != 0)
-        return sockit__from_eai(eai, saved);
-    ssize_t n = sockit__copy_addrinfo(res, out, max);
-    sockit__call_freeaddrinfo(res);
-    return n;
-}
-
 static void job_release(resolve_job *job)
 {
     pthread_mutex_lock(&job->mu);
@@ -168,15 +155,15 @@ ssize_t sockit__resolve_deadline(const char *host, int port, int family, int typ
     /* Numeric hosts and the loopback/wildcard never touch DNS, so they cost no
      * thread. A name that is not numeric fails here with EAI_NONAME at once. */
     if (host == NULL || host[0] == '\0')
-        return lookup_inline(NULL, service, &hints, out, max);
+        return sockit__resolve_now(NULL, service, &hints, out, max);
     hints.ai_flags |= AI_NUMERICHOST;
-    ssize_t n = lookup_inline(host, service, &hints, out, max);
+    ssize_t n = sockit__resolve_now(host, service, &hints, out, max);
     if (n != SOCKIT_EAI_NONAME)
         return n;
     hints.ai_flags &= ~AI_NUMERICHOST;
 
     if (deadline == SOCKIT__NEVER)
-        return lookup_inline(host, service, &hints, out, max);
+        return sockit__resolve_now(host, service, &hints, out, max);
     if (sockit__now_ns() >= deadline)
         return SOCKIT_ETIMEOUT;
     return lookup_threaded(host, service, &hints, deadline, out, max);

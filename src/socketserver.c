@@ -231,7 +231,7 @@ void sockit__srv_track(sockit_server *srv, sockit__job *job, bool add)
     pthread_mutex_unlock(&srv->mu);
 }
 
-void sockit__srv_run_job(sockit_server *srv, sockit__job *job, bool track)
+int sockit__srv_handle(sockit_server *srv, sockit__job *job)
 {
     sockit_request req = {
         .sock = job->conn != NULL ? job->conn : srv->sock,
@@ -244,6 +244,12 @@ void sockit__srv_run_job(sockit_server *srv, sockit__job *job, bool track)
     int rc = srv->cfg.handler(&req);
     if (rc < 0)
         sockit__srv_report(srv, &req, rc);
+    return rc;
+}
+
+void sockit__srv_run_job(sockit_server *srv, sockit__job *job, bool track)
+{
+    sockit__srv_handle(srv, job);
     /* Unlisted before the close, so abandon_on_close never shuts down a descriptor
      * number that a close here already gave back to the system. */
     if (track)

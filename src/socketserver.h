@@ -70,6 +70,8 @@ struct sockit_server {
 };
 
 /* socketserver.c */
+/* Runs the handler on job and reports its failure. Returns the handler's code. */
+int sockit__srv_handle(sockit_server *srv, sockit__job *job);
 /* Lists (add) or unlists a job among the running ones that abandon_on_close shuts
  * down. Threads and pool jobs are listed when dispatched. */
 void sockit__srv_track(sockit_server *srv, sockit__job *job, bool add);

@@ -36,22 +36,9 @@ int sockit__srv_fork_dispatch(sockit_server *srv, sockit__job *job)
          * children still run. */
         if (srv->type == SOCK_STREAM)
             close(sockit_fileno(srv->sock));
-        int failures = 0;
-        sockit_request req = {
-            .sock = job->conn != NULL ? job->conn : srv->sock,
-            .peer = job->peer,
-            .data = job->data,
-            .len = job->len,
-            .server = srv,
-            .user = srv->cfg.user,
-        };
-        int rc = srv->cfg.handler(&req);
-        if (rc < 0) {
-            sockit__srv_report(srv, &req, rc);
-            failures = 1;
-        }
+        int rc = sockit__srv_handle(srv, job);
         fflush(NULL);
-        _exit(failures);
+        _exit(rc < 0 ? 1 : 0);
     }
     sockit__srv_job_free(job);
     sockit__child *c = &srv->children[srv->nchildren++];
