@@ -31,6 +31,9 @@ __attribute__((format(printf, 2, 3)))
 #endif
 int cli_usage_error(const char *usage, const char *fmt, ...);
 
+/* The longest time any option means: a century, i.e. forever in practice. */
+#define CLI_SECONDS_MAX 3.2e9
+
 /* Argument parsers. Each returns 0, or prints a usage error naming the option and
  * the text and returns CLI_USAGE. */
 int cli_parse_port(const char *usage, const char *text, bool allow_zero, int *out);

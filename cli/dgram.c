@@ -160,7 +160,10 @@ static const char *run(dgram *d)
         };
         if (pfd[2].events == 0)
             pfd[2].fd = -1;
-        int64_t wake = earliest(earliest(idle_at, d->linger_at), d->first_by);
+        /* An expired -q waits for stdout to drain; stdout's POLLOUT wakes us then, and
+         * the past deadline must not turn poll into a spin meanwhile. */
+        int64_t linger_wake = d->out_len == 0 ? d->linger_at : -1;
+        int64_t wake = earliest(earliest(idle_at, linger_wake), d->first_by);
         if (netloop_poll(pfd, 3, netloop_until(wake)) < 0) {
             netlog_warn("poll: %s", strerror(errno));
             d->failed = true;

@@ -2,7 +2,10 @@
  * own cmd_*.c file. */
 #include "cli.h"
 
+#include <errno.h>
+#include <fcntl.h>
 #include <string.h>
+#include <unistd.h>
 
 typedef struct subcommand {
     const char *name;
@@ -30,8 +33,22 @@ static void usage(FILE *out)
                  "See sockit(1).\n");
 }
 
+/* A closed stdin, stdout or stderr would hand its number to the first socket, and
+ * the relay would then talk to its own connection: keep 0-2 taken, as nc does. */
+static void occupy_standard_fds(void)
+{
+    for (int fd = 0; fd <= 2; fd++) {
+        if (fcntl(fd, F_GETFD) >= 0 || errno != EBADF)
+            continue;
+        int null = open("/dev/null", fd == 0 ? O_RDONLY : O_WRONLY);
+        if (null >= 0 && null != fd) /* open takes the lowest free number: fd */
+            close(null);
+    }
+}
+
 int main(int argc, char **argv)
 {
+    occupy_standard_fds();
     if (argc < 2) {
         usage(stderr);
         return CLI_USAGE;

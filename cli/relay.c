@@ -94,7 +94,9 @@ static void peer_failed(relay *r, size_t i, ssize_t code)
         return;
     }
     netlog_warn("%s", peer_message(&r->peers[i]));
-    r->failed = true;
+    /* With -k one client's failure is not the session's: -k ends with 0 on a signal. */
+    if (r->listener == NULL)
+        r->failed = true;
     drop_peer(r, i, "error");
 }
 

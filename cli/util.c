@@ -131,7 +131,9 @@ int cli_parse_seconds(const char *usage, const char *option, const char *text, d
     double v = strtod(text, &end);
     if (end == text || *end != '\0' || errno != 0 || !isfinite(v) || v < 0)
         return cli_usage_error(usage, "%s '%s': not a number of seconds >= 0", option, text);
-    *out = v;
+    /* Beyond a century is "forever"; capping keeps every millisecond and nanosecond
+     * conversion downstream far from int64 overflow. */
+    *out = v > CLI_SECONDS_MAX ? CLI_SECONDS_MAX : v;
     return 0;
 }
 
