@@ -593,4 +593,15 @@ static inline void slow_client_script(const srv_place *p, client_report *rep, vo
     sockit_close(slow);
 }
 
+/* 200 clients at once against an echo server of mode and kind: every answer right. */
+static inline void check_200_at_once(sockit_server_mode mode, srv_kind kind)
+{
+    sockit_server_config cfg = srv_echo_config(mode);
+    srv_place p;
+    sockit_server *srv = srv_new(&p, kind, &cfg);
+    serve_clients(srv, mode, &p, crowd_of_200_script, NULL, NULL);
+    assert_ok(sockit_server_close(srv));
+    srv_place_free(&p);
+}
+
 #endif

@@ -33,16 +33,6 @@ static void test_every_mode_answers_unix_stream_clients(void **state)
         check_mode_answers(all_modes[i], KIND_UNIX_STREAM);
 }
 
-static void check_200_at_once(sockit_server_mode mode, srv_kind kind)
-{
-    sockit_server_config cfg = srv_echo_config(mode);
-    srv_place p;
-    sockit_server *srv = srv_new(&p, kind, &cfg);
-    serve_clients(srv, mode, &p, crowd_of_200_script, NULL, NULL);
-    assert_ok(sockit_server_close(srv));
-    srv_place_free(&p);
-}
-
 static void test_threads_mode_answers_200_concurrent_clients(void **state)
 {
     (void)state;
