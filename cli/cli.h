@@ -48,6 +48,8 @@ int cli_parse_count(const char *usage, const char *option, const char *text, lon
 void cli_json_enable(FILE *stream);
 bool cli_json_on(void);
 void cli_event(const char *event, ...);
+/* s as a JSON string, quotes included, for output cli_event cannot shape. */
+void cli_json_string(FILE *f, const char *s);
 
 /* The text form of an address ("127.0.0.1:5555"); "?" if it has none. */
 const char *cli_addr_text(const sockit_addr *a, char *buf, size_t size);
@@ -59,5 +61,6 @@ int cmd_udp_server(int argc, char **argv);
 int cmd_udp_client(int argc, char **argv);
 int cmd_listen(int argc, char **argv);
 int cmd_connect(int argc, char **argv);
+int cmd_bench(int argc, char **argv);
 
 #endif

@@ -20,6 +20,7 @@ static const subcommand commands[] = {
     {"udp-client", cmd_udp_client, "the reference UDP client: send a datagram, print the reply"},
     {"listen", cmd_listen, "netcat: accept connections, relay stdin/stdout"},
     {"connect", cmd_connect, "netcat: connect, relay stdin/stdout"},
+    {"bench", cmd_bench, "load generator: echo, stream or connect rate, latency percentiles"},
 };
 
 static void usage(FILE *out)

@@ -17,7 +17,7 @@ static FILE *json_out;
 void cli_json_enable(FILE *stream) { json_out = stream; }
 bool cli_json_on(void) { return json_out != NULL; }
 
-static void json_string(FILE *f, const char *s)
+void cli_json_string(FILE *f, const char *s)
 {
     fputc('"', f);
     for (const unsigned char *p = (const unsigned char *)s; *p; p++) {
@@ -37,13 +37,13 @@ void cli_event(const char *event, ...)
         return;
     FILE *f = json_out;
     fprintf(f, "{\"event\":");
-    json_string(f, event);
+    cli_json_string(f, event);
     va_list ap;
     va_start(ap, event);
     for (const char *key = va_arg(ap, const char *); key != NULL; key = va_arg(ap, const char *)) {
         int type = va_arg(ap, int);
         fputc(',', f);
-        json_string(f, key);
+        cli_json_string(f, key);
         fputc(':', f);
         switch (type) {
         case 's': {
@@ -51,7 +51,7 @@ void cli_event(const char *event, ...)
             if (v == NULL)
                 fputs("null", f);
             else
-                json_string(f, v);
+                cli_json_string(f, v);
             break;
         }
         case 'i':

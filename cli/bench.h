@@ -1,0 +1,160 @@
+/* sockit bench: the load generator's shared types. cmd_bench.c parses options and
+ * supervises; each worker thread runs its share of connections on its own epoll
+ * loop (bench_tcp.c, bench_udp.c); bench_report.c prints what they measured.
+ *
+ * The workers use raw non-blocking syscalls rather than sockit objects: the
+ * generator is the measuring instrument and must add nothing above the syscall
+ * floor. It moves onto sockit's own event loop once that exists. */
+#ifndef SOCKIT_CLI_BENCH_H
+#define SOCKIT_CLI_BENCH_H
+
+#include "histogram.h"
+
+#include <stdatomic.h>
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <sys/socket.h>
+
+typedef enum bench_mode { BENCH_ECHO, BENCH_STREAM, BENCH_CONNECT } bench_mode;
+
+/* Errors by kind; the order is the order of the report. */
+typedef enum bench_error {
+    BENCH_ERR_CONNECT, /* refused, unreachable, or not connected within --timeout */
+    BENCH_ERR_RESET,   /* ECONNRESET / EPIPE on an open connection */
+    BENCH_ERR_CLOSED,  /* the server closed with a request outstanding */
+    BENCH_ERR_CORRUPT, /* bytes back differ from what was sent (or --expect) */
+    BENCH_ERR_TIMEOUT, /* no reply within --timeout */
+    BENCH_ERR_OTHER,
+    BENCH_ERR_KINDS
+} bench_error;
+
+extern const char *const bench_error_names[BENCH_ERR_KINDS];
+
+typedef struct bench_config {
+    bench_mode mode;
+    bool udp;
+    struct sockaddr_storage target;
+    socklen_t target_len;
+    char target_text[128];
+    long conns;
+    int threads;
+    double duration, warmup, timeout; /* seconds */
+    uint64_t max_requests;            /* -n; 0: no limit */
+    size_t msg_bytes;
+    unsigned pipeline;
+    double rate;                  /* requests/s over all connections; 0: closed loop */
+    const unsigned char *message; /* connect mode: what each connection sends */
+    size_t message_len;
+    const char *expect; /* connect mode: the exact reply wanted, or NULL */
+    size_t expect_len;
+    unsigned sources; /* >1: bind connections to 127.0.0.1..127.0.0.<sources> */
+} bench_config;
+
+/* The payload: a pseudo-random pattern of prime length BENCH_PATTERN_PERIOD followed
+ * by a copy of its start, so any window of up to `window` bytes at any offset below
+ * the period is contiguous. The byte at stream offset o of a connection with seed s
+ * is pattern[(s + o) % period]: position-dependent, so a dropped, added or altered
+ * byte shows up in the next comparison. */
+#define BENCH_PATTERN_PERIOD 65521u
+typedef struct bench_pattern {
+    unsigned char *bytes;
+    size_t window;
+} bench_pattern;
+
+int bench_pattern_init(bench_pattern *p, size_t window);
+void bench_pattern_free(bench_pattern *p);
+/* The window of len <= p->window bytes at stream offset `offset` for seed `seed`. */
+static inline const unsigned char *bench_pattern_at(const bench_pattern *p, uint64_t seed,
+                                                    uint64_t offset)
+{
+    return p->bytes + (seed + offset) % BENCH_PATTERN_PERIOD;
+}
+
+/* What the supervisor and the workers share. Fields a worker writes are its own
+ * (bench_worker); these are written by the supervisor or claimed atomically. */
+typedef struct bench_shared {
+    const bench_config *cfg;
+    const bench_pattern *pattern;
+    uint64_t start_ns, measure_ns, end_ns; /* CLOCK_MONOTONIC */
+    atomic_bool stop;                      /* signal or fatal error: stop now */
+    atomic_uint_fast64_t budget;           /* -n: requests not yet claimed */
+    atomic_bool ever_connected;
+    atomic_int fatal_errno; /* the first connect failure while none ever succeeded */
+} bench_shared;
+
+/* A worker's counters. The live ones are read by the supervisor for the progress
+ * line while the worker runs; the rest only after it has been joined. */
+typedef struct bench_stats {
+    uint64_t requests, bytes_out, bytes_in;
+    uint64_t errors[BENCH_ERR_KINDS];
+    int first_errno[BENCH_ERR_KINDS]; /* for the summary: why, not just how many */
+    uint64_t last_done_ns;            /* when the last request completed */
+    histogram latency;                /* nanoseconds */
+} bench_stats;
+
+typedef struct bench_live {
+    atomic_uint_fast64_t requests, bytes_out, bytes_in, errors;
+} bench_live;
+
+typedef struct bench_worker {
+    bench_shared *shared;
+    int index;
+    long first_conn, conns; /* this worker's slice of the connections */
+    double rate;            /* its share of --rate */
+    bench_stats stats;
+    bench_live live;
+    bool measuring;       /* the warm-up is over */
+    uint64_t finished_ns; /* when its loop ended */
+    atomic_bool done;
+    void *state; /* the loop's own, freed by bench_worker_cleanup */
+} bench_worker;
+
+/* The open loop wakes this long before a request is due and then polls without
+ * sleeping: timer wake-ups can be late by 0.1 ms on average and by milliseconds at
+ * worst (seen on this project's VMs), and that lateness would count as latency of
+ * the server. It costs generator CPU, which has a core of its own, not accuracy. */
+#define BENCH_SPIN_NS 300000u
+
+/* The worker thread's body (bench_tcp.c or bench_udp.c by cfg->udp). */
+void *bench_worker_run(void *worker);
+/* Closes the worker's sockets and frees its state; after it was joined, so the
+ * teardown cost is outside the measured window. */
+void bench_worker_cleanup(bench_worker *w);
+
+void *bench_tcp_run(bench_worker *w);
+void bench_tcp_cleanup(bench_worker *w);
+void *bench_udp_run(bench_worker *w);
+void bench_udp_cleanup(bench_worker *w);
+
+/* Helpers shared by the two loops (bench_common.c). */
+uint64_t bench_now_ns(void);
+/* Claims one request from the -n budget; false when it is spent. */
+bool bench_claim(bench_shared *sh);
+void bench_count_error(bench_worker *w, bench_error kind, int err);
+/* Publishes the live counters for the progress line. */
+void bench_publish(bench_worker *w);
+/* Resets the stats when the warm-up ends; true once measuring. */
+bool bench_measuring(bench_worker *w, uint64_t now);
+
+/* What the run measured, all workers merged. */
+typedef struct bench_result {
+    bench_stats total;
+    double seconds; /* the measured window */
+    double cpu_user_s, cpu_sys_s;
+    double server_cpu_s; /* < 0: not measured */
+    bool interrupted;
+} bench_result;
+
+void bench_report_text(const bench_config *cfg, const bench_result *r);
+void bench_report_json(const bench_config *cfg, const bench_result *r);
+/* The live line on a terminal: "\r" then the figures of the last second. */
+void bench_report_progress(double elapsed, double window, uint64_t requests, uint64_t bytes,
+                           uint64_t errors);
+void bench_report_progress_clear(void);
+
+/* CPU time in seconds of process `pid`: every thread, live or gone, and every child,
+ * reaped or not. < 0 if it cannot be read. */
+double bench_process_cpu(int pid);
+
+#endif

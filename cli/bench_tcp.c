@@ -1,0 +1,596 @@
+/* sockit bench: one worker's TCP loop. Its connections run on one level-triggered
+ * epoll set, non-blocking, in three modes:
+ *   echo     keep `pipeline` messages in flight; check every byte that comes back;
+ *   stream   write continuously, read back and count whatever returns;
+ *   connect  per request: connect, send the message, read until EOF, close.
+ * Requests are numbered per connection slot (k), so the open loop (--rate) can
+ * compute when request k was due: latency counts from that moment, not from when
+ * the generator got round to sending it (no coordinated omission). */
+#include "bench.h"
+
+#include <errno.h>
+#include <netinet/in.h>
+#include <netinet/tcp.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/epoll.h>
+#include <sys/prctl.h>
+#include <time.h>
+#include <unistd.h>
+
+enum { IDLE, CONNECTING, OPEN };
+
+typedef struct conn {
+    int fd;
+    unsigned char state;
+    bool want_out;       /* EPOLLOUT is in the registered set */
+    uint32_t index;      /* in this worker */
+    uint64_t seed;       /* where in the pattern this connection's stream starts */
+    uint64_t out, in;    /* bytes on the current connection */
+    uint64_t issued;     /* requests given to the current connection */
+    uint64_t k_open;     /* slot request number of the current connection's first */
+    uint64_t k_due;      /* open loop: requests scheduled on this slot so far */
+    uint64_t k_done;     /* requests completed or lost on this slot */
+    uint64_t started_ns; /* connect began (the exchange, in connect mode) */
+    uint64_t retry_ns;   /* IDLE: reconnect from then on */
+    uint32_t backoff_ms;
+    uint32_t reply_len; /* connect mode: bytes of reply so far */
+    bool reply_corrupt;
+} conn;
+
+typedef struct tcp_loop {
+    int ep;
+    conn *conns;
+    long n;
+    uint64_t *sent_ns; /* closed loop: send time of request k at [index*depth + k%depth] */
+    unsigned char *scratch;
+    size_t scratch_len;
+    uint64_t outstanding; /* requests issued and neither completed nor lost */
+    bool budget_spent;
+    /* open loop */
+    double interval_ns; /* between two requests of this worker */
+    uint64_t next_g;    /* the next request to schedule: slot g % n, number g / n */
+    long idle;          /* connections waiting to reconnect */
+} tcp_loop;
+
+static const bench_config *cfg_of(bench_worker *w) { return w->shared->cfg; }
+
+/* When request k of connection c was due (open loop) or sent (closed loop). */
+static uint64_t origin_ns(bench_worker *w, tcp_loop *L, const conn *c, uint64_t k)
+{
+    const bench_config *cfg = cfg_of(w);
+    if (w->rate > 0)
+        return w->shared->start_ns +
+               (uint64_t)((double)(k * (uint64_t)L->n + c->index) * L->interval_ns);
+    if (cfg->mode == BENCH_CONNECT)
+        return c->started_ns;
+    return L->sent_ns[(uint64_t)c->index * cfg->pipeline + k % cfg->pipeline];
+}
+
+static void set_events(tcp_loop *L, conn *c, bool want_out)
+{
+    if (c->want_out == want_out)
+        return;
+    struct epoll_event ev = {.events = EPOLLIN | (want_out ? EPOLLOUT : 0), .data.ptr = c};
+    epoll_ctl(L->ep, EPOLL_CTL_MOD, c->fd, &ev);
+    c->want_out = want_out;
+}
+
+/* Requests on the current connection that are done: echoed whole (echo) or
+ * written whole (stream). */
+static uint64_t done_on_conn(const bench_config *cfg, const conn *c)
+{
+    return (cfg->mode == BENCH_STREAM ? c->out : c->in) / cfg->msg_bytes;
+}
+
+static void close_conn(tcp_loop *L, conn *c, uint64_t now, bool retry_later)
+{
+    if (c->fd >= 0)
+        close(c->fd);
+    c->fd = -1;
+    c->state = IDLE;
+    c->want_out = false;
+    L->idle++;
+    c->retry_ns = now;
+    if (retry_later) {
+        /* Refused or reset again and again: back off (10 ms doubling to 1 s) so
+         * a dead server is not hammered by every connection at once. */
+        c->backoff_ms = c->backoff_ms == 0         ? 10
+                        : c->backoff_ms * 2 > 1000 ? 1000
+                                                   : c->backoff_ms * 2;
+        c->retry_ns = now + (uint64_t)c->backoff_ms * 1000000u;
+    }
+}
+
+/* The current connection failed: what it had in flight is lost. */
+static void fail_conn(bench_worker *w, tcp_loop *L, conn *c, bench_error kind, int err,
+                      uint64_t now)
+{
+    const bench_config *cfg = cfg_of(w);
+    uint64_t lost;
+    if (cfg->mode == BENCH_CONNECT)
+        lost = 1;
+    else if (w->rate > 0)
+        lost = c->k_due - c->k_done; /* due while down too: they were never sent */
+    else
+        lost = c->issued - done_on_conn(cfg, c);
+    c->k_done += lost;
+    L->outstanding -= lost;
+    bench_count_error(w, kind, err);
+    close_conn(L, c, now, kind != BENCH_ERR_TIMEOUT && kind != BENCH_ERR_CORRUPT);
+}
+
+static bench_error kind_of(int err)
+{
+    switch (err) {
+    case ECONNRESET:
+    case EPIPE:
+        return BENCH_ERR_RESET;
+    case ETIMEDOUT:
+        return BENCH_ERR_TIMEOUT;
+    default:
+        return BENCH_ERR_OTHER;
+    }
+}
+
+/* Connect errors that mean "nobody is there": with no connection ever made, the
+ * run stops at once instead of retrying for its whole duration. */
+static void connect_failed(bench_worker *w, tcp_loop *L, conn *c, int err, uint64_t now)
+{
+    bench_shared *sh = w->shared;
+    if (!atomic_load_explicit(&sh->ever_connected, memory_order_relaxed) &&
+        (err == ECONNREFUSED || err == ENETUNREACH || err == EHOSTUNREACH || err == EADDRNOTAVAIL ||
+         err == EACCES || err == EPERM)) {
+        int none = 0;
+        atomic_compare_exchange_strong(&sh->fatal_errno, &none, err);
+        atomic_store(&sh->stop, true);
+    }
+    fail_conn(w, L, c, BENCH_ERR_CONNECT, err, now);
+}
+
+/* Closed loop: top the connection up to `pipeline` requests in flight. */
+static void top_up(bench_worker *w, tcp_loop *L, conn *c, uint64_t now)
+{
+    const bench_config *cfg = cfg_of(w);
+    if (w->rate > 0 || L->budget_spent)
+        return;
+    while (c->issued - done_on_conn(cfg, c) < cfg->pipeline) {
+        if (!bench_claim(w->shared)) {
+            L->budget_spent = true;
+            return;
+        }
+        uint64_t k = c->k_open + c->issued;
+        L->sent_ns[(uint64_t)c->index * cfg->pipeline + k % cfg->pipeline] = now;
+        c->issued++;
+        L->outstanding++;
+    }
+}
+
+/* Stream mode: requests complete as they are written. */
+static void stream_written(bench_worker *w, tcp_loop *L, conn *c, uint64_t before, uint64_t now)
+{
+    uint64_t m = cfg_of(w)->msg_bytes;
+    uint64_t whole = c->out / m - before / m;
+    if (whole == 0)
+        return;
+    c->k_done += whole;
+    L->outstanding -= whole;
+    w->stats.requests += whole;
+    w->stats.last_done_ns = now;
+}
+
+/* Writes what was issued and not yet written. -1 if the connection failed. */
+static int flush(bench_worker *w, tcp_loop *L, conn *c, uint64_t now)
+{
+    const bench_config *cfg = cfg_of(w);
+    const bench_pattern *pat = w->shared->pattern;
+    for (;;) {
+        uint64_t target = c->issued * cfg->msg_bytes;
+        if (c->out >= target) {
+            if (cfg->mode == BENCH_STREAM && w->rate == 0 && !L->budget_spent) {
+                top_up(w, L, c, now);
+                if (c->out < c->issued * cfg->msg_bytes)
+                    continue;
+            }
+            set_events(L, c, false);
+            return 0;
+        }
+        uint64_t left = target - c->out;
+        /* Stream mode writes one message per call: -m is its write size. */
+        size_t cap = cfg->mode == BENCH_STREAM && cfg->msg_bytes < pat->window
+                         ? cfg->msg_bytes - (size_t)(c->out % cfg->msg_bytes)
+                         : pat->window;
+        size_t len = left < cap ? (size_t)left : cap;
+        ssize_t sent = send(c->fd, bench_pattern_at(pat, c->seed, c->out), len, MSG_NOSIGNAL);
+        if (sent < 0) {
+            if (errno == EINTR)
+                continue;
+            if (errno == EAGAIN || errno == EWOULDBLOCK) {
+                set_events(L, c, true);
+                return 0;
+            }
+            fail_conn(w, L, c, kind_of(errno), errno, now);
+            return -1;
+        }
+        uint64_t before = c->out;
+        c->out += (uint64_t)sent;
+        w->stats.bytes_out += (uint64_t)sent;
+        if (cfg->mode == BENCH_STREAM)
+            stream_written(w, L, c, before, now);
+    }
+}
+
+/* Echo: bytes back must be the bytes sent, in order; whole messages complete. */
+static int echo_received(bench_worker *w, tcp_loop *L, conn *c, size_t n, uint64_t now)
+{
+    const bench_config *cfg = cfg_of(w);
+    if (c->in + n > c->out ||
+        memcmp(L->scratch, bench_pattern_at(w->shared->pattern, c->seed, c->in), n) != 0) {
+        fail_conn(w, L, c, BENCH_ERR_CORRUPT, 0, now);
+        return -1;
+    }
+    uint64_t before = c->in / cfg->msg_bytes;
+    c->in += n;
+    uint64_t after = c->in / cfg->msg_bytes;
+    for (uint64_t j = before; j < after; j++) {
+        uint64_t k = c->k_open + j;
+        uint64_t t0 = origin_ns(w, L, c, k);
+        histogram_record(&w->stats.latency, now > t0 ? now - t0 : 0);
+    }
+    if (after > before) {
+        c->k_done += after - before;
+        L->outstanding -= after - before;
+        w->stats.requests += after - before;
+        w->stats.last_done_ns = now;
+        c->backoff_ms = 0;
+        top_up(w, L, c, now);
+        return flush(w, L, c, now);
+    }
+    return 0;
+}
+
+static void exchange_done(bench_worker *w, tcp_loop *L, conn *c, uint64_t now);
+
+/* Connect mode: the reply is compared with --expect as it arrives. */
+static void reply_received(bench_worker *w, conn *c, size_t n, const unsigned char *data)
+{
+    const bench_config *cfg = cfg_of(w);
+    if (cfg->expect != NULL && !c->reply_corrupt &&
+        (c->reply_len + n > cfg->expect_len || memcmp(data, cfg->expect + c->reply_len, n) != 0))
+        c->reply_corrupt = true;
+    c->reply_len += (uint32_t)(n > UINT32_MAX - c->reply_len ? UINT32_MAX - c->reply_len : n);
+}
+
+static void on_readable(bench_worker *w, tcp_loop *L, conn *c, uint64_t now)
+{
+    const bench_config *cfg = cfg_of(w);
+    for (;;) {
+        ssize_t n = recv(c->fd, L->scratch, L->scratch_len, 0);
+        if (n > 0) {
+            w->stats.bytes_in += (uint64_t)n;
+            if (cfg->mode == BENCH_ECHO) {
+                if (echo_received(w, L, c, (size_t)n, now) < 0)
+                    return;
+            } else if (cfg->mode == BENCH_CONNECT) {
+                reply_received(w, c, (size_t)n, L->scratch);
+            }
+            if ((size_t)n < L->scratch_len)
+                return; /* most likely drained: let epoll say when there is more */
+            continue;
+        }
+        if (n == 0) {
+            if (cfg->mode == BENCH_CONNECT)
+                exchange_done(w, L, c, now);
+            else
+                fail_conn(w, L, c, BENCH_ERR_CLOSED, 0, now);
+            return;
+        }
+        if (errno == EINTR)
+            continue;
+        if (errno != EAGAIN && errno != EWOULDBLOCK)
+            fail_conn(w, L, c, kind_of(errno), errno, now);
+        return;
+    }
+}
+
+static void bind_source(const bench_config *cfg, int fd, long global_index)
+{
+    if (cfg->sources <= 1 || cfg->target.ss_family != AF_INET)
+        return;
+    /* The port is picked at connect time against the full 4-tuple, so each source
+     * address brings its own range of ephemeral ports. */
+    int one = 1;
+    setsockopt(fd, IPPROTO_IP, IP_BIND_ADDRESS_NO_PORT, &one, sizeof one);
+    struct sockaddr_in src = {.sin_family = AF_INET};
+    src.sin_addr.s_addr = htonl(0x7f000001u + (uint32_t)(global_index % cfg->sources));
+    bind(fd, (struct sockaddr *)&src, sizeof src);
+}
+
+/* Opens the slot's next connection. */
+static void start_conn(bench_worker *w, tcp_loop *L, conn *c, uint64_t now)
+{
+    const bench_config *cfg = cfg_of(w);
+    c->state = CONNECTING;
+    L->idle--;
+    c->started_ns = now;
+    c->out = c->in = c->issued = 0;
+    c->reply_len = 0;
+    c->reply_corrupt = false;
+    c->k_open = c->k_done;
+    c->seed = (c->seed + 7919u) % BENCH_PATTERN_PERIOD;
+    c->fd = socket(cfg->target.ss_family, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
+    if (c->fd < 0) {
+        fail_conn(w, L, c, BENCH_ERR_OTHER, errno, now); /* EMFILE: retried after a back-off */
+        return;
+    }
+    if (cfg->mode == BENCH_ECHO && cfg->target.ss_family != AF_UNIX) {
+        int one = 1;
+        setsockopt(c->fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof one);
+    }
+    bind_source(cfg, c->fd, w->first_conn + c->index);
+    struct epoll_event ev = {.events = EPOLLIN | EPOLLOUT, .data.ptr = c};
+    c->want_out = true;
+    epoll_ctl(L->ep, EPOLL_CTL_ADD, c->fd, &ev);
+    if (connect(c->fd, (const struct sockaddr *)&cfg->target, cfg->target_len) < 0 &&
+        errno != EINPROGRESS && errno != EINTR && errno != EAGAIN)
+        connect_failed(w, L, c, errno, now);
+}
+
+/* Connect mode: whether slot c has a request to start, claiming it. */
+static bool exchange_wanted(bench_worker *w, tcp_loop *L, conn *c)
+{
+    if (w->rate > 0)
+        return c->k_due > c->k_done;
+    if (L->budget_spent || !bench_claim(w->shared)) {
+        L->budget_spent = true;
+        return false;
+    }
+    L->outstanding++;
+    return true;
+}
+
+static void exchange_done(bench_worker *w, tcp_loop *L, conn *c, uint64_t now)
+{
+    const bench_config *cfg = cfg_of(w);
+    if (c->reply_corrupt || (cfg->expect != NULL && c->reply_len != cfg->expect_len)) {
+        fail_conn(w, L, c, BENCH_ERR_CORRUPT, 0, now);
+        return;
+    }
+    if (c->reply_len == 0) {
+        fail_conn(w, L, c, BENCH_ERR_CLOSED, 0, now);
+        return;
+    }
+    uint64_t t0 = w->rate > 0 ? origin_ns(w, L, c, c->k_done) : c->started_ns;
+    histogram_record(&w->stats.latency, now > t0 ? now - t0 : 0);
+    w->stats.requests++;
+    w->stats.last_done_ns = now;
+    c->k_done++;
+    L->outstanding--;
+    c->backoff_ms = 0;
+    close_conn(L, c, now, false);
+    if (exchange_wanted(w, L, c))
+        start_conn(w, L, c, now);
+}
+
+static void on_connected(bench_worker *w, tcp_loop *L, conn *c, uint64_t now)
+{
+    const bench_config *cfg = cfg_of(w);
+    int err = 0;
+    socklen_t len = sizeof err;
+    if (getsockopt(c->fd, SOL_SOCKET, SO_ERROR, &err, &len) < 0)
+        err = errno;
+    if (err != 0) {
+        connect_failed(w, L, c, err, now);
+        return;
+    }
+    c->state = OPEN;
+    atomic_store_explicit(&w->shared->ever_connected, true, memory_order_relaxed);
+    if (cfg->mode == BENCH_CONNECT) {
+        /* The message is small: one send, or the exchange counts as failed. */
+        ssize_t n = send(c->fd, cfg->message, cfg->message_len, MSG_NOSIGNAL);
+        if (n < 0 || (size_t)n != cfg->message_len) {
+            int e = n < 0 ? errno : EAGAIN;
+            fail_conn(w, L, c, kind_of(e), e, now);
+            return;
+        }
+        w->stats.bytes_out += (uint64_t)n;
+        set_events(L, c, false);
+        return;
+    }
+    if (w->rate > 0) {
+        /* Requests that fell due while the slot was down and are already older
+         * than --timeout would only time out again: they are lost. */
+        uint64_t timeout_ns = (uint64_t)(cfg->timeout * 1e9);
+        while (c->k_done < c->k_due && now - origin_ns(w, L, c, c->k_done) > timeout_ns) {
+            c->k_done++;
+            L->outstanding--;
+        }
+        c->k_open = c->k_done;
+        c->issued = c->k_due - c->k_open;
+    } else {
+        top_up(w, L, c, now);
+    }
+    flush(w, L, c, now);
+}
+
+static void on_event(bench_worker *w, tcp_loop *L, conn *c, uint32_t events, uint64_t now)
+{
+    if (c->state == CONNECTING) {
+        on_connected(w, L, c, now);
+        return;
+    }
+    if (events & (EPOLLIN | EPOLLERR | EPOLLHUP))
+        on_readable(w, L, c, now);
+    if (c->state == OPEN && (events & EPOLLOUT) && cfg_of(w)->mode != BENCH_CONNECT)
+        flush(w, L, c, now);
+}
+
+/* Open loop: hand out every request whose time has come. */
+static void schedule(bench_worker *w, tcp_loop *L, uint64_t now)
+{
+    const bench_config *cfg = cfg_of(w);
+    while (!L->budget_spent) {
+        uint64_t due = w->shared->start_ns + (uint64_t)((double)L->next_g * L->interval_ns);
+        if (due > now)
+            return;
+        if (!bench_claim(w->shared)) {
+            L->budget_spent = true;
+            return;
+        }
+        conn *c = &L->conns[L->next_g % (uint64_t)L->n];
+        L->next_g++;
+        c->k_due++;
+        L->outstanding++;
+        if (cfg->mode == BENCH_CONNECT) {
+            if (c->state == IDLE && c->retry_ns <= now)
+                start_conn(w, L, c, now);
+        } else if (c->state == OPEN) {
+            c->issued = c->k_due - c->k_open;
+            flush(w, L, c, now);
+        }
+    }
+}
+
+/* Timeouts, reconnects, and connect-mode slots whose back-off has passed. */
+static void sweep(bench_worker *w, tcp_loop *L, uint64_t now)
+{
+    const bench_config *cfg = cfg_of(w);
+    uint64_t timeout_ns = (uint64_t)(cfg->timeout * 1e9);
+    for (long i = 0; i < L->n; i++) {
+        conn *c = &L->conns[i];
+        if (c->state == IDLE) {
+            if (c->retry_ns > now)
+                continue;
+            if (cfg->mode != BENCH_CONNECT)
+                start_conn(w, L, c, now);
+            else if (c->k_due > c->k_done || (w->rate == 0 && exchange_wanted(w, L, c)))
+                start_conn(w, L, c, now);
+        } else if (c->state == CONNECTING) {
+            if (now - c->started_ns > timeout_ns)
+                connect_failed(w, L, c, ETIMEDOUT, now);
+        } else if (cfg->mode == BENCH_CONNECT) {
+            if (now - c->started_ns > timeout_ns)
+                fail_conn(w, L, c, BENCH_ERR_TIMEOUT, ETIMEDOUT, now);
+        } else if (cfg->mode == BENCH_ECHO && c->k_done < c->k_open + c->issued) {
+            uint64_t t0 = origin_ns(w, L, c, c->k_done);
+            if (now > t0 && now - t0 > timeout_ns)
+                fail_conn(w, L, c, BENCH_ERR_TIMEOUT, ETIMEDOUT, now);
+        }
+    }
+}
+
+static struct timespec until(uint64_t now, uint64_t when)
+{
+    uint64_t d = when > now ? when - now : 0;
+    return (struct timespec){.tv_sec = (time_t)(d / 1000000000u),
+                             .tv_nsec = (long)(d % 1000000000u)};
+}
+
+void *bench_tcp_run(bench_worker *w)
+{
+    const bench_config *cfg = cfg_of(w);
+    bench_shared *sh = w->shared;
+    tcp_loop *L = calloc(1, sizeof *L);
+    w->state = L;
+    if (L == NULL)
+        goto out;
+    L->n = w->conns;
+    L->ep = epoll_create1(EPOLL_CLOEXEC);
+    L->conns = calloc((size_t)L->n, sizeof *L->conns);
+    L->scratch_len = sh->pattern->window;
+    L->scratch = malloc(L->scratch_len);
+    L->sent_ns = calloc((size_t)L->n * cfg->pipeline, sizeof *L->sent_ns);
+    if (L->ep < 0 || L->conns == NULL || L->scratch == NULL || L->sent_ns == NULL) {
+        bench_count_error(w, BENCH_ERR_OTHER, errno != 0 ? errno : ENOMEM);
+        goto out;
+    }
+    if (w->rate > 0)
+        L->interval_ns = 1e9 / w->rate;
+    /* The open loop sleeps until each request is due; the default 50 us timer slack
+     * would add itself to every latency measured. */
+    prctl(PR_SET_TIMERSLACK, 1UL, 0UL, 0UL, 0UL);
+
+    uint64_t now = bench_now_ns();
+    L->idle = L->n;
+    for (long i = 0; i < L->n; i++) {
+        conn *c = &L->conns[i];
+        c->fd = -1;
+        c->index = (uint32_t)i;
+        c->seed = ((uint64_t)(w->first_conn + i) * 40503u) % BENCH_PATTERN_PERIOD;
+        c->state = IDLE;
+        if (cfg->mode != BENCH_CONNECT || (w->rate == 0 && exchange_wanted(w, L, c)))
+            start_conn(w, L, c, now);
+    }
+
+    /* Sweeps: often while connections wait to reconnect, else a few times per
+     * timeout. */
+    uint64_t sweep_every = (uint64_t)(cfg->timeout * 1e9 / 4);
+    if (sweep_every > 50000000u)
+        sweep_every = 50000000u;
+    uint64_t next_sweep = now + sweep_every;
+    struct epoll_event events[256];
+    for (;;) {
+        now = bench_now_ns();
+        bench_measuring(w, now);
+        if (now >= sh->end_ns || atomic_load_explicit(&sh->stop, memory_order_relaxed))
+            break;
+        if (L->budget_spent && L->outstanding == 0)
+            break;
+        if (w->rate > 0)
+            schedule(w, L, now);
+        if (now >= next_sweep) {
+            sweep(w, L, now);
+            uint64_t every = L->idle > 0 && sweep_every > 10000000u ? 10000000u : sweep_every;
+            next_sweep = now + every;
+        }
+        bench_publish(w);
+
+        uint64_t wake = next_sweep < sh->end_ns ? next_sweep : sh->end_ns;
+        if (!w->measuring && sh->measure_ns < wake)
+            wake = sh->measure_ns;
+        if (w->rate > 0 && !L->budget_spent) {
+            uint64_t due = sh->start_ns + (uint64_t)((double)L->next_g * L->interval_ns);
+            due = due > BENCH_SPIN_NS ? due - BENCH_SPIN_NS : 0;
+            if (due < wake)
+                wake = due;
+        }
+        struct timespec ts = until(now, wake);
+        int n = epoll_pwait2(L->ep, events, (int)(sizeof events / sizeof events[0]), &ts, NULL);
+        if (n < 0) {
+            if (errno == EINTR)
+                continue;
+            bench_count_error(w, BENCH_ERR_OTHER, errno);
+            break;
+        }
+        now = bench_now_ns();
+        if (now >= sh->end_ns)
+            break; /* nothing that arrived after the window counts */
+        for (int i = 0; i < n; i++) {
+            conn *c = events[i].data.ptr;
+            if (c->fd >= 0)
+                on_event(w, L, c, events[i].events, now);
+        }
+    }
+out:
+    w->finished_ns = bench_now_ns();
+    bench_publish(w);
+    atomic_store(&w->done, true);
+    return NULL;
+}
+
+void bench_tcp_cleanup(bench_worker *w)
+{
+    tcp_loop *L = w->state;
+    if (L == NULL)
+        return;
+    for (long i = 0; L->conns != NULL && i < L->n; i++)
+        if (L->conns[i].fd >= 0)
+            close(L->conns[i].fd);
+    if (L->ep >= 0)
+        close(L->ep);
+    free(L->conns);
+    free(L->scratch);
+    free(L->sent_ns);
+    free(L);
+    w->state = NULL;
+}
