@@ -217,12 +217,21 @@ static int parse_args(int argc, char **argv, bench_options *o)
         if (rc != 0)
             return rc;
     }
-    o->noperands = argc - optind;
-    if (o->noperands < 1 || o->noperands > 2 ||
-        (o->noperands == 1 && strncmp(argv[optind], "unix:", 5) != 0))
-        return cli_usage_error(usage, "expected HOST PORT or unix:PATH");
-    o->operands[0] = argv[optind];
-    o->operands[1] = o->noperands == 2 ? argv[optind + 1] : NULL;
+    int n = argc - optind;
+    char **args = argv + optind;
+    if (n == 0)
+        return cli_usage_error(usage, "missing HOST and PORT");
+    if (n > 2)
+        return cli_usage_error(usage, "unexpected argument '%s'", args[2]);
+    bool is_unix = strncmp(args[0], "unix:", 5) == 0;
+    if (is_unix && n == 2)
+        return cli_usage_error(usage, "%s: a unix: target takes no PORT (got '%s')", args[0],
+                               args[1]);
+    if (!is_unix && n == 1)
+        return cli_usage_error(usage, "missing PORT after HOST '%s'", args[0]);
+    o->noperands = n;
+    o->operands[0] = args[0];
+    o->operands[1] = n == 2 ? args[1] : NULL;
     return -1;
 }
 
