@@ -177,13 +177,20 @@ static void stream_written(bench_worker *w, tcp_loop *L, conn *c, uint64_t befor
     L->outstanding -= whole;
     w->stats.requests += whole;
     w->stats.last_done_ns = now;
+    c->backoff_ms = 0;
 }
+
+/* Stream mode writes at most this many times per wake-up, then lets level-triggered
+ * EPOLLOUT bring it back: a server that drains as fast as it is fed would otherwise
+ * keep one connection writing past the end of the run and starve the others. */
+#define STREAM_WRITES_PER_WAKE 16
 
 /* Writes what was issued and not yet written. -1 if the connection failed. */
 static int flush(bench_worker *w, tcp_loop *L, conn *c, uint64_t now)
 {
     const bench_config *cfg = cfg_of(w);
     const bench_pattern *pat = w->shared->pattern;
+    unsigned writes = 0;
     for (;;) {
         uint64_t target = c->issued * cfg->msg_bytes;
         if (c->out >= target) {
@@ -215,8 +222,13 @@ static int flush(bench_worker *w, tcp_loop *L, conn *c, uint64_t now)
         uint64_t before = c->out;
         c->out += (uint64_t)sent;
         w->stats.bytes_out += (uint64_t)sent;
-        if (cfg->mode == BENCH_STREAM)
+        if (cfg->mode == BENCH_STREAM) {
             stream_written(w, L, c, before, now);
+            if (++writes >= STREAM_WRITES_PER_WAKE) {
+                set_events(L, c, true);
+                return 0;
+            }
+        }
     }
 }
 
@@ -274,8 +286,10 @@ static void on_readable(bench_worker *w, tcp_loop *L, conn *c, uint64_t now)
             } else if (cfg->mode == BENCH_CONNECT) {
                 reply_received(w, c, (size_t)n, L->scratch);
             }
-            if ((size_t)n < L->scratch_len)
-                return; /* most likely drained: let epoll say when there is more */
+            /* A short read most likely drained the socket: let epoll say when there
+             * is more. Edge-triggered connect mode must read on to EAGAIN or EOF. */
+            if ((size_t)n < L->scratch_len && cfg->mode != BENCH_CONNECT)
+                return;
             continue;
         }
         if (n == 0) {
@@ -306,6 +320,8 @@ static void bind_source(const bench_config *cfg, int fd, long global_index)
     bind(fd, (struct sockaddr *)&src, sizeof src);
 }
 
+static void on_connected(bench_worker *w, tcp_loop *L, conn *c, uint32_t events, uint64_t now);
+
 /* Opens the slot's next connection. */
 static void start_conn(bench_worker *w, tcp_loop *L, conn *c, uint64_t now)
 {
@@ -328,11 +344,16 @@ static void start_conn(bench_worker *w, tcp_loop *L, conn *c, uint64_t now)
         setsockopt(c->fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof one);
     }
     bind_source(cfg, c->fd, w->first_conn + c->index);
+    /* Connect mode is edge-triggered: one EPOLLOUT says connected, one EPOLLIN says
+     * the reply (and maybe EOF) came, and no epoll_ctl is needed in between. */
     struct epoll_event ev = {.events = EPOLLIN | EPOLLOUT, .data.ptr = c};
+    if (cfg->mode == BENCH_CONNECT)
+        ev.events |= EPOLLET;
     c->want_out = true;
     epoll_ctl(L->ep, EPOLL_CTL_ADD, c->fd, &ev);
-    if (connect(c->fd, (const struct sockaddr *)&cfg->target, cfg->target_len) < 0 &&
-        errno != EINPROGRESS && errno != EINTR && errno != EAGAIN)
+    if (connect(c->fd, (const struct sockaddr *)&cfg->target, cfg->target_len) == 0)
+        on_connected(w, L, c, EPOLLOUT, now); /* loopback often connects at once */
+    else if (errno != EINPROGRESS && errno != EINTR && errno != EAGAIN)
         connect_failed(w, L, c, errno, now);
 }
 
@@ -372,13 +393,16 @@ static void exchange_done(bench_worker *w, tcp_loop *L, conn *c, uint64_t now)
         start_conn(w, L, c, now);
 }
 
-static void on_connected(bench_worker *w, tcp_loop *L, conn *c, uint64_t now)
+static void on_connected(bench_worker *w, tcp_loop *L, conn *c, uint32_t events, uint64_t now)
 {
     const bench_config *cfg = cfg_of(w);
     int err = 0;
     socklen_t len = sizeof err;
-    if (getsockopt(c->fd, SOL_SOCKET, SO_ERROR, &err, &len) < 0)
+    /* A failed connect always raises EPOLLERR; writable alone means connected. */
+    if ((events & (EPOLLERR | EPOLLHUP)) && getsockopt(c->fd, SOL_SOCKET, SO_ERROR, &err, &len) < 0)
         err = errno;
+    if ((events & (EPOLLERR | EPOLLHUP)) && err == 0)
+        err = ECONNREFUSED; /* hung up before connecting, and no reason given */
     if (err != 0) {
         connect_failed(w, L, c, err, now);
         return;
@@ -394,7 +418,6 @@ static void on_connected(bench_worker *w, tcp_loop *L, conn *c, uint64_t now)
             return;
         }
         w->stats.bytes_out += (uint64_t)n;
-        set_events(L, c, false);
         return;
     }
     if (w->rate > 0) {
@@ -404,6 +427,7 @@ static void on_connected(bench_worker *w, tcp_loop *L, conn *c, uint64_t now)
         while (c->k_done < c->k_due && now - origin_ns(w, L, c, c->k_done) > timeout_ns) {
             c->k_done++;
             L->outstanding--;
+            bench_count_error(w, BENCH_ERR_TIMEOUT, ETIMEDOUT);
         }
         c->k_open = c->k_done;
         c->issued = c->k_due - c->k_open;
@@ -416,7 +440,7 @@ static void on_connected(bench_worker *w, tcp_loop *L, conn *c, uint64_t now)
 static void on_event(bench_worker *w, tcp_loop *L, conn *c, uint32_t events, uint64_t now)
 {
     if (c->state == CONNECTING) {
-        on_connected(w, L, c, now);
+        on_connected(w, L, c, events, now);
         return;
     }
     if (events & (EPOLLIN | EPOLLERR | EPOLLHUP))
@@ -446,7 +470,8 @@ static void schedule(bench_worker *w, tcp_loop *L, uint64_t now)
                 start_conn(w, L, c, now);
         } else if (c->state == OPEN) {
             c->issued = c->k_due - c->k_open;
-            flush(w, L, c, now);
+            if (!c->want_out) /* else EPOLLOUT will say when it can take more */
+                flush(w, L, c, now);
         }
     }
 }

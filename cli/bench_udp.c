@@ -31,9 +31,12 @@ typedef struct uconn {
     bool want_out;
     uint32_t index;
     uint64_t seed;
-    uint64_t issued; /* sequence numbers given out */
-    uint64_t sent;   /* of those, sent (EAGAIN can hold some back) */
-    uint64_t oldest; /* no live request has a smaller number */
+    uint64_t issued;          /* sequence numbers given out */
+    uint64_t sent;            /* of those, sent (EAGAIN can hold some back) */
+    uint64_t oldest;          /* no live request has a smaller number */
+    unsigned live;            /* requests in flight */
+    uint64_t paused_until_ns; /* refused: no new requests before then */
+    uint32_t backoff_ms;
     inflight *ring;
 } uconn;
 
@@ -87,12 +90,14 @@ static void retire(udp_loop *L, uconn *c, inflight *slot)
 {
     slot->live = false;
     L->outstanding--;
+    c->live--;
     while (c->oldest < c->issued && !still_live(L, c, c->oldest))
         c->oldest++;
 }
 
-/* Gives the socket request `seq`, due (open loop) or sent (closed loop) at
- * origin. A place still taken by a request that old is lost. */
+/* Gives the socket its next request, due (open loop) or sent (closed loop) at
+ * origin. The ring is twice the pipeline (closed loop), so a place still taken
+ * belongs to a request that 2*DEPTH-1 younger ones have overtaken: it is lost. */
 static void issue(bench_worker *w, udp_loop *L, uconn *c, uint64_t origin)
 {
     inflight *slot = &c->ring[c->issued % L->depth];
@@ -102,6 +107,7 @@ static void issue(bench_worker *w, udp_loop *L, uconn *c, uint64_t origin)
     }
     *slot = (inflight){.seq = c->issued, .origin_ns = origin, .live = true};
     c->issued++;
+    c->live++;
     L->outstanding++;
 }
 
@@ -127,7 +133,14 @@ static void flush(bench_worker *w, udp_loop *L, uconn *c)
             }
             int err = errno;
             fatal_if_nobody(w, err);
-            bench_count_error(w, err == ECONNREFUSED ? BENCH_ERR_CONNECT : BENCH_ERR_OTHER, err);
+            if (err == ECONNREFUSED) {
+                /* The refusal is an earlier datagram's, reported now and consumed:
+                 * retire the oldest in flight for it and send this one again. */
+                bench_count_error(w, BENCH_ERR_CONNECT, err);
+                retire(L, c, &c->ring[c->oldest % L->depth]);
+                continue;
+            }
+            bench_count_error(w, BENCH_ERR_OTHER, err);
             retire(L, c, &c->ring[seq % L->depth]);
             c->sent++;
             continue;
@@ -140,9 +153,9 @@ static void flush(bench_worker *w, udp_loop *L, uconn *c)
 
 static void top_up(bench_worker *w, udp_loop *L, uconn *c, uint64_t now)
 {
-    if (w->rate > 0 || L->budget_spent)
+    if (w->rate > 0 || L->budget_spent || now < c->paused_until_ns)
         return;
-    while (!c->ring[c->issued % L->depth].live) {
+    while (c->live < cfg_of(w)->pipeline) {
         if (!bench_claim(w->shared)) {
             L->budget_spent = true;
             return;
@@ -161,7 +174,11 @@ static void received(bench_worker *w, udp_loop *L, uconn *c, size_t len, uint64_
     }
     memcpy(&seq, L->scratch, 8);
     inflight *slot = &c->ring[seq % L->depth];
-    if (seq >= c->issued || !still_live(L, c, seq))
+    if (seq >= c->issued) {
+        bench_count_error(w, BENCH_ERR_CORRUPT, 0); /* a number never sent */
+        return;
+    }
+    if (!still_live(L, c, seq))
         return; /* a late reply to a request already counted lost */
     if (len != cfg->msg_bytes ||
         memcmp(L->scratch + 8, payload_of(w, c, seq), cfg->msg_bytes - 8) != 0) {
@@ -170,6 +187,7 @@ static void received(bench_worker *w, udp_loop *L, uconn *c, size_t len, uint64_
         return;
     }
     atomic_store_explicit(&w->shared->ever_connected, true, memory_order_relaxed);
+    c->backoff_ms = 0;
     histogram_record(&w->stats.latency, now > slot->origin_ns ? now - slot->origin_ns : 0);
     w->stats.requests++;
     w->stats.last_done_ns = now;
@@ -187,13 +205,27 @@ static void on_readable(bench_worker *w, udp_loop *L, uconn *c, uint64_t now)
                 continue;
             if (errno == EAGAIN || errno == EWOULDBLOCK)
                 break;
-            fatal_if_nobody(w, errno);
-            bench_count_error(w, errno == ECONNREFUSED ? BENCH_ERR_CONNECT : BENCH_ERR_OTHER,
-                              errno);
+            int err = errno;
+            fatal_if_nobody(w, err);
+            bench_count_error(w, err == ECONNREFUSED ? BENCH_ERR_CONNECT : BENCH_ERR_OTHER, err);
+            /* The error stands for a datagram that will get no answer: the oldest
+             * in flight, as good a guess as any; it is not counted again as lost. */
+            if (c->oldest < c->issued && still_live(L, c, c->oldest))
+                retire(L, c, &c->ring[c->oldest % L->depth]);
+            if (err == ECONNREFUSED) {
+                /* Nobody listens now: back off (10 ms doubling to 1 s) rather than
+                 * count refusals as fast as the loop turns. */
+                c->backoff_ms = c->backoff_ms == 0     ? 10
+                                : c->backoff_ms >= 500 ? 1000
+                                                       : c->backoff_ms * 2;
+                c->paused_until_ns = now + (uint64_t)c->backoff_ms * 1000000u;
+            }
             break;
         }
         w->stats.bytes_in += (uint64_t)n;
         received(w, L, c, (size_t)n, now);
+        if (c->oldest == c->issued)
+            break; /* nothing more is expected: spare the recv that says EAGAIN */
     }
     top_up(w, L, c, now);
     flush(w, L, c);
@@ -230,7 +262,8 @@ static void sweep(bench_worker *w, udp_loop *L, uint64_t now)
             freed = true;
             retire(L, c, slot);
         }
-        if (freed) {
+        if (freed || (c->paused_until_ns != 0 && c->paused_until_ns <= now)) {
+            c->paused_until_ns = 0;
             top_up(w, L, c, now);
             flush(w, L, c);
         }
@@ -259,7 +292,7 @@ void *bench_udp_run(bench_worker *w)
         goto out;
     L->n = w->conns;
     L->depth = w->rate > 0 ? (cfg->pipeline > OPEN_LOOP_WINDOW ? cfg->pipeline : OPEN_LOOP_WINDOW)
-                           : cfg->pipeline;
+                           : 2 * cfg->pipeline;
     L->ep = epoll_create1(EPOLL_CLOEXEC);
     L->conns = calloc((size_t)L->n, sizeof *L->conns);
     L->rings = calloc((size_t)L->n * L->depth, sizeof *L->rings);

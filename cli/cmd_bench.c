@@ -24,6 +24,7 @@ static const char usage[] =
 #define MAX_MSG       (16L << 20)
 #define MAX_UDP_MSG   65507L
 #define MAX_PIPELINE  1024L
+#define MIN_RATE      1e-3 /* one request per 17 minutes: slower is no load test */
 #define MAX_RATE      1e9
 #define FDS_RESERVED  32 /* stdio, epoll sets, /proc reads, slack */
 #define DEFAULT_HELLO "Hello server!"
@@ -77,9 +78,9 @@ static int parse_rate(const char *text, double *out)
     char *end;
     errno = 0;
     double v = strtod(text, &end);
-    if (end == text || *end != '\0' || errno != 0 || !isfinite(v) || v <= 0 || v > MAX_RATE)
-        return cli_usage_error(usage, "--rate '%s': not a number of requests/s above 0, at most %g",
-                               text, MAX_RATE);
+    if (end == text || *end != '\0' || errno != 0 || !isfinite(v) || v < MIN_RATE || v > MAX_RATE)
+        return cli_usage_error(usage, "--rate '%s': not a number of requests/s from %g to %g", text,
+                               MIN_RATE, MAX_RATE);
     *out = v;
     return 0;
 }
