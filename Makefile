@@ -3,13 +3,17 @@
 #   make test   install missing Debian packages, check formatting, build with gcc and
 #               run every test; rebuild with clang under ASan+UBSan and run them all
 #               again; run the threaded tests under ThreadSanitizer.
+# and for measurements (never pass/fail):
+#   make bench  install the peers' Debian packages, build, run every (server x workload)
+#               pair and write bench/results/REPORT.md with its JSON and charts
+#               (make bench-quick: fewer workloads and short runs, under 2 minutes)
 JOBS ?= $(shell nproc)
 BUILD ?= build
 CMAKE ?= cmake
 CTEST_FLAGS = --output-on-failure -j $(JOBS)
 FORMAT_FILES = $(shell git ls-files '*.c' '*.h' 2>/dev/null || find include src tests examples cli -name '*.[ch]')
 
-.PHONY: all build demo test bench deps format format-check test-plain test-asan test-tsan install clean
+.PHONY: all build demo test bench bench-quick bench-deps bench-build deps format format-check test-plain test-asan test-tsan install clean
 
 all: build
 
@@ -50,9 +54,23 @@ test: deps
 	$(MAKE) test-asan
 	$(MAKE) test-tsan
 
-# Benchmarks are measurements, never pass/fail: see bench/ for what each compares.
-bench: deps build
-	bench/server_modes.sh $(BUILD)/plain
+# Benchmarks are measurements, never pass/fail: see bench/README.md for what each
+# compares. cmake runs again so that peers whose libraries (libuv, libevent) bench-deps
+# has just installed are configured into an existing build. BENCH_FLAGS passes more
+# options to the driver, e.g. make bench BENCH_FLAGS="--only rate --repeats 5".
+BENCH_FLAGS ?=
+bench-deps:
+	@scripts/deps.sh --bench
+
+bench-build: bench-deps
+	$(CMAKE) -S . -B $(BUILD)/plain -DCMAKE_C_COMPILER=gcc
+	$(CMAKE) --build $(BUILD)/plain -j $(JOBS)
+
+bench: bench-build
+	python3 bench/run_bench.py --build $(BUILD)/plain $(BENCH_FLAGS)
+
+bench-quick: bench-build
+	python3 bench/run_bench.py --build $(BUILD)/plain --quick $(BENCH_FLAGS)
 
 install: build
 	$(CMAKE) --install $(BUILD)/plain
