@@ -375,6 +375,40 @@ else
     fail $name "silent_server.py did not start"
 fi
 
+# A sink that drains as fast as it is fed must not keep stream mode writing past -d.
+name=bench_stream_stops_on_time_against_a_sink
+if test_peer $name counting_server.py --mode sink; then
+    bench $name 15 --json --mode stream -c 1 -m 65536 -d 1 127.0.0.1 "$peer_port"
+    stop_peer $name
+    if [ $bench_rc -ne 0 ]; then
+        fail $name "exit code $bench_rc, want 0"
+    elif [ $bench_ms -lt 950 ] || [ $bench_ms -ge 3000 ]; then
+        fail $name "took $bench_ms ms, want 1000-3000"
+    elif ! why=$(json_expect $name 'requests > 0' 'interrupted == False' 2>&1); then
+        fail $name "$why"
+    else
+        pass $name
+    fi
+else
+    fail $name "counting_server.py did not start"
+fi
+
+# One lost datagram must hold up only its own place in the pipeline, not the socket:
+# with 1 in 100 lost and 8 in flight, a run does far more than the ~100 requests a
+# second a socket stalled for each 1 s timeout would.
+name=bench_udp_pipeline_survives_a_loss
+if test_peer $name lossy_udp_server.py --drop-every 100; then
+    bench $name 15 --json -u -c 1 --pipeline 8 --timeout 1 -d 2 127.0.0.1 "$peer_port"
+    stop_peer $name
+    if ! why=$(json_expect $name 'requests > 2000' 'errors_timeout > 0' 2>&1); then
+        fail $name "$why"
+    else
+        pass $name
+    fi
+else
+    fail $name "lossy_udp_server.py did not start"
+fi
+
 # SIGINT (with --json) and SIGTERM (text) a second into a 30 s run, side by side.
 name=bench_sigint_stops_early_with_the_summary
 name_term=bench_sigterm_stops_early_with_the_summary

@@ -10,7 +10,7 @@ import argparse
 import peerlib
 
 parser = argparse.ArgumentParser()
-parser.add_argument("--mode", choices=("echo", "oneshot"), default="echo")
+parser.add_argument("--mode", choices=("echo", "oneshot", "sink"), default="echo")
 parser.add_argument("-u", action="store_true", help="UDP echo")
 parser.add_argument("--lifetime", type=float, default=60)
 args = parser.parse_args()
@@ -26,6 +26,8 @@ def on_data(conn, data):
     counts["bytes"] += len(data)
     if args.mode == "echo":
         return data
+    if args.mode == "sink":
+        return b""
     # The reference flow: one recv, the reply, close (so a second read is never made).
     conn.out += b"Hello from server!"
     return None
