@@ -114,7 +114,9 @@ def graceful(port, pid):
         while True:
             try:
                 tcp(port).close()
-            except ConnectionRefusedError:
+            except (ConnectionRefusedError, ConnectionResetError):
+                # Reset: the probe reached the queue as the listener closed, which
+                # discards it; either way new connections are no longer accepted.
                 break
             if time.monotonic() > deadline:
                 return ["new connections still accepted 5 s after SIGTERM"]
