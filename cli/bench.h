@@ -14,6 +14,7 @@
 #include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
+#include <sys/epoll.h>
 #include <sys/socket.h>
 
 typedef enum bench_mode { BENCH_ECHO, BENCH_STREAM, BENCH_CONNECT } bench_mode;
@@ -129,6 +130,16 @@ void bench_udp_cleanup(bench_worker *w);
 
 /* Helpers shared by the two loops (bench_common.c). */
 uint64_t bench_now_ns(void);
+/* Open loop: when the worker's request number g is due. */
+uint64_t bench_due_ns(const bench_shared *sh, uint64_t g, double interval_ns);
+/* The next back-off after a failure: 10 ms, doubling, at most 1 s. */
+uint32_t bench_backoff_ms(uint32_t previous);
+/* err says nobody is there: if no connection ever succeeded, stop the run with it. */
+void bench_give_up_if_unreached(bench_shared *sh, int err);
+/* epoll_pwait2 until something happens, the next sweep, the end of the warm-up or of
+ * the run, or (open loop; UINT64_MAX for none) shortly before the next request is due. */
+int bench_wait(bench_worker *w, int ep, struct epoll_event *events, int max, uint64_t now,
+               uint64_t next_sweep_ns, uint64_t next_due_ns);
 /* Claims one request from the -n budget; false when it is spent. */
 bool bench_claim(bench_shared *sh);
 void bench_count_error(bench_worker *w, bench_error kind, int err);

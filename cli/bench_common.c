@@ -43,6 +43,42 @@ uint64_t bench_now_ns(void)
     return (uint64_t)ts.tv_sec * 1000000000u + (uint64_t)ts.tv_nsec;
 }
 
+uint64_t bench_due_ns(const bench_shared *sh, uint64_t g, double interval_ns)
+{
+    return sh->start_ns + (uint64_t)((double)g * interval_ns);
+}
+
+uint32_t bench_backoff_ms(uint32_t previous)
+{
+    return previous == 0 ? 10 : previous >= 500 ? 1000 : previous * 2;
+}
+
+void bench_give_up_if_unreached(bench_shared *sh, int err)
+{
+    if (atomic_load_explicit(&sh->ever_connected, memory_order_relaxed))
+        return;
+    int none = 0;
+    atomic_compare_exchange_strong(&sh->fatal_errno, &none, err);
+    atomic_store(&sh->stop, true);
+}
+
+int bench_wait(bench_worker *w, int ep, struct epoll_event *events, int max, uint64_t now,
+               uint64_t next_sweep_ns, uint64_t next_due_ns)
+{
+    const bench_shared *sh = w->shared;
+    uint64_t wake = next_sweep_ns < sh->end_ns ? next_sweep_ns : sh->end_ns;
+    if (!w->measuring && sh->measure_ns < wake)
+        wake = sh->measure_ns;
+    if (next_due_ns != UINT64_MAX) {
+        uint64_t spin_from = next_due_ns > BENCH_SPIN_NS ? next_due_ns - BENCH_SPIN_NS : 0;
+        if (spin_from < wake)
+            wake = spin_from;
+    }
+    uint64_t d = wake > now ? wake - now : 0;
+    struct timespec ts = {.tv_sec = (time_t)(d / 1000000000u), .tv_nsec = (long)(d % 1000000000u)};
+    return epoll_pwait2(ep, events, max, &ts, NULL);
+}
+
 bool bench_claim(bench_shared *sh)
 {
     if (sh->cfg->max_requests == 0)

@@ -15,7 +15,6 @@
 #include <string.h>
 #include <sys/epoll.h>
 #include <sys/prctl.h>
-#include <time.h>
 #include <unistd.h>
 
 enum { IDLE, CONNECTING, OPEN };
@@ -60,8 +59,7 @@ static uint64_t origin_ns(bench_worker *w, tcp_loop *L, const conn *c, uint64_t 
 {
     const bench_config *cfg = cfg_of(w);
     if (w->rate > 0)
-        return w->shared->start_ns +
-               (uint64_t)((double)(k * (uint64_t)L->n + c->index) * L->interval_ns);
+        return bench_due_ns(w->shared, k * (uint64_t)L->n + c->index, L->interval_ns);
     if (cfg->mode == BENCH_CONNECT)
         return c->started_ns;
     return L->sent_ns[(uint64_t)c->index * cfg->pipeline + k % cfg->pipeline];
@@ -95,9 +93,7 @@ static void close_conn(tcp_loop *L, conn *c, uint64_t now, bool retry_later)
     if (retry_later) {
         /* Refused or reset again and again: back off (10 ms doubling to 1 s) so
          * a dead server is not hammered by every connection at once. */
-        c->backoff_ms = c->backoff_ms == 0         ? 10
-                        : c->backoff_ms * 2 > 1000 ? 1000
-                                                   : c->backoff_ms * 2;
+        c->backoff_ms = bench_backoff_ms(c->backoff_ms);
         c->retry_ns = now + (uint64_t)c->backoff_ms * 1000000u;
     }
 }
@@ -137,14 +133,9 @@ static bench_error kind_of(int err)
  * run stops at once instead of retrying for its whole duration. */
 static void connect_failed(bench_worker *w, tcp_loop *L, conn *c, int err, uint64_t now)
 {
-    bench_shared *sh = w->shared;
-    if (!atomic_load_explicit(&sh->ever_connected, memory_order_relaxed) &&
-        (err == ECONNREFUSED || err == ENETUNREACH || err == EHOSTUNREACH || err == EADDRNOTAVAIL ||
-         err == EACCES || err == EPERM)) {
-        int none = 0;
-        atomic_compare_exchange_strong(&sh->fatal_errno, &none, err);
-        atomic_store(&sh->stop, true);
-    }
+    if (err == ECONNREFUSED || err == ENETUNREACH || err == EHOSTUNREACH || err == EADDRNOTAVAIL ||
+        err == EACCES || err == EPERM)
+        bench_give_up_if_unreached(w->shared, err);
     fail_conn(w, L, c, BENCH_ERR_CONNECT, err, now);
 }
 
@@ -454,8 +445,7 @@ static void schedule(bench_worker *w, tcp_loop *L, uint64_t now)
 {
     const bench_config *cfg = cfg_of(w);
     while (!L->budget_spent) {
-        uint64_t due = w->shared->start_ns + (uint64_t)((double)L->next_g * L->interval_ns);
-        if (due > now)
+        if (bench_due_ns(w->shared, L->next_g, L->interval_ns) > now)
             return;
         if (!bench_claim(w->shared)) {
             L->budget_spent = true;
@@ -502,13 +492,6 @@ static void sweep(bench_worker *w, tcp_loop *L, uint64_t now)
                 fail_conn(w, L, c, BENCH_ERR_TIMEOUT, ETIMEDOUT, now);
         }
     }
-}
-
-static struct timespec until(uint64_t now, uint64_t when)
-{
-    uint64_t d = when > now ? when - now : 0;
-    return (struct timespec){.tv_sec = (time_t)(d / 1000000000u),
-                             .tv_nsec = (long)(d % 1000000000u)};
 }
 
 void *bench_tcp_run(bench_worker *w)
@@ -570,17 +553,10 @@ void *bench_tcp_run(bench_worker *w)
         }
         bench_publish(w);
 
-        uint64_t wake = next_sweep < sh->end_ns ? next_sweep : sh->end_ns;
-        if (!w->measuring && sh->measure_ns < wake)
-            wake = sh->measure_ns;
-        if (w->rate > 0 && !L->budget_spent) {
-            uint64_t due = sh->start_ns + (uint64_t)((double)L->next_g * L->interval_ns);
-            due = due > BENCH_SPIN_NS ? due - BENCH_SPIN_NS : 0;
-            if (due < wake)
-                wake = due;
-        }
-        struct timespec ts = until(now, wake);
-        int n = epoll_pwait2(L->ep, events, (int)(sizeof events / sizeof events[0]), &ts, NULL);
+        uint64_t due = w->rate > 0 && !L->budget_spent ? bench_due_ns(sh, L->next_g, L->interval_ns)
+                                                       : UINT64_MAX;
+        int n = bench_wait(w, L->ep, events, (int)(sizeof events / sizeof events[0]), now,
+                           next_sweep, due);
         if (n < 0) {
             if (errno == EINTR)
                 continue;

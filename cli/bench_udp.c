@@ -13,7 +13,6 @@
 #include <string.h>
 #include <sys/epoll.h>
 #include <sys/prctl.h>
-#include <time.h>
 #include <unistd.h>
 
 /* The open loop has no pipeline limit: this many requests of one socket may be in
@@ -72,12 +71,8 @@ static void set_out(udp_loop *L, uconn *c, bool want_out)
 
 static void fatal_if_nobody(bench_worker *w, int err)
 {
-    bench_shared *sh = w->shared;
-    if (err == ECONNREFUSED && !atomic_load_explicit(&sh->ever_connected, memory_order_relaxed)) {
-        int none = 0;
-        atomic_compare_exchange_strong(&sh->fatal_errno, &none, err);
-        atomic_store(&sh->stop, true);
-    }
+    if (err == ECONNREFUSED)
+        bench_give_up_if_unreached(w->shared, err);
 }
 
 static bool still_live(const udp_loop *L, const uconn *c, uint64_t seq)
@@ -215,9 +210,7 @@ static void on_readable(bench_worker *w, udp_loop *L, uconn *c, uint64_t now)
             if (err == ECONNREFUSED) {
                 /* Nobody listens now: back off (10 ms doubling to 1 s) rather than
                  * count refusals as fast as the loop turns. */
-                c->backoff_ms = c->backoff_ms == 0     ? 10
-                                : c->backoff_ms >= 500 ? 1000
-                                                       : c->backoff_ms * 2;
+                c->backoff_ms = bench_backoff_ms(c->backoff_ms);
                 c->paused_until_ns = now + (uint64_t)c->backoff_ms * 1000000u;
             }
             break;
@@ -234,7 +227,7 @@ static void on_readable(bench_worker *w, udp_loop *L, uconn *c, uint64_t now)
 static void schedule(bench_worker *w, udp_loop *L, uint64_t now)
 {
     while (!L->budget_spent) {
-        uint64_t due = w->shared->start_ns + (uint64_t)((double)L->next_g * L->interval_ns);
+        uint64_t due = bench_due_ns(w->shared, L->next_g, L->interval_ns);
         if (due > now)
             return;
         if (!bench_claim(w->shared)) {
@@ -345,19 +338,10 @@ void *bench_udp_run(bench_worker *w)
         }
         bench_publish(w);
 
-        uint64_t wake = next_sweep < sh->end_ns ? next_sweep : sh->end_ns;
-        if (!w->measuring && sh->measure_ns < wake)
-            wake = sh->measure_ns;
-        if (w->rate > 0 && !L->budget_spent) {
-            uint64_t due = sh->start_ns + (uint64_t)((double)L->next_g * L->interval_ns);
-            due = due > BENCH_SPIN_NS ? due - BENCH_SPIN_NS : 0;
-            if (due < wake)
-                wake = due;
-        }
-        uint64_t d = wake > now ? wake - now : 0;
-        struct timespec ts = {.tv_sec = (time_t)(d / 1000000000u),
-                              .tv_nsec = (long)(d % 1000000000u)};
-        int n = epoll_pwait2(L->ep, events, (int)(sizeof events / sizeof events[0]), &ts, NULL);
+        uint64_t due = w->rate > 0 && !L->budget_spent ? bench_due_ns(sh, L->next_g, L->interval_ns)
+                                                       : UINT64_MAX;
+        int n = bench_wait(w, L->ep, events, (int)(sizeof events / sizeof events[0]), now,
+                           next_sweep, due);
         if (n < 0) {
             if (errno == EINTR)
                 continue;
