@@ -60,7 +60,7 @@ SOCKIT_API const char *sockit_version(void);
     X(ETIMEOUT, -5001, "Timed out: the deadline passed")                                           \
     X(ETRUNCATED, -5002, "Datagram larger than the buffer (truncated)")                            \
     X(EBADADDR, -5003, "Malformed address")                                                        \
-    X(EBADPORT, -5004, "Bad port: not a number in 0-65535 or a known service")                     \
+    X(EBADPORT, -5004, "Bad port")                                                                 \
     X(EPATHLEN, -5005, "Unix socket path too long")                                                \
     X(ELINELEN, -5006, "Line longer than the limit")                                               \
     X(EEOF, -5007, "Connection closed before the expected bytes arrived")                          \
@@ -95,8 +95,10 @@ SOCKIT_API const char *sockit_errname(int code);
 /* The code of the last failure in this thread (0 if none yet). */
 SOCKIT_API int sockit_errcode(void);
 /* The message of the last failure in this thread, with its context, e.g.
- * "connect to localhost:12345 (tried 127.0.0.1:12345: Connection refused):
- * Connection refused". Valid until the next sockit call in this thread. */
+ * "connect to localhost:12345: Connection refused". The text lives in a buffer of
+ * this thread's own: other threads' failures never change it, and it stays as it
+ * is until this thread's next sockit call, which may replace it (a failing call
+ * always does). Copy it to keep it longer. Never NULL. */
 SOCKIT_API const char *sockit_errmsg(void);
 
 /* ------------------------------------------------------------------------------
@@ -177,6 +179,14 @@ SOCKIT_API ssize_t sockit_getaddrinfo(const char *host, const char *port, int fa
  *   non-blocking  timeout == 0: calls that would wait return SOCKIT_EWOULDBLOCK
  * New sockets are blocking. In timeout and non-blocking modes the descriptor is
  * O_NONBLOCK, so the object can be driven from an event loop.
+ *
+ * Threads: one thread may receive (recv, recvfrom, recv_exact, readline, recv_fds)
+ * while another sends (send, sendall, sendto, sendfile, send_fds) on the same
+ * sockit *, as a chat server's reader and writer do; this holds for every
+ * transport, the coming TLS one included. Two threads receiving at once (they
+ * share the read-ahead buffer), two sending at once on a stream (their bytes may
+ * interleave), or any call racing with settimeout/setblocking or close on the same
+ * object is not safe. Objects are otherwise independent.
  * ------------------------------------------------------------------------------ */
 
 typedef struct sockit sockit;
@@ -190,12 +200,18 @@ SOCKIT_API sockit *sockit_socket(int family, int type);
 /* Closes the descriptor and frees the object. Never retried on EINTR. NULL is a
  * no-op. Returns 0 or the close error (the object is freed either way). */
 SOCKIT_API int sockit_close(sockit *s);
-/* Frees the object without closing the descriptor and returns the descriptor. */
+/* Frees the object without closing the descriptor and returns the descriptor.
+ * Bytes that sockit_readline read ahead live in the object, not the descriptor,
+ * so they would be lost: while sockit_pending(s) > 0 detach fails with -EBUSY and
+ * changes nothing (read them with sockit_recv first). */
 SOCKIT_API int sockit_detach(sockit *s);
 /* Wraps a duplicate (close-on-exec) of fd, which must be a socket; the caller keeps
- * fd. Family and type are read from the kernel; the mode follows O_NONBLOCK. */
+ * fd. Family and type are read from the kernel; the mode follows O_NONBLOCK. The
+ * new object has no read-ahead bytes: those another object read ahead on the same
+ * connection stay in that object. */
 SOCKIT_API sockit *sockit_fromfd(int fd);
-/* A new object on a duplicate descriptor, with the same timeout. */
+/* A new object on a duplicate descriptor, with the same timeout. Read-ahead bytes
+ * stay with s (the copy starts with none), so read them from s. */
 SOCKIT_API sockit *sockit_dup(const sockit *s);
 /* Creates a connected pair (family AF_UNIX normally). Returns 0 and fills pair[2],
  * or a negative code and pair is untouched. */
@@ -242,7 +258,9 @@ SOCKIT_API int sockit_getpeername(const sockit *s, sockit_addr *out);
 /* ------------------------------------------------------------------------------
  * 4. I/O
  *
- * flags are MSG_* flags (0 for none); MSG_NOSIGNAL is always added.
+ * flags are MSG_* flags (0 for none); MSG_NOSIGNAL is always added. MSG_DONTWAIT
+ * makes that one call non-blocking whatever the socket's mode: it returns
+ * SOCKIT_EWOULDBLOCK at once instead of waiting (Python's BlockingIOError).
  * ------------------------------------------------------------------------------ */
 
 /* Sends some of buf. Returns the bytes sent (maybe fewer than len), or a code:
@@ -252,7 +270,8 @@ SOCKIT_API ssize_t sockit_send(sockit *s, const void *buf, size_t len, int flags
  * code. *sent (if not NULL) is set to the bytes that went out, also on failure. */
 SOCKIT_API ssize_t sockit_sendall(sockit *s, const void *buf, size_t len, int flags, size_t *sent);
 /* Receives up to len bytes. Returns the count, 0 when the peer closed (stream), or a
- * code. Bytes already buffered by sockit_readline come first. On a datagram socket
+ * code. len 0 returns 0 at once without waiting or consuming anything, as Python's
+ * recv(0). Bytes already buffered by sockit_readline come first. On a datagram socket
  * a datagram bigger than len returns SOCKIT_ETRUNCATED (buf holds its first len
  * bytes; the rest is lost, as the kernel discards it). */
 SOCKIT_API ssize_t sockit_recv(sockit *s, void *buf, size_t len, int flags);
@@ -266,13 +285,18 @@ SOCKIT_API ssize_t sockit_sendto(sockit *s, const void *buf, size_t len, int fla
 SOCKIT_API ssize_t sockit_sendto_addr(sockit *s, const void *buf, size_t len, int flags,
                                       const sockit_addr *to);
 /* Receives one datagram and its sender (*from, if not NULL). On a stream socket it
- * is sockit_recv with the peer's address. Returns its length, or
+ * is sockit_recv (read-ahead bytes first, len 0 returns 0 at once) and *from is
+ * the peer's address (empty, len 0, if the kernel no longer knows it). On a
+ * datagram socket len 0 still takes one datagram (SOCKIT_ETRUNCATED unless it was
+ * empty). Returns its length, or
  * SOCKIT_ETRUNCATED when it did not fit (buf holds the first len bytes; *from is
  * set), or another code. */
 SOCKIT_API ssize_t sockit_recvfrom(sockit *s, void *buf, size_t len, int flags, sockit_addr *from);
 /* Sends count bytes of file_fd from offset (count 0: up to end of file) with
  * sendfile(2), within one deadline. Returns bytes sent or a code; *sent as in
- * sockit_sendall. */
+ * sockit_sendall. Like pread, it leaves file_fd's own file position where it was
+ * (Python's socket.sendfile moves it; add *sent yourself with lseek if you want
+ * that). */
 SOCKIT_API ssize_t sockit_sendfile(sockit *s, int file_fd, off_t offset, size_t count,
                                    size_t *sent);
 /* Sends buf (at least 1 byte) with nfds descriptors attached (SCM_RIGHTS, at most

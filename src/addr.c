@@ -399,7 +399,7 @@ int sockit_parse_port(const char *text)
         if (getservbyname_r(text, protos[i], &ent, buf, sizeof buf, &found) == 0 && found != NULL)
             return ntohs((uint16_t)found->s_port);
     }
-    return sockit__failf(SOCKIT_EBADPORT, "port '%s'", text);
+    return sockit__failf(SOCKIT_EBADPORT, "port '%s': not a number or a known service", text);
 }
 
 void sockit__addr_text(const sockit_addr *a, char *buf, size_t size)

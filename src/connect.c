@@ -264,11 +264,13 @@ sockit *sockit_create_connection(const char *host, int port, double timeout,
     }
     if (host != NULL && strncmp(host, "unix:", 5) == 0)
         return connect_unix(host, port, timeout, source);
-    if (sockit__check_port("connect", port, false) < 0)
-        return NULL;
-    int64_t deadline = sockit__deadline(timeout);
     char where[SOCKIT_ADDRSTRLEN + 64];
     sockit__hostport(where, sizeof where, host, port);
+    char op[sizeof where + 16];
+    snprintf(op, sizeof op, "connect to %s", where);
+    if (sockit__check_port(op, port, false) < 0)
+        return NULL;
+    int64_t deadline = sockit__deadline(timeout);
 
     int family = AF_UNSPEC;
     if (source != NULL) {

@@ -57,6 +57,15 @@ int sockit__io_fail(const sockit *s, int code, const char *op)
     return sockit__failf(code, "%s", op);
 }
 
+/* After an attempt returned -EAGAIN: MSG_DONTWAIT asks for this one call not to
+ * wait, whatever the socket's mode, as in Python (BlockingIOError at once). */
+static int await_unless_dontwait(sockit *s, int flags, short events, int64_t deadline)
+{
+    if (flags & MSG_DONTWAIT)
+        return SOCKIT_EWOULDBLOCK;
+    return sockit__await(s, events, deadline);
+}
+
 /* Datagram sockets ask the kernel for the real length (MSG_TRUNC) so a datagram
  * larger than the buffer is reported rather than silently cut. */
 static int trunc_flag(const sockit *s) { return s->type != SOCK_STREAM ? MSG_TRUNC : 0; }
@@ -72,7 +81,7 @@ ssize_t sockit_send(sockit *s, const void *buf, size_t len, int flags)
             return n;
         if (n != -EAGAIN)
             return sockit__io_fail(s, (int)n, "send");
-        int rc = sockit__await(s, POLLOUT, deadline);
+        int rc = await_unless_dontwait(s, flags, POLLOUT, deadline);
         if (rc < 0)
             return sockit__io_fail(s, rc, "send");
     }
@@ -97,7 +106,7 @@ ssize_t sockit_sendall(sockit *s, const void *buf, size_t len, int flags, size_t
         }
         int rc = (int)n;
         if (n == -EAGAIN)
-            rc = sockit__await(s, POLLOUT, deadline);
+            rc = await_unless_dontwait(s, flags, POLLOUT, deadline);
         if (rc < 0) {
             if (rc == SOCKIT_EWOULDBLOCK)
                 return sockit__fail(rc, "sendall");
@@ -120,30 +129,38 @@ static ssize_t take_buffered(sockit *s, void *buf, size_t len, int flags)
     return (ssize_t)sockit__rbuf_take(s, buf, len);
 }
 
-ssize_t sockit_recv(sockit *s, void *buf, size_t len, int flags)
+/* recv and, on a stream socket, recvfrom: read-ahead bytes first, then one read
+ * through the socket's transport (so a TLS socket decrypts here too). */
+static ssize_t recv_through_transport(sockit *s, void *buf, size_t len, int flags, const char *op)
 {
-    if (s == NULL)
-        return sockit__fail(-EBADF, "recv");
-    if (len > 0) {
-        ssize_t buffered = take_buffered(s, buf, len, flags);
-        if (buffered > 0)
-            return buffered;
-    }
+    /* As Python's recv(0): nothing asked, nothing waited for. */
+    if (len == 0)
+        return 0;
+    ssize_t buffered = take_buffered(s, buf, len, flags);
+    if (buffered > 0)
+        return buffered;
     int64_t deadline = sockit__call_deadline(s);
     for (;;) {
         ssize_t n = s->transport->recv(s, buf, len, flags | trunc_flag(s));
         if (n >= 0) {
             if ((size_t)n > len)
-                return sockit__failf(SOCKIT_ETRUNCATED,
-                                     "recv: datagram of %zd bytes, buffer of %zu", n, len);
+                return sockit__failf(SOCKIT_ETRUNCATED, "%s: datagram of %zd bytes, buffer of %zu",
+                                     op, n, len);
             return n;
         }
         if (n != -EAGAIN)
-            return sockit__io_fail(s, (int)n, "recv");
-        int rc = sockit__await(s, POLLIN, deadline);
+            return sockit__io_fail(s, (int)n, op);
+        int rc = await_unless_dontwait(s, flags, POLLIN, deadline);
         if (rc < 0)
-            return sockit__io_fail(s, rc, "recv");
+            return sockit__io_fail(s, rc, op);
     }
+}
+
+ssize_t sockit_recv(sockit *s, void *buf, size_t len, int flags)
+{
+    if (s == NULL)
+        return sockit__fail(-EBADF, "recv");
+    return recv_through_transport(s, buf, len, flags, "recv");
 }
 
 ssize_t sockit_recv_exact(sockit *s, void *buf, size_t len, size_t *got)
@@ -196,7 +213,7 @@ static ssize_t sendto_until(sockit *s, const void *buf, size_t len, int flags,
             continue;
         int rc = -err;
         if (err == EAGAIN)
-            rc = sockit__await(s, POLLOUT, deadline);
+            rc = await_unless_dontwait(s, flags, POLLOUT, deadline);
         if (rc < 0) {
             if (rc == SOCKIT_EWOULDBLOCK || rc == SOCKIT_ETIMEOUT)
                 return sockit__fail(rc, "sendto");
@@ -211,8 +228,9 @@ ssize_t sockit_sendto_addr(sockit *s, const void *buf, size_t len, int flags, co
 {
     if (s == NULL)
         return sockit__fail(-EBADF, "sendto");
+    /* The same code as connect_addr and bind_addr give an empty address. */
     if (to == NULL || to->len == 0)
-        return sockit__failf(-EDESTADDRREQ, "sendto: no address");
+        return sockit__failf(SOCKIT_EBADADDR, "sendto: no address (empty sockit_addr)");
     return sendto_until(s, buf, len, flags, to, sockit__call_deadline(s));
 }
 
@@ -235,11 +253,17 @@ ssize_t sockit_recvfrom(sockit *s, void *buf, size_t len, int flags, sockit_addr
 {
     if (s == NULL)
         return sockit__fail(-EBADF, "recvfrom");
-    /* On a stream socket, bytes sockit_readline read ahead come first, as in recv. */
-    if (s->type == SOCK_STREAM && len > 0 && sockit_pending(s) > 0) {
-        ssize_t n = take_buffered(s, buf, len, flags);
-        if (from != NULL && sockit_getpeername(s, from) < 0)
-            memset(from, 0, sizeof *from);
+    /* A stream socket's sender is its peer, and its bytes come through the transport
+     * (read-ahead first), exactly as sockit_recv's. */
+    if (s->type == SOCK_STREAM) {
+        ssize_t n = recv_through_transport(s, buf, len, flags, "recvfrom");
+        if (n >= 0 && from != NULL) {
+            socklen_t alen = sizeof from->u;
+            if (getpeername(s->fd, &from->u.sa, &alen) == 0)
+                from->len = alen;
+            else
+                memset(from, 0, sizeof *from);
+        }
         return n;
     }
     sockit_addr sender;
@@ -263,7 +287,7 @@ ssize_t sockit_recvfrom(sockit *s, void *buf, size_t len, int flags, sockit_addr
             continue;
         int rc = -err;
         if (err == EAGAIN)
-            rc = sockit__await(s, POLLIN, deadline);
+            rc = await_unless_dontwait(s, flags, POLLIN, deadline);
         if (rc < 0)
             return sockit__io_fail(s, rc, "recvfrom");
     }

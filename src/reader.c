@@ -68,6 +68,28 @@ static ssize_t deliver(sockit__rbuf *b, char *buf, size_t n)
     return (ssize_t)n;
 }
 
+/* Called when the unread bytes fill the caller's limit without a '\n'. Returns 1
+ * if the stream goes on (the line is too long), 0 if it ends here, 2 if the buffer
+ * has room so the caller's ordinary read will tell, or a code (the bytes stay
+ * buffered). A full buffer has no room to read into, so that case peeks. */
+static int more_after_full_buffer(sockit *s, int64_t deadline)
+{
+    sockit__rbuf *b = &s->rbuf;
+    if (b->end - b->start < b->cap)
+        return 2;
+    for (;;) {
+        char next;
+        ssize_t n = s->transport->recv(s, &next, 1, MSG_PEEK);
+        if (n >= 0)
+            return n > 0;
+        if (n != -EAGAIN)
+            return (int)n;
+        int rc = sockit__await(s, POLLIN, deadline);
+        if (rc < 0)
+            return rc;
+    }
+}
+
 ssize_t sockit_readline(sockit *s, char *buf, size_t size)
 {
     if (s == NULL)
@@ -98,9 +120,18 @@ ssize_t sockit_readline(sockit *s, char *buf, size_t size)
             scanned = upto;
         }
         if (have >= limit) {
-            deliver(b, buf, limit);
-            return sockit__failf(SOCKIT_ELINELEN, "readline: no newline in the first %zu bytes",
-                                 limit);
+            /* limit bytes and no '\n' is still a whole line if the stream ends right
+             * here; only one more byte, or the end, tells which. */
+            int more = have > limit ? 1 : more_after_full_buffer(s, deadline);
+            if (more == 0)
+                return deliver(b, buf, have);
+            if (more < 0)
+                return sockit__io_fail(s, more, "readline");
+            if (more == 1) {
+                deliver(b, buf, limit);
+                return sockit__failf(SOCKIT_ELINELEN, "readline: no newline in the first %zu bytes",
+                                     limit);
+            }
         }
         if (rbuf_make_room(b) < 0)
             return sockit__failf(-ENOMEM, "readline: allocating a %zu-byte buffer", RBUF_CAP);

@@ -88,6 +88,12 @@ int sockit_detach(sockit *s)
 {
     if (s == NULL)
         return sockit__fail(-EBADF, "detach");
+    size_t pending = sockit_pending(s);
+    if (pending > 0)
+        return sockit__failf(-EBUSY,
+                             "detach: %zu bytes read ahead by readline would be lost (recv them "
+                             "first)",
+                             pending);
     int fd = s->fd;
     sockit__rbuf_free(s);
     free(s);

@@ -289,6 +289,13 @@ static void test_create_connection_rejects_bad_ports(void **state)
         snprintf(num, sizeof num, "%d", bad[i]);
         assert_non_null(strstr(sockit_errmsg(), num));
     }
+    /* One reason, stated once: nothing in the message contradicts the range. */
+    assert_null(sockit_create_connection("127.0.0.1", 0, 1.0, NULL));
+    assert_string_equal(sockit_errmsg(),
+                        "connect to 127.0.0.1:0: port 0 out of range 1-65535: Bad port");
+    assert_null(sockit_create_connection("127.0.0.1", 65536, 1.0, NULL));
+    assert_string_equal(sockit_errmsg(),
+                        "connect to 127.0.0.1:65536: port 65536 out of range 1-65535: Bad port");
     assert_null(sockit_create_connection("127.0.0.1", 80, NAN, NULL));
     assert_int_equal(sockit_errcode(), -EINVAL);
 }

@@ -209,10 +209,31 @@ static void test_failure_in_another_thread_leaves_this_threads_error(void **stat
     sockit_close(holder);
 }
 
+static void test_errmsg_text_stays_until_this_threads_next_failure(void **state)
+{
+    (void)state;
+    sockit *s = sockit_socket(AF_INET, SOCK_STREAM);
+    assert_sock(s);
+    assert_code(sockit_connect(s, "127.0.0.1", 0), SOCKIT_EBADPORT);
+    const char *msg = sockit_errmsg();
+    char copy[256];
+    snprintf(copy, sizeof copy, "%s", msg);
+    /* Asking again, or for the code, changes nothing. */
+    assert_int_equal(sockit_errcode(), SOCKIT_EBADPORT);
+    assert_ptr_equal(sockit_errmsg(), msg);
+    assert_string_equal(msg, copy);
+    /* The next failure replaces it in the same buffer. */
+    assert_code(sockit_bind(s, "127.0.0.1", 65536), SOCKIT_EBADPORT);
+    assert_ptr_equal(sockit_errmsg(), msg);
+    assert_string_not_equal(msg, copy);
+    sockit_close(s);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
         harness_test(test_version_is_the_header_version),
+        harness_test(test_errmsg_text_stays_until_this_threads_next_failure),
         harness_test(test_econnrefused_has_its_name_and_system_text),
         harness_test(test_common_system_codes_have_their_errno_names),
         harness_test(test_every_own_code_is_named_by_its_macro_and_has_its_table_text),

@@ -507,10 +507,75 @@ static void test_non_blocking_calls_would_block_and_differ_from_timeout(void **s
     sockit_close(l);
 }
 
+/* The promise of sockit.h's section 3: one thread receives while another sends on
+ * the same object. Under ThreadSanitizer a race in the object shows here. */
+#define DUPLEX_LINES 20000
+
+static void *echo_lines_main(void *arg)
+{
+    sockit *s = arg;
+    char line[64];
+    ssize_t n;
+    while ((n = sockit_readline(s, line, sizeof line)) > 0)
+        if (sockit_sendall(s, line, (size_t)n, 0, NULL) < 0)
+            break;
+    sockit_shutdown(s, SHUT_WR);
+    return NULL;
+}
+
+struct duplex_reader {
+    sockit *s;
+    int lines;
+    bool in_order;
+};
+
+static void *duplex_reader_main(void *arg)
+{
+    struct duplex_reader *r = arg;
+    char line[64], want[64];
+    r->in_order = true;
+    ssize_t n;
+    while ((n = sockit_readline(r->s, line, sizeof line)) > 0) {
+        snprintf(want, sizeof want, "line %d\n", r->lines);
+        if (strcmp(line, want) != 0)
+            r->in_order = false;
+        r->lines++;
+    }
+    return NULL;
+}
+
+static void test_one_thread_receives_while_another_sends_on_one_socket(void **state)
+{
+    (void)state;
+    static const double modes[] = {SOCKIT_BLOCKING, 5.0};
+    for (size_t m = 0; m < 2; m++) {
+        sockit *c, *srv;
+        tcp_pair(&c, &srv);
+        assert_ok(sockit_settimeout(c, modes[m]));
+        pthread_t echo, reader;
+        assert_int_equal(pthread_create(&echo, NULL, echo_lines_main, srv), 0);
+        struct duplex_reader r = {.s = c};
+        assert_int_equal(pthread_create(&reader, NULL, duplex_reader_main, &r), 0);
+        char line[64];
+        for (int i = 0; i < DUPLEX_LINES; i++) {
+            int len = snprintf(line, sizeof line, "line %d\n", i);
+            assert_int_equal(sockit_sendall(c, line, (size_t)len, 0, NULL), len);
+        }
+        assert_ok(sockit_shutdown(c, SHUT_WR));
+        assert_int_equal(pthread_join(reader, NULL), 0);
+        assert_int_equal(pthread_join(echo, NULL), 0);
+        assert_int_equal(r.lines, DUPLEX_LINES);
+        assert_true(r.in_order);
+        sockit_close(c);
+        sockit_close(srv);
+    }
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
         harness_test(test_no_sigpipe_from_any_sending_call),
+        harness_test(test_one_thread_receives_while_another_sends_on_one_socket),
         harness_test(test_no_sigpipe_writing_to_a_closed_peer_in_this_process),
         harness_test(test_sigpipe_handler_never_runs_for_writes_to_a_closed_peer),
         harness_test(test_eintr_during_recv_with_timeout_still_returns_data),

@@ -511,6 +511,156 @@ static void test_send_after_peer_closed_reports_epipe_or_econnreset(void **state
     sockit_close(c);
 }
 
+/* Python raises BlockingIOError at once for MSG_DONTWAIT, whatever the mode. */
+static void test_msg_dontwait_never_waits_in_any_mode(void **state)
+{
+    (void)state;
+    static const double modes[] = {SOCKIT_BLOCKING, 5.0};
+    for (size_t m = 0; m < sizeof modes / sizeof modes[0]; m++) {
+        sockit *c, *srv;
+        tcp_pair(AF_INET, &c, &srv);
+        assert_ok(sockit_settimeout(srv, modes[m]));
+        assert_ok(sockit_settimeout(c, modes[m]));
+        char b[8];
+        double t0 = harness_now();
+        assert_code(sockit_recv(srv, b, sizeof b, MSG_DONTWAIT), SOCKIT_EWOULDBLOCK);
+        sockit_addr from;
+        assert_code(sockit_recvfrom(srv, b, sizeof b, MSG_DONTWAIT, &from), SOCKIT_EWOULDBLOCK);
+        assert_true(harness_now() - t0 < 0.5);
+
+        /* Fill the path until a send with MSG_DONTWAIT would block. */
+        set_buffers_small(c);
+        set_buffers_small(srv);
+        static char chunk[65536];
+        ssize_t n;
+        size_t total = 0;
+        t0 = harness_now();
+        while ((n = sockit_send(c, chunk, sizeof chunk, MSG_DONTWAIT)) > 0 && total < (64u << 20))
+            total += (size_t)n;
+        assert_code(n, SOCKIT_EWOULDBLOCK);
+        size_t sent = 99;
+        assert_code(sockit_sendall(c, chunk, sizeof chunk, MSG_DONTWAIT, &sent),
+                    SOCKIT_EWOULDBLOCK);
+        assert_true(sent < sizeof chunk);
+        assert_true(harness_now() - t0 < 0.5);
+        /* The socket keeps its mode: a plain recv still waits and gets the bytes. */
+        assert_true(sockit_recv(srv, b, sizeof b, 0) > 0);
+        sockit_close(c);
+        sockit_close(srv);
+    }
+}
+
+static void test_msg_dontwait_on_datagram_sockets_never_waits(void **state)
+{
+    (void)state;
+    sockit_addr a;
+    sockit *u = udp_bound(AF_INET, &a);
+    char b[8];
+    sockit_addr from;
+    double t0 = harness_now();
+    assert_code(sockit_recvfrom(u, b, sizeof b, MSG_DONTWAIT, &from), SOCKIT_EWOULDBLOCK);
+    assert_code(sockit_recv(u, b, sizeof b, MSG_DONTWAIT), SOCKIT_EWOULDBLOCK);
+    assert_true(harness_now() - t0 < 0.5);
+    assert_int_equal(sockit_sendto_addr(u, "x", 1, MSG_DONTWAIT, &a), 1);
+    assert_int_equal(sockit_recvfrom(u, b, sizeof b, MSG_DONTWAIT, &from), 1);
+    assert_true(sockit_addr_equal(&from, &a));
+    sockit_close(u);
+}
+
+/* Python's recv(0) returns b'' at once; so does sockit_recv with len 0. */
+static void test_recv_of_zero_bytes_returns_zero_at_once(void **state)
+{
+    (void)state;
+    sockit *c, *srv;
+    tcp_pair(AF_INET, &c, &srv);
+    char b[4];
+    double t0 = harness_now();
+    assert_int_equal(sockit_recv(srv, b, 0, 0), 0);
+    sockit_addr from;
+    assert_int_equal(sockit_recvfrom(srv, b, 0, 0, &from), 0);
+    assert_true(harness_now() - t0 < 0.5);
+    /* Nothing was consumed. */
+    assert_int_equal(sockit_send(c, "ab", 2, 0), 2);
+    assert_int_equal(sockit_recv(srv, b, 0, 0), 0);
+    assert_int_equal(sockit_recv_exact(srv, b, 2, NULL), 2);
+    assert_memory_equal(b, "ab", 2);
+    sockit_close(c);
+    sockit_close(srv);
+
+    sockit_addr a;
+    sockit *u = udp_bound(AF_INET, &a);
+    t0 = harness_now();
+    assert_int_equal(sockit_recv(u, b, 0, 0), 0);
+    assert_true(harness_now() - t0 < 0.5);
+    sockit_close(u);
+}
+
+/* The header promises the peer's address in *from on a stream socket, with or
+ * without bytes read ahead by readline. */
+static void test_recvfrom_on_a_stream_socket_reports_the_peer(void **state)
+{
+    (void)state;
+    static const int families[] = {AF_INET, AF_INET6};
+    for (int i = 0; i < 2; i++) {
+        sockit *c, *srv;
+        tcp_pair(families[i], &c, &srv);
+        sockit_addr want, from;
+        assert_ok(sockit_getsockname(c, &want));
+        assert_int_equal(sockit_sendall(c, "line\nrest", 9, 0, NULL), 9);
+        char b[16];
+        memset(&from, 0, sizeof from);
+        assert_int_equal(sockit_readline(srv, b, sizeof b), 5);
+        assert_int_equal(sockit_recvfrom(srv, b, sizeof b, 0, &from), 4); /* read ahead */
+        assert_true(sockit_addr_equal(&from, &want));
+        assert_int_equal(sockit_send(c, "xyz", 3, 0), 3);
+        memset(&from, 0, sizeof from);
+        assert_int_equal(sockit_recvfrom(srv, b, sizeof b, 0, &from), 3); /* from the kernel */
+        assert_memory_equal(b, "xyz", 3);
+        assert_true(sockit_addr_equal(&from, &want));
+        char text[SOCKIT_ADDRSTRLEN];
+        assert_true(sockit_addr_format(&from, text, sizeof text) > 0);
+        sockit_close(c);
+        memset(&from, 0, sizeof from);
+        assert_int_equal(sockit_recvfrom(srv, b, sizeof b, 0, &from), 0); /* EOF */
+        assert_true(sockit_addr_equal(&from, &want));
+        sockit_close(srv);
+    }
+}
+
+static void test_sendto_addr_with_an_empty_address_is_ebadaddr(void **state)
+{
+    (void)state;
+    sockit_addr a, empty;
+    memset(&empty, 0, sizeof empty);
+    sockit *u = udp_bound(AF_INET, &a);
+    assert_code(sockit_sendto_addr(u, "x", 1, 0, &empty), SOCKIT_EBADADDR);
+    assert_code(sockit_sendto_addr(u, "x", 1, 0, NULL), SOCKIT_EBADADDR);
+    sockit *t = sockit_socket(AF_INET, SOCK_STREAM);
+    assert_sock(t);
+    assert_code(sockit_connect_addr(t, &empty), SOCKIT_EBADADDR);
+    assert_code(sockit_bind_addr(u, &empty), SOCKIT_EBADADDR);
+    sockit_close(t);
+    sockit_close(u);
+}
+
+static void test_sendfile_leaves_the_file_position_alone(void **state)
+{
+    (void)state;
+    int fd = pattern_file(4096);
+    assert_int_equal(lseek(fd, 123, SEEK_SET), 123);
+    sockit *c, *srv;
+    tcp_pair(AF_INET, &c, &srv);
+    size_t sent = 0;
+    assert_int_equal(sockit_sendfile(c, fd, 1000, 2000, &sent), 2000);
+    assert_int_equal(lseek(fd, 0, SEEK_CUR), 123);
+    uint8_t buf[2000];
+    assert_int_equal(sockit_recv_exact(srv, buf, sizeof buf, NULL), 2000);
+    assert_int_equal(buf[0], pattern(1000));
+    close(fd);
+    sockit_close(c);
+    sockit_close(srv);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -530,8 +680,14 @@ int main(void)
         harness_test(test_largest_udp_datagram_arrives_whole),
         harness_test(test_sendto_rejects_bad_port_and_unknown_host),
         harness_test(test_sendfile_sends_the_requested_range),
+        harness_test(test_sendfile_leaves_the_file_position_alone),
         harness_test(test_send_to_a_peer_that_reset_reports_epipe_or_econnreset),
         harness_test(test_send_after_peer_closed_reports_epipe_or_econnreset),
+        harness_test(test_msg_dontwait_never_waits_in_any_mode),
+        harness_test(test_msg_dontwait_on_datagram_sockets_never_waits),
+        harness_test(test_recv_of_zero_bytes_returns_zero_at_once),
+        harness_test(test_recvfrom_on_a_stream_socket_reports_the_peer),
+        harness_test(test_sendto_addr_with_an_empty_address_is_ebadaddr),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

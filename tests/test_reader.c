@@ -391,6 +391,70 @@ static void test_close_frees_unread_buffered_bytes(void **state)
     sockit_close(p[1]);
 }
 
+/* A final unterminated line that exactly fills the caller's limit is a whole line:
+ * only the end of the stream after it tells, so readline must look for it. */
+static void test_readline_final_line_exactly_filling_size_then_eof(void **state)
+{
+    (void)state;
+    sockit *p[2];
+    make_pair(p);
+    send_text(p[1], "abcdefg");
+    assert_ok(sockit_shutdown(p[1], SHUT_WR));
+    char line[8];
+    assert_int_equal(sockit_readline(p[0], line, sizeof line), 7);
+    assert_string_equal(line, "abcdefg");
+    assert_int_equal(sockit_readline(p[0], line, sizeof line), 0);
+    sockit_close(p[0]);
+    sockit_close(p[1]);
+
+    /* One byte more, or the newline after it, does not fit. */
+    static const char *const too_long[] = {"abcdefgh", "abcdefg\n"};
+    for (size_t i = 0; i < 2; i++) {
+        make_pair(p);
+        send_text(p[1], too_long[i]);
+        assert_ok(sockit_shutdown(p[1], SHUT_WR));
+        assert_code(sockit_readline(p[0], line, sizeof line), SOCKIT_ELINELEN);
+        assert_string_equal(line, "abcdefg");
+        assert_int_equal(sockit_readline(p[0], line, sizeof line), 1);
+        assert_int_equal(line[0], too_long[i][7]);
+        sockit_close(p[0]);
+        sockit_close(p[1]);
+    }
+}
+
+static void test_readline_final_line_of_line_max_bytes_then_eof(void **state)
+{
+    (void)state;
+    static char text[SOCKIT_LINE_MAX + 1];
+    static char line[SOCKIT_LINE_MAX + 2];
+    memset(text, 'x', SOCKIT_LINE_MAX);
+    sockit *p[2];
+    make_pair(p);
+    send_text(p[1], text);
+    /* The whole buffer is full and the peer has not ended yet: the call waits for
+     * the next byte or the end, and a timeout keeps every byte. */
+    assert_ok(sockit_settimeout(p[0], 0.1));
+    assert_code(sockit_readline(p[0], line, sizeof line), SOCKIT_ETIMEOUT);
+    assert_int_equal(sockit_pending(p[0]), SOCKIT_LINE_MAX);
+    assert_ok(sockit_shutdown(p[1], SHUT_WR));
+    assert_int_equal(sockit_readline(p[0], line, sizeof line), SOCKIT_LINE_MAX);
+    assert_int_equal(strlen(line), SOCKIT_LINE_MAX);
+    assert_int_equal(sockit_readline(p[0], line, sizeof line), 0);
+    sockit_close(p[0]);
+    sockit_close(p[1]);
+
+    /* With the newline after them, they are one byte too many. */
+    make_pair(p);
+    send_text(p[1], text);
+    send_text(p[1], "\n");
+    assert_ok(sockit_shutdown(p[1], SHUT_WR));
+    assert_code(sockit_readline(p[0], line, sizeof line), SOCKIT_ELINELEN);
+    assert_int_equal(sockit_readline(p[0], line, sizeof line), 1);
+    assert_string_equal(line, "\n");
+    sockit_close(p[0]);
+    sockit_close(p[1]);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -402,6 +466,8 @@ int main(void)
         harness_test(test_readline_line_longer_than_read_buffer_returns_elinelen),
         harness_test(test_readline_reads_every_line_of_a_stream_larger_than_its_buffer),
         harness_test(test_readline_final_line_without_newline_then_eof),
+        harness_test(test_readline_final_line_exactly_filling_size_then_eof),
+        harness_test(test_readline_final_line_of_line_max_bytes_then_eof),
         harness_test(test_readline_at_eof_with_nothing_returns_zero),
         harness_test(test_readline_then_recv_and_recv_exact_get_following_bytes),
         harness_test(test_readline_timeout_without_newline_keeps_partial_line),

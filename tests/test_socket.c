@@ -748,6 +748,41 @@ static void test_accept_timeout_message_names_the_listener(void **state)
     sockit_close(l);
 }
 
+/* Read-ahead bytes live in the object: detach refuses to drop them, dup and fromfd
+ * leave them with the object that read them. */
+static void test_read_ahead_bytes_stay_with_their_object_through_detach_dup_fromfd(void **state)
+{
+    (void)state;
+    sockit *c, *srv;
+    tcp_pair(AF_INET, &c, &srv);
+    send_text(c, "line\nahead");
+    char line[16];
+    assert_int_equal(sockit_readline(srv, line, sizeof line), 5);
+    assert_int_equal(sockit_pending(srv), 5);
+
+    sockit *d = sockit_dup(srv);
+    assert_sock(d);
+    sockit *f = sockit_fromfd(sockit_fileno(srv));
+    assert_sock(f);
+    assert_int_equal(sockit_pending(d), 0);
+    assert_int_equal(sockit_pending(f), 0);
+    char b[16];
+    assert_code(sockit_recv(d, b, sizeof b, MSG_DONTWAIT), SOCKIT_EWOULDBLOCK);
+    assert_code(sockit_recv(f, b, sizeof b, MSG_DONTWAIT), SOCKIT_EWOULDBLOCK);
+
+    assert_code(sockit_detach(srv), -EBUSY);
+    assert_non_null(strstr(sockit_errmsg(), "5 bytes read ahead"));
+    assert_int_equal(sockit_pending(srv), 5); /* untouched, still usable */
+    assert_int_equal(sockit_recv(srv, b, sizeof b, 0), 5);
+    assert_memory_equal(b, "ahead", 5);
+    int fd = sockit_detach(srv);
+    assert_true(fd >= 0);
+    assert_int_equal(close(fd), 0);
+    sockit_close(d);
+    sockit_close(f);
+    sockit_close(c);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -759,6 +794,7 @@ int main(void)
         harness_test(test_fileno_family_type_describe_the_socket),
         harness_test(test_detach_returns_a_live_descriptor_the_caller_owns),
         harness_test(test_dup_shares_the_connection_and_the_timeout),
+        harness_test(test_read_ahead_bytes_stay_with_their_object_through_detach_dup_fromfd),
         harness_test(test_fromfd_wraps_a_duplicate_and_reads_family_and_type),
         harness_test(test_fromfd_rejects_non_sockets_and_keeps_them_open),
         harness_test(test_socketpair_connects_both_ways),

@@ -19,8 +19,10 @@ def parse_port(name, text):
         port = int(text) if text.isascii() and text.isdigit() else socket.getservbyname(text)
     except OSError:
         port = -1
-    if not 0 <= port <= 65535:
-        bad_usage(f"{name}: port '{text}': Bad port: not a number in 0-65535 or a known service")
+    if port < 0:
+        bad_usage(f"{name}: port '{text}': not a number or a known service: Bad port")
+    if port > 65535:
+        bad_usage(f"{name}: port '{text}': out of range 0-65535: Bad port")
     return port
 
 
