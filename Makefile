@@ -26,7 +26,10 @@ $(BUILD)/plain/Makefile:
 build: $(BUILD)/plain/Makefile
 	$(CMAKE) --build $(BUILD)/plain -j $(JOBS)
 
-demo: deps build
+# The build's own output is held back (shown in full if it fails), so the demo is
+# what a newcomer sees.
+demo: deps
+	@scripts/quiet.sh "building sockit in $(BUILD)/plain" $(MAKE) --no-print-directory build
 	@scripts/demo.sh $(BUILD)/plain
 
 format:

@@ -1,9 +1,11 @@
 #!/usr/bin/env bash
-# Runs the reference flows of sockit's examples and prints each exchange:
+# Runs the reference flows of sockit's examples and of the sockit command, and prints
+# each exchange:
 #   scripts/demo.sh BUILD_DIR
 # Every server takes a free port (port 0) and serves one request, so the demo never
 # collides with something already on 12345 and never leaves a process behind. The
-# C programs are shown talking to each other, then to their Python twins.
+# C programs are shown talking to each other, then to their Python twins, then the
+# sockit command runs the same flows from the terminal.
 set -uo pipefail
 
 if [ $# -ne 1 ]; then
@@ -13,7 +15,7 @@ fi
 build=$1
 root=$(cd "$(dirname "$0")/.." && pwd)
 py="$root/examples/python"
-for prog in tcp_server tcp_client udp_server udp_client; do
+for prog in tcp_server tcp_client udp_server udp_client sockit; do
     if [ ! -x "$build/$prog" ]; then
         echo "demo: $build/$prog is missing: run 'make build' first" >&2
         exit 1
@@ -31,7 +33,9 @@ trap cleanup EXIT
 failures=0
 
 # show TITLE SERVER_CMD... -- CLIENT_CMD...: one exchange, the server's lines then the
-# client's, each prefixed with who said it.
+# client's, each prefixed with who said it. The server command asks for a free port
+# and one request; the client command gets the port the server printed as its last
+# argument.
 show() {
     local title=$1 server=() client=() port="" line=""
     shift
@@ -43,7 +47,7 @@ show() {
     client=("$@")
     echo
     echo "== $title"
-    timeout 20 "${server[@]}" 0 1 >"$work/server.out" 2>&1 &
+    timeout 20 "${server[@]}" >"$work/server.out" 2>&1 &
     server_pid=$!
     for _ in $(seq 100); do # 100 x 0.1 s
         line=$(head -n 1 "$work/server.out" 2>/dev/null)
@@ -57,7 +61,7 @@ show() {
         failures=$((failures + 1))
         return
     fi
-    echo "   \$ ${server[*]##*/} 0 1 &      # a free port, one request"
+    echo "   \$ ${server[*]##*/} &      # a free port, one request"
     echo "   \$ ${client[*]##*/} $port"
     timeout 10 "${client[@]}" "$port" >"$work/client.out" 2>&1
     local client_rc=$?
@@ -73,18 +77,24 @@ show() {
 }
 
 echo "sockit demo: the four reference programs (examples/*.c), on free ports of 127.0.0.1"
-show "TCP: tcp_client -> tcp_server" "$build/tcp_server" -- "$build/tcp_client"
-show "UDP: udp_client -> udp_server" "$build/udp_server" -- "$build/udp_client"
+show "TCP: tcp_client -> tcp_server" "$build/tcp_server" 0 1 -- "$build/tcp_client"
+show "UDP: udp_client -> udp_server" "$build/udp_server" 0 1 -- "$build/udp_client"
 if command -v python3 >/dev/null 2>&1; then
-    show "TCP: Python tcp_client.py -> C tcp_server" "$build/tcp_server" -- \
+    show "TCP: Python tcp_client.py -> C tcp_server" "$build/tcp_server" 0 1 -- \
         python3 "$py/tcp_client.py"
-    show "TCP: C tcp_client -> Python tcp_server.py" python3 "$py/tcp_server.py" -- \
+    show "TCP: C tcp_client -> Python tcp_server.py" python3 "$py/tcp_server.py" 0 1 -- \
         "$build/tcp_client"
-    show "UDP: Python udp_client.py -> C udp_server" "$build/udp_server" -- \
+    show "UDP: Python udp_client.py -> C udp_server" "$build/udp_server" 0 1 -- \
         python3 "$py/udp_client.py"
-    show "UDP: C udp_client -> Python udp_server.py" python3 "$py/udp_server.py" -- \
+    show "UDP: C udp_client -> Python udp_server.py" python3 "$py/udp_server.py" 0 1 -- \
         "$build/udp_client"
 fi
+echo
+echo "The same flows from a terminal, with the sockit command ($build/sockit):"
+show "TCP: sockit tcp-client -> sockit tcp-server" \
+    "$build/sockit" tcp-server --port 0 --count 1 -- "$build/sockit" tcp-client --port
+show "UDP: sockit udp-client -> sockit udp-server" \
+    "$build/sockit" udp-server --port 0 --count 1 -- "$build/sockit" udp-client --port
 echo
 if [ "$failures" -ne 0 ]; then
     echo "demo: $failures exchange(s) failed" >&2
@@ -92,3 +102,6 @@ if [ "$failures" -ne 0 ]; then
 fi
 echo "All exchanges done. By hand, on the default port 12345:"
 echo "   $build/tcp_server &    then    $build/tcp_client"
+echo "The sockit command is $build/sockit; to type just 'sockit':"
+echo "   export PATH=\"$(cd "$build" && pwd):\$PATH\"    (or: sudo make install)"
+echo "   sockit --help"

@@ -2,7 +2,8 @@
 # A user's program builds against an installed sockit with nothing but pkg-config:
 # the build is installed into a temporary prefix, examples/tcp_client.c and
 # examples/tcp_server.c are compiled outside the tree with the flags pkg-config gives
-# (shared, then static), and the two talk over loopback.
+# (shared, then static), and they talk over loopback, run each way README.md's
+# "Linking" section shows: shared with an rpath, shared with LD_LIBRARY_PATH, static.
 set -uo pipefail
 
 build=${SOCKIT_BUILD_DIR:?SOCKIT_BUILD_DIR must name the build directory}
@@ -83,6 +84,7 @@ compile() {
 
 # The shared library is found through an rpath, as a user of a private prefix would.
 compile tcp_client_shared tcp_client.c "${libs[@]}" "-Wl,-rpath,$libdir" || finish
+compile tcp_client_no_rpath tcp_client.c "${libs[@]}" || finish
 # -l:libsockit.a names the archive even though libsockit.so sits beside it; the rest
 # of --static's flags bring the library's own dependencies.
 static_flags=()
@@ -110,8 +112,30 @@ else
     pass shared_needs_libsockit_so
 fi
 
-# The two programs built from the installed files talk: port 0, one connection.
-timeout 20 "$work/tcp_server_static" 0 1 >"$work/exchange.server" 2>"$work/exchange.server.err" &
+# README.md must show the commands this test runs, word for word.
+readme=$(cat "$src_dir/README.md")
+for line in 'cc app.c $(pkg-config --cflags --libs sockit) -Wl,-rpath,$(pkg-config --variable=libdir sockit)' \
+    'LD_LIBRARY_PATH=$(pkg-config --variable=libdir sockit) ./a.out' \
+    'libsockit.so.0: cannot open shared object file'; do
+    if ! grep -qF -- "$line" <<<"$readme"; then
+        fail readme_shows_how_to_run "README.md lacks: $line"
+        finish
+    fi
+done
+pass readme_shows_how_to_run
+
+# Without an rpath or LD_LIBRARY_PATH the loader cannot find the library, as the
+# README warns.
+no_path=$(env -u LD_LIBRARY_PATH "$work/tcp_client_no_rpath" 1 2>&1)
+if [[ $no_path == *"libsockit.so.0: cannot open shared object file"* ]]; then
+    pass no_rpath_fails_as_readme_says
+else
+    fail no_rpath_fails_as_readme_says "got [$no_path]"
+fi
+
+# The programs built from the installed files talk: port 0, two connections (the
+# rpath client, then the LD_LIBRARY_PATH one).
+timeout 20 "$work/tcp_server_static" 0 2 >"$work/exchange.server" 2>"$work/exchange.server.err" &
 server_pid=$!
 pids+=("$server_pid")
 port=""
@@ -129,14 +153,17 @@ if [ -z "$port" ]; then
 fi
 reply=$(timeout 10 "$work/tcp_client_shared" "$port" 2>"$work/exchange.client.err")
 client_rc=$?
+reply2=$(LD_LIBRARY_PATH=$libdir timeout 10 "$work/tcp_client_no_rpath" "$port" 2>>"$work/exchange.client.err")
+client2_rc=$?
+[ "$client_rc" -eq 0 ] && client_rc=$client2_rc
 # A client that failed will not release the server: do not wait out its timeout.
 [ "$client_rc" -ne 0 ] && kill "$server_pid" 2>/dev/null
 wait "$server_pid"
 server_rc=$?
 if [ "$client_rc" -ne 0 ] || [ "$server_rc" -ne 0 ]; then
     fail exchange "exit codes: client $client_rc, server $server_rc (want 0 and 0)"
-elif [ "$reply" != "Hello from server!" ]; then
-    fail exchange "client said [$reply], want [Hello from server!]"
+elif [ "$reply" != "Hello from server!" ] || [ "$reply2" != "Hello from server!" ]; then
+    fail exchange "clients said [$reply] and [$reply2], want [Hello from server!]"
 elif ! grep -qx 'Received: Hello server!' "$work/exchange.server"; then
     fail exchange "server did not print 'Received: Hello server!'"
 else
