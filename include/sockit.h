@@ -509,6 +509,232 @@ SOCKIT_API int sockit_server_active(const sockit_server *server);
  * return, then close. NULL is a no-op. Returns 0 or a code. */
 SOCKIT_API int sockit_server_close(sockit_server *server);
 
+/* ------------------------------------------------------------------------------
+ * 8. The loop: readiness, timers, signals, wakeups, deferred calls
+ *
+ * sockit_loop is an event loop, one per thread that wants one. Watchers are
+ * objects the loop allocates: each is created on a loop with a callback and a user
+ * pointer, started and stopped any number of times, and freed by its _close.
+ *
+ * Rules:
+ *   - Callbacks run only from sockit_loop_run / sockit_loop_run_once, in the thread
+ *     running the loop. A callback may start, stop or close any watcher, itself
+ *     included, and close descriptors; a watcher closed during a callback is freed at
+ *     the end of the iteration, so nothing it was due to receive reaches anyone.
+ *   - sockit_loop_stop and sockit_wakeup_send are the only calls safe from other
+ *     threads and from signal handlers; sockit_loop_post is safe from other threads.
+ *     Everything else is for the loop's own thread.
+ *   - A loop runs in one thread at a time; it may be created in one thread and run
+ *     in another.
+ *   - What keeps sockit_loop_run going: started I/O watchers and timers, calls
+ *     queued with sockit_loop_call_soon or sockit_loop_post; signal and wakeup
+ *     watchers do not, unless marked with their _keepalive(w, true). Any watcher can
+ *     be marked either way (libuv's ref/unref).
+ *   - Across fork: the loop belongs to the process that made it. A forked child may
+ *     only sockit_loop_close it, which then succeeds even with watchers open (they
+ *     must not be used in the child; their memory goes when it exits or execs) and
+ *     touches no registration the parent still uses; running it there is -ECHILD.
+ *   - Nothing grows without bound: posts beyond a limit fail with
+ *     SOCKIT_EWOULDBLOCK; everything else is sized by what the program started.
+ *
+ * One iteration, in order (sockit_loop_run repeats it):
+ *   1. the loop's time is updated (sockit_loop_now);
+ *   2. due timers run, earliest first (timers due at the same time in the order they
+ *      were started);
+ *   3. the backend waits for I/O: not at all if calls are queued, a stop was asked or
+ *      a socket has read-ahead bytes; else until the next timer; else without limit;
+ *   4. I/O callbacks run; then wakeups, signals and posted calls (delivered through
+ *      one internal descriptor);
+ *   5. calls queued with call_soon before this step run (those they queue wait for
+ *      the next iteration);
+ *   6. watchers closed during the iteration are freed.
+ * ------------------------------------------------------------------------------ */
+
+typedef struct sockit_loop sockit_loop;
+
+/* Options for every constructor that takes them: set size to the struct's size (as
+ * SOCKIT_LOOP_OPTIONS_INIT does), so a program built against this header keeps
+ * working when later versions add fields at the end. NULL means all defaults. */
+typedef struct sockit_loop_options {
+    size_t size;         /* sizeof(sockit_loop_options) */
+    const char *backend; /* "epoll", "poll" (NULL: $SOCKIT_LOOP_BACKEND, else epoll) */
+    size_t max_posts;    /* sockit_loop_post calls waiting at once (0: 65536) */
+} sockit_loop_options;
+#define SOCKIT_LOOP_OPTIONS_INIT                                                                   \
+    {                                                                                              \
+        sizeof(sockit_loop_options), NULL, 0                                                       \
+    }
+
+/* Readiness events, Python's selectors.EVENT_READ and EVENT_WRITE. */
+#define SOCKIT_EVENT_READ  1
+#define SOCKIT_EVENT_WRITE 2
+
+/* Creates a loop. Returns NULL on failure: -EINVAL for an unknown backend (the
+ * message lists the known ones) or a size that is 0 or larger than this library
+ * knows, or the backend's reason it cannot start. */
+SOCKIT_API sockit_loop *sockit_loop_new(const sockit_loop_options *opts);
+/* Runs iterations until sockit_loop_stop, or until nothing keeps the loop alive.
+ * Returns 0, -EBUSY if the loop is already running (e.g. called from a callback),
+ * -ECHILD in a forked child, or the backend's failure. */
+SOCKIT_API int sockit_loop_run(sockit_loop *loop);
+/* Runs one iteration, waiting for I/O at most timeout seconds (< 0: as long as
+ * needed, 0: not at all). Returns 1 if something still keeps the loop alive, 0 if
+ * not, or a code as sockit_loop_run. A pending stop is consumed. */
+SOCKIT_API int sockit_loop_run_once(sockit_loop *loop, double timeout);
+/* Makes sockit_loop_run return after the current iteration (at once if it is
+ * waiting). Safe from any thread and from a signal handler. Asked while the loop is
+ * not running, the next run does one iteration without waiting and returns, as
+ * asyncio's loop.stop(). */
+SOCKIT_API void sockit_loop_stop(sockit_loop *loop);
+/* Frees the loop. Fails with -EBUSY and frees nothing while watchers are still open
+ * (the message counts them by kind) or while it runs; calls still queued are
+ * dropped. NULL is a no-op. Returns 0 or a code. */
+SOCKIT_API int sockit_loop_close(sockit_loop *loop);
+/* The loop's monotonic time in seconds, read once per iteration (cheap). */
+SOCKIT_API double sockit_loop_now(const sockit_loop *loop);
+/* Reads the clock again and updates sockit_loop_now. */
+SOCKIT_API void sockit_loop_update_time(sockit_loop *loop);
+/* "epoll" or "poll". */
+SOCKIT_API const char *sockit_loop_backend(const sockit_loop *loop);
+
+/* Deferred calls. call_soon queues fn(loop, arg) for the next iteration, in order;
+ * from the loop's thread only. post does the same from any thread
+ * (call_soon_threadsafe) and wakes the loop; beyond max_posts waiting it fails with
+ * SOCKIT_EWOULDBLOCK. Both return 0 or a code (-ENOMEM); a call that failed will
+ * never run. */
+typedef void (*sockit_call_fn)(sockit_loop *loop, void *arg);
+SOCKIT_API int sockit_loop_call_soon(sockit_loop *loop, sockit_call_fn fn, void *arg);
+SOCKIT_API int sockit_loop_post(sockit_loop *loop, sockit_call_fn fn, void *arg);
+
+/* I/O readiness of a descriptor or a sockit. The user sees level-triggered
+ * semantics on every backend: the callback runs on every iteration while the
+ * descriptor is ready for an event it asked for. events in the callback is the
+ * subset of the asked events that is ready; an error or hang-up reports all the
+ * asked events, so the next read or write meets it. One watcher per descriptor
+ * per loop (a second is -EEXIST). A watcher of a sockit also counts bytes that
+ * sockit_readline read ahead as readable. */
+typedef struct sockit_io sockit_io;
+typedef void (*sockit_io_fn)(sockit_io *io, int events, void *user);
+/* Returns NULL on failure (-EBADF for a negative fd). The watcher starts stopped. */
+SOCKIT_API sockit_io *sockit_io_new(sockit_loop *loop, int fd, sockit_io_fn cb, void *user);
+SOCKIT_API sockit_io *sockit_io_new_socket(sockit_loop *loop, sockit *s, sockit_io_fn cb,
+                                           void *user);
+/* Starts watching for events (SOCKIT_EVENT_READ | SOCKIT_EVENT_WRITE), or changes
+ * the events of a started watcher in place; 0 stops it. Returns 0 or a code
+ * (-EINVAL for other bits, -EEXIST when another watcher has the descriptor, the
+ * backend's failure: -EBADF, -EPERM for a regular file under epoll). */
+SOCKIT_API int sockit_io_start(sockit_io *io, int events);
+SOCKIT_API int sockit_io_stop(sockit_io *io);
+/* The events being watched (0 when stopped). */
+SOCKIT_API int sockit_io_events(const sockit_io *io);
+SOCKIT_API int sockit_io_fd(const sockit_io *io);
+/* Whether a started watcher keeps sockit_loop_run going (default true). */
+SOCKIT_API void sockit_io_keepalive(sockit_io *io, bool on);
+/* Stops and frees the watcher (at the end of the iteration when called from a
+ * callback). The descriptor or sockit is left open: it is the caller's. NULL is a
+ * no-op. */
+SOCKIT_API void sockit_io_close(sockit_io *io);
+
+/* Timers: one-shot or repeating, O(log n) to start and stop. */
+typedef struct sockit_timer sockit_timer;
+typedef void (*sockit_timer_fn)(sockit_timer *t, void *user);
+SOCKIT_API sockit_timer *sockit_timer_new(sockit_loop *loop, sockit_timer_fn cb, void *user);
+/* (Re)starts the timer: it fires after `after` seconds from sockit_loop_now, then
+ * every `repeat` seconds if repeat > 0 (a repeat that fell behind fires once and is
+ * rescheduled from now, never in a burst). Restarting a started timer moves it.
+ * Returns 0, or -EINVAL for a negative or NaN time. */
+SOCKIT_API int sockit_timer_start(sockit_timer *t, double after, double repeat);
+SOCKIT_API int sockit_timer_stop(sockit_timer *t);
+SOCKIT_API bool sockit_timer_active(const sockit_timer *t);
+/* Seconds until it fires (0 if due), or -1 when stopped. */
+SOCKIT_API double sockit_timer_remaining(const sockit_timer *t);
+SOCKIT_API void sockit_timer_keepalive(sockit_timer *t, bool on);
+SOCKIT_API void sockit_timer_close(sockit_timer *t);
+
+/* Signals, delivered as ordinary callbacks in the loop, never in handler context.
+ * While at least one watcher of a signal is started, sockit's handler is installed
+ * for it (the previous disposition comes back when the last stops). Several loops
+ * may watch one signal: each of them gets it. Signals that arrive close together may
+ * be delivered as one callback with count > 1. SIGKILL, SIGSTOP and the signals
+ * that report faults (SIGSEGV, SIGBUS, SIGFPE, SIGILL) are -EINVAL. */
+typedef struct sockit_signal sockit_signal;
+typedef void (*sockit_signal_fn)(sockit_signal *w, int signum, int count, void *user);
+SOCKIT_API sockit_signal *sockit_signal_new(sockit_loop *loop, sockit_signal_fn cb, void *user);
+SOCKIT_API int sockit_signal_start(sockit_signal *w, int signum);
+SOCKIT_API int sockit_signal_stop(sockit_signal *w);
+/* Default false: a signal watcher alone does not keep the loop running. */
+SOCKIT_API void sockit_signal_keepalive(sockit_signal *w, bool on);
+SOCKIT_API void sockit_signal_close(sockit_signal *w);
+
+/* A wakeup: any thread, or a signal handler, calls sockit_wakeup_send; the callback
+ * then runs once in the loop (sends before it runs are coalesced). Active from
+ * creation until closed. */
+typedef struct sockit_wakeup sockit_wakeup;
+typedef void (*sockit_wakeup_fn)(sockit_wakeup *w, void *user);
+SOCKIT_API sockit_wakeup *sockit_wakeup_new(sockit_loop *loop, sockit_wakeup_fn cb, void *user);
+/* Async-signal-safe and thread-safe. */
+SOCKIT_API void sockit_wakeup_send(sockit_wakeup *w);
+/* Default false. */
+SOCKIT_API void sockit_wakeup_keepalive(sockit_wakeup *w, bool on);
+/* From the loop's thread, once no other thread can still send. */
+SOCKIT_API void sockit_wakeup_close(sockit_wakeup *w);
+
+/* ------------------------------------------------------------------------------
+ * 9. Selectors: Python's selectors module
+ *
+ * The loop's readiness layer on its own, for a program that writes its own loop:
+ * register descriptors or sockits with the events they wait for and a data
+ * pointer, then select. Same backends as the loop (sockit_loop_options.backend,
+ * $SOCKIT_LOOP_BACKEND). Level-triggered: a descriptor stays selected until it is
+ * read, written or unregistered; a sockit with bytes that sockit_readline read ahead
+ * is selected readable without waiting. One thread at a time.
+ * ------------------------------------------------------------------------------ */
+
+typedef struct sockit_selector sockit_selector;
+
+/* A registration (Python's SelectorKey). Owned by the selector: valid until that
+ * descriptor is unregistered or the selector closed. */
+typedef struct sockit_selector_key {
+    int fd;
+    sockit *sock; /* registered with register_socket, else NULL */
+    int events;   /* SOCKIT_EVENT_READ | SOCKIT_EVENT_WRITE */
+    void *data;
+} sockit_selector_key;
+
+/* One result of select: the key and the subset of its events that is ready. */
+typedef struct sockit_selector_event {
+    const sockit_selector_key *key;
+    int events;
+} sockit_selector_event;
+
+/* Returns NULL on failure, as sockit_loop_new (opts NULL: defaults). */
+SOCKIT_API sockit_selector *sockit_selector_new(const sockit_loop_options *opts);
+/* Registers fd for events (not 0) with data. Returns 0, -EEXIST if fd is already
+ * registered (Python's KeyError), -EINVAL for bad events, -EBADF, or the backend's
+ * failure (-EPERM for a regular file under epoll), each with a message naming the
+ * fd. */
+SOCKIT_API int sockit_selector_register(sockit_selector *sel, int fd, int events, void *data);
+SOCKIT_API int sockit_selector_register_socket(sockit_selector *sel, sockit *s, int events,
+                                               void *data);
+/* Changes a registration's events and data in place. -ENOENT if fd is not
+ * registered. */
+SOCKIT_API int sockit_selector_modify(sockit_selector *sel, int fd, int events, void *data);
+/* -ENOENT if fd is not registered. Unregister before closing the descriptor. */
+SOCKIT_API int sockit_selector_unregister(sockit_selector *sel, int fd);
+/* Waits up to timeout seconds (< 0: as long as needed, 0: not at all) and fills
+ * out[max] with what is ready. Returns the count (0 when the timeout passed), or a
+ * code. More ready than max are reported by the next call. EINTR is retried with the
+ * time left (PEP 475). */
+SOCKIT_API ssize_t sockit_selector_select(sockit_selector *sel, double timeout,
+                                          sockit_selector_event *out, size_t max);
+/* The key of fd, or NULL (errcode -ENOENT) if it is not registered. */
+SOCKIT_API const sockit_selector_key *sockit_selector_get_key(const sockit_selector *sel, int fd);
+/* Registered descriptors (len(get_map())). */
+SOCKIT_API size_t sockit_selector_count(const sockit_selector *sel);
+SOCKIT_API const char *sockit_selector_backend(const sockit_selector *sel);
+/* Frees the selector and its keys; the descriptors stay open. NULL is a no-op. */
+SOCKIT_API int sockit_selector_close(sockit_selector *sel);
+
 #ifdef __cplusplus
 }
 #endif

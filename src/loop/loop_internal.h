@@ -1,0 +1,163 @@
+/* The loop's internals, shared by loop.c, io.c, timer.c, signal.c and wakeup.c.
+ * Never installed. */
+#ifndef SOCKIT_LOOP_INTERNAL_H
+#define SOCKIT_LOOP_INTERNAL_H
+
+#include "backend.h"
+
+#include <pthread.h>
+#include <signal.h>
+#include <stdatomic.h>
+#include <sys/types.h>
+
+/* Linux numbers signals 1..64. */
+#define SOCKIT__NSIG 65
+
+typedef enum sockit__kind {
+    SOCKIT__IO,
+    SOCKIT__TIMER,
+    SOCKIT__SIGNAL,
+    SOCKIT__WAKEUP,
+    SOCKIT__KINDS
+} sockit__kind;
+
+/* What every watcher starts with. */
+typedef struct sockit__watcher sockit__watcher;
+struct sockit__watcher {
+    sockit_loop *loop;
+    void *user;
+    sockit__kind kind;
+    bool active;    /* started */
+    bool keepalive; /* an active one keeps sockit_loop_run going */
+    bool closing;   /* closed during an iteration, freed at its end */
+    sockit__watcher *next_closing;
+};
+
+struct sockit_io {
+    sockit__watcher base;
+    sockit_io_fn cb;
+    int fd;
+    sockit *sock; /* NULL for a plain descriptor */
+    int events;   /* watched now; 0 when stopped */
+    uint32_t gen; /* in the token of the current registration */
+    /* The read-ahead list: socket watchers with buffered bytes to report. */
+    sockit_io *ra_prev, *ra_next;
+    bool on_ra_list;
+    uint64_t dispatched_in; /* the iteration its callback last ran for READ */
+};
+
+struct sockit_timer {
+    sockit__watcher base;
+    sockit_timer_fn cb;
+    int64_t due;       /* absolute, the loop's clock in ns */
+    int64_t repeat_ns; /* 0: one-shot */
+    uint64_t seq;      /* start order: ties on due fire in this order */
+    size_t heap_index; /* SIZE_MAX when not in the heap */
+};
+
+struct sockit_signal {
+    sockit__watcher base;
+    sockit_signal_fn cb;
+    int signum;                 /* 0 when stopped */
+    sockit_signal *next, *prev; /* the loop's started signal watchers */
+};
+
+struct sockit_wakeup {
+    sockit__watcher base;
+    sockit_wakeup_fn cb;
+    atomic_bool pending;
+    sockit_wakeup *next, *prev; /* the loop's wakeups */
+};
+
+typedef struct sockit__call {
+    sockit_call_fn fn;
+    void *arg;
+} sockit__call;
+
+/* A token for the backend: the generation in the high half, the descriptor in the
+ * low. The loop's own wakeup descriptor has a token no watcher can have. */
+#define SOCKIT__WAKE_TOKEN UINT64_MAX
+
+typedef struct sockit__io_slot {
+    sockit_io *w;
+    uint32_t gen;
+} sockit__io_slot;
+
+struct sockit_loop {
+    sockit__backend backend;
+    pid_t pid; /* the process that made it */
+    int64_t now;
+    uint64_t iteration;
+    bool running;
+    atomic_bool stop_asked;
+    int alive;                /* active watchers with keepalive */
+    int open[SOCKIT__KINDS];  /* watchers not yet closed, by kind */
+    sockit__watcher *closing; /* freed at the end of the iteration */
+
+    /* I/O watchers by descriptor. */
+    sockit__io_slot *slots;
+    size_t nslots;
+    uint32_t next_gen;
+    sockit_io *ra_head; /* the read-ahead list */
+    sockit_io **ra_scratch;
+    size_t ra_cap;
+
+    /* Timers: a binary min-heap on (due, seq). */
+    sockit_timer **heap;
+    size_t nheap, heap_cap;
+    uint64_t timer_seq;
+
+    /* call_soon's queue. */
+    sockit__call *soon;
+    size_t nsoon, soon_cap;
+
+    /* The internal wakeup: an eventfd, written by stop, posts, wakeups and signals,
+     * and only when no wake is pending already. */
+    int wakefd;
+    atomic_bool wake_pending;
+    bool woken; /* set by the backend's report, handled after I/O callbacks */
+
+    /* Posts from other threads. */
+    pthread_mutex_t post_lock;
+    sockit__call *posts, *posts_spare;
+    size_t nposts, posts_cap, spare_cap, max_posts;
+    atomic_size_t posts_waiting;
+
+    sockit_wakeup *wakeups;
+    sockit_signal *signals;
+    int sig_watchers[SOCKIT__NSIG]; /* started watchers of this loop, by signal */
+    atomic_uint sig_pending[SOCKIT__NSIG];
+    sockit_loop *sig_next; /* the process-wide list of loops that watch signals */
+};
+
+/* Common watcher bookkeeping (loop.c). */
+void sockit__watcher_init(sockit__watcher *w, sockit_loop *loop, sockit__kind kind, void *user,
+                          bool keepalive);
+void sockit__watcher_set_active(sockit__watcher *w, bool active);
+void sockit__watcher_set_keepalive(sockit__watcher *w, bool on);
+/* Frees w now, or at the end of the iteration when the loop is running. */
+void sockit__watcher_release(sockit__watcher *w);
+
+/* Makes the loop's wait return (or the next wait not wait). Async-signal-safe. */
+void sockit__loop_wake(sockit_loop *loop);
+
+/* Phases (each in its file). */
+void sockit__timers_run(sockit_loop *loop);
+/* Nanoseconds until the next timer, or -1 when none. */
+int64_t sockit__timers_next(const sockit_loop *loop);
+void sockit__io_ready(sockit_loop *loop, uint64_t token, int events);
+/* Whether a socket watcher has read-ahead bytes to report: those whose bytes were
+ * consumed since they were listed leave the list here. */
+bool sockit__io_read_ahead_waiting(sockit_loop *loop);
+/* Reports read-ahead bytes of socket watchers not reported this iteration. */
+void sockit__io_run_read_ahead(sockit_loop *loop);
+void sockit__signals_run(sockit_loop *loop);
+void sockit__signals_forget_loop(sockit_loop *loop);
+void sockit__wakeups_run(sockit_loop *loop);
+void sockit__posts_run(sockit_loop *loop);
+void sockit__soon_run(sockit_loop *loop);
+void sockit__io_free(sockit_io *io);
+void sockit__timer_free(sockit_timer *t);
+void sockit__signal_free(sockit_signal *s);
+
+#endif /* SOCKIT_LOOP_INTERNAL_H */
