@@ -39,8 +39,10 @@ int main(int argc, char **argv)
         fprintf(stderr, "usage: tcp_server [PORT [N]]\n");
         return 2;
     }
-    if (argc > 1 && (port = sockit_parse_port(argv[1])) < 0)
-        return usage_error("port", argv[1], sockit_strerror(port));
+    if (argc > 1 && (port = sockit_parse_port(argv[1])) < 0) {
+        fprintf(stderr, "tcp_server: %s\n", sockit_errmsg()); /* names the text and why */
+        return 2;
+    }
     if (argc > 2) {
         char *end;
         count = strtol(argv[2], &end, 10);

@@ -27,7 +27,7 @@ int main(int argc, char **argv)
         return 2;
     }
     if (argc > 1 && (port = sockit_parse_port(argv[1])) < 0) {
-        fprintf(stderr, "udp_client: port '%s': %s\n", argv[1], sockit_strerror(port));
+        fprintf(stderr, "udp_client: %s\n", sockit_errmsg()); /* names the text and why */
         return 2;
     }
 

@@ -81,7 +81,7 @@ static int start_next(race *r)
         finish(r, at, -errno);
         return -1;
     }
-    if (connect(at->fd, &at->addr.u.sa, at->addr.len) == 0)
+    if (sockit__sys_connect(at->fd, &at->addr.u.sa, at->addr.len) == 0)
         return (int)i;
     int err = errno;
     /* A non-blocking connect interrupted by a signal still proceeds in the kernel,

@@ -30,7 +30,7 @@ static bool unix_path_is_stale(const sockit_addr *a)
     int probe = socket(AF_UNIX, SOCK_DGRAM | SOCK_CLOEXEC | SOCK_NONBLOCK, 0);
     if (probe < 0)
         return false;
-    int rc = connect(probe, &a->u.sa, a->len);
+    int rc = sockit__sys_connect(probe, &a->u.sa, a->len);
     int err = rc < 0 ? errno : 0;
     close(probe);
     return rc < 0 && err == ECONNREFUSED;
@@ -95,7 +95,7 @@ sockit *sockit_accept(sockit *s, sockit_addr *peer)
     for (;;) {
         sockit_addr from;
         socklen_t len = sizeof from.u;
-        int fd = accept4(s->fd, &from.u.sa, &len, SOCK_CLOEXEC);
+        int fd = sockit__sys_accept4(s->fd, &from.u.sa, &len, SOCK_CLOEXEC);
         if (fd >= 0) {
             from.len = len;
             sockit *c = sockit__wrap(fd, s->family, s->type, SOCKIT_BLOCKING);
@@ -122,7 +122,7 @@ sockit *sockit_accept(sockit *s, sockit_addr *peer)
 
 int sockit__connect_raw(sockit *s, const sockit_addr *addr, int64_t deadline)
 {
-    if (connect(s->fd, &addr->u.sa, addr->len) == 0)
+    if (sockit__sys_connect(s->fd, &addr->u.sa, addr->len) == 0)
         return 0;
     int err = errno;
     /* A blocking connect interrupted by a signal goes on in the kernel; it cannot be
@@ -137,7 +137,7 @@ int sockit__connect_raw(sockit *s, const sockit_addr *addr, int64_t deadline)
             int rc = sockit__wait(s->fd, POLLOUT, deadline);
             if (rc < 0)
                 return rc;
-            if (connect(s->fd, &addr->u.sa, addr->len) == 0)
+            if (sockit__sys_connect(s->fd, &addr->u.sa, addr->len) == 0)
                 return 0;
             if (errno != EAGAIN && errno != EINTR)
                 return -errno;

@@ -58,7 +58,7 @@ ssize_t sockit_send_fds(sockit *s, const void *buf, size_t len, const int *fds, 
 
     int64_t deadline = sockit__call_deadline(s);
     for (;;) {
-        ssize_t n = sendmsg(s->fd, &msg, MSG_NOSIGNAL);
+        ssize_t n = sockit__sys_sendmsg(s->fd, &msg, MSG_NOSIGNAL);
         if (n >= 0)
             return n;
         int err = errno;
@@ -124,7 +124,7 @@ ssize_t sockit_recv_fds(sockit *s, void *buf, size_t len, int *fds, size_t maxfd
                              .msg_iovlen = 1,
                              .msg_control = ctl.bytes,
                              .msg_controllen = CMSG_SPACE(sizeof(int) * room)};
-        ssize_t n = recvmsg(s->fd, &msg, MSG_CMSG_CLOEXEC);
+        ssize_t n = sockit__sys_recvmsg(s->fd, &msg, MSG_CMSG_CLOEXEC);
         if (n < 0) {
             int err = errno;
             if (err == EINTR)

@@ -3,6 +3,7 @@
 #define SOCKIT_INTERNAL_H
 
 #include "sockit.h"
+#include "sys.h"
 
 #include <netdb.h>
 #include <stdint.h>

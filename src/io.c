@@ -13,7 +13,7 @@
 static ssize_t plain_send(sockit *s, const void *buf, size_t len, int flags)
 {
     for (;;) {
-        ssize_t n = send(s->fd, buf, len, flags | MSG_NOSIGNAL);
+        ssize_t n = sockit__sys_send(s->fd, buf, len, flags | MSG_NOSIGNAL);
         if (n >= 0)
             return n;
         if (errno != EINTR)
@@ -24,7 +24,7 @@ static ssize_t plain_send(sockit *s, const void *buf, size_t len, int flags)
 static ssize_t plain_recv(sockit *s, void *buf, size_t len, int flags)
 {
     for (;;) {
-        ssize_t n = recv(s->fd, buf, len, flags);
+        ssize_t n = sockit__sys_recv(s->fd, buf, len, flags);
         if (n >= 0)
             return n;
         if (errno != EINTR)
@@ -205,7 +205,7 @@ static ssize_t sendto_until(sockit *s, const void *buf, size_t len, int flags,
                             const sockit_addr *to, int64_t deadline)
 {
     for (;;) {
-        ssize_t n = sendto(s->fd, buf, len, flags | MSG_NOSIGNAL, &to->u.sa, to->len);
+        ssize_t n = sockit__sys_sendto(s->fd, buf, len, flags | MSG_NOSIGNAL, &to->u.sa, to->len);
         if (n >= 0)
             return n;
         int err = errno;
@@ -270,7 +270,8 @@ ssize_t sockit_recvfrom(sockit *s, void *buf, size_t len, int flags, sockit_addr
     int64_t deadline = sockit__call_deadline(s);
     for (;;) {
         socklen_t alen = sizeof sender.u;
-        ssize_t n = recvfrom(s->fd, buf, len, flags | trunc_flag(s), &sender.u.sa, &alen);
+        ssize_t n =
+            sockit__sys_recvfrom(s->fd, buf, len, flags | trunc_flag(s), &sender.u.sa, &alen);
         if (n >= 0) {
             sender.len = alen;
             if (from != NULL)
@@ -304,7 +305,7 @@ static ssize_t sendfile_nosigpipe(int out_fd, int in_fd, off_t *pos, size_t coun
     sigpending(&pending);
     bool was_pending = sigismember(&pending, SIGPIPE);
     pthread_sigmask(SIG_BLOCK, &pipe_only, &old);
-    ssize_t n = sendfile(out_fd, in_fd, pos, count);
+    ssize_t n = sockit__sys_sendfile(out_fd, in_fd, pos, count);
     int err = errno;
     if (n < 0 && err == EPIPE && !was_pending) {
         const struct timespec zero = {0, 0};

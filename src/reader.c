@@ -36,7 +36,7 @@ size_t sockit__rbuf_take(sockit *s, void *buf, size_t len)
 
 void sockit__rbuf_free(sockit *s)
 {
-    free(s->rbuf.data);
+    sockit__free(s->rbuf.data);
     s->rbuf.data = NULL;
     s->rbuf.cap = s->rbuf.start = s->rbuf.end = 0;
 }
@@ -46,7 +46,7 @@ void sockit__rbuf_free(sockit *s)
 static int rbuf_make_room(sockit__rbuf *b)
 {
     if (b->data == NULL) {
-        b->data = malloc(RBUF_CAP);
+        b->data = sockit__malloc(RBUF_CAP);
         if (b->data == NULL)
             return -ENOMEM;
         b->cap = RBUF_CAP;

@@ -38,8 +38,8 @@ static void job_release(resolve_job *job)
         sockit__call_freeaddrinfo(job->res);
     pthread_cond_destroy(&job->cv);
     pthread_mutex_destroy(&job->mu);
-    free(job->host);
-    free(job);
+    sockit__free(job->host);
+    sockit__free(job);
 }
 
 static void *lookup_main(void *arg)
@@ -61,11 +61,11 @@ static void *lookup_main(void *arg)
 
 static resolve_job *job_new(const char *host, const char *service, const struct addrinfo *hints)
 {
-    resolve_job *job = calloc(1, sizeof *job);
+    resolve_job *job = sockit__calloc(1, sizeof *job);
     if (job == NULL)
         return NULL;
     if (host != NULL && (job->host = strdup(host)) == NULL) {
-        free(job);
+        sockit__free(job);
         return NULL;
     }
     pthread_condattr_t ca;
@@ -80,8 +80,8 @@ static resolve_job *job_new(const char *host, const char *service, const struct 
     if (!cond_ok || pthread_mutex_init(&job->mu, NULL) != 0) {
         if (cond_ok)
             pthread_cond_destroy(&job->cv);
-        free(job->host);
-        free(job);
+        sockit__free(job->host);
+        sockit__free(job);
         return NULL;
     }
     memcpy(job->service, service, sizeof job->service);

@@ -54,14 +54,14 @@ sockit_selector *sockit_selector_new(const sockit_loop_options *opts)
         }
         memcpy(&o, opts, opts->size);
     }
-    sockit_selector *sel = calloc(1, sizeof *sel);
+    sockit_selector *sel = sockit__calloc(1, sizeof *sel);
     if (sel == NULL) {
         sockit__failf(-ENOMEM, "selector_new");
         return NULL;
     }
     sel->next_gen = 1;
     if (sockit__backend_open(&sel->backend, o.backend) < 0) {
-        free(sel);
+        sockit__free(sel);
         return NULL;
     }
     return sel;
@@ -97,7 +97,7 @@ static bool recheck_add(sockit_selector *sel, int fd)
         return true;
     if (sel->nrecheck == sel->recheck_cap) {
         size_t cap = sel->recheck_cap ? sel->recheck_cap * 2 : 16;
-        int *r = realloc(sel->recheck, cap * sizeof *r);
+        int *r = sockit__realloc(sel->recheck, cap * sizeof *r);
         if (r == NULL)
             return false;
         sel->recheck = r;
@@ -123,14 +123,14 @@ static int add(sockit_selector *sel, int fd, sockit *s, int events, void *data, 
         size_t n = sel->nslots ? sel->nslots : 64;
         while (n <= (size_t)fd)
             n *= 2;
-        key_slot *slots = realloc(sel->slots, n * sizeof *slots);
+        key_slot *slots = sockit__realloc(sel->slots, n * sizeof *slots);
         if (slots == NULL)
             return sockit__failf(-ENOMEM, "%s: fd %d", op, fd);
         memset(slots + sel->nslots, 0, (n - sel->nslots) * sizeof *slots);
         sel->slots = slots;
         sel->nslots = n;
     }
-    sockit_selector_key *key = malloc(sizeof *key);
+    sockit_selector_key *key = sockit__malloc(sizeof *key);
     if (key == NULL)
         return sockit__failf(-ENOMEM, "%s: fd %d", op, fd);
     *key = (sockit_selector_key){fd, s, events, data};
@@ -140,7 +140,7 @@ static int add(sockit_selector *sel, int fd, sockit *s, int events, void *data, 
         sel->next_gen = 1;
     rc = sel->backend.ops->watch(&sel->backend, fd, token(sel, fd), 0, events);
     if (rc < 0) {
-        free(key);
+        sockit__free(key);
         return sockit__failf(rc, "%s: fd %d (%s)", op, fd, sel->backend.ops->name);
     }
     sel->slots[fd].key = key;
@@ -199,7 +199,7 @@ int sockit_selector_unregister(sockit_selector *sel, int fd)
     int rc = sel->backend.ops->watch(&sel->backend, fd, token(sel, fd), key->events, 0);
     sel->slots[fd].key = NULL;
     sel->count--;
-    free(key);
+    sockit__free(key);
     if (rc < 0)
         return sockit__failf(rc, "selector_unregister: fd %d (%s)", fd, sel->backend.ops->name);
     return 0;
@@ -290,7 +290,7 @@ ssize_t sockit_selector_select(sockit_selector *sel, double timeout, sockit_sele
         return sockit__failf(-EINVAL, "selector_select: %s",
                              sel == NULL ? "no selector" : "bad output or timeout");
     if (sel->ready_cap < sel->count) {
-        ready_item *r = realloc(sel->ready, sel->count * sizeof *r);
+        ready_item *r = sockit__realloc(sel->ready, sel->count * sizeof *r);
         if (r == NULL)
             return sockit__failf(-ENOMEM, "selector_select: %zu registrations", sel->count);
         sel->ready = r;
@@ -331,11 +331,11 @@ int sockit_selector_close(sockit_selector *sel)
     if (sel == NULL)
         return 0;
     for (size_t fd = 0; fd < sel->nslots; fd++)
-        free(sel->slots[fd].key);
+        sockit__free(sel->slots[fd].key);
     sel->backend.ops->close(&sel->backend, false);
-    free(sel->slots);
-    free(sel->recheck);
-    free(sel->ready);
-    free(sel);
+    sockit__free(sel->slots);
+    sockit__free(sel->recheck);
+    sockit__free(sel->ready);
+    sockit__free(sel);
     return 0;
 }

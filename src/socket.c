@@ -22,7 +22,7 @@ int sockit__set_nonblock(int fd, bool on)
 
 sockit *sockit__wrap(int fd, int family, int type, double timeout)
 {
-    sockit *s = calloc(1, sizeof *s);
+    sockit *s = sockit__calloc(1, sizeof *s);
     if (s == NULL) {
         sockit__fail(-ENOMEM, "socket");
         return NULL;
@@ -76,7 +76,7 @@ int sockit_close(sockit *s)
         return 0;
     int fd = s->fd;
     sockit__rbuf_free(s);
-    free(s);
+    sockit__free(s);
     /* Never retry close on EINTR: on Linux the descriptor is gone either way, and a
      * retry could close a descriptor another thread just opened. */
     if (close(fd) < 0 && errno != EINTR)
@@ -96,7 +96,7 @@ int sockit_detach(sockit *s)
                              pending);
     int fd = s->fd;
     sockit__rbuf_free(s);
-    free(s);
+    sockit__free(s);
     return fd;
 }
 
@@ -155,7 +155,7 @@ int sockit_socketpair(int family, int type, sockit *pair[2])
     sockit *a = sockit__wrap(fds[0], family, base, timeout);
     sockit *b = a ? sockit__wrap(fds[1], family, base, timeout) : NULL;
     if (b == NULL) {
-        free(a);
+        sockit__free(a);
         close(fds[0]);
         close(fds[1]);
         return sockit__fail(-ENOMEM, "socketpair");

@@ -44,7 +44,7 @@ int sockit__wait(int fd, short events, int64_t deadline)
         if (deadline != SOCKIT__NEVER && sockit__now_ns() >= deadline)
             return SOCKIT_ETIMEOUT;
         int ms = sockit__remaining_ms(deadline);
-        int n = poll(&p, 1, ms);
+        int n = sockit__sys_poll(&p, 1, ms);
         if (n > 0)
             return 0;
         if (n == 0) {

@@ -13,7 +13,7 @@ sockit_wakeup *sockit_wakeup_new(sockit_loop *loop, sockit_wakeup_fn cb, void *u
         sockit__failf(-EINVAL, "wakeup_new: %s", loop == NULL ? "no loop" : "no callback");
         return NULL;
     }
-    sockit_wakeup *w = calloc(1, sizeof *w);
+    sockit_wakeup *w = sockit__calloc(1, sizeof *w);
     if (w == NULL) {
         sockit__failf(-ENOMEM, "wakeup_new");
         return NULL;
@@ -73,7 +73,7 @@ static int push(sockit__call **calls, size_t *n, size_t *cap, sockit_call_fn fn,
 {
     if (*n == *cap) {
         size_t c = *cap ? *cap * 2 : 16;
-        sockit__call *a = realloc(*calls, c * sizeof *a);
+        sockit__call *a = sockit__realloc(*calls, c * sizeof *a);
         if (a == NULL)
             return -ENOMEM;
         *calls = a;

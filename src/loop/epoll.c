@@ -18,13 +18,13 @@ typedef struct epoll_impl {
 
 static int epoll_open(sockit__backend *b)
 {
-    epoll_impl *e = malloc(sizeof *e);
+    epoll_impl *e = sockit__malloc(sizeof *e);
     if (e == NULL)
         return sockit__failf(-ENOMEM, "loop backend epoll");
     e->epfd = epoll_create1(EPOLL_CLOEXEC);
     if (e->epfd < 0) {
         int err = errno;
-        free(e);
+        sockit__free(e);
         return sockit__failf(-err, "loop backend epoll: epoll_create1");
     }
     b->impl = e;
@@ -38,7 +38,7 @@ static void epoll_close(sockit__backend *b, bool forked)
     (void)forked;
     epoll_impl *e = b->impl;
     close(e->epfd);
-    free(e);
+    sockit__free(e);
     b->impl = NULL;
 }
 
@@ -66,7 +66,7 @@ static int epoll_wait_ready(sockit__backend *b, int64_t timeout_ns, sockit__read
                             void *ctx)
 {
     epoll_impl *e = b->impl;
-    int n = epoll_wait(e->epfd, e->events, EPOLL_BATCH, sockit__ns_to_ms(timeout_ns));
+    int n = sockit__sys_epoll_wait(e->epfd, e->events, EPOLL_BATCH, sockit__ns_to_ms(timeout_ns));
     if (n < 0)
         return errno == EINTR ? 0 : -errno;
     for (int i = 0; i < n; i++) {

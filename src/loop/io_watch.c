@@ -24,7 +24,7 @@ static sockit_io *io_new(sockit_loop *loop, int fd, sockit *sock, sockit_io_fn c
         sockit__failf(-EBADF, "io_new: descriptor %d", fd);
         return NULL;
     }
-    sockit_io *io = calloc(1, sizeof *io);
+    sockit_io *io = sockit__calloc(1, sizeof *io);
     if (io == NULL) {
         sockit__failf(-ENOMEM, "io_new (fd %d)", fd);
         return NULL;
@@ -90,7 +90,7 @@ static int grow_slots(sockit_loop *loop, int fd)
     size_t n = loop->nslots ? loop->nslots : 64;
     while (n <= (size_t)fd)
         n *= 2;
-    sockit__io_slot *s = realloc(loop->slots, n * sizeof *s);
+    sockit__io_slot *s = sockit__realloc(loop->slots, n * sizeof *s);
     if (s == NULL)
         return -ENOMEM;
     memset(s + loop->nslots, 0, (n - loop->nslots) * sizeof *s);
@@ -175,7 +175,7 @@ void sockit_io_close(sockit_io *io)
     sockit__watcher_release(&io->base);
 }
 
-void sockit__io_free(sockit_io *io) { free(io); }
+void sockit__io_free(sockit_io *io) { sockit__free(io); }
 
 static void dispatch(sockit_io *io, int events)
 {
@@ -222,7 +222,7 @@ void sockit__io_run_read_ahead(sockit_loop *loop)
     for (sockit_io *io = loop->ra_head; io != NULL; io = io->ra_next)
         n++;
     if (n > loop->ra_cap) {
-        sockit_io **a = realloc(loop->ra_scratch, n * sizeof *a);
+        sockit_io **a = sockit__realloc(loop->ra_scratch, n * sizeof *a);
         if (a == NULL)
             return; /* they stay listed, and are tried again next iteration */
         loop->ra_scratch = a;

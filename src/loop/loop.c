@@ -55,7 +55,7 @@ static void free_watcher(sockit__watcher *w)
         break;
     case SOCKIT__WAKEUP:
     case SOCKIT__KINDS:
-        free(w);
+        sockit__free(w);
         break;
     }
 }
@@ -106,7 +106,7 @@ sockit_loop *sockit_loop_new(const sockit_loop_options *opts)
         }
         memcpy(&o, opts, opts->size);
     }
-    sockit_loop *loop = calloc(1, sizeof *loop);
+    sockit_loop *loop = sockit__calloc(1, sizeof *loop);
     if (loop == NULL) {
         sockit__failf(-ENOMEM, "loop_new");
         return NULL;
@@ -121,7 +121,7 @@ sockit_loop *sockit_loop_new(const sockit_loop_options *opts)
         atomic_init(&loop->sig_pending[i], 0);
     int rc = pthread_mutex_init(&loop->post_lock, NULL);
     if (rc != 0) {
-        free(loop);
+        sockit__free(loop);
         sockit__failf(-rc, "loop_new: mutex");
         return NULL;
     }
@@ -146,7 +146,7 @@ fail_wakefd:
     close(loop->wakefd);
 fail_mutex:
     pthread_mutex_destroy(&loop->post_lock);
-    free(loop);
+    sockit__free(loop);
     (void)rc;
     return NULL;
 }
@@ -173,12 +173,15 @@ static bool is_alive(sockit_loop *loop)
 static void handle_wake(sockit_loop *loop)
 {
     loop->woken = false;
-    /* Cleared before the counter is drained and the queues are read: a wake asked
-     * after this point writes again, so none is lost. */
-    atomic_store(&loop->wake_pending, false);
+    /* Drained first, then the flag cleared, then the queues read. A wake asked after
+     * the clear writes again and stays in the counter for the next wait; one asked
+     * before it wrote nothing, but its work was queued before it asked, so the
+     * reading below sees it. (Clearing before draining would let the drain swallow
+     * the write of a wake whose work is queued after the reading: a lost wake.) */
     uint64_t count;
     ssize_t n = read(loop->wakefd, &count, sizeof count);
     (void)n;
+    atomic_store(&loop->wake_pending, false);
     sockit__wakeups_run(loop);
     sockit__signals_run(loop);
     sockit__posts_run(loop);
@@ -288,13 +291,13 @@ int sockit_loop_close(sockit_loop *loop)
     loop->backend.ops->close(&loop->backend, forked);
     close(loop->wakefd);
     pthread_mutex_destroy(&loop->post_lock);
-    free(loop->slots);
-    free(loop->ra_scratch);
-    free(loop->heap);
-    free(loop->soon);
-    free(loop->posts);
-    free(loop->posts_spare);
-    free(loop);
+    sockit__free(loop->slots);
+    sockit__free(loop->ra_scratch);
+    sockit__free(loop->heap);
+    sockit__free(loop->soon);
+    sockit__free(loop->posts);
+    sockit__free(loop->posts_spare);
+    sockit__free(loop);
     return 0;
 }
 

@@ -25,7 +25,7 @@ typedef struct poll_impl {
 
 static int poll_open(sockit__backend *b)
 {
-    poll_impl *p = calloc(1, sizeof *p);
+    poll_impl *p = sockit__calloc(1, sizeof *p);
     if (p == NULL)
         return sockit__failf(-ENOMEM, "loop backend poll");
     b->impl = p;
@@ -36,11 +36,11 @@ static void poll_close(sockit__backend *b, bool forked)
 {
     (void)forked; /* poll registers nothing in the kernel */
     poll_impl *p = b->impl;
-    free(p->fds);
-    free(p->tokens);
-    free(p->ready);
-    free(p->slot_of);
-    free(p);
+    sockit__free(p->fds);
+    sockit__free(p->tokens);
+    sockit__free(p->ready);
+    sockit__free(p->slot_of);
+    sockit__free(p);
     b->impl = NULL;
 }
 
@@ -56,7 +56,7 @@ static int grow(poll_impl *p, int fd)
         size_t cap = p->slot_cap ? p->slot_cap : 64;
         while (cap <= (size_t)fd)
             cap *= 2;
-        int *m = realloc(p->slot_of, cap * sizeof *m);
+        int *m = sockit__realloc(p->slot_of, cap * sizeof *m);
         if (m == NULL)
             return -ENOMEM;
         for (size_t i = p->slot_cap; i < cap; i++)
@@ -66,15 +66,15 @@ static int grow(poll_impl *p, int fd)
     }
     if (p->count == p->cap) {
         size_t cap = p->cap ? p->cap * 2 : 64;
-        struct pollfd *f = realloc(p->fds, cap * sizeof *f);
+        struct pollfd *f = sockit__realloc(p->fds, cap * sizeof *f);
         if (f == NULL)
             return -ENOMEM;
         p->fds = f;
-        uint64_t *t = realloc(p->tokens, cap * sizeof *t);
+        uint64_t *t = sockit__realloc(p->tokens, cap * sizeof *t);
         if (t == NULL)
             return -ENOMEM;
         p->tokens = t;
-        poll_ready *r = realloc(p->ready, cap * sizeof *r);
+        poll_ready *r = sockit__realloc(p->ready, cap * sizeof *r);
         if (r == NULL)
             return -ENOMEM;
         p->ready = r;
@@ -126,7 +126,7 @@ static int poll_watch(sockit__backend *b, int fd, uint64_t token, int old_events
 static int poll_wait(sockit__backend *b, int64_t timeout_ns, sockit__ready_fn ready, void *ctx)
 {
     poll_impl *p = b->impl;
-    int n = poll(p->fds, (nfds_t)p->count, sockit__ns_to_ms(timeout_ns));
+    int n = sockit__sys_poll(p->fds, (nfds_t)p->count, sockit__ns_to_ms(timeout_ns));
     if (n < 0)
         return errno == EINTR ? 0 : -errno;
     /* Collected first: a ready callback may watch or unwatch, which reorders fds. */

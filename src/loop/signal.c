@@ -103,7 +103,7 @@ sockit_signal *sockit_signal_new(sockit_loop *loop, sockit_signal_fn cb, void *u
         sockit__failf(-EINVAL, "signal_new: %s", loop == NULL ? "no loop" : "no callback");
         return NULL;
     }
-    sockit_signal *w = calloc(1, sizeof *w);
+    sockit_signal *w = sockit__calloc(1, sizeof *w);
     if (w == NULL) {
         sockit__failf(-ENOMEM, "signal_new");
         return NULL;
@@ -175,7 +175,7 @@ void sockit_signal_close(sockit_signal *w)
     sockit__watcher_release(&w->base);
 }
 
-void sockit__signal_free(sockit_signal *w) { free(w); }
+void sockit__signal_free(sockit_signal *w) { sockit__free(w); }
 
 void sockit__signals_run(sockit_loop *loop)
 {

@@ -68,7 +68,7 @@ static int heap_insert(sockit_loop *loop, sockit_timer *t)
 {
     if (loop->nheap == loop->heap_cap) {
         size_t cap = loop->heap_cap ? loop->heap_cap * 2 : 64;
-        sockit_timer **h = realloc(loop->heap, cap * sizeof *h);
+        sockit_timer **h = sockit__realloc(loop->heap, cap * sizeof *h);
         if (h == NULL)
             return -ENOMEM;
         loop->heap = h;
@@ -85,7 +85,7 @@ sockit_timer *sockit_timer_new(sockit_loop *loop, sockit_timer_fn cb, void *user
         sockit__failf(-EINVAL, "timer_new: %s", loop == NULL ? "no loop" : "no callback");
         return NULL;
     }
-    sockit_timer *t = calloc(1, sizeof *t);
+    sockit_timer *t = sockit__calloc(1, sizeof *t);
     if (t == NULL) {
         sockit__failf(-ENOMEM, "timer_new");
         return NULL;
@@ -158,7 +158,7 @@ void sockit_timer_close(sockit_timer *t)
     sockit__watcher_release(&t->base);
 }
 
-void sockit__timer_free(sockit_timer *t) { free(t); }
+void sockit__timer_free(sockit_timer *t) { sockit__free(t); }
 
 int64_t sockit__timers_next(const sockit_loop *loop)
 {

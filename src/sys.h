@@ -1,0 +1,58 @@
+/* The one layer every system call that moves bytes or makes connections, and every
+ * allocation, goes through. Each wrapper is the system call itself, plus one branch
+ * on a test hook, so tests (and the reliability suite) can inject what the kernel or
+ * the allocator does rarely: EINTR, EAGAIN, short transfers, ENOMEM. Never
+ * installed. */
+#ifndef SOCKIT_SYS_H
+#define SOCKIT_SYS_H
+
+#include <poll.h>
+#include <stddef.h>
+#include <sys/epoll.h>
+#include <sys/socket.h>
+#include <sys/types.h>
+
+typedef enum sockit__sysop {
+    SOCKIT__SYS_SEND,
+    SOCKIT__SYS_RECV,
+    SOCKIT__SYS_SENDTO,
+    SOCKIT__SYS_RECVFROM,
+    SOCKIT__SYS_SENDMSG,
+    SOCKIT__SYS_RECVMSG,
+    SOCKIT__SYS_ACCEPT,
+    SOCKIT__SYS_CONNECT,
+    SOCKIT__SYS_SENDFILE,
+    SOCKIT__SYS_POLL,
+    SOCKIT__SYS_EPOLL_WAIT,
+    SOCKIT__SYS_ALLOC,
+    SOCKIT__SYSOPS
+} sockit__sysop;
+
+/* Called before each operation (from any thread): returns 0 to let it happen, with
+ * *len possibly lowered for a short transfer (send, recv and the like; the byte count
+ * for ALLOC), or a positive errno to make it fail with that errno without running.
+ * NULL, the default, injects nothing. Set it while no other thread uses sockit. */
+typedef int (*sockit__fault_fn)(sockit__sysop op, size_t *len);
+void sockit__set_fault_hook(sockit__fault_fn fn);
+
+ssize_t sockit__sys_send(int fd, const void *buf, size_t len, int flags);
+ssize_t sockit__sys_recv(int fd, void *buf, size_t len, int flags);
+ssize_t sockit__sys_sendto(int fd, const void *buf, size_t len, int flags,
+                           const struct sockaddr *to, socklen_t tolen);
+ssize_t sockit__sys_recvfrom(int fd, void *buf, size_t len, int flags, struct sockaddr *from,
+                             socklen_t *fromlen);
+ssize_t sockit__sys_sendmsg(int fd, const struct msghdr *msg, int flags);
+ssize_t sockit__sys_recvmsg(int fd, struct msghdr *msg, int flags);
+int sockit__sys_accept4(int fd, struct sockaddr *addr, socklen_t *len, int flags);
+int sockit__sys_connect(int fd, const struct sockaddr *addr, socklen_t len);
+ssize_t sockit__sys_sendfile(int out_fd, int in_fd, off_t *offset, size_t count);
+int sockit__sys_poll(struct pollfd *fds, nfds_t n, int timeout_ms);
+int sockit__sys_epoll_wait(int epfd, struct epoll_event *events, int max, int timeout_ms);
+
+/* malloc, calloc, realloc and free, through the hook (op ALLOC). */
+void *sockit__malloc(size_t size);
+void *sockit__calloc(size_t n, size_t size);
+void *sockit__realloc(void *p, size_t size);
+void sockit__free(void *p);
+
+#endif /* SOCKIT_SYS_H */

@@ -1,0 +1,208 @@
+/* Faults injected through the system-call and allocation layer (src/sys.h): what
+ * the kernel and the allocator do rarely must not change what the caller sees.
+ * EINTR is retried, EAGAIN in blocking mode is waited out, short writes are
+ * finished, and ENOMEM fails the one call cleanly (nothing leaked, nothing half
+ * made). */
+#include "harness.h"
+#include "internal.h"
+
+#include <string.h>
+#include <unistd.h>
+
+/* The plan: fail the next `count` operations of kind `op` with `err`, or (err 0)
+ * shorten them to `shorten` bytes. */
+static struct {
+    sockit__sysop op;
+    int err;
+    int count;
+    size_t shorten;
+    int hits;
+} plan;
+
+static int hook(sockit__sysop op, size_t *len)
+{
+    if (op != plan.op || plan.count == 0)
+        return 0;
+    plan.count--;
+    plan.hits++;
+    if (plan.err == 0 && *len > plan.shorten)
+        *len = plan.shorten;
+    return plan.err;
+}
+
+static void inject(sockit__sysop op, int err, int count, size_t shorten)
+{
+    plan.op = op;
+    plan.err = err;
+    plan.count = count;
+    plan.shorten = shorten;
+    plan.hits = 0;
+    sockit__set_fault_hook(hook);
+}
+
+static int teardown(void **state)
+{
+    sockit__set_fault_hook(NULL);
+    return harness_fd_teardown(state);
+}
+
+#define fault_test(t) cmocka_unit_test_setup_teardown(t, harness_fd_setup, teardown)
+
+static void pair(sockit *p[2]) { assert_ok(sockit_socketpair(AF_UNIX, SOCK_STREAM, p)); }
+
+/* TCP, not a socketpair, where many one-byte writes are at stake: a Unix socket
+ * charges each write's whole buffer overhead, so a few hundred fill it. */
+static void tcp_pair(sockit *p[2])
+{
+    int port;
+    sockit *l = harness_tcp_listener(AF_INET, &port);
+    p[0] = sockit_socket(AF_INET, SOCK_STREAM);
+    assert_sock(p[0]);
+    assert_ok(sockit_connect(p[0], "127.0.0.1", port));
+    p[1] = sockit_accept(l, NULL);
+    assert_sock(p[1]);
+    sockit_close(l);
+}
+
+static void test_eintr_on_send_and_recv_is_retried(void **state)
+{
+    (void)state;
+    sockit *p[2];
+    pair(p);
+    inject(SOCKIT__SYS_SEND, EINTR, 3, 0);
+    assert_int_equal(sockit_send(p[0], "abc", 3, 0), 3);
+    assert_int_equal(plan.hits, 3);
+    inject(SOCKIT__SYS_RECV, EINTR, 3, 0);
+    char b[8];
+    assert_int_equal(sockit_recv(p[1], b, sizeof b, 0), 3);
+    assert_int_equal(plan.hits, 3);
+    assert_memory_equal(b, "abc", 3);
+    sockit_close(p[0]);
+    sockit_close(p[1]);
+}
+
+static void test_eagain_in_blocking_mode_is_waited_out(void **state)
+{
+    (void)state;
+    sockit *p[2];
+    pair(p);
+    assert_int_equal(sockit_send(p[0], "xy", 2, 0), 2);
+    inject(SOCKIT__SYS_RECV, EAGAIN, 2, 0);
+    char b[8];
+    assert_int_equal(sockit_recv(p[1], b, sizeof b, 0), 2);
+    assert_int_equal(plan.hits, 2);
+    /* In non-blocking mode the same EAGAIN is the caller's answer. */
+    assert_int_equal(sockit_send(p[0], "z", 1, 0), 1);
+    assert_ok(sockit_setblocking(p[1], false));
+    inject(SOCKIT__SYS_RECV, EAGAIN, 1, 0);
+    assert_code(sockit_recv(p[1], b, sizeof b, 0), SOCKIT_EWOULDBLOCK);
+    assert_int_equal(sockit_recv(p[1], b, sizeof b, 0), 1);
+    sockit_close(p[0]);
+    sockit_close(p[1]);
+}
+
+static void test_sendall_finishes_one_byte_writes_and_readline_joins_one_byte_reads(void **state)
+{
+    (void)state;
+    sockit *p[2];
+    tcp_pair(p);
+    char text[2000];
+    for (size_t i = 0; i < sizeof text - 1; i++)
+        text[i] = (char)('a' + i % 26);
+    text[sizeof text - 1] = '\n';
+    inject(SOCKIT__SYS_SEND, 0, 100000, 1);
+    size_t sent = 0;
+    assert_int_equal(sockit_sendall(p[0], text, sizeof text, 0, &sent), (ssize_t)sizeof text);
+    assert_int_equal(sent, sizeof text);
+    assert_int_equal(plan.hits, (int)sizeof text);
+    inject(SOCKIT__SYS_RECV, 0, 100000, 1);
+    char line[4096];
+    assert_int_equal(sockit_readline(p[1], line, sizeof line), (ssize_t)sizeof text);
+    assert_memory_equal(line, text, sizeof text);
+    sockit_close(p[0]);
+    sockit_close(p[1]);
+}
+
+static void count_fire(sockit_timer *t, void *user)
+{
+    (void)t;
+    (*(int *)user)++;
+}
+
+static void test_enomem_fails_the_one_call_and_leaks_nothing(void **state)
+{
+    (void)state;
+    inject(SOCKIT__SYS_ALLOC, ENOMEM, 1, 0);
+    assert_null(sockit_loop_new(NULL));
+    assert_int_equal(sockit_errcode(), -ENOMEM);
+    sockit_loop *loop = sockit_loop_new(NULL);
+    assert_sock(loop);
+    inject(SOCKIT__SYS_ALLOC, ENOMEM, 1, 0);
+    int fired = 0;
+    assert_null(sockit_timer_new(loop, count_fire, &fired));
+    assert_int_equal(sockit_errcode(), -ENOMEM);
+    assert_ok(sockit_loop_close(loop)); /* nothing was left open by the failure */
+
+    inject(SOCKIT__SYS_ALLOC, ENOMEM, 1, 0);
+    assert_null(sockit_socket(AF_INET, SOCK_STREAM));
+    assert_int_equal(sockit_errcode(), -ENOMEM);
+
+    sockit *p[2];
+    pair(p);
+    assert_int_equal(sockit_send(p[0], "line\n", 5, 0), 5);
+    inject(SOCKIT__SYS_ALLOC, ENOMEM, 1, 0);
+    char line[16];
+    assert_code(sockit_readline(p[1], line, sizeof line), -ENOMEM);
+    assert_int_equal(sockit_readline(p[1], line, sizeof line), 5); /* nothing was lost */
+    sockit_close(p[0]);
+    sockit_close(p[1]);
+}
+
+static void test_interrupted_backend_waits_are_retried_by_the_loop(void **state)
+{
+    (void)state;
+    sockit_loop *loop = sockit_loop_new(NULL);
+    assert_sock(loop);
+    int fired = 0;
+    sockit_timer *t = sockit_timer_new(loop, count_fire, &fired);
+    assert_ok(sockit_timer_start(t, 0.05, 0));
+    bool epoll = strcmp(sockit_loop_backend(loop), "epoll") == 0;
+    inject(epoll ? SOCKIT__SYS_EPOLL_WAIT : SOCKIT__SYS_POLL, EINTR, 5, 0);
+    assert_ok(sockit_loop_run(loop));
+    assert_int_equal(fired, 1);
+    assert_int_equal(plan.hits, 5);
+    sockit_timer_close(t);
+    assert_ok(sockit_loop_close(loop));
+}
+
+static void test_eintr_on_accept_and_connect_is_handled(void **state)
+{
+    (void)state;
+    int port;
+    sockit *l = harness_tcp_listener(AF_INET, &port);
+    inject(SOCKIT__SYS_CONNECT, EINTR, 1, 0);
+    sockit *c = sockit_socket(AF_INET, SOCK_STREAM);
+    assert_sock(c);
+    /* An interrupted connect goes on in the kernel; sockit waits for it. */
+    assert_ok(sockit_connect(c, "127.0.0.1", port));
+    inject(SOCKIT__SYS_ACCEPT, EINTR, 2, 0);
+    sockit *s = sockit_accept(l, NULL);
+    assert_sock(s);
+    assert_int_equal(plan.hits, 2);
+    sockit_close(s);
+    sockit_close(c);
+    sockit_close(l);
+}
+
+int main(void)
+{
+    const struct CMUnitTest tests[] = {
+        fault_test(test_eintr_on_send_and_recv_is_retried),
+        fault_test(test_eagain_in_blocking_mode_is_waited_out),
+        fault_test(test_sendall_finishes_one_byte_writes_and_readline_joins_one_byte_reads),
+        fault_test(test_enomem_fails_the_one_call_and_leaks_nothing),
+        fault_test(test_interrupted_backend_waits_are_retried_by_the_loop),
+        fault_test(test_eintr_on_accept_and_connect_is_handled),
+    };
+    return cmocka_run_group_tests(tests, NULL, NULL);
+}
