@@ -71,9 +71,11 @@ bench-build: bench-deps
 
 bench: bench-build
 	python3 bench/run_bench.py --build $(BUILD)/plain $(BENCH_FLAGS)
+	bench/run_loop_bench.sh $(BUILD)/plain bench/results
 
 bench-quick: bench-build
 	python3 bench/run_bench.py --build $(BUILD)/plain --quick $(BENCH_FLAGS)
+	bench/run_loop_bench.sh $(BUILD)/plain bench/results --quick --repeats 3
 
 install: build
 	$(CMAKE) --install $(BUILD)/plain
