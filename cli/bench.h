@@ -52,6 +52,19 @@ typedef struct bench_config {
     unsigned sources; /* >1: bind connections to 127.0.0.1..127.0.0.<sources> */
 } bench_config;
 
+/* What the command line asked for (bench_args.c). */
+typedef struct bench_options {
+    bench_config cfg;
+    bool msg_given, json;
+    int server_pid;
+    const char *operands[2];
+    int noperands;
+} bench_options;
+
+/* Reads the options, checks them together, resolves the target, fits the fd limit.
+ * Returns -1 to go on, or the exit status (CLI_OK after --help, CLI_USAGE, CLI_FAIL). */
+int bench_setup(int argc, char **argv, bench_options *o);
+
 /* The payload: a pseudo-random pattern of prime length BENCH_PATTERN_PERIOD followed
  * by a copy of its start, so any window of up to `window` bytes at any offset below
  * the period is contiguous. The byte at stream offset o of a connection with seed s
