@@ -13,7 +13,8 @@
 
 static const char usage[] =
     "sockit bench [-u] [-c CONNS] [-d SECS] [-n REQUESTS] [-m BYTES] [--pipeline DEPTH] "
-    "[--mode echo|stream|connect] [--rate N] [-t THREADS] [--timeout SECS] [--warmup SECS] "
+    "[--mode echo|stream|connect] [--payload random|line] [--rate N] [-t THREADS] "
+    "[--timeout SECS] [--warmup SECS] "
     "[--expect TEXT] [--sources N] [--server-pid PID] [--json] HOST PORT | unix:PATH";
 
 #define MAX_THREADS   64
@@ -35,30 +36,43 @@ static void help(void)
            "                   every byte echoed back (default)\n"
            "  --mode stream    write continuously; count what comes back\n"
            "  --mode connect   connect, send, read until the server closes, close: per request\n"
+           "  --payload random pseudo-random bytes: for byte echo servers (default)\n"
+           "  --payload line   each message one line of printable bytes (A-Z, 0-9 and\n"
+           "                   punctuation, unchanged by upper-casing) ending in '\\n':\n"
+           "                   for line echo servers (threaded_echo_server,\n"
+           "                   forking_line_server); TCP and Unix only\n"
            "  -u               UDP echo (one connected socket per connection)\n"
            "  -c CONNS         connections (default 10)\n"
-           "  -d SECS          measured duration (default 10)\n"
+           "  -d SECS          measured duration (default 10); then each request still\n"
+           "                   unanswered gets --timeout more, and is an error after that\n"
            "  -n REQUESTS      stop after exactly this many requests\n"
            "  -m BYTES         message size (default 64; connect mode sends \"%s\")\n"
            "  --pipeline N     messages in flight per connection (default 1)\n"
            "  --rate N         open loop: N requests/s in all, latency from when each was due\n"
            "  -t THREADS       worker threads, each with its own connections (default 1)\n"
            "  --timeout SECS   a connect or reply slower than this is an error (default 2)\n"
+           "                   (-d and --timeout must be > 0: a run needs an end)\n"
            "  --warmup SECS    run this long before measuring (default 0)\n"
            "  --expect TEXT    connect mode: the reply must be exactly TEXT\n"
            "  --sources N      spread connections over 127.0.0.1..127.0.0.N\n"
            "  --server-pid PID also report that local process's CPU per request\n"
            "  --json           print the result as one JSON object\n\n"
-           "Exit status: 0 no errors, 1 errors or target unreachable, 2 bad usage.\n"
+           "HOST PORT may be HOST:PORT or [V6]:PORT.\n"
+           "Exit status: 0 every request answered, 1 any error (a request unanswered or\n"
+           "a connection never made counts) or target unreachable, 2 bad usage.\n"
            "See sockit(1).\n",
            usage, DEFAULT_HELLO);
 }
 
-static int parse_positive_seconds(const char *option, const char *text, bool zero_ok, double *out)
+/* zero_is: NULL if 0 is fine, else why it is not (the rule of sockit(1): 0 means no
+ * limit where a limit can be lifted, and is refused where it cannot). */
+static int parse_positive_seconds(const char *option, const char *text, const char *zero_is,
+                                  double *out)
 {
     int rc = cli_parse_seconds(usage, option, text, out);
-    if (rc == 0 && !zero_ok && *out <= 0)
-        return cli_usage_error(usage, "%s '%s': must be more than 0 seconds", option, text);
+    if (rc == 0 && zero_is != NULL && *out <= 0)
+        return cli_usage_error(usage, "%s '%s': must be more than 0 seconds: %s", option, text,
+                               zero_is);
     return rc;
 }
 
@@ -87,6 +101,17 @@ static int parse_mode(const char *text, bench_mode *out)
     return 0;
 }
 
+static int parse_payload(const char *text, bench_payload *out)
+{
+    if (strcmp(text, "random") == 0)
+        *out = BENCH_RANDOM;
+    else if (strcmp(text, "line") == 0)
+        *out = BENCH_LINES;
+    else
+        return cli_usage_error(usage, "--payload '%s': not random or line", text);
+    return 0;
+}
+
 static int parse_pid(const char *text, int *out)
 {
     long pid;
@@ -103,6 +128,7 @@ static int parse_pid(const char *text, int *out)
 enum {
     OPT_PIPELINE = 256,
     OPT_MODE,
+    OPT_PAYLOAD,
     OPT_RATE,
     OPT_TIMEOUT,
     OPT_WARMUP,
@@ -124,6 +150,7 @@ static int parse_args(int argc, char **argv, bench_options *o)
         {"threads", required_argument, NULL, 't'},
         {"pipeline", required_argument, NULL, OPT_PIPELINE},
         {"mode", required_argument, NULL, OPT_MODE},
+        {"payload", required_argument, NULL, OPT_PAYLOAD},
         {"rate", required_argument, NULL, OPT_RATE},
         {"timeout", required_argument, NULL, OPT_TIMEOUT},
         {"warmup", required_argument, NULL, OPT_WARMUP},
@@ -149,7 +176,7 @@ static int parse_args(int argc, char **argv, bench_options *o)
             rc = cli_parse_count(usage, "-c", optarg, 1, MAX_CONNS, &cfg->conns);
             break;
         case 'd':
-            rc = parse_positive_seconds("-d", optarg, false, &cfg->duration);
+            rc = parse_positive_seconds("-d", optarg, "a run needs an end", &cfg->duration);
             break;
         case 'n':
             if ((rc = cli_parse_count(usage, "-n", optarg, 1, 0x3fffffffffffffffL, &v)) == 0)
@@ -172,14 +199,18 @@ static int parse_args(int argc, char **argv, bench_options *o)
         case OPT_MODE:
             rc = parse_mode(optarg, &cfg->mode);
             break;
+        case OPT_PAYLOAD:
+            rc = parse_payload(optarg, &cfg->payload);
+            break;
         case OPT_RATE:
             rc = parse_rate(optarg, &cfg->rate);
             break;
         case OPT_TIMEOUT:
-            rc = parse_positive_seconds("--timeout", optarg, false, &cfg->timeout);
+            rc = parse_positive_seconds(
+                "--timeout", optarg, "it also ends the wait for replies after -d", &cfg->timeout);
             break;
         case OPT_WARMUP:
-            rc = parse_positive_seconds("--warmup", optarg, true, &cfg->warmup);
+            rc = parse_positive_seconds("--warmup", optarg, NULL, &cfg->warmup);
             break;
         case OPT_EXPECT:
             cfg->expect = optarg;
@@ -202,27 +233,13 @@ static int parse_args(int argc, char **argv, bench_options *o)
         case ':':
             return cli_usage_error(usage, "option '%s' needs a value", argv[optind - 1]);
         default:
-            return cli_usage_error(usage, "unknown option '%s'", argv[optind - 1]);
+            return cli_unknown_option(usage, argc, argv, 1);
         }
         if (rc != 0)
             return rc;
     }
-    int n = argc - optind;
-    char **args = argv + optind;
-    if (n == 0)
-        return cli_usage_error(usage, "missing HOST and PORT");
-    if (n > 2)
-        return cli_usage_error(usage, "unexpected argument '%s'", args[2]);
-    bool is_unix = strncmp(args[0], "unix:", 5) == 0;
-    if (is_unix && n == 2)
-        return cli_usage_error(usage, "%s: a unix: target takes no PORT (got '%s')", args[0],
-                               args[1]);
-    if (!is_unix && n == 1)
-        return cli_usage_error(usage, "missing PORT after HOST '%s'", args[0]);
-    o->noperands = n;
-    o->operands[0] = args[0];
-    o->operands[1] = n == 2 ? args[1] : NULL;
-    return -1;
+    int rc = cli_parse_operands(usage, argc - optind, argv + optind, 0, &o->target);
+    return rc != 0 ? rc : -1;
 }
 
 /* Checks that need every option seen. */
@@ -231,6 +248,9 @@ static int check_combinations(bench_options *o)
     bench_config *cfg = &o->cfg;
     if (cfg->udp && cfg->mode != BENCH_ECHO)
         return cli_usage_error(usage, "-u: only --mode echo works over UDP");
+    if (cfg->udp && cfg->payload == BENCH_LINES)
+        return cli_usage_error(usage, "--payload line: a UDP message starts with a binary "
+                                      "sequence number (-u)");
     if (cfg->udp && (cfg->msg_bytes < 8 || cfg->msg_bytes > MAX_UDP_MSG))
         return cli_usage_error(usage,
                                "-m '%zu': a UDP message carries an 8-byte sequence number and "
@@ -274,20 +294,19 @@ static int resolve_target(bench_options *o)
 {
     bench_config *cfg = &o->cfg;
     sockit_addr addr;
-    if (o->noperands == 1) {
+    if (o->target.is_unix) {
         if (cfg->udp)
             return cli_usage_error(usage, "-u: Unix datagram targets are not supported");
-        if (sockit_addr_parse(&addr, o->operands[0]) < 0)
-            return cli_usage_error(usage, "'%s': %s", o->operands[0], sockit_errmsg());
-    } else {
-        int port;
-        int rc = cli_parse_port(usage, o->operands[1], false, &port);
+        if (sockit_addr_parse(&addr, o->target.host) < 0)
+            return cli_usage_error(usage, "'%s': %s", o->target.host, sockit_errmsg());
+        int rc = cli_check_unix_path(o->target.host, false);
         if (rc != 0)
             return rc;
+    } else {
         char port_text[8];
-        snprintf(port_text, sizeof port_text, "%d", port);
+        snprintf(port_text, sizeof port_text, "%d", o->target.port);
         sockit_addrinfo ai;
-        if (sockit_getaddrinfo(o->operands[0], port_text, AF_UNSPEC,
+        if (sockit_getaddrinfo(o->target.host, port_text, AF_UNSPEC,
                                cfg->udp ? SOCK_DGRAM : SOCK_STREAM, 0, &ai, 1) < 0)
             return cli_fail_lib();
         addr = ai.addr;

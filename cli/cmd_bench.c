@@ -110,6 +110,8 @@ static void merge(bench_stats *into, const bench_stats *from)
         into->errors[k] += from->errors[k];
         if (into->first_errno[k] == 0)
             into->first_errno[k] = from->first_errno[k];
+        if (into->first_reason[k][0] == '\0')
+            memcpy(into->first_reason[k], from->first_reason[k], sizeof into->first_reason[k]);
     }
     if (from->last_done_ns > into->last_done_ns)
         into->last_done_ns = from->last_done_ns;
@@ -131,7 +133,8 @@ static int run(bench_options *o)
     bench_result *result = calloc(1, sizeof *result);
     pthread_t *tids = calloc((size_t)cfg->threads, sizeof *tids);
     if (sh == NULL || workers == NULL || result == NULL || tids == NULL ||
-        bench_pattern_init(&pattern, window) < 0) {
+        bench_pattern_init(&pattern, window, cfg->payload == BENCH_LINES ? cfg->msg_bytes : 0) <
+            0) {
         free(sh);
         free(workers);
         free(result);
