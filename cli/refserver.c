@@ -103,8 +103,8 @@ int refserver_run(int argc, char **argv, int type, const char *default_reply,
             port = optarg;
             break;
         case 'w':
-            if (type != SOCK_STREAM)
-                return cli_unknown_option(usage, argc, argv, -1);
+            if (type != SOCK_STREAM) /* a datagram server holds no connection */
+                return cli_usage_error(usage, "unknown option '--timeout'");
             rc = cli_parse_seconds(usage, "--timeout", optarg, &rs.timeout);
             break;
         case 'r':

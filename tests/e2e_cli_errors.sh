@@ -254,6 +254,7 @@ for sub in tcp-client udp-client tcp-server udp-server; do
         "port given twice: 5 in --host \\[::1\\]:5, and '6'\$" --host '[::1]:5' --port 6
 done
 
+expect_usage udp_server_has_no_timeout udp-server "unknown option '--timeout'\$" --timeout 1
 name=connect_help_documents_no_k
 timeout 10 "$sockit" connect --help >"$work/$name.out" 2>&1
 if grep -qE -- '(^|[^a-z])-k([^a-z]|$)' "$work/$name.out"; then
