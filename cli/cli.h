@@ -38,7 +38,6 @@ int cli_usage_error(const char *usage, const char *fmt, ...);
 
 /* Argument parsers. Each returns 0, or prints a usage error naming the option and
  * the text and returns CLI_USAGE. */
-int cli_parse_port(const char *usage, const char *text, bool allow_zero, int *out);
 int cli_parse_seconds(const char *usage, const char *option, const char *text, double *out);
 int cli_parse_count(const char *usage, const char *option, const char *text, long min, long max,
                     long *out);

@@ -60,10 +60,7 @@ typedef struct relay {
     long long undelivered;  /* alone: input that never reached the peer; -1 none */
 } relay;
 
-/* Alone (not -k), the input was delivered when all of it was read and written and
- * the peer's TCP acknowledged every byte (an empty send queue) before the
- * connection ended, whichever of FIN or RST came first. Returns the bytes that
- * were not, and says so; 0 when all were. */
+/* Bytes written to p that its peer has not acknowledged yet. */
 static int unacknowledged(const peer *p)
 {
     /* For TCP, SIOCOUTQ is what was sent and not yet acknowledged; a Unix stream
@@ -75,6 +72,11 @@ static int unacknowledged(const peer *p)
     return queued;
 }
 
+/* Alone (not -k), the input was delivered when all of it was read and written and
+ * the peer's TCP acknowledged every byte (an empty send queue) before the
+ * connection ended, whichever of FIN or RST came first. Returns the bytes that
+ * were not, and says so; 0 when all were (a terminal's unread input is nobody's
+ * loss). */
 static long long check_delivery(relay *r, const peer *p, const char *reason)
 {
     int queued = unacknowledged(p);

@@ -115,18 +115,6 @@ int cli_usage_error(const char *usage, const char *fmt, ...)
     return CLI_USAGE;
 }
 
-int cli_parse_port(const char *usage, const char *text, bool allow_zero, int *out)
-{
-    int port = sockit_parse_port(text);
-    if (port < 0)
-        return cli_usage_error(usage, "port '%s': not a number %d-65535 or a known service", text,
-                               allow_zero ? 0 : 1);
-    if (port == 0 && !allow_zero)
-        return cli_usage_error(usage, "port '%s': must be 1-65535", text);
-    *out = port;
-    return 0;
-}
-
 /* True when text is a group of short options ("-xv") holding letter c. */
 static bool option_group_with(const char *text, int c)
 {
