@@ -315,6 +315,12 @@ static void peer_state(relay *r, size_t i)
          * its way: the relay is done only once the peer's TCP has it all. No event
          * says so, hence a short timer. */
         if (r->listener == NULL && drained && unacknowledged(p) > 0) {
+            /* A peer that vanished is given up by TCP in the end: that ends the wait. */
+            int err = 0;
+            if (sockit_getsockopt_int(p->s, SOL_SOCKET, SO_ERROR, &err) == 0 && err != 0) {
+                drop_peer(r, i, "error");
+                return;
+            }
             p->ack_at = netloop_now() + ACK_RECHECK;
             return;
         }
