@@ -9,6 +9,7 @@
 #define SOCKIT_CLI_BENCH_H
 
 #include "histogram.h"
+#include "hostport.h"
 
 #include <stdatomic.h>
 #include <stdbool.h>
@@ -19,13 +20,23 @@
 
 typedef enum bench_mode { BENCH_ECHO, BENCH_STREAM, BENCH_CONNECT } bench_mode;
 
+/* What the messages are made of (--payload). */
+typedef enum bench_payload {
+    BENCH_RANDOM, /* pseudo-random bytes: byte echo servers */
+    BENCH_LINES   /* printable lines ending in '\n', unchanged by upper-casing: line
+                     echo servers (readline, then write the line back) */
+} bench_payload;
+
 /* Errors by kind; the order is the order of the report. */
 typedef enum bench_error {
-    BENCH_ERR_CONNECT, /* refused, unreachable, or not connected within --timeout */
-    BENCH_ERR_RESET,   /* ECONNRESET / EPIPE on an open connection */
-    BENCH_ERR_CLOSED,  /* the server closed with a request outstanding */
-    BENCH_ERR_CORRUPT, /* bytes back differ from what was sent (or --expect) */
-    BENCH_ERR_TIMEOUT, /* no reply within --timeout */
+    BENCH_ERR_CONNECT,     /* refused, unreachable, or not connected within --timeout */
+    BENCH_ERR_RESET,       /* ECONNRESET / EPIPE on an open connection */
+    BENCH_ERR_CLOSED,      /* the server closed with a request outstanding */
+    BENCH_ERR_CORRUPT,     /* bytes back differ from what was sent (or --expect) */
+    BENCH_ERR_TIMEOUT,     /* no reply within --timeout */
+    BENCH_ERR_UNANSWERED,  /* outstanding at the end of -d, no reply within --timeout after */
+    BENCH_ERR_UNCONNECTED, /* connecting at the end of -d, not connected within --timeout
+                              after */
     BENCH_ERR_OTHER,
     BENCH_ERR_KINDS
 } bench_error;
@@ -43,6 +54,7 @@ typedef struct bench_config {
     double duration, warmup, timeout; /* seconds */
     uint64_t max_requests;            /* -n; 0: no limit */
     size_t msg_bytes;
+    bench_payload payload;
     unsigned pipeline;
     double rate;                  /* requests/s over all connections; 0: closed loop */
     const unsigned char *message; /* connect mode: what each connection sends */
@@ -52,24 +64,46 @@ typedef struct bench_config {
     unsigned sources; /* >1: bind connections to 127.0.0.1..127.0.0.<sources> */
 } bench_config;
 
-/* The payload: a pseudo-random pattern of prime length BENCH_PATTERN_PERIOD followed
- * by a copy of its start, so any window of up to `window` bytes at any offset below
- * the period is contiguous. The byte at stream offset o of a connection with seed s
- * is pattern[(s + o) % period]: position-dependent, so a dropped, added or altered
- * byte shows up in the next comparison. */
+/* What the command line asked for (bench_args.c). */
+typedef struct bench_options {
+    bench_config cfg;
+    bool msg_given, json;
+    int server_pid;
+    hostport target;
+} bench_options;
+
+/* Reads the options, checks them together, resolves the target, fits the fd limit.
+ * Returns -1 to go on, or the exit status (CLI_OK after --help, CLI_USAGE, CLI_FAIL). */
+int bench_setup(int argc, char **argv, bench_options *o);
+
+/* The payload: a pseudo-random pattern of `period` bytes followed by a copy of its
+ * start, so any window of up to `window` bytes at any offset below the period is
+ * contiguous. The byte at stream offset o of a connection with seed s is
+ * pattern[(s + o) % period]: position-dependent, so a dropped, added or altered
+ * byte shows up in the next comparison. Random payloads have a prime period
+ * (BENCH_PATTERN_PERIOD). Line payloads have a period that is a whole number of
+ * lines of `line` bytes, and seeds on line starts, so every message is one line. */
 #define BENCH_PATTERN_PERIOD 65521u
 typedef struct bench_pattern {
     unsigned char *bytes;
     size_t window;
+    size_t period;
+    size_t line; /* 1 for random payloads */
 } bench_pattern;
 
-int bench_pattern_init(bench_pattern *p, size_t window);
+/* line 0: random bytes; else lines of that many bytes, '\n' included. */
+int bench_pattern_init(bench_pattern *p, size_t window, size_t line);
 void bench_pattern_free(bench_pattern *p);
 /* The window of len <= p->window bytes at stream offset `offset` for seed `seed`. */
 static inline const unsigned char *bench_pattern_at(const bench_pattern *p, uint64_t seed,
                                                     uint64_t offset)
 {
-    return p->bytes + (seed + offset) % BENCH_PATTERN_PERIOD;
+    return p->bytes + (seed + offset) % p->period;
+}
+/* A seed from any number: below the period, on a line start. */
+static inline uint64_t bench_seed(const bench_pattern *p, uint64_t x)
+{
+    return x % p->period / p->line * p->line;
 }
 
 /* What the supervisor and the workers share. Fields a worker writes are its own
@@ -89,9 +123,10 @@ typedef struct bench_shared {
 typedef struct bench_stats {
     uint64_t requests, bytes_out, bytes_in;
     uint64_t errors[BENCH_ERR_KINDS];
-    int first_errno[BENCH_ERR_KINDS]; /* for the summary: why, not just how many */
-    uint64_t last_done_ns;            /* when the last request completed */
-    histogram latency;                /* nanoseconds */
+    int first_errno[BENCH_ERR_KINDS];       /* for the summary: why, not just how many */
+    char first_reason[BENCH_ERR_KINDS][96]; /* the same, where errno cannot say it */
+    uint64_t last_done_ns;                  /* when the last request completed */
+    histogram latency;                      /* nanoseconds */
 } bench_stats;
 
 typedef struct bench_live {
@@ -106,6 +141,8 @@ typedef struct bench_worker {
     bench_stats stats;
     bench_live live;
     bool measuring;       /* the warm-up is over */
+    bool draining;        /* past -d: no new requests, waiting for the outstanding */
+    uint64_t stop_ns;     /* when its loop ends: the end of the run, or of the drain */
     uint64_t finished_ns; /* when its loop ended */
     atomic_bool done;
     void *state; /* the loop's own, freed by bench_worker_cleanup */
@@ -143,6 +180,20 @@ int bench_wait(bench_worker *w, int ep, struct epoll_event *events, int max, uin
 /* Claims one request from the -n budget; false when it is spent. */
 bool bench_claim(bench_shared *sh);
 void bench_count_error(bench_worker *w, bench_error kind, int err);
+/* The kind of a send/recv failure: reset, timeout or other. */
+bench_error bench_error_of(int err);
+/* --sources: binds a connection's socket to its 127.0.0.x source. */
+void bench_bind_source(const bench_config *cfg, int fd, long global_index);
+/* The same with a reason errno cannot give ("a reply of 22 bytes to 64-byte requests"). */
+#if defined(__GNUC__)
+__attribute__((format(printf, 3, 4)))
+#endif
+void bench_count_error_why(bench_worker *w, bench_error kind, const char *fmt, ...);
+/* Past -d, requests still waiting for a reply (and connections still connecting)
+ * get --timeout more: the run is over when none is left or that time has passed,
+ * and what is then still outstanding counts as a timeout (connect) error. Returns
+ * true while the loop should go on; starts the drain on the first call past -d. */
+bool bench_drain(bench_worker *w, uint64_t now, uint64_t outstanding, long connecting);
 /* Publishes the live counters for the progress line. */
 void bench_publish(bench_worker *w);
 /* Resets the stats when the warm-up ends; true once measuring. */

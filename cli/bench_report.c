@@ -75,7 +75,9 @@ void bench_report_text(const bench_config *cfg, const bench_result *r)
             if (s->errors[k] == 0)
                 continue;
             printf("%s%s %llu", sep, bench_error_names[k], (unsigned long long)s->errors[k]);
-            if (s->first_errno[k] != 0)
+            if (s->first_reason[k][0] != '\0')
+                printf(" (%s)", s->first_reason[k]);
+            else if (s->first_errno[k] > 0)
                 printf(" (%s)", strerror(s->first_errno[k]));
             sep = ", ";
         }

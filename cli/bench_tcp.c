@@ -112,21 +112,9 @@ static void fail_conn(bench_worker *w, tcp_loop *L, conn *c, bench_error kind, i
         lost = c->issued - done_on_conn(cfg, c);
     c->k_done += lost;
     L->outstanding -= lost;
-    bench_count_error(w, kind, err);
+    if (err >= 0) /* < 0: counted already, with its reason */
+        bench_count_error(w, kind, err);
     close_conn(L, c, now, kind != BENCH_ERR_TIMEOUT && kind != BENCH_ERR_CORRUPT);
-}
-
-static bench_error kind_of(int err)
-{
-    switch (err) {
-    case ECONNRESET:
-    case EPIPE:
-        return BENCH_ERR_RESET;
-    case ETIMEDOUT:
-        return BENCH_ERR_TIMEOUT;
-    default:
-        return BENCH_ERR_OTHER;
-    }
 }
 
 /* Connect errors that mean "nobody is there": with no connection ever made, the
@@ -207,7 +195,7 @@ static int flush(bench_worker *w, tcp_loop *L, conn *c, uint64_t now)
                 set_events(L, c, true);
                 return 0;
             }
-            fail_conn(w, L, c, kind_of(errno), errno, now);
+            fail_conn(w, L, c, bench_error_of(errno), errno, now);
             return -1;
         }
         uint64_t before = c->out;
@@ -229,7 +217,10 @@ static int echo_received(bench_worker *w, tcp_loop *L, conn *c, size_t n, uint64
     const bench_config *cfg = cfg_of(w);
     if (c->in + n > c->out ||
         memcmp(L->scratch, bench_pattern_at(w->shared->pattern, c->seed, c->in), n) != 0) {
-        fail_conn(w, L, c, BENCH_ERR_CORRUPT, 0, now);
+        bench_count_error_why(w, BENCH_ERR_CORRUPT, "%s at byte %llu of a connection's stream",
+                              c->in + n > c->out ? "more bytes back than sent" : "bytes differ",
+                              (unsigned long long)c->in);
+        fail_conn(w, L, c, BENCH_ERR_CORRUPT, -1, now);
         return -1;
     }
     uint64_t before = c->in / cfg->msg_bytes;
@@ -293,22 +284,9 @@ static void on_readable(bench_worker *w, tcp_loop *L, conn *c, uint64_t now)
         if (errno == EINTR)
             continue;
         if (errno != EAGAIN && errno != EWOULDBLOCK)
-            fail_conn(w, L, c, kind_of(errno), errno, now);
+            fail_conn(w, L, c, bench_error_of(errno), errno, now);
         return;
     }
-}
-
-static void bind_source(const bench_config *cfg, int fd, long global_index)
-{
-    if (cfg->sources <= 1 || cfg->target.ss_family != AF_INET)
-        return;
-    /* The port is picked at connect time against the full 4-tuple, so each source
-     * address brings its own range of ephemeral ports. */
-    int one = 1;
-    setsockopt(fd, IPPROTO_IP, IP_BIND_ADDRESS_NO_PORT, &one, sizeof one);
-    struct sockaddr_in src = {.sin_family = AF_INET};
-    src.sin_addr.s_addr = htonl(0x7f000001u + (uint32_t)(global_index % cfg->sources));
-    bind(fd, (struct sockaddr *)&src, sizeof src);
 }
 
 static void on_connected(bench_worker *w, tcp_loop *L, conn *c, uint32_t events, uint64_t now);
@@ -324,7 +302,7 @@ static void start_conn(bench_worker *w, tcp_loop *L, conn *c, uint64_t now)
     c->reply_len = 0;
     c->reply_corrupt = false;
     c->k_open = c->k_done;
-    c->seed = (c->seed + 7919u) % BENCH_PATTERN_PERIOD;
+    c->seed = bench_seed(w->shared->pattern, c->seed + 7919u);
     c->fd = socket(cfg->target.ss_family, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
     if (c->fd < 0) {
         fail_conn(w, L, c, BENCH_ERR_OTHER, errno, now); /* EMFILE: retried after a back-off */
@@ -334,7 +312,7 @@ static void start_conn(bench_worker *w, tcp_loop *L, conn *c, uint64_t now)
         int one = 1;
         setsockopt(c->fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof one);
     }
-    bind_source(cfg, c->fd, w->first_conn + c->index);
+    bench_bind_source(cfg, c->fd, w->first_conn + c->index);
     /* Connect mode is edge-triggered: one EPOLLOUT says connected, one EPOLLIN says
      * the reply (and maybe EOF) came, and no epoll_ctl is needed in between. */
     struct epoll_event ev = {.events = EPOLLIN | EPOLLOUT, .data.ptr = c};
@@ -365,7 +343,9 @@ static void exchange_done(bench_worker *w, tcp_loop *L, conn *c, uint64_t now)
 {
     const bench_config *cfg = cfg_of(w);
     if (c->reply_corrupt || (cfg->expect != NULL && c->reply_len != cfg->expect_len)) {
-        fail_conn(w, L, c, BENCH_ERR_CORRUPT, 0, now);
+        bench_count_error_why(w, BENCH_ERR_CORRUPT, "a reply of %u bytes that is not --expect",
+                              c->reply_len);
+        fail_conn(w, L, c, BENCH_ERR_CORRUPT, -1, now);
         return;
     }
     if (c->reply_len == 0) {
@@ -405,7 +385,7 @@ static void on_connected(bench_worker *w, tcp_loop *L, conn *c, uint32_t events,
         ssize_t n = send(c->fd, cfg->message, cfg->message_len, MSG_NOSIGNAL);
         if (n < 0 || (size_t)n != cfg->message_len) {
             int e = n < 0 ? errno : EAGAIN;
-            fail_conn(w, L, c, kind_of(e), e, now);
+            fail_conn(w, L, c, bench_error_of(e), e, now);
             return;
         }
         w->stats.bytes_out += (uint64_t)n;
@@ -474,7 +454,7 @@ static void sweep(bench_worker *w, tcp_loop *L, uint64_t now)
     for (long i = 0; i < L->n; i++) {
         conn *c = &L->conns[i];
         if (c->state == IDLE) {
-            if (c->retry_ns > now)
+            if (c->retry_ns > now || w->draining)
                 continue;
             if (cfg->mode != BENCH_CONNECT)
                 start_conn(w, L, c, now);
@@ -492,6 +472,14 @@ static void sweep(bench_worker *w, tcp_loop *L, uint64_t now)
                 fail_conn(w, L, c, BENCH_ERR_TIMEOUT, ETIMEDOUT, now);
         }
     }
+}
+
+static long connecting(const tcp_loop *L)
+{
+    long n = 0;
+    for (long i = 0; i < L->n; i++)
+        n += L->conns[i].state == CONNECTING;
+    return n;
 }
 
 void *bench_tcp_run(bench_worker *w)
@@ -524,7 +512,7 @@ void *bench_tcp_run(bench_worker *w)
         conn *c = &L->conns[i];
         c->fd = -1;
         c->index = (uint32_t)i;
-        c->seed = ((uint64_t)(w->first_conn + i) * 40503u) % BENCH_PATTERN_PERIOD;
+        c->seed = bench_seed(sh->pattern, (uint64_t)(w->first_conn + i) * 40503u);
         c->state = IDLE;
         if (cfg->mode != BENCH_CONNECT || (w->rate == 0 && exchange_wanted(w, L, c)))
             start_conn(w, L, c, now);
@@ -540,9 +528,12 @@ void *bench_tcp_run(bench_worker *w)
     for (;;) {
         now = bench_now_ns();
         bench_measuring(w, now);
-        if (now >= sh->end_ns || atomic_load_explicit(&sh->stop, memory_order_relaxed))
+        if (!bench_drain(w, now, L->outstanding, now >= sh->end_ns ? connecting(L) : 0) ||
+            atomic_load_explicit(&sh->stop, memory_order_relaxed))
             break;
-        if (L->budget_spent && L->outstanding == 0)
+        if (w->draining)
+            L->budget_spent = true; /* past -d: no new requests */
+        else if (L->budget_spent && L->outstanding == 0)
             break;
         if (w->rate > 0)
             schedule(w, L, now);
@@ -564,8 +555,8 @@ void *bench_tcp_run(bench_worker *w)
             break;
         }
         now = bench_now_ns();
-        if (now >= sh->end_ns)
-            break; /* nothing that arrived after the window counts */
+        if (now >= sh->end_ns && cfg->mode == BENCH_STREAM)
+            break; /* nothing written after the window counts */
         for (int i = 0; i < n; i++) {
             conn *c = events[i].data.ptr;
             if (c->fd >= 0)

@@ -162,22 +162,32 @@ static void top_up(bench_worker *w, udp_loop *L, uconn *c, uint64_t now)
 static void received(bench_worker *w, udp_loop *L, uconn *c, size_t len, uint64_t now)
 {
     const bench_config *cfg = cfg_of(w);
-    uint64_t seq;
-    if (len < 8) {
-        bench_count_error(w, BENCH_ERR_CORRUPT, 0);
-        return;
-    }
-    memcpy(&seq, L->scratch, 8);
+    uint64_t seq = 0;
+    if (len >= 8)
+        memcpy(&seq, L->scratch, 8);
+    bool known = len >= 8 && seq < c->issued && still_live(L, c, seq);
     inflight *slot = &c->ring[seq % L->depth];
-    if (seq >= c->issued) {
-        bench_count_error(w, BENCH_ERR_CORRUPT, 0); /* a number never sent */
+    /* The length first: a server that answers with its own text (udp-server) is told
+     * so, rather than by the number its first bytes happen to make. */
+    if (len != cfg->msg_bytes) {
+        bench_count_error_why(w, BENCH_ERR_CORRUPT,
+                              "a reply of %zu bytes to %zu-byte requests: not an echo", len,
+                              cfg->msg_bytes);
+        if (known)
+            retire(L, c, slot);
         return;
     }
-    if (!still_live(L, c, seq))
+    if (seq >= c->issued) {
+        bench_count_error_why(w, BENCH_ERR_CORRUPT, "a reply numbered %llu, never sent",
+                              (unsigned long long)seq);
+        return;
+    }
+    if (!known)
         return; /* a late reply to a request already counted lost */
-    if (len != cfg->msg_bytes ||
-        memcmp(L->scratch + 8, payload_of(w, c, seq), cfg->msg_bytes - 8) != 0) {
-        bench_count_error(w, BENCH_ERR_CORRUPT, 0);
+    if (memcmp(L->scratch + 8, payload_of(w, c, seq), cfg->msg_bytes - 8) != 0) {
+        bench_count_error_why(w, BENCH_ERR_CORRUPT,
+                              "a reply whose payload differs from request %llu",
+                              (unsigned long long)seq);
         retire(L, c, slot);
         return;
     }
@@ -307,7 +317,7 @@ void *bench_udp_run(bench_worker *w)
         uconn *c = &L->conns[i];
         c->index = (uint32_t)i;
         c->ring = L->rings + (size_t)i * L->depth;
-        c->seed = ((uint64_t)(w->first_conn + i) * 40503u) % BENCH_PATTERN_PERIOD;
+        c->seed = bench_seed(sh->pattern, (uint64_t)(w->first_conn + i) * 40503u);
         if (open_socket(w, L, c) < 0) {
             int err = errno;
             fatal_if_nobody(w, err);
@@ -326,9 +336,12 @@ void *bench_udp_run(bench_worker *w)
     for (;;) {
         now = bench_now_ns();
         bench_measuring(w, now);
-        if (now >= sh->end_ns || atomic_load_explicit(&sh->stop, memory_order_relaxed))
+        if (!bench_drain(w, now, L->outstanding, 0) ||
+            atomic_load_explicit(&sh->stop, memory_order_relaxed))
             break;
-        if (L->budget_spent && L->outstanding == 0)
+        if (w->draining)
+            L->budget_spent = true; /* past -d: no new requests */
+        else if (L->budget_spent && L->outstanding == 0)
             break;
         if (w->rate > 0)
             schedule(w, L, now);
@@ -349,8 +362,6 @@ void *bench_udp_run(bench_worker *w)
             break;
         }
         now = bench_now_ns();
-        if (now >= sh->end_ns)
-            break;
         for (int i = 0; i < n; i++) {
             uconn *c = events[i].data.ptr;
             if (events[i].events & (EPOLLIN | EPOLLERR))

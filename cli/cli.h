@@ -4,6 +4,8 @@
 #ifndef SOCKIT_CLI_H
 #define SOCKIT_CLI_H
 
+#include "hostport.h"
+
 #include <sockit.h>
 
 #include <stdbool.h>
@@ -36,10 +38,23 @@ int cli_usage_error(const char *usage, const char *fmt, ...);
 
 /* Argument parsers. Each returns 0, or prints a usage error naming the option and
  * the text and returns CLI_USAGE. */
-int cli_parse_port(const char *usage, const char *text, bool allow_zero, int *out);
 int cli_parse_seconds(const char *usage, const char *option, const char *text, double *out);
 int cli_parse_count(const char *usage, const char *option, const char *text, long min, long max,
                     long *out);
+
+/* getopt's '?': "unknown option '-z'". Where a PORT operand may stand (port_min 0
+ * or 1; -1 where none does), a negative number is said to be a port out of range,
+ * since getopt took "-1" for an option. Returns CLI_USAGE. */
+int cli_unknown_option(const char *usage, int argc, char **argv, int port_min);
+/* The host and port operands by the rule of hostport.h. Returns 0, or prints the
+ * reason as a usage error and returns CLI_USAGE. */
+int cli_parse_operands(const char *usage, int n, char **args, unsigned flags, hostport *out);
+
+/* For a "unix:PATH" host (anything else passes): if PATH exists and is not a
+ * socket, says so ("sockit: unix:/tmp/x: the path exists and is a regular file, not
+ * a socket (left alone)") and returns CLI_FAIL; else 0. listening: the path as bind
+ * sees it (a symbolic link is in the way), else as connect does (followed). */
+int cli_check_unix_path(const char *host, bool listening);
 
 /* --json: one JSON object per line for each event, on the given stream. Off unless
  * cli_json_enable was called. Fields are triples (key, type, value) ended by NULL:
@@ -51,8 +66,15 @@ void cli_event(const char *event, ...);
 /* s as a JSON string, quotes included, for output cli_event cannot shape. */
 void cli_json_string(FILE *f, const char *s);
 
-/* The text form of an address ("127.0.0.1:5555"); "?" if it has none. */
+/* The text form of an address ("127.0.0.1:5555"); "unix:(unnamed)" for a Unix
+ * socket that never bound a name; "?" if it has none. */
 const char *cli_addr_text(const sockit_addr *a, char *buf, size_t size);
+/* Room for any name cli_peer_name writes. */
+#define CLI_PEER_NAME_MAX (SOCKIT_ADDRSTRLEN + 64)
+/* The name to show for the peer of connection s, whose address is a: as
+ * cli_addr_text, but an unnamed Unix peer is told by its credentials
+ * ("unix:(unnamed, pid 4242, uid 1000)"), since its address says nothing. */
+const char *cli_peer_name(const sockit *s, const sockit_addr *a, char *buf, size_t size);
 
 /* Subcommands. */
 int cmd_tcp_server(int argc, char **argv);

@@ -1,10 +1,9 @@
-/* sockit bench: the load generator's front: options, the fd limit, the target
- * address, then the worker threads, the progress line, and the summary. */
+/* sockit bench: the load generator's run: the worker threads, the warm-up mark,
+ * the progress line, and the summary. Options are read by bench_args.c. */
 #include "bench.h"
 #include "cli.h"
 
 #include <errno.h>
-#include <getopt.h>
 #include <math.h>
 #include <pthread.h>
 #include <signal.h>
@@ -13,334 +12,6 @@
 #include <sys/resource.h>
 #include <time.h>
 #include <unistd.h>
-
-static const char usage[] =
-    "sockit bench [-u] [-c CONNS] [-d SECS] [-n REQUESTS] [-m BYTES] [--pipeline DEPTH] "
-    "[--mode echo|stream|connect] [--rate N] [-t THREADS] [--timeout SECS] [--warmup SECS] "
-    "[--expect TEXT] [--sources N] [--server-pid PID] [--json] HOST PORT | unix:PATH";
-
-#define MAX_THREADS   64
-#define MAX_CONNS     1000000L
-#define MAX_MSG       (16L << 20)
-#define MAX_UDP_MSG   65507L
-#define MAX_PIPELINE  1024L
-#define MIN_RATE      1e-3 /* one request per 17 minutes: slower is no load test */
-#define MAX_RATE      1e9
-#define FDS_RESERVED  32 /* stdio, epoll sets, /proc reads, slack */
-#define DEFAULT_HELLO "Hello server!"
-
-static void help(void)
-{
-    printf("usage: %s\n\n"
-           "Load-tests a TCP, UDP or Unix stream server and reports requests/s, MB/s,\n"
-           "latency percentiles and errors by kind.\n\n"
-           "  --mode echo      each connection keeps DEPTH messages in flight and checks\n"
-           "                   every byte echoed back (default)\n"
-           "  --mode stream    write continuously; count what comes back\n"
-           "  --mode connect   connect, send, read until the server closes, close: per request\n"
-           "  -u               UDP echo (one connected socket per connection)\n"
-           "  -c CONNS         connections (default 10)\n"
-           "  -d SECS          measured duration (default 10)\n"
-           "  -n REQUESTS      stop after exactly this many requests\n"
-           "  -m BYTES         message size (default 64; connect mode sends \"%s\")\n"
-           "  --pipeline N     messages in flight per connection (default 1)\n"
-           "  --rate N         open loop: N requests/s in all, latency from when each was due\n"
-           "  -t THREADS       worker threads, each with its own connections (default 1)\n"
-           "  --timeout SECS   a connect or reply slower than this is an error (default 2)\n"
-           "  --warmup SECS    run this long before measuring (default 0)\n"
-           "  --expect TEXT    connect mode: the reply must be exactly TEXT\n"
-           "  --sources N      spread connections over 127.0.0.1..127.0.0.N\n"
-           "  --server-pid PID also report that local process's CPU per request\n"
-           "  --json           print the result as one JSON object\n\n"
-           "Exit status: 0 no errors, 1 errors or target unreachable, 2 bad usage.\n"
-           "See sockit(1).\n",
-           usage, DEFAULT_HELLO);
-}
-
-typedef struct bench_options {
-    bench_config cfg;
-    bool msg_given, json;
-    int server_pid;
-    const char *operands[2];
-    int noperands;
-} bench_options;
-
-static int parse_positive_seconds(const char *option, const char *text, bool zero_ok, double *out)
-{
-    int rc = cli_parse_seconds(usage, option, text, out);
-    if (rc == 0 && !zero_ok && *out <= 0)
-        return cli_usage_error(usage, "%s '%s': must be more than 0 seconds", option, text);
-    return rc;
-}
-
-static int parse_rate(const char *text, double *out)
-{
-    char *end;
-    errno = 0;
-    double v = strtod(text, &end);
-    if (end == text || *end != '\0' || errno != 0 || !isfinite(v) || v < MIN_RATE || v > MAX_RATE)
-        return cli_usage_error(usage, "--rate '%s': not a number of requests/s from %g to %g", text,
-                               MIN_RATE, MAX_RATE);
-    *out = v;
-    return 0;
-}
-
-static int parse_mode(const char *text, bench_mode *out)
-{
-    if (strcmp(text, "echo") == 0)
-        *out = BENCH_ECHO;
-    else if (strcmp(text, "stream") == 0)
-        *out = BENCH_STREAM;
-    else if (strcmp(text, "connect") == 0)
-        *out = BENCH_CONNECT;
-    else
-        return cli_usage_error(usage, "--mode '%s': not echo, stream or connect", text);
-    return 0;
-}
-
-static int parse_pid(const char *text, int *out)
-{
-    long pid;
-    int rc = cli_parse_count(usage, "--server-pid", text, 1, 0x7fffffffL, &pid);
-    if (rc != 0)
-        return rc;
-    if (bench_process_cpu((int)pid) < 0)
-        return cli_usage_error(usage, "--server-pid '%s': no such process (or /proc unreadable)",
-                               text);
-    *out = (int)pid;
-    return 0;
-}
-
-enum {
-    OPT_PIPELINE = 256,
-    OPT_MODE,
-    OPT_RATE,
-    OPT_TIMEOUT,
-    OPT_WARMUP,
-    OPT_EXPECT,
-    OPT_SOURCES,
-    OPT_SERVER_PID,
-    OPT_JSON
-};
-
-/* Returns -1 to go on, or the exit status. */
-static int parse_args(int argc, char **argv, bench_options *o)
-{
-    static const struct option longopts[] = {
-        {"udp", no_argument, NULL, 'u'},
-        {"connections", required_argument, NULL, 'c'},
-        {"duration", required_argument, NULL, 'd'},
-        {"requests", required_argument, NULL, 'n'},
-        {"message-bytes", required_argument, NULL, 'm'},
-        {"threads", required_argument, NULL, 't'},
-        {"pipeline", required_argument, NULL, OPT_PIPELINE},
-        {"mode", required_argument, NULL, OPT_MODE},
-        {"rate", required_argument, NULL, OPT_RATE},
-        {"timeout", required_argument, NULL, OPT_TIMEOUT},
-        {"warmup", required_argument, NULL, OPT_WARMUP},
-        {"expect", required_argument, NULL, OPT_EXPECT},
-        {"sources", required_argument, NULL, OPT_SOURCES},
-        {"server-pid", required_argument, NULL, OPT_SERVER_PID},
-        {"json", no_argument, NULL, OPT_JSON},
-        {"help", no_argument, NULL, 'h'},
-        {NULL, 0, NULL, 0},
-    };
-    bench_config *cfg = &o->cfg;
-    long v;
-    opterr = 0;
-    optind = 1;
-    int opt;
-    while ((opt = getopt_long(argc, argv, ":uc:d:n:m:t:h", longopts, NULL)) != -1) {
-        int rc = 0;
-        switch (opt) {
-        case 'u':
-            cfg->udp = true;
-            break;
-        case 'c':
-            rc = cli_parse_count(usage, "-c", optarg, 1, MAX_CONNS, &cfg->conns);
-            break;
-        case 'd':
-            rc = parse_positive_seconds("-d", optarg, false, &cfg->duration);
-            break;
-        case 'n':
-            if ((rc = cli_parse_count(usage, "-n", optarg, 1, 0x3fffffffffffffffL, &v)) == 0)
-                cfg->max_requests = (uint64_t)v;
-            break;
-        case 'm':
-            if ((rc = cli_parse_count(usage, "-m", optarg, 1, MAX_MSG, &v)) == 0) {
-                cfg->msg_bytes = (size_t)v;
-                o->msg_given = true;
-            }
-            break;
-        case 't':
-            if ((rc = cli_parse_count(usage, "-t", optarg, 1, MAX_THREADS, &v)) == 0)
-                cfg->threads = (int)v;
-            break;
-        case OPT_PIPELINE:
-            if ((rc = cli_parse_count(usage, "--pipeline", optarg, 1, MAX_PIPELINE, &v)) == 0)
-                cfg->pipeline = (unsigned)v;
-            break;
-        case OPT_MODE:
-            rc = parse_mode(optarg, &cfg->mode);
-            break;
-        case OPT_RATE:
-            rc = parse_rate(optarg, &cfg->rate);
-            break;
-        case OPT_TIMEOUT:
-            rc = parse_positive_seconds("--timeout", optarg, false, &cfg->timeout);
-            break;
-        case OPT_WARMUP:
-            rc = parse_positive_seconds("--warmup", optarg, true, &cfg->warmup);
-            break;
-        case OPT_EXPECT:
-            cfg->expect = optarg;
-            cfg->expect_len = strlen(optarg);
-            break;
-        case OPT_SOURCES:
-            if ((rc = cli_parse_count(usage, "--sources", optarg, 1, 254, &v)) == 0)
-                cfg->sources = (unsigned)v;
-            break;
-        case OPT_SERVER_PID:
-            rc = parse_pid(optarg, &o->server_pid);
-            break;
-        case OPT_JSON:
-            o->json = true;
-            cli_json_enable(stdout);
-            break;
-        case 'h':
-            help();
-            return CLI_OK;
-        case ':':
-            return cli_usage_error(usage, "option '%s' needs a value", argv[optind - 1]);
-        default:
-            return cli_usage_error(usage, "unknown option '%s'", argv[optind - 1]);
-        }
-        if (rc != 0)
-            return rc;
-    }
-    int n = argc - optind;
-    char **args = argv + optind;
-    if (n == 0)
-        return cli_usage_error(usage, "missing HOST and PORT");
-    if (n > 2)
-        return cli_usage_error(usage, "unexpected argument '%s'", args[2]);
-    bool is_unix = strncmp(args[0], "unix:", 5) == 0;
-    if (is_unix && n == 2)
-        return cli_usage_error(usage, "%s: a unix: target takes no PORT (got '%s')", args[0],
-                               args[1]);
-    if (!is_unix && n == 1)
-        return cli_usage_error(usage, "missing PORT after HOST '%s'", args[0]);
-    o->noperands = n;
-    o->operands[0] = args[0];
-    o->operands[1] = n == 2 ? args[1] : NULL;
-    return -1;
-}
-
-/* Checks that need every option seen. */
-static int check_combinations(bench_options *o)
-{
-    bench_config *cfg = &o->cfg;
-    if (cfg->udp && cfg->mode != BENCH_ECHO)
-        return cli_usage_error(usage, "-u: only --mode echo works over UDP");
-    if (cfg->udp && (cfg->msg_bytes < 8 || cfg->msg_bytes > MAX_UDP_MSG))
-        return cli_usage_error(usage,
-                               "-m '%zu': a UDP message carries an 8-byte sequence number and "
-                               "fits one datagram: 8-%ld",
-                               cfg->msg_bytes, MAX_UDP_MSG);
-    if (cfg->threads > cfg->conns)
-        return cli_usage_error(usage, "-t '%d': more threads than connections (%ld)", cfg->threads,
-                               cfg->conns);
-    if (cfg->max_requests > 0 && cfg->warmup > 0)
-        return cli_usage_error(usage,
-                               "-n and --warmup exclude each other: -n counts every request");
-    if (cfg->expect != NULL && cfg->mode != BENCH_CONNECT)
-        return cli_usage_error(usage, "--expect: only for --mode connect");
-    if (cfg->mode == BENCH_CONNECT && o->msg_given && cfg->msg_bytes > 65536)
-        return cli_usage_error(usage, "-m '%zu': a connect-mode message is at most 65536 bytes",
-                               cfg->msg_bytes);
-    return -1;
-}
-
-/* Raises the soft fd limit to the hard one when the connections need it. */
-static int fit_fd_limit(const bench_config *cfg)
-{
-    struct rlimit rl;
-    if (getrlimit(RLIMIT_NOFILE, &rl) < 0)
-        return -1;
-    rlim_t need = (rlim_t)cfg->conns + (rlim_t)cfg->threads + FDS_RESERVED;
-    if (need <= rl.rlim_cur)
-        return -1;
-    if (rl.rlim_max != RLIM_INFINITY && need > rl.rlim_max)
-        return cli_usage_error(
-            usage, "-c %ld: needs %llu file descriptors, the limit is %llu (ulimit -Hn)",
-            cfg->conns, (unsigned long long)need, (unsigned long long)rl.rlim_max);
-    rl.rlim_cur = rl.rlim_max;
-    if (setrlimit(RLIMIT_NOFILE, &rl) < 0)
-        return cli_fail("-c %ld: cannot raise the fd limit to %llu: %s", cfg->conns,
-                        (unsigned long long)rl.rlim_max, strerror(errno));
-    return -1;
-}
-
-static int resolve_target(bench_options *o)
-{
-    bench_config *cfg = &o->cfg;
-    sockit_addr addr;
-    if (o->noperands == 1) {
-        if (cfg->udp)
-            return cli_usage_error(usage, "-u: Unix datagram targets are not supported");
-        if (sockit_addr_parse(&addr, o->operands[0]) < 0)
-            return cli_usage_error(usage, "'%s': %s", o->operands[0], sockit_errmsg());
-    } else {
-        int port;
-        int rc = cli_parse_port(usage, o->operands[1], false, &port);
-        if (rc != 0)
-            return rc;
-        char port_text[8];
-        snprintf(port_text, sizeof port_text, "%d", port);
-        sockit_addrinfo ai;
-        if (sockit_getaddrinfo(o->operands[0], port_text, AF_UNSPEC,
-                               cfg->udp ? SOCK_DGRAM : SOCK_STREAM, 0, &ai, 1) < 0)
-            return cli_fail_lib();
-        addr = ai.addr;
-    }
-    memcpy(&cfg->target, &addr.u, addr.len);
-    cfg->target_len = addr.len;
-    cli_addr_text(&addr, cfg->target_text, sizeof cfg->target_text);
-    return -1;
-}
-
-/* One address has only so many ephemeral ports; past that, connections to a
- * loopback target use several 127.0.0.x sources. */
-static void spread_sources(bench_config *cfg)
-{
-    if (cfg->sources > 0 || cfg->udp || cfg->target.ss_family != AF_INET)
-        return;
-    const struct sockaddr_in *in = (const struct sockaddr_in *)&cfg->target;
-    bool loopback = (ntohl(in->sin_addr.s_addr) >> 24) == 127;
-    long low = 32768, high = 60999;
-    FILE *f = fopen("/proc/sys/net/ipv4/ip_local_port_range", "re");
-    if (f != NULL) {
-        if (fscanf(f, "%ld %ld", &low, &high) != 2)
-            low = 32768, high = 60999;
-        fclose(f);
-    }
-    long ports = high - low + 1;
-    if (cfg->conns <= ports)
-        return;
-    if (!loopback) {
-        fprintf(stderr,
-                "sockit bench: %ld connections, but one source address has %ld ephemeral ports: "
-                "some connects will fail\n",
-                cfg->conns, ports);
-        return;
-    }
-    long need = (cfg->conns + ports - 1) / ports;
-    cfg->sources = (unsigned)(need > 254 ? 254 : need);
-    fprintf(stderr,
-            "sockit bench: %ld connections need more than one address's %ld ephemeral "
-            "ports: using sources 127.0.0.1-127.0.0.%u\n",
-            cfg->conns, ports, cfg->sources);
-}
 
 static volatile sig_atomic_t interrupted;
 static void on_signal(int sig)
@@ -439,6 +110,8 @@ static void merge(bench_stats *into, const bench_stats *from)
         into->errors[k] += from->errors[k];
         if (into->first_errno[k] == 0)
             into->first_errno[k] = from->first_errno[k];
+        if (into->first_reason[k][0] == '\0')
+            memcpy(into->first_reason[k], from->first_reason[k], sizeof into->first_reason[k]);
     }
     if (from->last_done_ns > into->last_done_ns)
         into->last_done_ns = from->last_done_ns;
@@ -460,7 +133,8 @@ static int run(bench_options *o)
     bench_result *result = calloc(1, sizeof *result);
     pthread_t *tids = calloc((size_t)cfg->threads, sizeof *tids);
     if (sh == NULL || workers == NULL || result == NULL || tids == NULL ||
-        bench_pattern_init(&pattern, window) < 0) {
+        bench_pattern_init(&pattern, window, cfg->payload == BENCH_LINES ? cfg->msg_bytes : 0) <
+            0) {
         free(sh);
         free(workers);
         free(result);
@@ -560,26 +234,9 @@ int cmd_bench(int argc, char **argv)
     bench_options *o = calloc(1, sizeof *o);
     if (o == NULL)
         return cli_fail("out of memory");
-    o->cfg = (bench_config){.mode = BENCH_ECHO,
-                            .conns = 10,
-                            .threads = 1,
-                            .duration = 10,
-                            .timeout = 2,
-                            .msg_bytes = 64,
-                            .pipeline = 1,
-                            .message = (const unsigned char *)DEFAULT_HELLO,
-                            .message_len = sizeof DEFAULT_HELLO - 1};
-    int status = parse_args(argc, argv, o);
+    int status = bench_setup(argc, argv, o);
     if (status < 0)
-        status = check_combinations(o);
-    if (status < 0)
-        status = resolve_target(o);
-    if (status < 0)
-        status = fit_fd_limit(&o->cfg);
-    if (status < 0) {
-        spread_sources(&o->cfg);
         status = run(o);
-    }
     free(o);
     return status;
 }

@@ -9,7 +9,7 @@
 static int fail(const char *reason)
 {
     int status = cli_fail_lib();
-    netlog_exit(reason, 0, 0);
+    netlog_exit(reason, 0, 0, -1);
     return status;
 }
 
@@ -57,6 +57,10 @@ int cmd_connect(int argc, char **argv)
                         .idle = o.idle,
                         .linger = o.linger,
                         .max_clients = 1};
+    if (o.is_unix && (status = cli_check_unix_path(o.host, false)) != 0) {
+        netlog_exit("error", 0, 0, -1);
+        return status;
+    }
     sockit *c;
     if (o.udp) {
         c = dgram_connect(&o);
@@ -75,7 +79,8 @@ int cmd_connect(int argc, char **argv)
     sockit_addr peer;
     if (sockit_getpeername(c, &peer) < 0)
         sockit_addr_parse(&peer, o.host); /* a unix: host; else left for "?" */
-    netlog_connected(&peer, false);
+    char name[CLI_PEER_NAME_MAX];
+    netlog_connected(cli_addr_text(&peer, name, sizeof name), false);
     if (o.udp)
         return dgram_relay(c, true, &cfg, -1);
     return relay_stream(c, &peer, &cfg);

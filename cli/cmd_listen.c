@@ -10,7 +10,7 @@
 static int fail(const char *reason)
 {
     int status = cli_fail_lib();
-    netlog_exit(reason, 0, 0);
+    netlog_exit(reason, 0, 0, -1);
     return status;
 }
 
@@ -25,7 +25,12 @@ int cmd_listen(int argc, char **argv)
                         .hexdump = o.hexdump,
                         .idle = o.idle,
                         .linger = o.linger,
+                        .wait = o.wait,
                         .max_clients = o.max_clients};
+    if (o.is_unix && (status = cli_check_unix_path(o.host, true)) != 0) {
+        netlog_exit("error", 0, 0, -1);
+        return status;
+    }
     sockit_server_options so = {.family = o.family, .type = o.udp ? SOCK_DGRAM : SOCK_STREAM};
     bool dual = o.host == NULL && o.family == AF_UNSPEC && sockit_has_dualstack_ipv6();
     so.dualstack = dual;
@@ -39,7 +44,7 @@ int cmd_listen(int argc, char **argv)
     }
     netlog_bound(&bound, dual);
     if (o.udp)
-        return dgram_relay(l, false, &cfg, o.keep ? -1 : o.wait);
+        return dgram_relay(l, false, &cfg, o.wait);
     if (o.keep) {
         status = relay_serve(l, &cfg);
         sockit_close(l);
@@ -54,6 +59,7 @@ int cmd_listen(int argc, char **argv)
     sockit_close(l);
     if (c == NULL)
         return fail(sockit_errcode() == SOCKIT_ETIMEOUT ? "timeout" : "error");
-    netlog_connected(&peer, true);
+    char name[CLI_PEER_NAME_MAX];
+    netlog_connected(cli_peer_name(c, &peer, name, sizeof name), true);
     return relay_stream(c, &peer, &cfg);
 }

@@ -9,20 +9,22 @@ static int handle(sockit_request *req)
 {
     refserver *rs = req->user;
     rs->served++;
-    char text[SOCKIT_ADDRSTRLEN];
-    cli_addr_text(&req->peer, text, sizeof text);
+    cli_peer_name(req->sock, &req->peer, rs->peer, sizeof rs->peer);
     if (cli_json_on())
-        cli_event("connected", "peer", 's', text, NULL);
+        cli_event("connected", "peer", 's', rs->peer, NULL);
     else
-        printf("Connected to %s\n", text);
+        printf("Connected to %s\n", rs->peer);
     fflush(stdout);
     char data[1024];
+    rs->waiting_for = "sent nothing";
     ssize_t n = sockit_recv(req->sock, data, sizeof data, 0);
     if (n < 0)
         return (int)n;
     rs->bytes_in += n;
-    refserver_received(&req->peer, data, (size_t)n);
+    refserver_received(rs->peer, false, data, (size_t)n);
+    rs->waiting_for = "did not take the reply";
     ssize_t sent = sockit_sendall(req->sock, rs->reply, strlen(rs->reply), 0, NULL);
+    rs->waiting_for = NULL;
     if (sent < 0)
         return (int)sent;
     rs->bytes_out += sent;

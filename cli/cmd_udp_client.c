@@ -22,7 +22,7 @@ int cmd_udp_client(int argc, char **argv)
         return cli_fail_lib();
     static char reply[65536];
     sockit_addr from;
-    ssize_t n = sockit_settimeout(c, rc.timeout > 0 ? rc.timeout : SOCKIT_BLOCKING);
+    ssize_t n = sockit_settimeout(c, rc.timeout);
     ssize_t sent = n < 0 ? n : sockit_sendto_addr(c, rc.send, strlen(rc.send), 0, &ai.addr);
     if (sent >= 0)
         n = sockit_recvfrom(c, reply, sizeof reply, 0, &from);

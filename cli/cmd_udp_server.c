@@ -11,7 +11,8 @@ static int handle(sockit_request *req)
     refserver *rs = req->user;
     rs->served++;
     rs->bytes_in += (long long)req->len;
-    refserver_received(&req->peer, req->data, req->len);
+    char peer[CLI_PEER_NAME_MAX];
+    refserver_received(cli_addr_text(&req->peer, peer, sizeof peer), true, req->data, req->len);
     ssize_t sent = sockit_sendto_addr(req->sock, rs->reply, strlen(rs->reply), 0, &req->peer);
     if (sent < 0)
         return (int)sent;

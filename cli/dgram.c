@@ -44,10 +44,13 @@ static size_t next_datagram(const dgram *d)
 
 static bool can_send(const dgram *d) { return d->connected || d->have_last; }
 
-/* A Unix datagram sender that never bound has no address to answer. */
+/* A Unix datagram sender that never bound has no address to answer (the kernel
+ * gives an empty one, or a bare family). */
 static bool answerable(const sockit_addr *a)
 {
-    return sockit_addr_family(a) != AF_UNIX || a->len > sizeof(sa_family_t);
+    int family = sockit_addr_family(a);
+    return family == AF_INET || family == AF_INET6 ||
+           (family == AF_UNIX && a->len > sizeof(sa_family_t));
 }
 
 static void receive(dgram *d)
@@ -68,7 +71,8 @@ static void receive(dgram *d)
         return;
     }
     if (!d->connected && (!d->have_last || !sockit_addr_equal(&from, &d->last))) {
-        netlog_connected(&from, true);
+        char name[CLI_PEER_NAME_MAX] = "unix:(unnamed)";
+        netlog_connected(answerable(&from) ? cli_addr_text(&from, name, sizeof name) : name, true);
         d->last = from;
         d->have_last = answerable(&from);
     }
@@ -197,7 +201,7 @@ int dgram_relay(sockit *s, bool connected, const relay_config *cfg, double first
     d->first_wait = first_wait;
     const char *why = run(d);
     sockit_close(s);
-    netlog_exit(why, d->bytes_in, d->bytes_out);
+    netlog_exit(why, d->bytes_in, d->bytes_out, -1);
     int status = d->failed ? CLI_FAIL : CLI_OK;
     free(d);
     return status;

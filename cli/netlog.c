@@ -23,10 +23,8 @@ void netlog_bound(const sockit_addr *addr, bool dualstack)
         fprintf(stderr, "listening on %s%s\n", text, dualstack ? " (IPv6 and IPv4)" : "");
 }
 
-void netlog_connected(const sockit_addr *peer, bool accepted)
+void netlog_connected(const char *text, bool accepted)
 {
-    char text[SOCKIT_ADDRSTRLEN];
-    cli_addr_text(peer, text, sizeof text);
     if (cli_json_on())
         cli_event("connected", "peer", 's', text, "accepted", 'b', (int)accepted, NULL);
     else if (verbose)
@@ -46,10 +44,8 @@ static const char *reason_text(const char *reason)
     return "closed";
 }
 
-void netlog_closed(const sockit_addr *peer, const char *reason)
+void netlog_closed(const char *text, const char *reason)
 {
-    char text[SOCKIT_ADDRSTRLEN];
-    cli_addr_text(peer, text, sizeof text);
     if (cli_json_on())
         cli_event("closed", "peer", 's', text, "reason", 's', reason, NULL);
     else if (verbose)
@@ -70,8 +66,12 @@ void netlog_warn(const char *fmt, ...)
         fprintf(stderr, "sockit: %s\n", msg);
 }
 
-void netlog_exit(const char *reason, long long bytes_in, long long bytes_out)
+void netlog_exit(const char *reason, long long bytes_in, long long bytes_out, long long undelivered)
 {
-    cli_event("exit", "reason", 's', reason, "bytes_in", 'i', bytes_in, "bytes_out", 'i', bytes_out,
-              NULL);
+    if (undelivered >= 0)
+        cli_event("exit", "reason", 's', reason, "bytes_in", 'i', bytes_in, "bytes_out", 'i',
+                  bytes_out, "undelivered", 'i', undelivered, NULL);
+    else
+        cli_event("exit", "reason", 's', reason, "bytes_in", 'i', bytes_in, "bytes_out", 'i',
+                  bytes_out, NULL);
 }

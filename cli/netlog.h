@@ -9,19 +9,22 @@ void netlog_verbose(bool on);
 
 /* "listening on [::]:9000"; the bound event. dualstack adds "(IPv6 and IPv4)". */
 void netlog_bound(const sockit_addr *addr, bool dualstack);
-/* "connection from 127.0.0.1:5555" (listen) or "connected to 127.0.0.1:9000". */
-void netlog_connected(const sockit_addr *peer, bool accepted);
+/* "connection from 127.0.0.1:5555" (listen) or "connected to 127.0.0.1:9000";
+ * peer is the name cli_peer_name gives. */
+void netlog_connected(const char *peer, bool accepted);
 /* "closed by peer 127.0.0.1:5555", "idle timeout 127.0.0.1:5555", ...: why a
  * connection ended. reason is one word for --json: "peer", "reset", "idle",
  * "linger", "stdout", "signal", "error". */
-void netlog_closed(const sockit_addr *peer, const char *reason);
+void netlog_closed(const char *peer, const char *reason);
 /* A failure that does not end the program: "sockit: ..." (or an error event with
  * --json), shown without -v too. */
 #if defined(__GNUC__)
 __attribute__((format(printf, 1, 2)))
 #endif
 void netlog_warn(const char *fmt, ...);
-/* The exit event: reason, bytes received from and sent to the network. */
-void netlog_exit(const char *reason, long long bytes_in, long long bytes_out);
+/* The exit event: reason, bytes received from and sent to the network, and (when
+ * undelivered >= 0) the bytes of input that never reached the peer. */
+void netlog_exit(const char *reason, long long bytes_in, long long bytes_out,
+                 long long undelivered);
 
 #endif

@@ -22,84 +22,100 @@ static void help(bool listen)
                "what it sends to stdout, byte for byte. Without HOST, listen on every\n"
                "interface, IPv6 and IPv4 (one dual-stack socket where the system has them,\n"
                "else 0.0.0.0). PORT 0 picks a free port (-v or --json tells which).\n"
-               "unix:/path listens on a Unix socket (a stale socket file is replaced),\n"
-               "unix:@name on a Linux abstract one; a unix: host takes no PORT.\n"
+               "HOST PORT may also be HOST:PORT, [V6] PORT or [V6]:PORT; a lone number is\n"
+               "the PORT. unix:/path listens on a Unix socket (a stale socket file is\n"
+               "replaced, any other file is left alone and refused), unix:@name on a Linux\n"
+               "abstract one; a unix: host takes no PORT.\n"
                "Without -k, serve one client and exit when it is done.\n\n");
     else
         printf("netcat, connecting side. Connect to HOST PORT (every address of HOST, IPv6\n"
                "and IPv4 raced with Happy Eyeballs), then copy stdin to the connection and\n"
-               "what arrives to stdout, byte for byte. unix:/path or unix:@name connects to\n"
-               "a Unix socket and takes no PORT.\n\n");
+               "what arrives to stdout, byte for byte. HOST PORT may also be HOST:PORT or\n"
+               "[V6]:PORT. unix:/path or unix:@name connects to a Unix socket and takes\n"
+               "no PORT.\n\n");
     printf("When stdin ends the write side is shut down (the peer reads end of stream)\n"
            "and what still arrives is printed until the peer closes. The connection is\n"
            "done when both directions have ended, when the peer resets it, or when\n"
            "stdout closes. If the peer closes first and stdin is a terminal, exit at\n"
-           "once, since nobody could read what is typed next.\n\n");
+           "once, since nobody could read what is typed next. If the peer ends the\n"
+           "connection before all of stdin was read, sent and acknowledged by its TCP,\n"
+           "say how many bytes were not delivered and exit 1.\n\n");
     printf("options:\n"
            "  -u              UDP (or Unix datagram): each stdin line, '\\n' included, is\n"
            "                  one datagram (a line over 65507 bytes is sent in pieces);\n"
            "                  each datagram received is written to stdout as is\n");
     if (listen)
-        printf("                  (listen -u replies to the last sender; stdin waits until\n"
-               "                  someone has sent)\n"
+        printf("                  (listen -u serves every sender and replies to the last;\n"
+               "                  stdin waits until someone has sent)\n"
                "  -k              keep listening: serve clients concurrently; what each\n"
                "                  sends goes to stdout, stdin goes to all of them; a client\n"
                "                  is closed when it closes its side; runs until SIGINT or\n"
-               "                  SIGTERM (exit 0). No effect with -u\n"
-               "  -m MAX          -k: at most MAX clients at once (default %d); the\n"
-               "                  others wait in the listen backlog\n",
+               "                  SIGTERM (exit 0). With -u, no change: -u always keeps on\n"
+               "  -m MAX          with -k (not -u): at most MAX clients at once (default\n"
+               "                  %d); the others wait in the listen backlog\n",
                NETOPTS_MAX_CLIENTS);
     printf("  -4, -6          IPv4 only, IPv6 only\n"
            "  -v              say what happens on stderr (listening on, connection from,\n"
            "                  connected to, closed by peer)\n"
            "  -x              hex dump of the traffic on stderr ('>' sent, '<' received)\n");
     if (listen)
-        printf("  -w SECS         without -k: give up if nobody connects (or, with -u,\n"
-               "                  sends) within SECS (exit 1)\n");
+        printf("  -w SECS         give up if no client connects (with -u, sends) within\n"
+               "                  SECS (exit 1); with -k, the first client\n");
     else
         printf("  -w SECS         connect timeout: one deadline for resolving and every\n"
-               "                  attempt (exit 1)\n");
+               "                  attempt (exit 1); not with -u, which connects at once\n");
     printf("  -i SECS         close a connection when nothing moved either way for SECS\n"
            "                  (exit 0, reason idle)\n"
            "  -q SECS         after stdin ends, wait at most SECS for the peer, then exit\n"
            "                  (0: exit as soon as stdin is sent; default: wait for the\n"
            "                  peer; with -u, forever%s)\n"
-           "  --no-shutdown   do not shut down the write side when stdin ends\n"
+           "  --no-shutdown   do not shut down the write side when stdin ends (not -u)\n"
            "  --json          one JSON object per event on stderr (bound, connected,\n"
            "                  closed, error, exit); stdout carries only the data\n"
            "  -h, --help      this page\n\n"
-           "Seconds may be fractional; 0 for -w or -i means no limit. With -x and -k the\n"
-           "offsets count all clients' bytes together. SIGINT/SIGTERM end -k and -u with\n"
-           "status 0, a single connection not yet done with 1.\n"
+           "Seconds may be fractional; 0 for -w or -i means no limit (one rule for every\n"
+           "time option: TIME OPTIONS in sockit(1)); -q 0 is the one exception, netcat's:\n"
+           "quit at once after the end of input.%s\n"
+           "SIGINT/SIGTERM end %s with status 0, a single connection not yet done\n"
+           "with 1.\n"
            "exit status: 0 done, 1 network or system failure (connection refused,\n"
-           "timeout, address in use), 2 bad usage. SIGPIPE never kills it: a closed\n"
-           "stdout ends the session.\n",
-           listen ? "; with -k, closes each client" : "");
+           "timeout, address in use, input not delivered), 2 bad usage. SIGPIPE never\n"
+           "kills it: a closed stdout ends the session.\n",
+           listen ? "; with -k, closes each client" : "",
+           listen ? "\nWith -x and -k the offsets count all clients' bytes together." : "",
+           listen ? "-k and -u" : "-u");
 }
 
-/* The [HOST] PORT or unix:PATH operands. */
+/* The [HOST] PORT, HOST:PORT or unix:PATH operands (hostport.h's rule). */
 static int operands(int n, char **args, netopts *o)
 {
     const char *usage = netopts_usage(o->listen);
-    if (n == 0)
-        return cli_usage_error(usage, o->listen ? "missing PORT" : "missing HOST and PORT");
-    if (n > 2)
-        return cli_usage_error(usage, "unexpected argument '%s'", args[2]);
-    if (strncmp(args[0], "unix:", 5) == 0) {
-        o->host = args[0];
-        o->is_unix = true;
-        if (n == 2)
-            return cli_usage_error(usage, "%s: a unix: host takes no PORT (got '%s')", args[0],
-                                   args[1]);
-        if (o->family != AF_UNSPEC)
-            return cli_usage_error(usage, "-4/-6 do not apply to a unix: host");
-        return 0;
-    }
-    if (n == 1 && !o->listen)
-        return cli_usage_error(usage, "missing PORT after HOST '%s'", args[0]);
-    if (n == 2)
-        o->host = args[0];
-    return cli_parse_port(usage, args[n - 1], o->listen, &o->port);
+    int rc = cli_parse_operands(usage, n, args, o->listen ? HOSTPORT_LISTENER : 0, &o->target);
+    if (rc != 0)
+        return rc;
+    o->is_unix = o->target.is_unix;
+    o->host = o->target.host[0] != '\0' ? o->target.host : NULL;
+    o->port = o->is_unix ? 0 : o->target.port;
+    if (o->is_unix && o->family != AF_UNSPEC)
+        return cli_usage_error(usage, "-4/-6 do not apply to a unix: host");
+    return 0;
+}
+
+/* Options that mean nothing together are refused rather than ignored. */
+static int combinations(const netopts *o, bool m_given, bool w_given)
+{
+    const char *usage = netopts_usage(o->listen);
+    if (m_given && !o->keep)
+        return cli_usage_error(usage, "-m: limits the clients of -k; without -k there is one");
+    if (m_given && o->udp)
+        return cli_usage_error(usage, "-m: a datagram listener (-u) has no clients to count");
+    if (!o->half_close && o->udp)
+        return cli_usage_error(usage, "--no-shutdown: a datagram socket (-u) has no write side "
+                                      "to shut down");
+    if (w_given && o->udp && !o->listen)
+        return cli_usage_error(usage, "-w: connect -u does not wait to connect (a datagram "
+                                      "socket connects at once); -i bounds the silence");
+    return -1;
 }
 
 /* -w and -i take 0 as "no limit"; -q takes 0 as "at once". */
@@ -137,7 +153,7 @@ int netopts_parse(int argc, char **argv, bool listen, netopts *o)
     };
     /* connect has no -k or -m; getopt then reports them as unknown. */
     const char *shortopts = listen ? ":ukm:46vxw:i:q:h" : ":u46vxw:i:q:h";
-    bool v4 = false, v6 = false;
+    bool v4 = false, v6 = false, m_given = false, w_given = false;
     opterr = 0;
     optind = 1;
     int opt;
@@ -156,6 +172,7 @@ int netopts_parse(int argc, char **argv, bool listen, netopts *o)
             if (!listen)
                 return cli_usage_error(usage, "unknown option '%s'", argv[optind - 1]);
             rc = cli_parse_count(usage, "-m", optarg, 1, 100000, &o->max_clients);
+            m_given = true;
             break;
         case '4':
             v4 = true;
@@ -171,6 +188,7 @@ int netopts_parse(int argc, char **argv, bool listen, netopts *o)
             break;
         case 'w':
             rc = seconds(usage, "-w", true, &o->wait);
+            w_given = true;
             break;
         case 'i':
             rc = seconds(usage, "-i", true, &o->idle);
@@ -190,7 +208,7 @@ int netopts_parse(int argc, char **argv, bool listen, netopts *o)
         case ':':
             return cli_usage_error(usage, "option '%s' needs a value", argv[optind - 1]);
         default:
-            return cli_usage_error(usage, "unknown option '%s'", argv[optind - 1]);
+            return cli_unknown_option(usage, argc, argv, listen ? 0 : 1);
         }
         if (rc != 0)
             return rc;
@@ -199,5 +217,5 @@ int netopts_parse(int argc, char **argv, bool listen, netopts *o)
         return cli_usage_error(usage, "-4 and -6 exclude each other");
     o->family = v4 ? AF_INET : v6 ? AF_INET6 : AF_UNSPEC;
     int rc = operands(argc - optind, argv + optind, o);
-    return rc != 0 ? rc : -1;
+    return rc != 0 ? rc : combinations(o, m_given, w_given);
 }

@@ -20,9 +20,10 @@ typedef struct netopts {
     double wait;      /* -w: connect / first-accept timeout, < 0 for none */
     double idle;      /* -i: idle timeout, < 0 for none */
     double linger;    /* -q: after stdin EOF, < 0 to wait for the peer */
-    const char *host; /* NULL: every interface (listen only) */
+    const char *host; /* NULL: every interface (listen only); points into target */
     bool is_unix;     /* host is "unix:/path" or "unix:@name" */
     int port;         /* 0 for a Unix host; listen may ask for 0 (a free port) */
+    hostport target;  /* the operands as read */
 } netopts;
 
 /* Parses argv into *o. Returns -1 to go on, or the exit status to return at once:

@@ -22,10 +22,11 @@ static void help(int type, const char *default_send)
                        "Eyeballs), send the message, print the reply (up to 64 KiB), close.\n"
                      : "The reference UDP client: send the message as one datagram, print the\n"
                        "reply datagram (up to 64 KiB, never cut).\n");
-    printf("\n  --host HOST     server to reach (default localhost)\n"
+    printf("\n  --host HOST     server to reach (default localhost); HOST:PORT and [V6]:PORT\n"
+           "                  also say the port\n"
            "  --port PORT     its port (default 12345)\n"
            "  --send TEXT     the message (default \"%s\")\n"
-           "  --timeout SECS  one deadline for the whole exchange (default %.0f)\n"
+           "  --timeout SECS  one deadline for the whole exchange (default %.0f; 0: none)\n"
            "  --json          one JSON object per event on stdout instead of text\n",
            default_send, REFCLIENT_DEFAULT_TIMEOUT);
 }
@@ -33,10 +34,8 @@ static void help(int type, const char *default_send)
 int refclient_options(int argc, char **argv, int type, const char *default_send, refclient *rc)
 {
     const char *usage = usage_for(type);
-    *rc = (refclient){.host = "localhost",
-                      .port = 12345,
-                      .send = default_send,
-                      .timeout = REFCLIENT_DEFAULT_TIMEOUT};
+    *rc = (refclient){.send = default_send, .timeout = REFCLIENT_DEFAULT_TIMEOUT};
+    const char *host = NULL, *port = NULL;
     static const struct option longopts[] = {
         {"host", required_argument, NULL, 'H'},
         {"port", required_argument, NULL, 'p'},
@@ -52,16 +51,18 @@ int refclient_options(int argc, char **argv, int type, const char *default_send,
         int status = 0;
         switch (opt) {
         case 'H':
-            rc->host = optarg;
+            host = optarg;
             break;
         case 'p':
-            status = cli_parse_port(usage, optarg, false, &rc->port);
+            port = optarg;
             break;
         case 's':
             rc->send = optarg;
             break;
         case 'w':
             status = cli_parse_seconds(usage, "--timeout", optarg, &rc->timeout);
+            if (status == 0 && rc->timeout == 0)
+                rc->timeout = SOCKIT_BLOCKING; /* 0: no limit, as everywhere */
             break;
         case 'j':
             cli_json_enable(stdout);
@@ -72,13 +73,21 @@ int refclient_options(int argc, char **argv, int type, const char *default_send,
         case ':':
             return cli_usage_error(usage, "option '%s' needs a value", argv[optind - 1]);
         default:
-            return cli_usage_error(usage, "unknown option '%s'", argv[optind - 1]);
+            return cli_unknown_option(usage, argc, argv, -1);
         }
         if (status != 0)
             return status;
     }
     if (optind < argc)
         return cli_usage_error(usage, "unexpected argument '%s'", argv[optind]);
+    char why[512];
+    if (hostport_options(host, port, 0, &rc->target, why, sizeof why) < 0)
+        return cli_usage_error(usage, "%s", why);
+    if (rc->target.is_unix)
+        return cli_usage_error(usage, "--host %s: the reference clients speak TCP/UDP over IP",
+                               host);
+    rc->host = rc->target.host[0] != '\0' ? rc->target.host : "localhost";
+    rc->port = rc->target.port >= 0 ? rc->target.port : 12345;
     return -1;
 }
 

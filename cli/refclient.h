@@ -5,10 +5,11 @@
 #include "cli.h"
 
 typedef struct refclient {
+    hostport target; /* --host and --port as read */
     const char *host;
     int port;
     const char *send;
-    double timeout; /* seconds; the whole exchange */
+    double timeout; /* seconds, the whole exchange; SOCKIT_BLOCKING for none */
 } refclient;
 
 /* Parses the options into rc. Returns -1 when they were fine (go on), otherwise the

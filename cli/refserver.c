@@ -18,7 +18,7 @@ static void on_signal(int sig)
 static const char *usage_for(int type)
 {
     return type == SOCK_STREAM ? "sockit tcp-server [--host HOST] [--port PORT] [--reply TEXT] "
-                                 "[--count N] [--json]"
+                                 "[--count N] [--timeout SECS] [--json]"
                                : "sockit udp-server [--host HOST] [--port PORT] [--reply TEXT] "
                                  "[--count N] [--json]";
 }
@@ -27,62 +27,85 @@ static void help(int type, const char *default_reply)
 {
     printf("usage: %s\n\n", usage_for(type));
     printf("%s", type == SOCK_STREAM
-                     ? "The reference TCP server: for each client, print 'Connected to PEER',\n"
-                       "read one message (up to 1024 bytes), print it, send the reply, close.\n"
+                     ? "The reference TCP server: for each client in turn, print 'Connected to\n"
+                       "PEER', read one message (up to 1024 bytes), print 'Received: TEXT', send\n"
+                       "the reply, close. A client silent for --timeout is closed, so one idle\n"
+                       "client cannot hold up the next ones for longer than that.\n"
                      : "The reference UDP server: for each datagram (up to 65536 bytes, never\n"
                        "cut), print 'Received from PEER: TEXT' and send the reply back.\n");
-    printf("\n  --host HOST   address to bind (default localhost)\n"
-           "  --port PORT   port to bind, 0 for a free one (default 12345)\n"
-           "  --reply TEXT  the reply (default \"%s\")\n"
-           "  --count N     stop after N requests (default: serve until SIGINT/SIGTERM)\n"
-           "  --json        one JSON object per event on stdout instead of text\n",
-           default_reply);
+    printf("\n  --host HOST     address to bind (default localhost); HOST:PORT and\n"
+           "                  [V6]:PORT also say the port\n"
+           "  --port PORT     port to bind, 0 for a free one (default 12345)\n"
+           "  --reply TEXT    the reply (default \"%s\")\n"
+           "  --count N       stop after N %s (default: serve until SIGINT/SIGTERM)\n",
+           default_reply, type == SOCK_STREAM ? "clients" : "datagrams");
+    if (type == SOCK_STREAM)
+        printf("  --timeout SECS  close a client that has not sent, or not taken the reply,\n"
+               "                  within SECS (default %g; 0: no limit)\n",
+               REFSERVER_DEFAULT_TIMEOUT);
+    printf("  --json          one JSON object per event on stdout instead of text\n");
 }
 
-void refserver_received(const sockit_addr *peer, const char *data, size_t len)
+void refserver_received(const char *peer_name, bool with_peer, const char *data, size_t len)
 {
-    char text[SOCKIT_ADDRSTRLEN];
-    cli_addr_text(peer, text, sizeof text);
     if (cli_json_on()) {
         /* JSON strings cannot carry arbitrary bytes; the text is cut at the first NUL. */
         char shown[1025];
         size_t n = len < sizeof shown - 1 ? len : sizeof shown - 1;
         memcpy(shown, data, n);
         shown[n] = '\0';
-        cli_event("received", "peer", 's', text, "bytes", 'i', (long long)len, "text", 's', shown,
-                  NULL);
+        cli_event("received", "peer", 's', peer_name, "bytes", 'i', (long long)len, "text", 's',
+                  shown, NULL);
         return;
     }
-    printf("Received from %s: ", text);
+    /* The Python originals' lines: tcp_server.py names no peer here, udp_server.py does. */
+    if (with_peer)
+        printf("Received from %s: ", peer_name);
+    else
+        printf("Received: ");
     fwrite(data, 1, len, stdout);
     printf("\n");
     fflush(stdout);
+}
+
+/* A request that failed: the server says which client and why, and goes on. */
+static void refserver_error(sockit_request *req, int code, void *user)
+{
+    refserver *rs = user;
+    if (req != NULL && code == SOCKIT_ETIMEOUT && rs->waiting_for != NULL)
+        cli_fail("client %s: %s within %g s (--timeout), closed", rs->peer, rs->waiting_for,
+                 rs->timeout);
+    else
+        cli_fail("%s", sockit_errmsg());
 }
 
 int refserver_run(int argc, char **argv, int type, const char *default_reply,
                   sockit_handler_fn handler)
 {
     const char *usage = usage_for(type);
-    refserver rs = {.host = "localhost", .port = 12345, .reply = default_reply};
+    refserver rs = {.reply = default_reply, .timeout = REFSERVER_DEFAULT_TIMEOUT};
+    const char *host = NULL, *port = NULL;
     static const struct option longopts[] = {
-        {"host", required_argument, NULL, 'H'},
-        {"port", required_argument, NULL, 'p'},
-        {"reply", required_argument, NULL, 'r'},
-        {"count", required_argument, NULL, 'n'},
-        {"json", no_argument, NULL, 'j'},
-        {"help", no_argument, NULL, 'h'},
-        {NULL, 0, NULL, 0},
+        {"host", required_argument, NULL, 'H'},    {"port", required_argument, NULL, 'p'},
+        {"reply", required_argument, NULL, 'r'},   {"count", required_argument, NULL, 'n'},
+        {"timeout", required_argument, NULL, 'w'}, {"json", no_argument, NULL, 'j'},
+        {"help", no_argument, NULL, 'h'},          {NULL, 0, NULL, 0},
     };
     opterr = 0;
     int opt;
-    while ((opt = getopt_long(argc, argv, ":H:p:r:n:jh", longopts, NULL)) != -1) {
+    while ((opt = getopt_long(argc, argv, ":H:p:r:n:w:jh", longopts, NULL)) != -1) {
         int rc = 0;
         switch (opt) {
         case 'H':
-            rs.host = optarg;
+            host = optarg;
             break;
         case 'p':
-            rc = cli_parse_port(usage, optarg, true, &rs.port);
+            port = optarg;
+            break;
+        case 'w':
+            if (type != SOCK_STREAM) /* a datagram server holds no connection */
+                return cli_usage_error(usage, "unknown option '--timeout'");
+            rc = cli_parse_seconds(usage, "--timeout", optarg, &rs.timeout);
             break;
         case 'r':
             rs.reply = optarg;
@@ -99,15 +122,27 @@ int refserver_run(int argc, char **argv, int type, const char *default_reply,
         case ':':
             return cli_usage_error(usage, "option '%s' needs a value", argv[optind - 1]);
         default:
-            return cli_usage_error(usage, "unknown option '%s'", argv[optind - 1]);
+            return cli_unknown_option(usage, argc, argv, -1);
         }
         if (rc != 0)
             return rc;
     }
     if (optind < argc)
         return cli_usage_error(usage, "unexpected argument '%s'", argv[optind]);
+    hostport target;
+    char why[512];
+    if (hostport_options(host, port, HOSTPORT_LISTENER, &target, why, sizeof why) < 0)
+        return cli_usage_error(usage, "%s", why);
+    rs.host = target.host[0] != '\0' ? target.host : "localhost";
+    rs.port = target.is_unix ? 0 : target.port >= 0 ? target.port : 12345;
 
-    sockit_server_config cfg = {.handler = handler, .user = &rs, .mode = SOCKIT_SEQUENTIAL};
+    /* Sequential, as the reference is: the timeout bounds how long one client can
+     * keep the others waiting. 0 means no limit, as for every time option. */
+    sockit_server_config cfg = {.handler = handler,
+                                .user = &rs,
+                                .mode = SOCKIT_SEQUENTIAL,
+                                .idle_timeout = type == SOCK_STREAM ? rs.timeout : 0,
+                                .handle_error = refserver_error};
     sockit_server *srv = sockit_server_new(rs.host, rs.port, type, &cfg);
     if (srv == NULL)
         return cli_fail_lib();

@@ -11,12 +11,15 @@
 #include "netlog.h"
 #include "netloop.h"
 
+#include <linux/sockios.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/ioctl.h>
 #include <unistd.h>
 
 #define RELAY_BUF       65536
 #define EMFILE_BACKOFF  100 /* ms without accepting after EMFILE/ENFILE */
+#define ACK_RECHECK     10  /* ms between looks at a send queue that is draining */
 #define SLOT_STDIN      0
 #define SLOT_STDOUT     1
 #define SLOT_LISTEN     2
@@ -24,38 +27,86 @@
 
 typedef struct peer {
     sockit *s;
-    sockit_addr addr;
-    size_t sent;       /* bytes of the net-out buffer this connection has taken */
-    bool in_eof;       /* the peer shut its side */
-    bool shut;         /* our write side is shut down */
-    int64_t active;    /* when bytes last moved (for -i) */
-    int64_t linger_at; /* when -q expires, -1 before stdin ended */
-    short events;      /* what this pass polls for */
+    char name[CLI_PEER_NAME_MAX]; /* for messages */
+    size_t sent;                  /* bytes of the net-out buffer this connection has taken */
+    bool in_eof;                  /* the peer shut its side */
+    bool shut;                    /* our write side is shut down */
+    int64_t active;               /* when bytes last moved (for -i) */
+    int64_t linger_at;            /* when -q expires, -1 before stdin ended */
+    int64_t ack_at; /* alone, done but for the peer's acknowledgement: look again then */
+    short events;   /* what this pass polls for */
 } peer;
 
 typedef struct relay {
     const relay_config *cfg;
     sockit *listener;     /* -k only */
     int64_t accept_after; /* EMFILE back-off */
+    int64_t first_by;     /* -k -w: a client must have come by then; -1 for none */
+    bool accepted;        /* -k: some client came */
     bool short_of_fds;    /* the last accept hit EMFILE/ENFILE */
     peer *peers;
     size_t npeers;
     char netout[RELAY_BUF]; /* stdin -> network */
     size_t netout_len;
     bool stdin_eof, stdin_tty;
-    char out[RELAY_BUF]; /* network -> stdout */
+    long long stdin_read; /* bytes read from stdin */
+    char out[RELAY_BUF];  /* network -> stdout */
     size_t out_pos, out_len;
     bool stdout_gone;
     unsigned long long hex_in, hex_out;
     long long bytes_in, bytes_out;
     const char *last_close; /* why the last connection ended */
     bool failed;            /* a connection ended in an error */
+    long long undelivered;  /* alone: input that never reached the peer; -1 none */
 } relay;
+
+/* Bytes written to p that its peer has not acknowledged yet. */
+static int unacknowledged(const peer *p)
+{
+    /* For TCP, SIOCOUTQ is what was sent and not yet acknowledged; a Unix stream
+     * socket answers with what its peer has not read. Where it cannot be asked,
+     * what was written counts as delivered. */
+    int queued = 0;
+    if (ioctl(sockit_fileno(p->s), SIOCOUTQ, &queued) < 0 || queued < 0)
+        queued = 0;
+    return queued;
+}
+
+/* Alone (not -k), the input was delivered when all of it was read and written and
+ * the peer's TCP acknowledged every byte (an empty send queue) before the
+ * connection ended, whichever of FIN or RST came first. Returns the bytes that
+ * were not, and says so; 0 when all were (a terminal's unread input is nobody's
+ * loss). */
+static long long check_delivery(relay *r, const peer *p, const char *reason)
+{
+    int queued = unacknowledged(p);
+    long long lost = r->stdin_read - (r->bytes_out - queued);
+    bool unread = !r->stdin_eof && !r->stdin_tty;
+    if (lost <= 0 && !unread)
+        return 0;
+    if (lost < 0)
+        lost = 0;
+    const char *how = strcmp(reason, "peer") == 0    ? "the peer closed the connection"
+                      : strcmp(reason, "reset") == 0 ? "the peer reset the connection"
+                                                     : "the connection failed";
+    cli_fail("%lld bytes of input not delivered to %s: %s first%s", lost, p->name, how,
+             unread ? " (and stdin was not read to its end)" : "");
+    return lost;
+}
 
 static void drop_peer(relay *r, size_t i, const char *reason)
 {
     peer *p = &r->peers[i];
-    netlog_closed(&p->addr, reason);
+    netlog_closed(p->name, reason);
+    bool peer_ended =
+        strcmp(reason, "peer") == 0 || strcmp(reason, "reset") == 0 || strcmp(reason, "error") == 0;
+    if (r->listener == NULL && peer_ended && r->undelivered < 0) {
+        long long lost = check_delivery(r, p, reason);
+        if (lost > 0 || (!r->stdin_eof && !r->stdin_tty)) {
+            r->undelivered = lost;
+            r->failed = true;
+        }
+    }
     sockit_close(p->s);
     r->last_close = reason;
     r->peers[i] = r->peers[--r->npeers];
@@ -64,17 +115,17 @@ static void drop_peer(relay *r, size_t i, const char *reason)
 static void add_peer(relay *r, sockit *s, const sockit_addr *addr)
 {
     sockit_setblocking(s, false);
-    r->peers[r->npeers++] = (peer){
-        .s = s, .addr = *addr, .sent = r->netout_len, .active = netloop_now(), .linger_at = -1};
+    peer *p = &r->peers[r->npeers++];
+    *p = (peer){
+        .s = s, .sent = r->netout_len, .active = netloop_now(), .linger_at = -1, .ack_at = -1};
+    cli_peer_name(s, addr, p->name, sizeof p->name);
 }
 
-/* The library's send/recv messages do not name the peer: prefix it. */
+/* The library's send/recv messages do not name the peer: suffix it. */
 static const char *peer_message(const peer *p)
 {
-    static char msg[1024];
-    char text[SOCKIT_ADDRSTRLEN];
-    snprintf(msg, sizeof msg, "%s (%s)", sockit_errmsg(),
-             cli_addr_text(&p->addr, text, sizeof text));
+    static char msg[1024 + CLI_PEER_NAME_MAX];
+    snprintf(msg, sizeof msg, "%s (%s)", sockit_errmsg(), p->name);
     return msg;
 }
 
@@ -86,11 +137,14 @@ static void peer_failed(relay *r, size_t i, ssize_t code)
         return;
     }
     if (code == -ECONNRESET || code == -EPIPE) {
-        if (r->listener == NULL) {
-            netlog_warn("%s", peer_message(&r->peers[i]));
+        /* Alone, lost input is the story if there is any (drop_peer tells it), else
+         * the reset is. */
+        const char *msg = peer_message(&r->peers[i]);
+        drop_peer(r, i, "reset");
+        if (r->listener == NULL && r->undelivered < 0) {
+            netlog_warn("%s", msg);
             r->failed = true;
         }
-        drop_peer(r, i, "reset");
         return;
     }
     netlog_warn("%s", peer_message(&r->peers[i]));
@@ -120,11 +174,15 @@ static int64_t next_timer(const relay *r)
         int64_t t = r->cfg->idle >= 0 ? p->active + (int64_t)(r->cfg->idle * 1000) : -1;
         if (p->linger_at >= 0 && (t < 0 || p->linger_at < t))
             t = p->linger_at;
+        if (p->ack_at >= 0 && (t < 0 || p->ack_at < t))
+            t = p->ack_at;
         if (t >= 0 && (at < 0 || t < at))
             at = t;
     }
     if (r->listener != NULL && r->accept_after > netloop_now() && (at < 0 || r->accept_after < at))
         at = r->accept_after;
+    if (!r->accepted && r->first_by >= 0 && (at < 0 || r->first_by < at))
+        at = r->first_by;
     return at;
 }
 
@@ -172,8 +230,9 @@ static void accept_one(relay *r)
         return;
     }
     r->short_of_fds = false;
-    netlog_connected(&addr, true);
+    r->accepted = true;
     add_peer(r, c, &addr);
+    netlog_connected(r->peers[r->npeers - 1].name, true);
 }
 
 static void stdio_io(relay *r, const struct pollfd *pfd)
@@ -182,10 +241,12 @@ static void stdio_io(relay *r, const struct pollfd *pfd)
         ssize_t n = netloop_read_stdin(r->netout + r->netout_len, RELAY_BUF - r->netout_len);
         if (pfd[SLOT_STDIN].revents & POLLNVAL)
             n = 0;
-        if (n > 0)
+        if (n > 0) {
             r->netout_len += (size_t)n;
-        else if (n == 0)
+            r->stdin_read += n;
+        } else if (n == 0) {
             r->stdin_eof = true;
+        }
     }
     if (pfd[SLOT_STDOUT].revents != 0) {
         ssize_t n = netloop_write_stdout(r->out + r->out_pos, r->out_len - r->out_pos);
@@ -249,8 +310,22 @@ static void peer_state(relay *r, size_t i)
         p->linger_at = netloop_after(r->cfg->linger);
     /* With -k a connection ends when its peer does; alone, both directions must end,
      * unless stdin is a terminal nobody will type into for a closed peer. */
-    if (p->in_eof && (r->listener != NULL || drained || r->stdin_tty))
+    if (p->in_eof && (r->listener != NULL || drained || r->stdin_tty)) {
+        /* The peer half-closed long ago, and what was just written may still be on
+         * its way: the relay is done only once the peer's TCP has it all. No event
+         * says so, hence a short timer. */
+        if (r->listener == NULL && drained && unacknowledged(p) > 0) {
+            /* A peer that vanished is given up by TCP in the end: that ends the wait. */
+            int err = 0;
+            if (sockit_getsockopt_int(p->s, SOL_SOCKET, SO_ERROR, &err) == 0 && err != 0) {
+                drop_peer(r, i, "error");
+                return;
+            }
+            p->ack_at = netloop_now() + ACK_RECHECK;
+            return;
+        }
         drop_peer(r, i, "peer");
+    }
 }
 
 static void compact(relay *r)
@@ -293,6 +368,12 @@ static const char *run(relay *r)
             why = "stdout";
             break;
         }
+        if (!r->accepted && r->first_by >= 0 && netloop_now() >= r->first_by) {
+            r->failed = true;
+            cli_fail("no client within %g s (-w)", r->cfg->wait);
+            why = "timeout";
+            break;
+        }
         if (r->listener == NULL && r->npeers == 0 && r->out_pos == r->out_len)
             break;
         nfds_t n = poll_set(r, pfd);
@@ -330,6 +411,8 @@ static relay *relay_new(const relay_config *cfg, size_t max)
     }
     r->cfg = cfg;
     r->stdin_tty = isatty(STDIN_FILENO);
+    r->first_by = -1;
+    r->undelivered = -1;
     return r;
 }
 
@@ -337,7 +420,9 @@ static int finish(relay *r, const char *why)
 {
     if (strcmp(why, "done") == 0 && r->last_close != NULL && strcmp(r->last_close, "peer") != 0)
         why = r->last_close; /* idle, linger, reset */
-    netlog_exit(why, r->bytes_in, r->bytes_out);
+    if (r->undelivered >= 0)
+        why = "undelivered";
+    netlog_exit(why, r->bytes_in, r->bytes_out, r->undelivered);
     /* -k runs until told to stop; a single connection cut short by a signal did not
      * finish its transfer. */
     bool cut = strcmp(why, "signal") == 0 && r->listener == NULL;
@@ -370,6 +455,7 @@ int relay_serve(sockit *listener, const relay_config *cfg)
     netloop_init();
     sockit_setblocking(listener, false);
     r->listener = listener;
+    r->first_by = netloop_after(cfg->wait);
     const char *why = run(r);
     return finish(r, why);
 }

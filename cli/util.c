@@ -3,10 +3,13 @@
 #include "cli.h"
 
 #include <errno.h>
+#include <getopt.h>
 #include <math.h>
 #include <stdarg.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/socket.h>
+#include <sys/un.h>
 
 const char *cli_cmd = "sockit";
 
@@ -112,15 +115,34 @@ int cli_usage_error(const char *usage, const char *fmt, ...)
     return CLI_USAGE;
 }
 
-int cli_parse_port(const char *usage, const char *text, bool allow_zero, int *out)
+/* True when text is a group of short options ("-xv") holding letter c. */
+static bool option_group_with(const char *text, int c)
 {
-    int port = sockit_parse_port(text);
-    if (port < 0)
-        return cli_usage_error(usage, "port '%s': not a number %d-65535 or a known service", text,
-                               allow_zero ? 0 : 1);
-    if (port == 0 && !allow_zero)
-        return cli_usage_error(usage, "port '%s': must be 1-65535", text);
-    *out = port;
+    return text[0] == '-' && text[1] != '-' && text[1] != '\0' && strchr(text + 1, c) != NULL;
+}
+
+int cli_unknown_option(const char *usage, int argc, char **argv, int port_min)
+{
+    /* getopt moves optind past an element after its last letter ("-1"), but leaves
+     * it there while letters remain ("-10" after '1'). */
+    const char *text = optind > 0 && optind <= argc ? argv[optind - 1] : "";
+    if (optopt != 0 && optind < argc && option_group_with(argv[optind], optopt) &&
+        !option_group_with(text, optopt))
+        text = argv[optind];
+    bool negative =
+        text[0] == '-' && text[1] != '\0' && strspn(text + 1, "0123456789") == strlen(text + 1);
+    if (negative && port_min >= 0)
+        return cli_usage_error(usage, "port '%s': out of range %d-65535", text, port_min);
+    if (optopt != 0)
+        return cli_usage_error(usage, "unknown option '-%c'", optopt);
+    return cli_usage_error(usage, "unknown option '%s'", text);
+}
+
+int cli_parse_operands(const char *usage, int n, char **args, unsigned flags, hostport *out)
+{
+    char why[512];
+    if (hostport_operands(n, args, flags, out, why, sizeof why) < 0)
+        return cli_usage_error(usage, "%s", why);
     return 0;
 }
 
@@ -162,7 +184,25 @@ const char *cli_addr_text(const sockit_addr *a, char *buf, size_t size)
         if (sockit_addr_format(&v4, buf, size) > 0)
             return buf;
     }
+    if (sockit_addr_family(a) == AF_UNIX && a->len <= offsetof(struct sockaddr_un, sun_path)) {
+        snprintf(buf, size, "unix:(unnamed)");
+        return buf;
+    }
     if (sockit_addr_format(a, buf, size) < 0)
         snprintf(buf, size, "?");
     return buf;
+}
+
+const char *cli_peer_name(const sockit *s, const sockit_addr *a, char *buf, size_t size)
+{
+    struct ucred cred;
+    socklen_t len = sizeof cred;
+    if (sockit_addr_family(a) == AF_UNIX && a->len <= offsetof(struct sockaddr_un, sun_path) &&
+        sockit_getsockopt(s, SOL_SOCKET, SO_PEERCRED, &cred, &len) == 0 && len == sizeof cred &&
+        cred.pid > 0) {
+        snprintf(buf, size, "unix:(unnamed, pid %ld, uid %lu)", (long)cred.pid,
+                 (unsigned long)cred.uid);
+        return buf;
+    }
+    return cli_addr_text(a, buf, size);
 }

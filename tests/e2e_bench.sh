@@ -226,7 +226,8 @@ done
 fields="event mode proto target connections threads msg_bytes pipeline rate duration_s
 requests requests_per_s bytes_out bytes_in mb_per_s_out mb_per_s_in latency_us_p50
 latency_us_p90 latency_us_p99 latency_us_p999 latency_us_max latency_us_mean errors
-errors_connect errors_reset errors_closed errors_corrupt errors_timeout errors_other
+errors_connect errors_reset errors_closed errors_corrupt errors_timeout errors_unanswered
+errors_unconnected errors_other
 cpu_percent cpu_user_s cpu_sys_s interrupted"
 
 name=bench_echo_counts_match_the_server
@@ -257,7 +258,7 @@ if test_peer $name counting_server.py --mode echo; then
         'threads == 1' 'msg_bytes == 100' 'pipeline == 4' 'rate == 0' \
         'interrupted is False' 'duration_s > 0' 'requests_per_s > 0' \
         'type(requests) is int and type(errors) is int and type(bytes_in) is int' \
-        'errors == errors_connect + errors_reset + errors_closed + errors_corrupt + errors_timeout + errors_other' \
+        'errors == errors_connect + errors_reset + errors_closed + errors_corrupt + errors_timeout + errors_unanswered + errors_unconnected + errors_other' \
         '0 < latency_us_p50 <= latency_us_p90 <= latency_us_p99 <= latency_us_p999 <= latency_us_max' \
         '0 < latency_us_mean <= latency_us_max' 'cpu_percent >= 0' \
         '"server_cpu_s" not in result' 2>&1); then
@@ -358,21 +359,72 @@ else
 fi
 
 # ---- stopping ----------------------------------------------------------------------------
-name=bench_d_stops_on_time_against_a_silent_server
+# Issue 9, item 14: a run in which nothing was answered is no success. Past -d each
+# request still outstanding gets --timeout more, then counts as an error; the run
+# ends by -d plus --timeout at the latest, and exits 1, the summary saying why.
+name=bench_silent_server_is_an_error_and_the_run_still_ends
 if test_peer $name silent_server.py; then
-    bench $name 15 --json -d 1 --timeout 30 127.0.0.1 "$peer_port"
-    if [ $bench_rc -ne 0 ] && [ $bench_rc -ne 1 ]; then
-        fail $name "exit code $bench_rc, want 0 or 1"
-    elif [ $bench_ms -lt 950 ] || [ $bench_ms -ge 3000 ]; then
-        fail $name "took $bench_ms ms, want 1000-3000"
-    elif ! why=$(json_expect $name 'requests == 0' 2>&1); then
+    bench $name 15 -c 10 -d 1 --timeout 0.5 127.0.0.1 "$peer_port"
+    if [ $bench_rc -ne 1 ]; then
+        fail $name "exit code $bench_rc, want 1 (nothing was answered)"
+    elif [ $bench_ms -lt 950 ] || [ $bench_ms -ge 4000 ]; then
+        fail $name "took $bench_ms ms, want 1000-4000 (-d 1, then at most --timeout 0.5)"
+    elif ! grep -qE '^  requests    0 ' "$work/$name.out" ||
+        ! grep -qE '^  errors      [0-9]+: .*unanswered [0-9]+ \(outstanding when the run ended, no reply within --timeout 0\.5 s\)' \
+            "$work/$name.out"; then
+        fail $name "the summary does not say 'requests 0' and 'unanswered N (outstanding when the run ended ...)'"
+    else
+        pass $name
+    fi
+    # The same in JSON.
+    name2=bench_silent_server_json_counts_the_unanswered
+    bench $name2 15 --json -c 4 -d 1 --timeout 0.5 127.0.0.1 "$peer_port"
+    if [ $bench_rc -ne 1 ]; then
+        fail $name2 "exit code $bench_rc, want 1"
+    elif ! why=$(json_expect $name2 'requests == 0' 'errors_unanswered >= 1' 'errors >= 1' 2>&1); then
+        fail $name2 "$why"
+    else
+        pass $name2
+    fi
+    stop_peer "$name"
+else
+    fail $name "silent_server.py did not start"
+fi
+
+# A full listen backlog: connections that are never established are errors too.
+name=bench_full_backlog_is_a_connect_error
+if peer $name blackhole; then
+    bench $name 15 -c 3 -d 1 --timeout 0.5 127.0.0.1 "$peer_port"
+    if [ $bench_rc -ne 1 ]; then
+        fail $name "exit code $bench_rc, want 1 (no connection was established)"
+    elif [ $bench_ms -ge 4000 ]; then
+        fail $name "took $bench_ms ms, want under 4000"
+    elif ! grep -qE '^  errors      [0-9]+: connect [0-9]+ \(not connected within --timeout 0\.5 s\)' \
+        "$work/$name.out"; then
+        fail $name "the summary does not count connect errors with their reason"
+    else
+        pass $name
+    fi
+    kill_tree "$peer_pid"
+    wait "$peer_pid" 2>/dev/null
+else
+    fail $name "python peer did not start"
+fi
+
+# A healthy server, pipelined: what is in flight at the end is answered in the drain.
+name=bench_requests_in_flight_at_the_end_are_answered_not_errors
+if test_peer $name counting_server.py --mode echo; then
+    bench $name 15 --json -c 4 --pipeline 8 -d 1 127.0.0.1 "$peer_port"
+    if [ $bench_rc -ne 0 ]; then
+        fail $name "exit code $bench_rc, want 0"
+    elif ! why=$(json_expect $name 'requests > 0' 'errors == 0' 2>&1); then
         fail $name "$why"
     else
         pass $name
     fi
     stop_peer "$name"
 else
-    fail $name "silent_server.py did not start"
+    fail $name "counting_server.py did not start"
 fi
 
 # A sink that drains as fast as it is fed must not keep stream mode writing past -d.
@@ -447,6 +499,48 @@ if test_peer $name counting_server.py --mode echo; then
     stop_peer "$name"
 else
     fail $name "counting_server.py did not start"
+fi
+
+# ---- issue 9, item 15: --payload line loads the project's own line echo servers ------
+for server in threaded_echo_server forking_line_server; do
+    name=bench_payload_line_loads_$server
+    if [ ! -x "$build/$server" ]; then
+        echo "SKIP $name: $build/$server is not built"
+        continue
+    fi
+    if start_peer $name "$build/$server" 0; then
+        bench $name 30 --json --payload line -n 200 -c 2 -m 40 -d 20 127.0.0.1 "$peer_port"
+        if [ $bench_rc -ne 0 ]; then
+            fail $name "exit code $bench_rc, want 0"
+        elif ! why=$(json_expect $name 'requests == 200' 'errors == 0' 2>&1); then
+            fail $name "$why"
+        else
+            pass $name
+        fi
+        stop_peer $name
+    else
+        fail $name "$server did not say 'Listening on 127.0.0.1:PORT'"
+    fi
+done
+expect_usage bench_payload_unknown "--payload 'words': not random or line\$" --payload words "${t[@]}"
+expect_usage bench_payload_line_with_udp "--payload line: a UDP message" -u --payload line "${t[@]}"
+
+# ---- issue 9, item 16: a corrupt reply says why ----------------------------------------
+name=bench_udp_against_udp_server_says_why_replies_are_corrupt
+if start_peer $name "$sockit" udp-server --host 127.0.0.1 --port 0; then
+    bench $name 15 -u -n 10 -d 5 --timeout 0.5 127.0.0.1 "$peer_port"
+    if [ $bench_rc -ne 1 ]; then
+        fail $name "exit code $bench_rc, want 1"
+    elif ! grep -qE '^  errors      [0-9]+: corrupt [0-9]+ \(a reply of 22 bytes to 64-byte requests: not an echo\)' \
+        "$work/$name.out"; then
+        fail $name "the summary does not say why the replies are corrupt"
+    else
+        pass $name
+    fi
+    kill_tree "$peer_pid" # its output holds the binary datagrams: no counts to read
+    wait "$peer_pid" 2>/dev/null
+else
+    fail $name "sockit udp-server did not start"
 fi
 
 # ---- output ------------------------------------------------------------------------------

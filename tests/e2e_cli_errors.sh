@@ -228,4 +228,73 @@ else
     fail $name "python peer did not start"
 fi
 
+# ---- issue 9, items 20-22 and 24: addresses the tool prints are read back; bad ones
+# are usage errors that say why; a file in a socket's place is named for what it is.
+long_path=unix:/$(printf 'p%.0s' $(seq 107)) # 108 bytes after "unix:"
+for sub in listen connect; do
+    expect_usage "${sub}_unix_without_a_path_is_bad_usage" $sub "'unix:': no path after unix:\$" unix:
+    expect_usage "${sub}_unix_path_over_107_bytes_is_bad_usage" $sub \
+        "'unix:/p+\\.\\.\\.': a Unix socket path of 108 bytes, at most 107\$" "$long_path"
+    expect_usage "${sub}_port_given_twice_is_bad_usage" $sub \
+        "port given twice: 5 in 127\\.0\\.0\\.1:5, and '6'\$" 127.0.0.1:5 6
+    expect_usage "${sub}_bracketed_port_given_twice_is_bad_usage" $sub \
+        "port given twice: 5 in \\[::1\\]:5, and '6'\$" '[::1]:5' 6
+    expect_usage "${sub}_unclosed_bracket_is_bad_usage" $sub "'\\[::1': '\\[' without '\\]'\$" '[::1' 5
+done
+expect_usage connect_negative_port_is_out_of_range connect "port '-1': out of range 1-65535\$" \
+    127.0.0.1 -1
+expect_usage listen_negative_port_is_out_of_range listen "port '-1': out of range 0-65535\$" \
+    127.0.0.1 -1
+expect_usage connect_bare_ipv6_alone_lacks_a_port connect "missing PORT after HOST '::1'\$" ::1
+expect_usage bench_port_given_twice_is_bad_usage bench "port given twice" 127.0.0.1:5 6
+expect_usage bench_negative_port_is_out_of_range bench "port '-1': out of range 1-65535\$" \
+    127.0.0.1 -1
+for sub in tcp-client udp-client tcp-server udp-server; do
+    expect_usage "${sub//-/_}_port_in_host_and_port_option_is_bad_usage" $sub \
+        "port given twice: 5 in --host \\[::1\\]:5, and '6'\$" --host '[::1]:5' --port 6
+done
+
+expect_usage udp_server_has_no_timeout udp-server "unknown option '--timeout'\$" --timeout 1
+name=connect_help_documents_no_k
+timeout 10 "$sockit" connect --help >"$work/$name.out" 2>&1
+if grep -qE -- '(^|[^a-z])-k([^a-z]|$)' "$work/$name.out"; then
+    fail $name "connect --help mentions -k, which connect does not have: $(grep -- '-k' "$work/$name.out")"
+else
+    pass $name
+fi
+name=listen_help_documents_k_offsets
+timeout 10 "$sockit" listen --help >"$work/$name.out" 2>&1
+if grep -q 'With -x and -k the offsets' "$work/$name.out"; then pass $name; else fail $name "no -x -k note"; fi
+
+: >"$work/regular-file"
+for sub in listen connect; do
+    expect_error "${sub}_regular_file_as_unix_path_says_it_is_not_a_socket" 1 \
+        "^sockit: unix:$work/regular-file: the path exists and is a regular file, not a socket \\(left alone\\)\$" \
+        "$sockit" $sub "unix:$work/regular-file"
+done
+mkdir -p "$work/a-directory"
+expect_error listen_directory_as_unix_path_says_it_is_not_a_socket 1 \
+    "^sockit: unix:$work/a-directory: the path exists and is a directory, not a socket" \
+    "$sockit" listen "unix:$work/a-directory"
+name=regular_file_as_unix_path_is_left_alone
+if [ -f "$work/regular-file" ] && [ ! -S "$work/regular-file" ]; then pass $name; else
+    fail $name "the file was replaced or removed"
+fi
+
+# ---- issue 9, item 18: 0 has one meaning, said on every help page that takes a time.
+for sub in tcp-client udp-client tcp-server listen connect; do
+    name=${sub//-/_}_help_says_what_0_means
+    timeout 10 "$sockit" $sub --help >"$work/$name.out" 2>&1
+    if grep -qE '0: (no limit|none)|0 for -w or -i means no limit' "$work/$name.out"; then
+        pass $name
+    else
+        fail $name "--help does not say what 0 means for its time options"
+    fi
+done
+expect_usage bench_timeout_zero_says_why bench \
+    "--timeout '0': must be more than 0 seconds: it also ends the wait for replies after -d\$" \
+    --timeout 0 127.0.0.1 1
+expect_usage bench_d_zero_says_why bench "-d '0': must be more than 0 seconds: a run needs an end\$" \
+    -d 0 127.0.0.1 1
+
 finish

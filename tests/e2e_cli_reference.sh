@@ -91,12 +91,38 @@ name=tcp_server_answers_python_tcp_client
 exchange $name "$sockit" tcp-server --port 0 --count 1 -- "${py[@]}" "$python_examples/tcp_client.py"
 check_exchange $name "$client_rc" "$server_rc" "Listening on 127.0.0.1:$port
 Connected to 127.0.0.1:PEER
-Received from 127.0.0.1:PEER: Hello server!" "Hello from server!"
+Received: Hello server!" "Hello from server!"
 
-name=tcp_server_names_the_same_peer_it_received_from
-peers=$(sed -nE 's/^(Connected to|Received from) 127\.0\.0\.1:([0-9]+).*/\2/p' \
-    "$work/tcp_server_answers_python_tcp_client.server.out" | sort -u | wc -l)
-if [ "$peers" -eq 1 ]; then pass $name; else fail $name "$peers different peer ports, want 1"; fi
+# Item 29 of issue 9: the reference lines are tcp_server.py's, line for line, whoever
+# serves: the sockit server's output equals the Python server's for the same client.
+name=tcp_server_prints_the_lines_of_tcp_server_py
+exchange ${name}_py "${tcp_py_server[@]}" -- "${py[@]}" "$python_examples/tcp_client.py"
+py_lines=$(sed -E 's/127\.0\.0\.1:[0-9]+/ADDR/' "$work/${name}_py.server.out")
+exchange $name "$sockit" tcp-server --port 0 --count 1 -- "${py[@]}" "$python_examples/tcp_client.py"
+sockit_lines=$(sed -E 's/127\.0\.0\.1:[0-9]+/ADDR/' "$work/$name.server.out")
+if [ "$sockit_lines" = "Listening on ADDR
+Connected to ADDR
+Received: Hello server!" ] && [ "$py_lines" = "$sockit_lines" ]; then
+    pass $name
+else
+    fail $name "sockit printed [$sockit_lines], tcp_server.py [$py_lines]"
+fi
+
+# The peer the reference line leaves out is in --json.
+name=tcp_server_json_received_names_the_peer
+if start_json_server $name "$sockit" tcp-server --port 0 --count 1 --json; then
+    timeout 10 "$sockit" tcp-client --port "$port" >/dev/null 2>&1
+    wait_exit "$server_pid" 5
+    if why=$(json_check "$work/$name.server.out" "bound connected received exit" \
+        "received.text=Hello server!" "received.peer=*" 2>&1) &&
+        grep -qE '"event":"received","peer":"127\.0\.0\.1:[0-9]+"' "$work/$name.server.out"; then
+        pass $name
+    else
+        fail $name "${why:-no peer in the received event}"
+    fi
+else
+    fail $name "no bound event"
+fi
 
 name=udp_server_answers_python_udp_client
 exchange $name "$sockit" udp-server --port 0 --count 1 -- "${py[@]}" "$python_examples/udp_client.py"
@@ -121,7 +147,7 @@ exchange $name "$sockit" tcp-server --port 0 --count 1 --reply "Custom: tcp repl
     "${py[@]}" "$python_examples/tcp_client.py"
 check_exchange $name "$client_rc" "$server_rc" "Listening on 127.0.0.1:$port
 Connected to 127.0.0.1:PEER
-Received from 127.0.0.1:PEER: Hello server!" "Custom: tcp reply"
+Received: Hello server!" "Custom: tcp reply"
 
 name=udp_server_reply_option_reaches_python_client
 exchange $name "$sockit" udp-server --port 0 --count 1 --reply "Custom: udp reply" -- \
@@ -154,7 +180,7 @@ for kind in tcp udp; do
         rcs+="$? "
     done
     wait_exit "$server_pid" 5
-    received=$(grep -c '^Received from 127\.0\.0\.1:[0-9]*: request [123]$' "$work/$name.server.out")
+    received=$(grep -cE '^Received( from 127\.0\.0\.1:[0-9]*)?: request [123]$' "$work/$name.server.out")
     if [ "$rcs" != "0 0 0 " ] || [ "$exit_rc" -ne 0 ]; then
         fail $name "client exit codes [$rcs], server exit code $exit_rc; want all 0"
     elif [ "$received" -ne 3 ]; then
@@ -179,7 +205,8 @@ for kind in tcp udp; do
         if [ "$client_rc" -ne 0 ] || [ "$server_rc" -ne 0 ]; then
             fail $name "exit codes: client $client_rc, server $server_rc (want 0 and 0)"
         elif ! grep -qE "^Listening on $shown:$port\$" "$work/$name.server.out" ||
-            ! grep -qE "^Received from $shown:[0-9]+: Hello (UDP )?server!\$" \
+            ! grep -qE "^(Connected to|Received from) $shown:[0-9]+" "$work/$name.server.out" ||
+            ! grep -qE "^Received( from $shown:[0-9]+)?: Hello (UDP )?server!\$" \
                 "$work/$name.server.out"; then
             fail $name "server did not listen on and hear from $host"
         elif ! grep -qE '^Hello from (UDP )?server!$' "$work/$name.client.out"; then
@@ -284,5 +311,64 @@ for pair in tcp:TERM udp:INT; do
         fail "$name" "no bound event"
     fi
 done
+
+# ---- issue 9, item 25: one silent client holds the sequential server for --timeout at
+# most; it is then dropped with a message, and the next client is served. ------------
+cat >"$work/silent_client.py" <<'PY'
+import socket, sys, time
+s = socket.create_connection(("127.0.0.1", int(sys.argv[1])), timeout=5)
+print("connected", flush=True)
+s.settimeout(float(sys.argv[2]))
+t = time.monotonic()
+try:
+    print("closed" if s.recv(100) == b"" else "data", round(time.monotonic() - t, 1), flush=True)
+except socket.timeout:
+    print("still open", flush=True)
+PY
+name=tcp_server_timeout_drops_a_silent_client_and_serves_the_next
+if start_server $name "$sockit" tcp-server --port 0 --count 2 --timeout 0.5; then
+    spawn 20 python3 -u "$work/silent_client.py" "$port" 10 </dev/null >"$work/$name.silent" 2>&1
+    silent_pid=$spawn_pid
+    wait_match "$work/$name.silent" '^connected$' 5
+    out=$(timeout 10 "$sockit" tcp-client --port "$port" --timeout 5 2>"$work/$name.client.err")
+    rc=$?
+    wait_exit "$server_pid" 5
+    server_rc=$exit_rc
+    wait_exit "$silent_pid" 5
+    if [ $rc -ne 0 ] || [ "$out" != "Hello from server!" ]; then
+        fail $name "the second client: exit code $rc, [$out]; want the reply"
+    elif [ "$server_rc" -ne 0 ]; then
+        fail $name "server exit code $server_rc, want 0 after its 2 clients"
+    elif ! grep -qE '^closed (0\.[4-9]|[1-3]\.[0-9])$' "$work/$name.silent"; then
+        fail $name "the silent client was not closed after about 0.5 s: $(cat "$work/$name.silent")"
+    elif ! grep -qE '^sockit: client 127\.0\.0\.1:[0-9]+: sent nothing within 0\.5 s \(--timeout\), closed$' \
+        "$work/$name.server.err"; then
+        fail $name "no 'sockit: client ...: sent nothing within 0.5 s (--timeout), closed' on stderr"
+    else
+        pass $name
+    fi
+else
+    fail $name "no 'Listening on' line"
+fi
+
+name=tcp_server_timeout_0_is_no_limit
+if start_server $name "$sockit" tcp-server --port 0 --timeout 0; then
+    timeout 10 python3 -u "$work/silent_client.py" "$port" 1.5 >"$work/$name.silent" 2>&1
+    if grep -qx 'still open' "$work/$name.silent"; then pass $name; else
+        fail $name "a silent client was closed with --timeout 0: $(cat "$work/$name.silent")"
+    fi
+    kill_tree "$server_pid"
+    wait "$server_pid" 2>/dev/null
+else
+    fail $name "no 'Listening on' line"
+fi
+
+name=tcp_server_help_documents_the_default_timeout
+if timeout 10 "$sockit" tcp-server --help | grep -qE -- '--timeout SECS .*' &&
+    timeout 10 "$sockit" tcp-server --help | grep -qE '\(default 5; 0: no limit\)'; then
+    pass $name
+else
+    fail $name "tcp-server --help does not give --timeout's default (5) and what 0 means"
+fi
 
 finish
