@@ -2,7 +2,7 @@
  * the documented relative error on any input, exact extremes, and merging. */
 #include "harness.h"
 
-#include "../cli/histogram.h"
+#include "../cli/bench/histogram.h"
 
 #include <stdlib.h>
 
