@@ -42,6 +42,10 @@ int sockit__srv_fork_dispatch(sockit_server *srv, sockit__job *job)
             if (srv->children[i].conn_fd >= 0)
                 close(srv->children[i].conn_fd);
         int rc = sockit__srv_handle(srv, job);
+        /* The parent still holds the connection until it reaps this child: the
+         * shutdown ends it for the client now, as this process's exit would have. */
+        if (job->conn != NULL)
+            shutdown(sockit_fileno(job->conn), SHUT_RDWR);
         fflush(NULL);
         _exit(rc < 0 ? 1 : 0);
     }
