@@ -316,19 +316,25 @@ static bool has_capacity(sockit_server *srv)
     return true;
 }
 
-static int dispatch(sockit_server *srv, sockit__job *job)
+/* verify_request, then the idle timeout: what every request goes through before a
+ * handler runs. False when the client was rejected (the caller drops it). */
+static bool admit(sockit_server *srv, sockit__job *job)
 {
     const sockit_server_config *c = &srv->cfg;
-    if (c->verify_request != NULL && !c->verify_request(srv, &job->peer, c->user)) {
-        sockit__srv_job_free(job);
-        return SERVED;
-    }
+    if (c->verify_request != NULL && !c->verify_request(srv, &job->peer, c->user))
+        return false;
     if (job->conn != NULL && c->idle_timeout > 0)
         sockit_settimeout(job->conn, c->idle_timeout);
-    atomic_fetch_add(&srv->inhand, 1);
-    int rc = 0;
-    switch (c->mode) {
-    case SOCKIT_SEQUENTIAL:
+    return true;
+}
+
+/* SOCKIT_SEQUENTIAL: the request is handled here and now, so the job lives on the
+ * caller's stack and a datagram stays in the receive buffer: nothing is allocated
+ * or copied per request. Closes the connection, if any. */
+static int serve_inline(sockit_server *srv, sockit__job *job)
+{
+    if (admit(srv, job)) {
+        atomic_fetch_add(&srv->inhand, 1);
         atomic_fetch_add(&srv->running, 1);
         if (job->conn != NULL)
             atomic_store(&srv->current_fd, sockit_fileno(job->conn));
@@ -338,10 +344,27 @@ static int dispatch(sockit_server *srv, sockit__job *job)
         atomic_store(&srv->current_fd, -1);
         while (atomic_load(&srv->shutting) > 0)
             continue;
-        sockit__srv_job_free(job);
         atomic_fetch_sub(&srv->running, 1);
         atomic_fetch_sub(&srv->inhand, 1);
+    }
+    sockit_close(job->conn);
+    return SERVED;
+}
+
+/* Hands a job to the threads, the pool or a child (never SOCKIT_SEQUENTIAL, which
+ * serves inline). Takes the job. */
+static int dispatch(sockit_server *srv, sockit__job *job)
+{
+    const sockit_server_config *c = &srv->cfg;
+    if (!admit(srv, job)) {
+        sockit__srv_job_free(job);
         return SERVED;
+    }
+    atomic_fetch_add(&srv->inhand, 1);
+    int rc = 0;
+    switch (c->mode) {
+    case SOCKIT_SEQUENTIAL:
+        break;
     case SOCKIT_THREADS:
         /* Listed before it is handed over: abandon_on_close must reach a request
          * whose thread has not started yet too. */
@@ -395,6 +418,10 @@ static int accept_one(sockit_server *srv)
         sockit_close(c);
         return SERVED;
     }
+    if (srv->cfg.mode == SOCKIT_SEQUENTIAL) {
+        sockit__job inline_job = {.conn = c, .peer = peer};
+        return serve_inline(srv, &inline_job);
+    }
     job = calloc(1, sizeof *job);
     if (job == NULL) {
         sockit_close(c);
@@ -423,6 +450,10 @@ static int receive_one(sockit_server *srv)
     if (srv->cfg.max_connections > 0 && srv->cfg.overflow == SOCKIT_OVERFLOW_REFUSE &&
         atomic_load(&srv->inhand) >= srv->cfg.max_connections)
         return SERVED; /* dropped, as a datagram server can refuse */
+    if (srv->cfg.mode == SOCKIT_SEQUENTIAL) {
+        sockit__job inline_job = {.data = srv->dgram_buf, .len = (size_t)n, .peer = peer};
+        return serve_inline(srv, &inline_job);
+    }
     sockit__job *job = calloc(1, sizeof *job);
     char *data = malloc(n > 0 ? (size_t)n : 1);
     if (job == NULL || data == NULL) {
