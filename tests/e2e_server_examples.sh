@@ -107,10 +107,12 @@ def upper(port):
     return line_clients(lambda: tcp(port), 6, 10, up)
 
 def graceful(port, pid):
-    """After SIGTERM the listener closes, but an open connection is served to its end."""
+    """After SIGTERM the listener closes, but a client mid-conversation still gets its
+    answer (within the grace period), and then the end of its connection."""
     with tcp(port) as s, s.makefile("rb") as f:
         expect(exchange(f, s, b"before\n"), b"before\n", "before SIGTERM")
         os.kill(pid, signal.SIGTERM)
+        expect(exchange(f, s, b"after\n"), b"after\n", "after SIGTERM")
         deadline = time.monotonic() + 5
         while True:
             try:
@@ -122,7 +124,7 @@ def graceful(port, pid):
             if time.monotonic() > deadline:
                 return ["new connections still accepted 5 s after SIGTERM"]
             time.sleep(0.05)
-        expect(exchange(f, s, b"after\n"), b"after\n", "after SIGTERM")
+        expect(f.read(), b"", "end of stream once the server stopped")
     return []
 
 def exited(pid):
