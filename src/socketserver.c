@@ -483,9 +483,9 @@ static int serve_one(sockit_server *srv, int64_t deadline)
             sockit__srv_fork_reap(srv, false, false);
         sockit__srv_reserve(srv);
 
-        int64_t now = sockit__now_ns();
+        /* The clock is read only while a back-off runs, or before waiting. */
         bool capacity = has_capacity(srv);
-        bool backing_off = now < srv->backoff_until;
+        bool backing_off = srv->backoff_until != 0 && sockit__now_ns() < srv->backoff_until;
         if (capacity && !backing_off && !srv->drained) {
             int rc = srv->type == SOCK_STREAM ? accept_one(srv) : receive_one(srv);
             /* A forked child's shutdown reaches this process only through the wake
@@ -497,7 +497,7 @@ static int serve_one(sockit_server *srv, int64_t deadline)
                 return SERVED;
             continue;
         }
-        if (deadline != SOCKIT__NEVER && now >= deadline)
+        if (deadline != SOCKIT__NEVER && sockit__now_ns() >= deadline)
             return TIMED_OUT;
         struct pollfd *pfd = srv->pfd;
         int n = 0;

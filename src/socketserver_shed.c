@@ -65,5 +65,6 @@ void sockit__srv_back_off(sockit_server *srv, int code)
 void sockit__srv_resource_ok(sockit_server *srv)
 {
     srv->backoff_ns = 0;
+    srv->backoff_until = 0;
     srv->resource_reported = false;
 }
