@@ -469,8 +469,12 @@ SOCKIT_API sockit_server *sockit_server_new(const char *host, int port, int type
 /* The bound address (the real port when 0 was asked for). */
 SOCKIT_API int sockit_server_address(const sockit_server *server, sockit_addr *out);
 /* Serves until sockit_server_shutdown. Returns 0 then, or a code if serving could
- * not go on. Running out of descriptors (EMFILE/ENFILE) sheds the pending connection
- * and backs off instead of spinning; serving resumes when descriptors free up. */
+ * not go on. It accepts (or receives) until nothing is pending before it waits, so a
+ * busy SOCKIT_SEQUENTIAL server makes no system call per request but the request's
+ * own. Running out of descriptors (EMFILE/ENFILE) sheds every pending connection
+ * with a spare descriptor (each client reads end of stream at once) and waits for
+ * the next client, never spinning; other resource errors back off (10 ms doubling
+ * to 1 s). Serving resumes when descriptors free up. */
 SOCKIT_API int sockit_server_serve_forever(sockit_server *server);
 /* Handles at most one request, waiting up to timeout seconds (< 0: no limit).
  * Returns 1 when one was handled (or dispatched to a thread, process or the pool),
