@@ -1,7 +1,8 @@
-/* The socketserver equivalent: configuration, the serving loop, accepting,
- * receiving datagrams, and running one request. The concurrency modes live in
- * socketserver_threads.c, _pool.c and _fork.c; closing in _close.c; EMFILE shedding
- * and the back-off in _shed.c; the default error report in _report.c.
+/* The socketserver equivalent: configuration, the serving loop, accepting and
+ * receiving datagrams. Running one request lives in socketserver_request.c; the
+ * concurrency modes in socketserver_threads.c, _pool.c and _fork.c; closing in
+ * _close.c; EMFILE shedding and the back-off in _shed.c; the default error report in
+ * _report.c.
  *
  * The serving loop accepts (or receives) until the socket has nothing more, and only
  * then polls: the wake descriptor (shutdown), the slot descriptor (only while it
@@ -220,89 +221,6 @@ static void drain(int fd)
     (void)rc; /* EAGAIN: nothing was pending */
 }
 
-void sockit__srv_job_free(sockit__job *job)
-{
-    if (job == NULL)
-        return;
-    sockit_close(job->conn);
-    free(job->data);
-    free(job);
-}
-
-void sockit__srv_track(sockit_server *srv, sockit__job *job, bool add)
-{
-    pthread_mutex_lock(&srv->mu);
-    if (add) {
-        job->prev = NULL;
-        job->next = srv->running_jobs;
-        if (srv->running_jobs != NULL)
-            srv->running_jobs->prev = job;
-        srv->running_jobs = job;
-    } else {
-        if (job->prev != NULL)
-            job->prev->next = job->next;
-        else
-            srv->running_jobs = job->next;
-        if (job->next != NULL)
-            job->next->prev = job->prev;
-    }
-    pthread_mutex_unlock(&srv->mu);
-}
-
-int sockit__srv_handle(sockit_server *srv, sockit__job *job)
-{
-    sockit_request req = {
-        .sock = job->conn != NULL ? job->conn : srv->sock,
-        .peer = job->peer,
-        .data = job->data,
-        .len = job->len,
-        .server = srv,
-        .user = srv->cfg.user,
-    };
-    int rc = srv->cfg.handler(&req);
-    if (rc < 0)
-        sockit__srv_report(srv, &req, rc);
-    return rc;
-}
-
-void sockit__srv_run_job(sockit_server *srv, sockit__job *job, bool track)
-{
-    sockit__srv_handle(srv, job);
-    /* Unlisted before the close, so close never shuts down a descriptor
-     * number that a close here already gave back to the system. */
-    if (track)
-        sockit__srv_track(srv, job, false);
-    sockit__srv_job_free(job);
-}
-
-void sockit__srv_slot_freed(sockit_server *srv)
-{
-    /* Sequentially consistent with the loop raising want_slot and then looking at
-     * the counts again: either it sees the room, or this sees it waiting. */
-    if (!atomic_exchange(&srv->want_slot, false))
-        return;
-    uint64_t one = 1;
-    ssize_t rc = write(srv->slot_fd, &one, sizeof one);
-    (void)rc; /* a full counter already means "look again" */
-}
-
-void sockit__srv_job_finished(sockit_server *srv)
-{
-    atomic_fetch_sub(&srv->inhand, 1);
-    sockit__srv_slot_freed(srv);
-}
-
-bool sockit__srv_wait_idle(sockit_server *srv, int64_t deadline)
-{
-    if (deadline == SOCKIT__NEVER) {
-        pthread_cond_wait(&srv->idle_cv, &srv->mu);
-        return true;
-    }
-    struct timespec ts = {.tv_sec = (time_t)(deadline / 1000000000LL),
-                          .tv_nsec = (long)(deadline % 1000000000LL)};
-    return pthread_cond_timedwait(&srv->idle_cv, &srv->mu, &ts) == 0;
-}
-
 static bool has_capacity(sockit_server *srv)
 {
     const sockit_server_config *c = &srv->cfg;
@@ -314,82 +232,6 @@ static bool has_capacity(sockit_server *srv)
     if (c->mode == SOCKIT_PROCESSES && srv->nchildren >= c->max_children)
         return false;
     return true;
-}
-
-/* verify_request, then the idle timeout: what every request goes through before a
- * handler runs. False when the client was rejected (the caller drops it). */
-static bool admit(sockit_server *srv, sockit__job *job)
-{
-    const sockit_server_config *c = &srv->cfg;
-    if (c->verify_request != NULL && !c->verify_request(srv, &job->peer, c->user))
-        return false;
-    if (job->conn != NULL && c->idle_timeout > 0)
-        sockit_settimeout(job->conn, c->idle_timeout);
-    return true;
-}
-
-/* SOCKIT_SEQUENTIAL: the request is handled here and now, so the job lives on the
- * caller's stack and a datagram stays in the receive buffer: nothing is allocated
- * or copied per request. Closes the connection, if any. */
-static int serve_inline(sockit_server *srv, sockit__job *job)
-{
-    if (admit(srv, job)) {
-        atomic_fetch_add(&srv->inhand, 1);
-        atomic_fetch_add(&srv->running, 1);
-        if (job->conn != NULL)
-            atomic_store(&srv->current_fd, sockit_fileno(job->conn));
-        sockit__srv_handle(srv, job);
-        /* Forgotten before the close, and not closed while a shutdown may still be
-         * shutting it: the number could be another socket's by then. */
-        atomic_store(&srv->current_fd, -1);
-        while (atomic_load(&srv->shutting) > 0)
-            continue;
-        atomic_fetch_sub(&srv->running, 1);
-        atomic_fetch_sub(&srv->inhand, 1);
-    }
-    sockit_close(job->conn);
-    return SERVED;
-}
-
-/* Hands a job to the threads, the pool or a child (never SOCKIT_SEQUENTIAL, which
- * serves inline). Takes the job. */
-static int dispatch(sockit_server *srv, sockit__job *job)
-{
-    const sockit_server_config *c = &srv->cfg;
-    if (!admit(srv, job)) {
-        sockit__srv_job_free(job);
-        return SERVED;
-    }
-    atomic_fetch_add(&srv->inhand, 1);
-    int rc = 0;
-    switch (c->mode) {
-    case SOCKIT_SEQUENTIAL:
-        break;
-    case SOCKIT_THREADS:
-        /* Listed before it is handed over: abandon_on_close must reach a request
-         * whose thread has not started yet too. */
-        sockit__srv_track(srv, job, true);
-        rc = sockit__srv_thread_dispatch(srv, job);
-        break;
-    case SOCKIT_POOL:
-        sockit__srv_track(srv, job, true);
-        rc = sockit__srv_pool_dispatch(srv, job);
-        break;
-    case SOCKIT_PROCESSES:
-        rc = sockit__srv_fork_dispatch(srv, job);
-        break;
-    }
-    if (rc < 0) {
-        /* Could not hand it over (no thread, no process): the client is dropped, the
-         * server reports it and goes on. */
-        sockit_request req = {.peer = job->peer, .server = srv, .user = c->user};
-        sockit__srv_report(srv, &req, rc);
-        if (c->mode == SOCKIT_THREADS || c->mode == SOCKIT_POOL)
-            sockit__srv_track(srv, job, false);
-        sockit__srv_job_free(job);
-        sockit__srv_job_finished(srv);
-    }
-    return SERVED;
 }
 
 static int accept_one(sockit_server *srv)
@@ -420,7 +262,8 @@ static int accept_one(sockit_server *srv)
     }
     if (srv->cfg.mode == SOCKIT_SEQUENTIAL) {
         sockit__job inline_job = {.conn = c, .peer = peer};
-        return serve_inline(srv, &inline_job);
+        sockit__srv_serve_inline(srv, &inline_job);
+        return SERVED;
     }
     job = calloc(1, sizeof *job);
     if (job == NULL) {
@@ -430,7 +273,8 @@ static int accept_one(sockit_server *srv)
     }
     job->conn = c;
     job->peer = peer;
-    return dispatch(srv, job);
+    sockit__srv_dispatch(srv, job);
+    return SERVED;
 }
 
 static int receive_one(sockit_server *srv)
@@ -452,7 +296,8 @@ static int receive_one(sockit_server *srv)
         return SERVED; /* dropped, as a datagram server can refuse */
     if (srv->cfg.mode == SOCKIT_SEQUENTIAL) {
         sockit__job inline_job = {.data = srv->dgram_buf, .len = (size_t)n, .peer = peer};
-        return serve_inline(srv, &inline_job);
+        sockit__srv_serve_inline(srv, &inline_job);
+        return SERVED;
     }
     sockit__job *job = calloc(1, sizeof *job);
     char *data = malloc(n > 0 ? (size_t)n : 1);
@@ -466,7 +311,8 @@ static int receive_one(sockit_server *srv)
     job->data = data;
     job->len = (size_t)n;
     job->peer = peer;
-    return dispatch(srv, job);
+    sockit__srv_dispatch(srv, job);
+    return SERVED;
 }
 
 /* Waits until one request is dispatched, the deadline passes or shutdown is asked. */

@@ -1,8 +1,9 @@
 /* Internal interface between the socketserver's serving loop (socketserver.c) and
- * its parts: the concurrency modes (socketserver_threads.c, socketserver_pool.c,
- * socketserver_fork.c), the graceful close (socketserver_close.c), the EMFILE
- * shedding and back-off (socketserver_shed.c) and the rate-limited error report
- * (socketserver_report.c). Never installed. */
+ * its parts: running one request (socketserver_request.c), the concurrency modes
+ * (socketserver_threads.c, socketserver_pool.c, socketserver_fork.c), the graceful
+ * close (socketserver_close.c), the EMFILE shedding and back-off
+ * (socketserver_shed.c) and the rate-limited error report (socketserver_report.c).
+ * Never installed. */
 #ifndef SOCKIT_SOCKETSERVER_H
 #define SOCKIT_SOCKETSERVER_H
 
@@ -102,6 +103,17 @@ struct sockit_server {
 };
 
 /* socketserver.c */
+/* Drops a reference; the last one frees the server. */
+void sockit__srv_unref(sockit_server *srv);
+
+/* socketserver_request.c */
+/* SOCKIT_SEQUENTIAL: admits and handles job here and now (job may live on the
+ * caller's stack, and a datagram in the receive buffer), then closes its
+ * connection. */
+void sockit__srv_serve_inline(sockit_server *srv, sockit__job *job);
+/* The other modes: admits job and hands it to a thread, the pool or a child; takes
+ * the job. A failure to hand it over is reported and the client dropped. */
+void sockit__srv_dispatch(sockit_server *srv, sockit__job *job);
 /* Runs the handler on job and reports its failure. Returns the handler's code. */
 int sockit__srv_handle(sockit_server *srv, sockit__job *job);
 /* Lists (add) or unlists a job among the running ones that close shuts down.
@@ -116,8 +128,6 @@ void sockit__srv_job_finished(sockit_server *srv);
 /* Room for one more request appeared: wakes the serving loop if it waits for it. */
 void sockit__srv_slot_freed(sockit_server *srv);
 void sockit__srv_job_free(sockit__job *job);
-/* Drops a reference; the last one frees the server. */
-void sockit__srv_unref(sockit_server *srv);
 /* Waits on idle_cv (mu held) until woken or deadline; false when it passed. */
 bool sockit__srv_wait_idle(sockit_server *srv, int64_t deadline);
 
