@@ -5,7 +5,7 @@ charts. Standard library only; it runs on any python3, but starts the Python pee
 Debian's /usr/bin/python3 (the interpreter uvloop is packaged for).
 
 Usage: bench/run_bench.py --build BUILD_DIR [--quick] [--repeats N] [--duration S]
-                          [--out DIR] [--only SUBSTRING]
+                          [--out DIR] [--only SUBSTRING[,SUBSTRING...]]
 
 BUILD_DIR holds the sockit CLI (BUILD_DIR/sockit) and the C peers (BUILD_DIR/bench/NAME);
 the Python peers are bench/peers/*.py. A peer that is not there becomes a "not built" row.
@@ -60,6 +60,7 @@ def py_peer(sid, label, script, *extra):
 
 
 EPOLL = c_peer("epoll", "epoll (raw)", "epoll_server")
+BLOCKING = c_peer("blocking", "blocking accept loop (raw)", "blocking_server")
 LIBUV = c_peer("libuv", "libuv", "libuv_server")
 LIBEVENT = c_peer("libevent", "libevent", "libevent_server")
 PY_REFERENCE = py_peer("py-reference", "python reference", "python_reference_server.py")
@@ -101,7 +102,7 @@ def echo_servers(conns):
 
 
 CONNECT_SERVERS = [
-    EPOLL, LIBUV, LIBEVENT, PY_REFERENCE, PY_THREADING, PY_ASYNCIO, PY_UVLOOP,
+    EPOLL, BLOCKING, LIBUV, LIBEVENT, PY_REFERENCE, PY_THREADING, PY_ASYNCIO, PY_UVLOOP,
     sockit("sequential"), sockit("threads"), sockit("processes"), sockit("pool", workers=50),
 ]
 UDP_SERVERS = [UDP_RECVFROM, UDP_MMSG, PY_UDP, sockit("sequential", udp=True),
@@ -996,7 +997,8 @@ def parse_args(argv):
     ap.add_argument("--out", default=os.path.join(HERE, "results"),
                     help="output directory (default bench/results)")
     ap.add_argument("--only", default="",
-                    help="run only pairs whose 'workload/server' id contains this")
+                    help="run only pairs whose 'workload/server' id contains this "
+                         "(or any of several, separated by commas)")
     ap.add_argument("--peers", default=os.path.join(HERE, "peers"),
                     help="directory of the Python peers (default bench/peers)")
     args = ap.parse_args(argv)
@@ -1036,7 +1038,8 @@ def main(argv):
     for rep in range(1, args.repeats + 1):
         for wl in wls:
             for srv in wl["servers"]:
-                if args.only in "%s/%s" % (wl["id"], srv["id"]):
+                pair = "%s/%s" % (wl["id"], srv["id"])
+                if any(o in pair for o in args.only.split(",")):
                     plan.append((wl, srv, rep))
     if not plan:
         print("run_bench: no pair matches --only %r" % args.only, file=sys.stderr)

@@ -15,7 +15,8 @@
  *
  * Usage: forking_line_server [PORT]   PORT defaults to 12347 (0 picks a free one,
  * printed on the "Listening on" line). SIGINT and SIGTERM stop it: the children still
- * serving are waited for, then it exits 0. */
+ * serving get up to GRACE_SECONDS to finish, then their connections are shut down,
+ * and it exits 0. */
 /* sigaction, clock_gettime and friends are POSIX, not C11. */
 #define _POSIX_C_SOURCE 200809L
 
@@ -27,9 +28,11 @@
 #include <string.h>
 #include <unistd.h>
 
-/* A client that says nothing for this long is dropped, so that it cannot hold the
- * graceful shutdown (which waits for every child) forever. */
+/* A client that says nothing for this long is dropped. */
 #define IDLE_SECONDS 30.0
+/* How long closing waits for the children before it shuts their connections down:
+ * a program told to stop should stop within a second, whatever its clients do. */
+#define GRACE_SECONDS 0.5
 
 static sockit_server *the_server;
 /* The serving process. Children inherit the signal handlers along with everything
@@ -68,6 +71,10 @@ static int upper(sockit_request *req)
         ssize_t rc = sockit_sendall(req->sock, line, (size_t)n, 0, NULL);
         if (rc < 0)
             return (int)rc;
+        /* The parent is stopping (the child sees it too): this line was answered,
+         * the connection need not hold the shutdown. */
+        if (sockit_server_stopping(req->server))
+            return 0;
     }
 }
 
@@ -102,6 +109,7 @@ int main(int argc, char **argv)
         .max_children = 40,
         .idle_timeout = IDLE_SECONDS,
         .listen = {.family = AF_INET},
+        .close_grace = GRACE_SECONDS,
     };
     the_server = sockit_server_new("localhost", port, SOCK_STREAM, &cfg);
     sockit_addr me;
@@ -120,7 +128,8 @@ int main(int argc, char **argv)
     if (rc < 0)
         fprintf(stderr, "forking_line_server: %s\n", sockit_errmsg());
     handle_signals(SIG_DFL);
-    /* Reaps every child; a child still serving a client is waited for. */
+    /* Reaps every child; one still serving a client is waited for up to
+     * GRACE_SECONDS, then its connection is shut down. */
     int closed = sockit_server_close(the_server);
     the_server = NULL;
     if (closed < 0)

@@ -11,8 +11,9 @@
  *
  * Usage: threaded_echo_server [PORT [SECONDS]]   PORT defaults to 12346 (0 picks a free
  * one, printed on the "Listening on" line); SECONDS > 0 stops serving after that long.
- * SIGINT and SIGTERM stop it too. Either way connections still open are served to
- * their end before the program exits 0. */
+ * SIGINT and SIGTERM stop it too. Either way connections still open get up to
+ * GRACE_SECONDS to finish (each handler also ends after its current line); then they
+ * are shut down, and the program exits 0. */
 /* sigaction, clock_gettime and friends are POSIX, not C11. */
 #define _POSIX_C_SOURCE 200809L
 
@@ -26,9 +27,11 @@
 #include <string.h>
 #include <time.h>
 
-/* A client that says nothing for this long is dropped, so that it cannot hold the
- * graceful shutdown (which waits for every connection) forever. */
+/* A client that says nothing for this long is dropped. */
 #define IDLE_SECONDS 30.0
+/* How long closing waits for open connections before it shuts them down: a program
+ * told to stop should stop within a second, whatever its clients do. */
+#define GRACE_SECONDS 0.5
 
 /* Set before the signal handlers are installed and cleared only after they are
  * restored, so a handler never sees a freed server. */
@@ -54,6 +57,9 @@ static int echo(sockit_request *req)
         ssize_t rc = sockit_sendall(req->sock, line, (size_t)n, 0, NULL);
         if (rc < 0)
             return (int)rc;
+        /* Stopping: this client got its answer; it need not keep us waiting. */
+        if (sockit_server_stopping(req->server))
+            return 0;
     }
 }
 
@@ -155,6 +161,7 @@ int main(int argc, char **argv)
         .mode = SOCKIT_THREADS,
         .idle_timeout = IDLE_SECONDS,
         .listen = {.family = AF_INET},
+        .close_grace = GRACE_SECONDS,
     };
     the_server = sockit_server_new("localhost", port, SOCK_STREAM, &cfg);
     if (the_server == NULL) {
@@ -188,7 +195,8 @@ int main(int argc, char **argv)
     if (timed)
         timer_stop(&timer, timer_thread);
     handle_signals(SIG_DFL);
-    /* Waits for the connections still open: their clients get every reply. */
+    /* Waits up to GRACE_SECONDS for the connections still open, then shuts them
+     * down: a client mid-line still gets its reply, an idle one its end of stream. */
     int closed = sockit_server_close(the_server);
     the_server = NULL;
     if (closed < 0)

@@ -436,7 +436,11 @@ typedef int (*sockit_handler_fn)(sockit_request *req);
  * is closed at once, a datagram dropped). Runs in the serving thread. */
 typedef bool (*sockit_verify_fn)(sockit_server *server, const sockit_addr *peer, void *user);
 /* Called with the code a handler returned (or a serving failure, e.g. -EMFILE);
- * req is NULL when no request was involved. The default prints one line to stderr. */
+ * req is NULL when no request was involved. The default prints one line to stderr,
+ * at most 10 lines a second per server (its SOCKIT_PROCESSES children included):
+ * failures beyond that are counted, and the count is printed as one line
+ * ("sockit_server: N more failures not shown ...") when the next second's first
+ * failure comes, or at sockit_server_close. */
 typedef void (*sockit_error_fn)(sockit_request *req, int code, void *user);
 /* Called by sockit_server_handle_request when its timeout passed with no request. */
 typedef void (*sockit_timeout_fn)(sockit_server *server, void *user);
@@ -457,14 +461,16 @@ typedef struct sockit_server_config {
     int queue;                /* SOCKIT_POOL: requests waiting for a worker (0: 64);
                                  when full the server stops accepting until one frees */
     int max_children;         /* SOCKIT_PROCESSES: live children (0: 40, as Python) */
-    int max_connections;      /* requests handled at once (0: no limit) */
+    int max_connections;      /* requests in the server's hands at once: running plus
+                                 waiting for a pool worker (0: no limit) */
     sockit_overflow overflow; /* beyond max_connections */
     double idle_timeout;      /* > 0: each connection gets this timeout, so a read or
                                  write that waits longer fails with SOCKIT_ETIMEOUT */
     bool abandon_on_close;    /* sockit_server_close does not wait for running handlers:
                                  their connections are shut down and their threads
                                  finish alone; queued requests are dropped; children
-                                 (SOCKIT_PROCESSES) are killed with SIGKILL */
+                                 (SOCKIT_PROCESSES) are killed with SIGKILL; the
+                                 grace period below does not apply */
     size_t max_datagram;      /* datagram servers: receive buffer (0: 65536, which holds
                                  any UDP datagram whole; a bigger Unix datagram goes to
                                  handle_error as SOCKIT_ETRUNCATED, never cut) */
@@ -473,6 +479,9 @@ typedef struct sockit_server_config {
     sockit_timeout_fn handle_timeout;
     sockit_server_options listen; /* family, backlog, reuse_port, dualstack; its type
                                      field is ignored: see sockit_server_new */
+    double close_grace;           /* seconds sockit_server_close lets running handlers end by
+                                     themselves before it shuts their connections down (0: 5 s;
+                                     < 0: shut down at once; INFINITY: wait without limit) */
 } sockit_server_config;
 
 /* Creates a server bound to host:port (sockit_create_server rules: NULL host for
@@ -484,8 +493,12 @@ SOCKIT_API sockit_server *sockit_server_new(const char *host, int port, int type
 /* The bound address (the real port when 0 was asked for). */
 SOCKIT_API int sockit_server_address(const sockit_server *server, sockit_addr *out);
 /* Serves until sockit_server_shutdown. Returns 0 then, or a code if serving could
- * not go on. Running out of descriptors (EMFILE/ENFILE) sheds the pending connection
- * and backs off instead of spinning; serving resumes when descriptors free up. */
+ * not go on. It accepts (or receives) until nothing is pending before it waits, so a
+ * busy SOCKIT_SEQUENTIAL server makes no system call per request but the request's
+ * own. Running out of descriptors (EMFILE/ENFILE) sheds every pending connection
+ * with a spare descriptor (each client reads end of stream at once) and waits for
+ * the next client, never spinning; other resource errors back off (10 ms doubling
+ * to 1 s). Serving resumes when descriptors free up. */
 SOCKIT_API int sockit_server_serve_forever(sockit_server *server);
 /* Handles at most one request, waiting up to timeout seconds (< 0: no limit).
  * Returns 1 when one was handled (or dispatched to a thread, process or the pool),
@@ -495,16 +508,39 @@ SOCKIT_API int sockit_server_handle_request(sockit_server *server, double timeou
 /* Asks serve_forever / handle_request to return, at once. Safe from any thread, from
  * a signal handler (async-signal-safe), and from a handler running in a forked child
  * (SOCKIT_PROCESSES), where it stops the parent's loop. It does not wait. A request
- * made while nobody serves makes the next serve_forever return at once. In
+ * made while nobody serves makes the next serve_forever return at once. From then
+ * on sockit_server_stopping is true. In SOCKIT_SEQUENTIAL mode the handler runs in
+ * the serving thread, which nothing else could wake, so the reading side of the
+ * connection being served is shut down at once: its handler reads end of stream
+ * (after any bytes already received) and can still send its reply. In
  * SOCKIT_PROCESSES mode handlers run in a child that inherits the program's signal
  * handlers; fork while other threads of the program allocate is unsafe under
  * AddressSanitizer before LLVM 17 (the child can hang in its allocator). */
 SOCKIT_API void sockit_server_shutdown(sockit_server *server);
-/* Requests being handled right now (connections, datagrams, children). */
+/* Handlers running right now (connections, datagrams, children); a request
+ * accepted but waiting for a pool worker is not counted (sockit_server_waiting).
+ * NULL: 0. */
 SOCKIT_API int sockit_server_active(const sockit_server *server);
+/* SOCKIT_POOL: requests accepted and queued, waiting for a worker (0 in the other
+ * modes, which start every request at once). max_connections bounds active plus
+ * waiting. NULL: 0. */
+SOCKIT_API int sockit_server_waiting(const sockit_server *server);
+/* True once sockit_server_shutdown or sockit_server_close was asked, until
+ * serve_forever or handle_request starts serving again. For handlers that loop
+ * (read a line, answer, repeat): check it between requests and return. Safe from
+ * any thread, and in a SOCKIT_PROCESSES child, which sees its parent stopping.
+ * NULL: false. */
+SOCKIT_API bool sockit_server_stopping(const sockit_server *server);
 /* Stops serving and frees the server: closes the listening socket (a Unix socket
- * file stays, as in Python; the next bind over it replaces it), then waits for
- * running handlers (threads joined, children reaped) unless abandon_on_close. Must
+ * file stays, as in Python; the next bind over it replaces it), raises
+ * sockit_server_stopping, and waits for running handlers (threads joined, children
+ * reaped), unless abandon_on_close. Handlers get close_grace seconds (default 5) to
+ * end by themselves; then the connections still open are shut down (SHUT_RDWR),
+ * which wakes a handler blocked on an idle client, requests still waiting for a
+ * pool worker are dropped (their clients read end of stream), and close waits for
+ * the handlers to return. A SOCKIT_PROCESSES child still running one more
+ * close_grace after its connection was shut down is killed with SIGKILL; a thread
+ * cannot be, so a handler that ignores its connection is still waited for. Must
  * not run while serve_forever runs in another thread: shut down, wait for it to
  * return, then close. NULL is a no-op. Returns 0 or a code. */
 SOCKIT_API int sockit_server_close(sockit_server *server);

@@ -70,8 +70,9 @@ struct sockit {
  * O_NONBLOCK must match timeout (< 0: clear, otherwise set). Returns NULL (and
  * closes nothing) on allocation failure. */
 sockit *sockit__wrap(int fd, int family, int type, double timeout);
-/* The deadline for one call on s: SOCKIT__NEVER for blocking mode, now for
- * non-blocking mode, now + timeout otherwise. */
+/* The deadline for one call on s: SOCKIT__NEVER for blocking mode, one already
+ * passed (0) for non-blocking mode, now + timeout otherwise. A non-blocking call
+ * never waits, so it does not read the clock: a server's hot path stays free of it. */
 int64_t sockit__call_deadline(const sockit *s);
 /* After an operation returned -EAGAIN: in non-blocking mode returns
  * SOCKIT_EWOULDBLOCK; otherwise waits for events until deadline and returns 0 to

@@ -198,6 +198,8 @@ int64_t sockit__call_deadline(const sockit *s)
 {
     if (s->timeout < 0)
         return SOCKIT__NEVER;
+    if (s->timeout == 0.0)
+        return 0;
     return sockit__deadline(s->timeout);
 }
 

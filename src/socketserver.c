@@ -1,32 +1,34 @@
-/* The socketserver equivalent: configuration, the serving loop, accepting (with
- * EMFILE shedding and back-off), receiving datagrams, and running one request. The
- * concurrency modes live in socketserver_threads.c, _pool.c and _fork.c.
+/* The socketserver equivalent: configuration, the serving loop, accepting and
+ * receiving datagrams. Running one request lives in socketserver_request.c; the
+ * concurrency modes in socketserver_threads.c, _pool.c and _fork.c; closing in
+ * _close.c; EMFILE shedding and the back-off in _shed.c; the default error report in
+ * _report.c.
  *
- * The serving loop polls: the wake descriptor (shutdown), the slot descriptor (a
- * request finished, so there may be capacity again), the listening socket (only
- * when there is capacity and no back-off is running), and the children's pidfds. */
+ * The serving loop accepts (or receives) until the socket has nothing more, and only
+ * then polls: the wake descriptor (shutdown), the slot descriptor (only while it
+ * waits for capacity), the listening socket (only when there is capacity and no
+ * back-off is running), and the children's pidfds. So a busy server makes no call
+ * per request beyond the request's own. */
 #include "socketserver.h"
 
 #include <errno.h>
-#include <fcntl.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/eventfd.h>
+#include <sys/mman.h>
 #include <unistd.h>
 
-#define SRV_DEFAULT_THREADS  8
-#define SRV_DEFAULT_QUEUE    64
-#define SRV_DEFAULT_CHILDREN 40 /* Python's ForkingMixIn.max_children */
-#define SRV_DEFAULT_DATAGRAM 65536
-/* After a resource error (EMFILE, ENOBUFS...) accepting pauses, doubling from the
- * minimum to the maximum while the errors go on: the listener stays readable, and
- * polling it at once again is what makes other servers spin at 100% CPU. */
-#define SRV_BACKOFF_MIN_NS (10 * 1000000LL)
-#define SRV_BACKOFF_MAX_NS (1000 * 1000000LL)
+#define SRV_DEFAULT_THREADS     8
+#define SRV_DEFAULT_QUEUE       64
+#define SRV_DEFAULT_CHILDREN    40 /* Python's ForkingMixIn.max_children */
+#define SRV_DEFAULT_DATAGRAM    65536
+#define SRV_DEFAULT_CLOSE_GRACE 5.0 /* seconds */
 /* Children without a pidfd are reaped by looking this often. */
 #define SRV_REAP_TICK_MS 100
 
-enum { SERVED = 1, TIMED_OUT = 0, STOPPED = 2 };
+/* What one attempt gave: a request, nothing (the deadline, or a failure already
+ * reported and backed off), a stop, or an empty socket (poll before trying again). */
+enum { SERVED = 1, TIMED_OUT = 0, STOPPED = 2, EMPTY = 3 };
 
 static int bad_config(const char *field, const char *why)
 {
@@ -56,6 +58,8 @@ static int validate(int type, const sockit_server_config *cfg)
         return bad_config("overflow", "is not a sockit_overflow");
     if (cfg->idle_timeout != cfg->idle_timeout)
         return bad_config("idle_timeout", "is NaN");
+    if (cfg->close_grace != cfg->close_grace)
+        return bad_config("close_grace", "is NaN");
     return 0;
 }
 
@@ -69,6 +73,8 @@ static void apply_defaults(sockit_server_config *c)
         c->max_children = SRV_DEFAULT_CHILDREN;
     if (c->max_datagram == 0)
         c->max_datagram = SRV_DEFAULT_DATAGRAM;
+    if (c->close_grace == 0)
+        c->close_grace = SRV_DEFAULT_CLOSE_GRACE;
 }
 
 static void free_server(sockit_server *srv)
@@ -80,6 +86,9 @@ static void free_server(sockit_server *srv)
         close(srv->slot_fd);
     if (srv->reserve_fd >= 0)
         close(srv->reserve_fd);
+    if (srv->shared != NULL)
+        munmap(srv->shared, sizeof *srv->shared);
+    pthread_cond_destroy(&srv->idle_cv);
     pthread_cond_destroy(&srv->cv);
     pthread_mutex_destroy(&srv->mu);
     free(srv->dgram_buf);
@@ -113,8 +122,22 @@ sockit_server *sockit_server_new(const char *host, int port, int type,
     apply_defaults(&srv->cfg);
     srv->type = type;
     srv->refs = 1;
+    atomic_store(&srv->current_fd, -1);
     pthread_mutex_init(&srv->mu, NULL);
     pthread_cond_init(&srv->cv, NULL);
+    /* close waits on it against a monotonic deadline. */
+    pthread_condattr_t attr;
+    pthread_condattr_init(&attr);
+    pthread_condattr_setclock(&attr, CLOCK_MONOTONIC);
+    pthread_cond_init(&srv->idle_cv, &attr);
+    pthread_condattr_destroy(&attr);
+    void *shared =
+        mmap(NULL, sizeof *srv->shared, PROT_READ | PROT_WRITE, MAP_SHARED | MAP_ANONYMOUS, -1, 0);
+    if (shared == MAP_FAILED) {
+        sockit__failf(-errno, "sockit_server_new: mmap");
+        goto fail_quiet;
+    }
+    srv->shared = shared; /* zeroed by the kernel */
 
     sockit_server_options opts = cfg->listen;
     opts.type = type;
@@ -130,7 +153,7 @@ sockit_server *sockit_server_new(const char *host, int port, int type,
         sockit__failf(-errno, "sockit_server_new: eventfd");
         goto fail_quiet;
     }
-    srv->reserve_fd = open("/dev/null", O_RDONLY | O_CLOEXEC);
+    sockit__srv_reserve(srv);
     srv->pfd_cap = 3 + (srv->cfg.mode == SOCKIT_PROCESSES ? srv->cfg.max_children : 0);
     srv->pfd = calloc((size_t)srv->pfd_cap, sizeof *srv->pfd);
     if (type == SOCK_DGRAM)
@@ -161,7 +184,17 @@ int sockit_server_address(const sockit_server *srv, sockit_addr *out)
 
 int sockit_server_active(const sockit_server *srv)
 {
-    return srv == NULL ? 0 : atomic_load(&((sockit_server *)srv)->active);
+    return srv == NULL ? 0 : atomic_load(&((sockit_server *)srv)->running);
+}
+
+int sockit_server_waiting(const sockit_server *srv)
+{
+    return srv == NULL ? 0 : atomic_load(&((sockit_server *)srv)->queued);
+}
+
+bool sockit_server_stopping(const sockit_server *srv)
+{
+    return srv != NULL && atomic_load(&srv->shared->stopping);
 }
 
 void sockit_server_shutdown(sockit_server *srv)
@@ -171,7 +204,10 @@ void sockit_server_shutdown(sockit_server *srv)
     /* Async-signal-safe: an atomic store and write(2); errno is the interrupted
      * code's and is put back. */
     int saved = errno;
+    atomic_store(&srv->shared->stopping, true);
     atomic_store(&srv->stop, 1);
+    if (srv->cfg.mode == SOCKIT_SEQUENTIAL)
+        sockit__srv_shut_current(srv);
     uint64_t one = 1;
     ssize_t rc = write(srv->wake_fd, &one, sizeof one);
     (void)rc; /* a full eventfd counter still wakes the loop */
@@ -185,165 +221,17 @@ static void drain(int fd)
     (void)rc; /* EAGAIN: nothing was pending */
 }
 
-void sockit__srv_report(sockit_server *srv, sockit_request *req, int code)
-{
-    if (srv->cfg.handle_error != NULL) {
-        srv->cfg.handle_error(req, code, srv->cfg.user);
-        return;
-    }
-    /* The thread's last message explains the code when it is the code's own. */
-    const char *why = sockit_errcode() == code ? sockit_errmsg() : sockit_strerror(code);
-    if (req != NULL) {
-        char peer[SOCKIT_ADDRSTRLEN];
-        sockit__addr_text(&req->peer, peer, sizeof peer);
-        fprintf(stderr, "sockit_server: request from %s failed: %s\n", peer, why);
-    } else {
-        fprintf(stderr, "sockit_server: %s\n", why);
-    }
-}
-
-void sockit__srv_job_free(sockit__job *job)
-{
-    if (job == NULL)
-        return;
-    sockit_close(job->conn);
-    free(job->data);
-    free(job);
-}
-
-void sockit__srv_track(sockit_server *srv, sockit__job *job, bool add)
-{
-    pthread_mutex_lock(&srv->mu);
-    if (add) {
-        job->prev = NULL;
-        job->next = srv->running;
-        if (srv->running != NULL)
-            srv->running->prev = job;
-        srv->running = job;
-    } else {
-        if (job->prev != NULL)
-            job->prev->next = job->next;
-        else
-            srv->running = job->next;
-        if (job->next != NULL)
-            job->next->prev = job->prev;
-    }
-    pthread_mutex_unlock(&srv->mu);
-}
-
-int sockit__srv_handle(sockit_server *srv, sockit__job *job)
-{
-    sockit_request req = {
-        .sock = job->conn != NULL ? job->conn : srv->sock,
-        .peer = job->peer,
-        .data = job->data,
-        .len = job->len,
-        .server = srv,
-        .user = srv->cfg.user,
-    };
-    int rc = srv->cfg.handler(&req);
-    if (rc < 0)
-        sockit__srv_report(srv, &req, rc);
-    return rc;
-}
-
-void sockit__srv_run_job(sockit_server *srv, sockit__job *job, bool track)
-{
-    sockit__srv_handle(srv, job);
-    /* Unlisted before the close, so abandon_on_close never shuts down a descriptor
-     * number that a close here already gave back to the system. */
-    if (track)
-        sockit__srv_track(srv, job, false);
-    sockit__srv_job_free(job);
-}
-
-void sockit__srv_job_finished(sockit_server *srv)
-{
-    atomic_fetch_sub(&srv->active, 1);
-    uint64_t one = 1;
-    ssize_t rc = write(srv->slot_fd, &one, sizeof one);
-    (void)rc; /* a full counter already means "look again" */
-}
-
 static bool has_capacity(sockit_server *srv)
 {
     const sockit_server_config *c = &srv->cfg;
     if (c->max_connections > 0 && c->overflow == SOCKIT_OVERFLOW_WAIT &&
-        atomic_load(&srv->active) >= c->max_connections)
+        atomic_load(&srv->inhand) >= c->max_connections)
         return false;
     if (c->mode == SOCKIT_POOL && !sockit__srv_pool_has_room(srv))
         return false;
     if (c->mode == SOCKIT_PROCESSES && srv->nchildren >= c->max_children)
         return false;
     return true;
-}
-
-static int dispatch(sockit_server *srv, sockit__job *job)
-{
-    const sockit_server_config *c = &srv->cfg;
-    if (c->verify_request != NULL && !c->verify_request(srv, &job->peer, c->user)) {
-        sockit__srv_job_free(job);
-        return SERVED;
-    }
-    if (job->conn != NULL && c->idle_timeout > 0)
-        sockit_settimeout(job->conn, c->idle_timeout);
-    atomic_fetch_add(&srv->active, 1);
-    int rc = 0;
-    switch (c->mode) {
-    case SOCKIT_SEQUENTIAL:
-        sockit__srv_run_job(srv, job, false);
-        sockit__srv_job_finished(srv);
-        return SERVED;
-    case SOCKIT_THREADS:
-        /* Listed before it is handed over: abandon_on_close must reach a request
-         * whose thread has not started yet too. */
-        sockit__srv_track(srv, job, true);
-        rc = sockit__srv_thread_dispatch(srv, job);
-        break;
-    case SOCKIT_POOL:
-        sockit__srv_track(srv, job, true);
-        rc = sockit__srv_pool_dispatch(srv, job);
-        break;
-    case SOCKIT_PROCESSES:
-        rc = sockit__srv_fork_dispatch(srv, job);
-        break;
-    }
-    if (rc < 0) {
-        /* Could not hand it over (no thread, no process): the client is dropped, the
-         * server reports it and goes on. */
-        sockit_request req = {.peer = job->peer, .server = srv, .user = c->user};
-        sockit__srv_report(srv, &req, rc);
-        if (c->mode == SOCKIT_THREADS || c->mode == SOCKIT_POOL)
-            sockit__srv_track(srv, job, false);
-        sockit__srv_job_free(job);
-        sockit__srv_job_finished(srv);
-    }
-    return SERVED;
-}
-
-static void back_off(sockit_server *srv, int code)
-{
-    if (!srv->resource_reported) {
-        sockit__srv_report(srv, NULL, code);
-        srv->resource_reported = true;
-    }
-    int64_t b = srv->backoff_ns == 0 ? SRV_BACKOFF_MIN_NS : srv->backoff_ns * 2;
-    srv->backoff_ns = b > SRV_BACKOFF_MAX_NS ? SRV_BACKOFF_MAX_NS : b;
-    srv->backoff_until = sockit__now_ns() + srv->backoff_ns;
-}
-
-/* Out of descriptors: give up the spare one for a moment to accept the pending
- * connection and close it, so the client learns at once instead of hanging, and the
- * listener stops being readable. */
-static void shed_one(sockit_server *srv)
-{
-    if (srv->reserve_fd < 0)
-        return;
-    close(srv->reserve_fd);
-    int fd = accept4(sockit_fileno(srv->sock), NULL, NULL, SOCK_CLOEXEC);
-    if (fd >= 0)
-        close(fd);
-    srv->reserve_fd = open("/dev/null", O_RDONLY | O_CLOEXEC);
 }
 
 static int accept_one(sockit_server *srv)
@@ -354,30 +242,39 @@ static int accept_one(sockit_server *srv)
     if (c == NULL) {
         int code = sockit_errcode();
         if (code == SOCKIT_EWOULDBLOCK)
-            return TIMED_OUT;
-        if (code == -EMFILE || code == -ENFILE)
-            shed_one(srv);
-        back_off(srv, code);
+            return EMPTY;
+        /* With the backlog emptied the listener stays quiet until the next client
+         * comes: waiting for it is not spinning, so no back-off is needed. */
+        if ((code == -EMFILE || code == -ENFILE) && sockit__srv_shed(srv)) {
+            if (!srv->resource_reported)
+                sockit__srv_report(srv, NULL, code);
+            srv->resource_reported = true;
+            return EMPTY;
+        }
+        sockit__srv_back_off(srv, code);
         return TIMED_OUT;
     }
-    srv->backoff_ns = 0;
-    srv->resource_reported = false;
-    if (srv->reserve_fd < 0)
-        srv->reserve_fd = open("/dev/null", O_RDONLY | O_CLOEXEC);
+    sockit__srv_resource_ok(srv);
     if (srv->cfg.max_connections > 0 && srv->cfg.overflow == SOCKIT_OVERFLOW_REFUSE &&
-        atomic_load(&srv->active) >= srv->cfg.max_connections) {
+        atomic_load(&srv->inhand) >= srv->cfg.max_connections) {
         sockit_close(c);
+        return SERVED;
+    }
+    if (srv->cfg.mode == SOCKIT_SEQUENTIAL) {
+        sockit__job inline_job = {.conn = c, .peer = peer};
+        sockit__srv_serve_inline(srv, &inline_job);
         return SERVED;
     }
     job = calloc(1, sizeof *job);
     if (job == NULL) {
         sockit_close(c);
-        back_off(srv, -ENOMEM);
+        sockit__srv_back_off(srv, -ENOMEM);
         return TIMED_OUT;
     }
     job->conn = c;
     job->peer = peer;
-    return dispatch(srv, job);
+    sockit__srv_dispatch(srv, job);
+    return SERVED;
 }
 
 static int receive_one(sockit_server *srv)
@@ -385,31 +282,37 @@ static int receive_one(sockit_server *srv)
     sockit_addr peer = {0};
     ssize_t n = sockit_recvfrom(srv->sock, srv->dgram_buf, srv->cfg.max_datagram, 0, &peer);
     if (n == SOCKIT_EWOULDBLOCK)
-        return TIMED_OUT;
+        return EMPTY;
     if (n < 0) {
         /* A datagram too big for max_datagram is reported, never served cut. */
         sockit_request req = {.peer = peer, .server = srv, .user = srv->cfg.user};
         sockit__srv_report(srv, n == SOCKIT_ETRUNCATED ? &req : NULL, (int)n);
         if (n != SOCKIT_ETRUNCATED)
-            back_off(srv, (int)n);
+            sockit__srv_back_off(srv, (int)n);
         return TIMED_OUT;
     }
     if (srv->cfg.max_connections > 0 && srv->cfg.overflow == SOCKIT_OVERFLOW_REFUSE &&
-        atomic_load(&srv->active) >= srv->cfg.max_connections)
+        atomic_load(&srv->inhand) >= srv->cfg.max_connections)
         return SERVED; /* dropped, as a datagram server can refuse */
+    if (srv->cfg.mode == SOCKIT_SEQUENTIAL) {
+        sockit__job inline_job = {.data = srv->dgram_buf, .len = (size_t)n, .peer = peer};
+        sockit__srv_serve_inline(srv, &inline_job);
+        return SERVED;
+    }
     sockit__job *job = calloc(1, sizeof *job);
     char *data = malloc(n > 0 ? (size_t)n : 1);
     if (job == NULL || data == NULL) {
         free(job);
         free(data);
-        back_off(srv, -ENOMEM);
+        sockit__srv_back_off(srv, -ENOMEM);
         return TIMED_OUT;
     }
     memcpy(data, srv->dgram_buf, (size_t)n);
     job->data = data;
     job->len = (size_t)n;
     job->peer = peer;
-    return dispatch(srv, job);
+    sockit__srv_dispatch(srv, job);
+    return SERVED;
 }
 
 /* Waits until one request is dispatched, the deadline passes or shutdown is asked. */
@@ -421,25 +324,43 @@ static int serve_one(sockit_server *srv, int64_t deadline)
             return STOPPED;
         }
         if (srv->cfg.mode == SOCKIT_THREADS)
-            sockit__srv_thread_reap(srv, false);
+            sockit__srv_thread_reap(srv);
         if (srv->cfg.mode == SOCKIT_PROCESSES)
             sockit__srv_fork_reap(srv, false, false);
-        if (srv->reserve_fd < 0)
-            srv->reserve_fd = open("/dev/null", O_RDONLY | O_CLOEXEC);
+        sockit__srv_reserve(srv);
 
-        int64_t now = sockit__now_ns();
-        if (deadline != SOCKIT__NEVER && now >= deadline)
+        /* The clock is read only while a back-off runs, or before waiting. */
+        bool capacity = has_capacity(srv);
+        bool backing_off = srv->backoff_until != 0 && sockit__now_ns() < srv->backoff_until;
+        if (capacity && !backing_off && !srv->drained) {
+            int rc = srv->type == SOCK_STREAM ? accept_one(srv) : receive_one(srv);
+            /* A forked child's shutdown reaches this process only through the wake
+             * descriptor, so a process server polls between requests; a fork costs
+             * far more than the poll. */
+            if (rc == EMPTY || (rc == SERVED && srv->cfg.mode == SOCKIT_PROCESSES))
+                srv->drained = true;
+            if (rc == SERVED)
+                return SERVED;
+            continue;
+        }
+        if (deadline != SOCKIT__NEVER && sockit__now_ns() >= deadline)
             return TIMED_OUT;
         struct pollfd *pfd = srv->pfd;
         int n = 0;
         pfd[n++] = (struct pollfd){.fd = srv->wake_fd, .events = POLLIN};
-        pfd[n++] = (struct pollfd){.fd = srv->slot_fd, .events = POLLIN};
-        bool capacity = has_capacity(srv);
-        bool backing_off = now < srv->backoff_until;
-        int listen_at = -1;
+        int listen_at = -1, slot_at = -1;
         if (capacity && !backing_off) {
             listen_at = n;
             pfd[n++] = (struct pollfd){.fd = sockit_fileno(srv->sock), .events = POLLIN};
+        }
+        if (!capacity) {
+            atomic_store(&srv->want_slot, true);
+            if (has_capacity(srv)) {
+                atomic_store(&srv->want_slot, false);
+                continue;
+            }
+            slot_at = n;
+            pfd[n++] = (struct pollfd){.fd = srv->slot_fd, .events = POLLIN};
         }
         bool tick = false;
         if (srv->cfg.mode == SOCKIT_PROCESSES)
@@ -452,10 +373,12 @@ static int serve_one(sockit_server *srv, int64_t deadline)
         if (tick && (ms < 0 || ms > SRV_REAP_TICK_MS))
             ms = SRV_REAP_TICK_MS;
         int ready = poll(pfd, (nfds_t)n, ms);
+        int err = errno;
+        atomic_store(&srv->want_slot, false);
         if (ready < 0) {
-            if (errno == EINTR)
+            if (err == EINTR)
                 continue;
-            return sockit__failf(-errno, "sockit_server: poll");
+            return sockit__failf(-err, "sockit_server: poll");
         }
         /* The eventfd is the shutdown request that reaches us from anywhere: a
          * forked child's handler shares the descriptor but not our stop flag. */
@@ -464,20 +387,26 @@ static int serve_one(sockit_server *srv, int64_t deadline)
             atomic_store(&srv->stop, 0);
             return STOPPED;
         }
-        if (pfd[1].revents & POLLIN)
+        if (slot_at >= 0 && pfd[slot_at].revents & POLLIN)
             drain(srv->slot_fd);
-        if (listen_at >= 0 && pfd[listen_at].revents != 0) {
-            int rc = srv->type == SOCK_STREAM ? accept_one(srv) : receive_one(srv);
-            if (rc == SERVED)
-                return SERVED;
-        }
+        if (listen_at >= 0 && pfd[listen_at].revents != 0)
+            srv->drained = false;
     }
+}
+
+/* A new run of serving: a handler asking sockit_server_stopping hears about this
+ * run's shutdown, not a past one's. */
+static void start_run(sockit_server *srv)
+{
+    if (atomic_load(&srv->stop) == 0)
+        atomic_store(&srv->shared->stopping, false);
 }
 
 int sockit_server_serve_forever(sockit_server *srv)
 {
     if (srv == NULL || srv->sock == NULL)
         return sockit__fail(-EBADF, "sockit_server_serve_forever");
+    start_run(srv);
     for (;;) {
         int rc = serve_one(srv, SOCKIT__NEVER);
         if (rc == STOPPED)
@@ -493,56 +422,11 @@ int sockit_server_handle_request(sockit_server *srv, double timeout)
         return sockit__fail(-EBADF, "sockit_server_handle_request");
     if (timeout != timeout)
         return sockit__failf(-EINVAL, "sockit_server_handle_request: timeout is NaN");
+    start_run(srv);
     int rc = serve_one(srv, sockit__deadline(timeout));
     if (rc == SERVED)
         return 1;
     if (rc == TIMED_OUT && srv->cfg.handle_timeout != NULL)
         srv->cfg.handle_timeout(srv, srv->cfg.user);
     return rc < 0 ? rc : 0;
-}
-
-/* Shuts down every running connection so abandoned handlers end soon. */
-static void shut_running(sockit_server *srv)
-{
-    pthread_mutex_lock(&srv->mu);
-    for (sockit__job *j = srv->running; j != NULL; j = j->next)
-        if (j->conn != NULL)
-            shutdown(sockit_fileno(j->conn), SHUT_RDWR);
-    pthread_mutex_unlock(&srv->mu);
-}
-
-int sockit_server_close(sockit_server *srv)
-{
-    if (srv == NULL)
-        return 0;
-    bool abandon = srv->cfg.abandon_on_close;
-    pthread_mutex_lock(&srv->mu);
-    srv->closing = true;
-    pthread_mutex_unlock(&srv->mu);
-    /* A stream listener goes first, so no client waits in a backlog nobody serves;
-     * a datagram socket stays until the last handler that may reply with it ends. */
-    if (srv->type == SOCK_STREAM) {
-        sockit_close(srv->sock);
-        srv->sock = NULL;
-    }
-    if (abandon)
-        shut_running(srv);
-    switch (srv->cfg.mode) {
-    case SOCKIT_SEQUENTIAL:
-        break;
-    case SOCKIT_THREADS:
-        if (abandon)
-            sockit__srv_thread_abandon(srv);
-        else
-            sockit__srv_thread_reap(srv, true);
-        break;
-    case SOCKIT_POOL:
-        sockit__srv_pool_stop(srv, abandon);
-        break;
-    case SOCKIT_PROCESSES:
-        sockit__srv_fork_reap(srv, true, abandon);
-        break;
-    }
-    sockit__srv_unref(srv);
-    return 0;
 }

@@ -6,6 +6,7 @@
 
 #include <errno.h>
 #include <signal.h>
+#include <sys/socket.h>
 #include <sys/syscall.h>
 #include <sys/wait.h>
 #include <unistd.h>
@@ -36,14 +37,27 @@ int sockit__srv_fork_dispatch(sockit_server *srv, sockit__job *job)
          * children still run. */
         if (srv->type == SOCK_STREAM)
             close(sockit_fileno(srv->sock));
+        /* Nor may it hold its siblings' connections open past their own end. */
+        for (int i = 0; i < srv->nchildren; i++)
+            if (srv->children[i].conn_fd >= 0)
+                close(srv->children[i].conn_fd);
         int rc = sockit__srv_handle(srv, job);
+        /* The parent still holds the connection until it reaps this child: the
+         * shutdown ends it for the client now, as this process's exit would have. */
+        if (job->conn != NULL)
+            shutdown(sockit_fileno(job->conn), SHUT_RDWR);
         fflush(NULL);
         _exit(rc < 0 ? 1 : 0);
     }
-    sockit__srv_job_free(job);
     sockit__child *c = &srv->children[srv->nchildren++];
     c->pid = pid;
     c->pidfd = open_pidfd(pid);
+    /* The parent keeps its copy of the connection, so close can shut it down and
+     * wake a child blocked on an idle client; max_children bounds what it holds. */
+    c->conn_fd = job->conn != NULL ? sockit_detach(job->conn) : -1;
+    job->conn = NULL;
+    sockit__srv_job_free(job);
+    atomic_fetch_add(&srv->running, 1);
     return 0;
 }
 
@@ -68,7 +82,10 @@ void sockit__srv_fork_reap(sockit_server *srv, bool wait, bool kill_them)
         }
         if (c->pidfd >= 0)
             close(c->pidfd);
+        if (c->conn_fd >= 0)
+            close(c->conn_fd);
         srv->children[i] = srv->children[--srv->nchildren];
+        atomic_fetch_sub(&srv->running, 1);
         sockit__srv_job_finished(srv);
     }
 }
@@ -85,4 +102,29 @@ int sockit__srv_fork_pollfds(sockit_server *srv, struct pollfd *pfd, int max, bo
             pfd[n++] = (struct pollfd){.fd = srv->children[i].pidfd, .events = POLLIN};
     }
     return n;
+}
+
+bool sockit__srv_fork_wait(sockit_server *srv, int64_t deadline)
+{
+    for (;;) {
+        sockit__srv_fork_reap(srv, false, false);
+        if (srv->nchildren == 0)
+            return true;
+        if (sockit__now_ns() >= deadline)
+            return false;
+        bool tick = false;
+        int n = sockit__srv_fork_pollfds(srv, srv->pfd, srv->pfd_cap, &tick);
+        int ms = sockit__remaining_ms(deadline);
+        if (tick && (ms < 0 || ms > 10))
+            ms = 10;
+        /* EINTR: a signal; look again. */
+        poll(srv->pfd, (nfds_t)n, ms);
+    }
+}
+
+void sockit__srv_fork_shut(sockit_server *srv)
+{
+    for (int i = 0; i < srv->nchildren; i++)
+        if (srv->children[i].conn_fd >= 0)
+            shutdown(srv->children[i].conn_fd, SHUT_RDWR);
 }

@@ -1,23 +1,44 @@
 /* SOCKIT_THREADS: a thread per request, as Python's ThreadingMixIn. Threads are
- * joinable and listed, so close can wait for them (block_on_close) and the serving
- * loop joins finished ones as it goes: nothing grows with the number served. */
+ * joinable, so close can wait for them (block_on_close). A thread whose handler
+ * ends moves its own record from the live list to the finished list, and the
+ * serving loop joins whatever is on the finished list: reaping costs O(1) per
+ * finished thread, however many connections the live threads hold, and nothing
+ * grows with the number served. */
 #include "socketserver.h"
 
 #include <signal.h>
 #include <stdlib.h>
+
+static void unlink_live(sockit_server *srv, sockit__thread *t)
+{
+    if (t->prev != NULL)
+        t->prev->next = t->next;
+    else
+        srv->live = t->next;
+    if (t->next != NULL)
+        t->next->prev = t->prev;
+    srv->nlive--;
+}
 
 static void *thread_main(void *arg)
 {
     sockit__thread *t = arg;
     sockit_server *srv = t->server;
     sockit__srv_run_job(srv, t->job, true);
+    atomic_fetch_sub(&srv->running, 1);
     sockit__srv_job_finished(srv);
     pthread_mutex_lock(&srv->mu);
-    /* Abandoned threads are detached and own their record; listed ones leave it to
-     * the joiner, and must not touch it once marked done. */
+    /* Abandoned threads are detached and own their record; listed ones hand it to
+     * the joiner, and must not touch it once it is on the finished list. */
     bool owns_record = t->detached;
-    if (!owns_record)
-        t->done = true;
+    if (!owns_record) {
+        unlink_live(srv, t);
+        t->prev = NULL;
+        t->next = srv->finished;
+        srv->finished = t;
+        if (srv->closing)
+            pthread_cond_broadcast(&srv->idle_cv);
+    }
     pthread_mutex_unlock(&srv->mu);
     if (owns_record)
         free(t);
@@ -32,10 +53,14 @@ int sockit__srv_thread_dispatch(sockit_server *srv, sockit__job *job)
         return -ENOMEM;
     t->server = srv;
     t->job = job;
+    atomic_fetch_add(&srv->running, 1);
     pthread_mutex_lock(&srv->mu);
     srv->refs++;
-    t->next = srv->threads;
-    srv->threads = t;
+    t->next = srv->live;
+    if (srv->live != NULL)
+        srv->live->prev = t;
+    srv->live = t;
+    srv->nlive++;
     /* Handlers run with every signal blocked, so the program's signal handlers run
      * on the threads it made (sockit_server_shutdown works from any of them). */
     sigset_t all, old;
@@ -44,72 +69,62 @@ int sockit__srv_thread_dispatch(sockit_server *srv, sockit__job *job)
     pthread_t tid;
     int rc = pthread_create(&tid, NULL, thread_main, t);
     pthread_sigmask(SIG_SETMASK, &old, NULL);
-    if (rc == 0)
+    if (rc == 0) {
         t->tid = tid;
-    else {
-        srv->threads = t->next;
+    } else {
+        unlink_live(srv, t);
         srv->refs--;
     }
     pthread_mutex_unlock(&srv->mu);
     if (rc != 0) {
+        atomic_fetch_sub(&srv->running, 1);
         free(t);
         return -rc;
     }
     return 0;
 }
 
-/* Takes the finished threads (all of them with all) off the list, under the lock. */
-static sockit__thread *take(sockit_server *srv, bool all)
+static void join_all(sockit_server *srv, sockit__thread *t)
 {
-    sockit__thread *taken = NULL, **link = &srv->threads;
-    pthread_mutex_lock(&srv->mu);
-    while (*link != NULL) {
-        sockit__thread *t = *link;
-        if (all || t->done) {
-            *link = t->next;
-            t->next = taken;
-            taken = t;
-        } else {
-            link = &t->next;
-        }
-    }
-    pthread_mutex_unlock(&srv->mu);
-    return taken;
-}
-
-void sockit__srv_thread_reap(sockit_server *srv, bool wait)
-{
-    sockit__thread *t = take(srv, wait);
     while (t != NULL) {
         sockit__thread *next = t->next;
+        srv->reap_visits++;
         pthread_join(t->tid, NULL);
         free(t);
         t = next;
     }
 }
 
+void sockit__srv_thread_reap(sockit_server *srv)
+{
+    pthread_mutex_lock(&srv->mu);
+    sockit__thread *done = srv->finished;
+    srv->finished = NULL;
+    pthread_mutex_unlock(&srv->mu);
+    join_all(srv, done);
+}
+
+bool sockit__srv_thread_wait(sockit_server *srv, int64_t deadline)
+{
+    pthread_mutex_lock(&srv->mu);
+    while (srv->nlive > 0 && sockit__srv_wait_idle(srv, deadline))
+        continue;
+    bool none = srv->nlive == 0;
+    pthread_mutex_unlock(&srv->mu);
+    return none;
+}
+
 void sockit__srv_thread_abandon(sockit_server *srv)
 {
-    sockit__thread *done = NULL;
     pthread_mutex_lock(&srv->mu);
-    sockit__thread *t = srv->threads;
-    srv->threads = NULL;
-    while (t != NULL) {
-        sockit__thread *next = t->next;
-        if (t->done) {
-            t->next = done;
-            done = t;
-        } else {
-            pthread_detach(t->tid);
-            t->detached = true;
-        }
-        t = next;
+    for (sockit__thread *t = srv->live; t != NULL; t = t->next) {
+        pthread_detach(t->tid);
+        t->detached = true;
     }
+    srv->live = NULL;
+    srv->nlive = 0;
+    sockit__thread *done = srv->finished;
+    srv->finished = NULL;
     pthread_mutex_unlock(&srv->mu);
-    while (done != NULL) {
-        sockit__thread *next = done->next;
-        pthread_join(done->tid, NULL);
-        free(done);
-        done = next;
-    }
+    join_all(srv, done);
 }

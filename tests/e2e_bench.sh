@@ -649,8 +649,9 @@ peers=$source_dir/bench/peers
 for peer in epoll_server libuv_server libevent_server; do
     tcp_peer $peer 10 "$build/bench/$peer"
 done
-# An echo connection holds its worker until it closes: the sequential server serves one
-# at a time, the pool as many as it has threads (2 here).
+# An echo connection holds its worker until it closes: the sequential server and the
+# blocking loop serve one at a time, the pool as many as it has threads (2 here).
+tcp_peer blocking_server 1 "$build/bench/blocking_server"
 tcp_peer sockit_server_sequential 1 "$build/bench/sockit_server" --server sequential
 tcp_peer sockit_server_threads 10 "$build/bench/sockit_server" --server threads
 tcp_peer sockit_server_processes 10 "$build/bench/sockit_server" --server processes

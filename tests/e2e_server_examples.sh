@@ -3,7 +3,8 @@
 # Unix socket: several clients at once get exactly their own replies, the concurrency
 # mode shows (threads and children serve clients side by side, the pool serves no
 # more than its threads), and SIGTERM / SIGINT / the timer stop each server with
-# exit status 0 within 5 s. Every wait is bounded; servers die with us.
+# exit status 0 within 5 s, within 1 s even with 50 idle clients connected. Every
+# wait is bounded; servers die with us.
 set -uo pipefail
 
 build=${SOCKIT_BUILD_DIR:?SOCKIT_BUILD_DIR must name the build directory}
@@ -106,10 +107,12 @@ def upper(port):
     return line_clients(lambda: tcp(port), 6, 10, up)
 
 def graceful(port, pid):
-    """After SIGTERM the listener closes, but an open connection is served to its end."""
+    """After SIGTERM the listener closes, but a client mid-conversation still gets its
+    answer (within the grace period), and then the end of its connection."""
     with tcp(port) as s, s.makefile("rb") as f:
         expect(exchange(f, s, b"before\n"), b"before\n", "before SIGTERM")
         os.kill(pid, signal.SIGTERM)
+        expect(exchange(f, s, b"after\n"), b"after\n", "after SIGTERM")
         deadline = time.monotonic() + 5
         while True:
             try:
@@ -121,8 +124,44 @@ def graceful(port, pid):
             if time.monotonic() > deadline:
                 return ["new connections still accepted 5 s after SIGTERM"]
             time.sleep(0.05)
-        expect(exchange(f, s, b"after\n"), b"after\n", "after SIGTERM")
+        expect(f.read(), b"", "end of stream once the server stopped")
     return []
+
+def exited(pid):
+    """True once pid is gone or a zombie (our parent, the shell, reaps it)."""
+    try:
+        with open(f"/proc/{pid}/stat") as st:
+            return st.read().rsplit(")", 1)[1].split()[0] == "Z"
+    except OSError:
+        return True
+
+def idle_exit(port, pid):
+    """50 clients connected and silent: SIGTERM must still end the server within
+    1 s (the grace period, then their connections are shut down), and each client
+    reads the end of its connection."""
+    conns = [tcp(port) for _ in range(50)]
+    time.sleep(0.5)  # accepted, or (beyond max_children) waiting in the backlog
+    t0 = time.monotonic()
+    os.kill(pid, signal.SIGTERM)
+    while not exited(pid) and time.monotonic() - t0 < 5:
+        time.sleep(0.01)
+    took = time.monotonic() - t0
+    print(f"exited {took:.3f} s after SIGTERM")
+    errors = []
+    if took >= 1.0:
+        errors.append(f"exited {took:.2f} s after SIGTERM with 50 idle clients, want < 1 s")
+    for i, s in enumerate(conns):
+        s.settimeout(2)
+        try:
+            rest = s.recv(100)
+        except ConnectionResetError:
+            rest = b""
+        except OSError as e:
+            rest = repr(e).encode()
+        if rest != b"":
+            errors.append(f"idle client {i}: got {rest!r}, want end of stream")
+        s.close()
+    return errors
 
 def children(pid):
     out = []
@@ -335,6 +374,12 @@ if start_server "$name" "$build/threaded_echo_server" 0 &&
     pass "$name"
 fi
 
+name=threaded_echo_exits_within_1s_of_sigterm_with_50_idle_clients
+if start_server "$name" "$build/threaded_echo_server" 0 &&
+    drive "$name" idle_exit "$port" "$server_pid" && await_exit "$name"; then
+    pass "$name"
+fi
+
 name=threaded_echo_timer_stops_server
 start=$(date +%s%N)
 if start_server "$name" "$build/threaded_echo_server" 0 0.5 && await_exit "$name"; then
@@ -361,6 +406,12 @@ if start_server "$name" "$build/forking_line_server" 0 &&
     drive "$name" kill_child "$port" "$server_pid"; then
     kill -TERM "$server_pid"
     await_exit "$name" && pass "$name"
+fi
+
+name=forking_exits_within_1s_of_sigterm_with_50_idle_clients
+if start_server "$name" "$build/forking_line_server" 0 &&
+    drive "$name" idle_exit "$port" "$server_pid" && await_exit "$name"; then
+    pass "$name"
 fi
 
 expect_usage forking_rejects_port_above_65535 2 "^forking_line_server: port '65536': " \

@@ -236,6 +236,101 @@ static void check_emfile(sockit_server_mode mode)
     from_child = -1;
 }
 
+/* 100 clients queue up while the server has no descriptor to spare: each must be
+ * told (end of stream or a reset) within a second, not one per back-off. */
+static void check_every_pending_client_is_told(sockit_server_mode mode)
+{
+    int pipefd[2];
+    assert_int_equal(pipe2(pipefd, O_CLOEXEC), 0);
+    fflush(NULL);
+    child = fork();
+    assert_true(child >= 0);
+    if (child == 0) {
+        close(pipefd[0]);
+        child_main(mode, pipefd[1]);
+    }
+    close(pipefd[1]);
+    from_child = pipefd[0];
+    int port;
+    assert_true(read_child(&port, sizeof port, 10.0));
+    expect_echo_at(port, "before\n", 5.0);
+    char mark;
+    assert_int_equal(kill(child, SIGUSR2), 0);
+    assert_true(read_child(&mark, 1, 5.0));
+    assert_int_equal(mark, 'H');
+    /* A first client starts the streak of errors (and any back-off) before the
+     * crowd comes. */
+    sockit *first = sockit_create_connection("127.0.0.1", port, 5.0, NULL);
+    assert_sock(first);
+    storm[nstorm++] = first;
+    srv_sleep(0.3);
+
+    enum { PENDING = 100 };
+    for (int i = 0; i < PENDING; i++) {
+        sockit *c = sockit_create_connection("127.0.0.1", port, 5.0, NULL);
+        assert_sock(c);
+        storm[nstorm++] = c;
+    }
+    double t0 = harness_now();
+    int told = 0;
+    bool seen[PENDING + 1] = {false};
+    while (told < nstorm && harness_now() - t0 < 1.0) {
+        struct pollfd pfd[PENDING + 1];
+        for (int i = 0; i < nstorm; i++)
+            pfd[i] =
+                (struct pollfd){.fd = seen[i] ? -1 : sockit_fileno(storm[i]), .events = POLLIN};
+        if (poll(pfd, (nfds_t)nstorm, 50) <= 0)
+            continue;
+        for (int i = 0; i < nstorm; i++) {
+            if (seen[i] || pfd[i].revents == 0)
+                continue;
+            char b;
+            ssize_t n = sockit_recv(storm[i], &b, 1, 0);
+            if (n == 0 || n == -ECONNRESET) {
+                seen[i] = true;
+                told++;
+            }
+        }
+    }
+    double took = harness_now() - t0;
+    print_message("%d of %d pending clients told in %.3f s\n", told, nstorm, took);
+    assert_int_equal(told, nstorm);
+    for (int i = 0; i < nstorm; i++)
+        sockit_close(storm[i]);
+    nstorm = 0;
+
+    assert_int_equal(kill(child, SIGUSR1), 0);
+    assert_true(read_child(&mark, 1, 5.0));
+    expect_echo_at(port, "after\n", 5.0);
+    assert_int_equal(kill(child, SIGTERM), 0);
+    int status = -1;
+    for (int i = 0; i < 500 && waitpid(child, &status, WNOHANG) == 0; i++)
+        srv_sleep(0.01);
+    assert_true(WIFEXITED(status));
+    child = -1;
+    assert_int_equal(WEXITSTATUS(status), 0);
+    close(from_child);
+    from_child = -1;
+}
+
+static void test_out_of_descriptors_sequential_server_tells_every_pending_client(void **state)
+{
+    (void)state;
+    check_every_pending_client_is_told(SOCKIT_SEQUENTIAL);
+}
+
+static void test_out_of_descriptors_threads_server_tells_every_pending_client(void **state)
+{
+    (void)state;
+    check_every_pending_client_is_told(SOCKIT_THREADS);
+}
+
+static void test_out_of_descriptors_pool_server_tells_every_pending_client(void **state)
+{
+    (void)state;
+    check_every_pending_client_is_told(SOCKIT_POOL);
+}
+
 static void test_out_of_descriptors_sequential_server_does_not_spin_and_recovers(void **state)
 {
     (void)state;
@@ -262,6 +357,9 @@ int main(void)
         emfile_test(test_out_of_descriptors_sequential_server_does_not_spin_and_recovers),
         emfile_test(test_out_of_descriptors_threads_server_does_not_spin_and_recovers),
         emfile_test(test_out_of_descriptors_pool_server_does_not_spin_and_recovers),
+        emfile_test(test_out_of_descriptors_sequential_server_tells_every_pending_client),
+        emfile_test(test_out_of_descriptors_threads_server_tells_every_pending_client),
+        emfile_test(test_out_of_descriptors_pool_server_tells_every_pending_client),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -380,6 +380,9 @@ static void test_bad_config_is_einval_naming_the_field(void **state)
     c = good;
     c.idle_timeout = NAN;
     expect_bad_config(SOCK_STREAM, &c, "idle_timeout");
+    c = good;
+    c.close_grace = NAN;
+    expect_bad_config(SOCK_STREAM, &c, "close_grace");
     expect_bad_config(0, &good, "type");
     expect_bad_config(SOCK_RAW, &good, "type");
     expect_bad_config(SOCK_SEQPACKET, &good, "type");

@@ -122,7 +122,9 @@ static void check_inflight(sockit_server_mode mode, bool abandon)
 {
     warm_up(mode);
     int fds0 = harness_count_fds(), threads0 = harness_count_threads();
-    inflight in = {.sleep_ms = abandon ? 1000 : 300, .abandon = abandon};
+    /* Long enough that the first sleepers are still in hand when the fiftieth
+     * request arrives, even when forks are slow (ThreadSanitizer on a busy machine). */
+    inflight in = {.sleep_ms = 1500, .abandon = abandon};
     sockit_server_config cfg = srv_echo_config(mode);
     cfg.threads = INFLIGHT;
     cfg.max_children = INFLIGHT + 10;
