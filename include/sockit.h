@@ -411,7 +411,13 @@ typedef enum sockit_server_mode {
     SOCKIT_SEQUENTIAL = 0, /* one request at a time, in the serving thread */
     SOCKIT_THREADS,        /* a thread per connection or datagram (ThreadingMixIn) */
     SOCKIT_PROCESSES,      /* a process per connection or datagram, at most
-                              max_children alive (ForkingMixIn) */
+                              max_children alive (ForkingMixIn). The child
+                              inherits every descriptor the program has open at
+                              the fork (fork ignores close-on-exec) except the
+                              listener and the other children's connections,
+                              which it closes first; the handler and
+                              handle_error run in the child, so what they change
+                              in memory stays there */
     SOCKIT_POOL            /* a fixed pool of threads fed by a bounded queue */
 } sockit_server_mode;
 
