@@ -91,11 +91,11 @@ static void free_server(sockit_server *srv)
     pthread_cond_destroy(&srv->idle_cv);
     pthread_cond_destroy(&srv->cv);
     pthread_mutex_destroy(&srv->mu);
-    free(srv->dgram_buf);
-    free(srv->pfd);
-    free(srv->children);
-    free(srv->workers);
-    free(srv);
+    sockit__free(srv->dgram_buf);
+    sockit__free(srv->pfd);
+    sockit__free(srv->children);
+    sockit__free(srv->workers);
+    sockit__free(srv);
 }
 
 void sockit__srv_unref(sockit_server *srv)
@@ -112,7 +112,7 @@ sockit_server *sockit_server_new(const char *host, int port, int type,
 {
     if (validate(type, cfg) < 0)
         return NULL;
-    sockit_server *srv = calloc(1, sizeof *srv);
+    sockit_server *srv = sockit__calloc(1, sizeof *srv);
     if (srv == NULL) {
         sockit__fail(-ENOMEM, "sockit_server_new");
         return NULL;
@@ -155,11 +155,11 @@ sockit_server *sockit_server_new(const char *host, int port, int type,
     }
     sockit__srv_reserve(srv);
     srv->pfd_cap = 3 + (srv->cfg.mode == SOCKIT_PROCESSES ? srv->cfg.max_children : 0);
-    srv->pfd = calloc((size_t)srv->pfd_cap, sizeof *srv->pfd);
+    srv->pfd = sockit__calloc((size_t)srv->pfd_cap, sizeof *srv->pfd);
     if (type == SOCK_DGRAM)
-        srv->dgram_buf = malloc(srv->cfg.max_datagram);
+        srv->dgram_buf = sockit__malloc(srv->cfg.max_datagram);
     if (srv->cfg.mode == SOCKIT_PROCESSES)
-        srv->children = calloc((size_t)srv->cfg.max_children, sizeof *srv->children);
+        srv->children = sockit__calloc((size_t)srv->cfg.max_children, sizeof *srv->children);
     if (srv->pfd == NULL || (type == SOCK_DGRAM && srv->dgram_buf == NULL) ||
         (srv->cfg.mode == SOCKIT_PROCESSES && srv->children == NULL)) {
         sockit__fail(-ENOMEM, "sockit_server_new");
@@ -265,7 +265,7 @@ static int accept_one(sockit_server *srv)
         sockit__srv_serve_inline(srv, &inline_job);
         return SERVED;
     }
-    job = calloc(1, sizeof *job);
+    job = sockit__calloc(1, sizeof *job);
     if (job == NULL) {
         sockit_close(c);
         sockit__srv_back_off(srv, -ENOMEM);
@@ -299,11 +299,11 @@ static int receive_one(sockit_server *srv)
         sockit__srv_serve_inline(srv, &inline_job);
         return SERVED;
     }
-    sockit__job *job = calloc(1, sizeof *job);
-    char *data = malloc(n > 0 ? (size_t)n : 1);
+    sockit__job *job = sockit__calloc(1, sizeof *job);
+    char *data = sockit__malloc(n > 0 ? (size_t)n : 1);
     if (job == NULL || data == NULL) {
-        free(job);
-        free(data);
+        sockit__free(job);
+        sockit__free(data);
         sockit__srv_back_off(srv, -ENOMEM);
         return TIMED_OUT;
     }
@@ -372,7 +372,7 @@ static int serve_one(sockit_server *srv, int64_t deadline)
         int ms = sockit__remaining_ms(wake);
         if (tick && (ms < 0 || ms > SRV_REAP_TICK_MS))
             ms = SRV_REAP_TICK_MS;
-        int ready = poll(pfd, (nfds_t)n, ms);
+        int ready = sockit__sys_poll(pfd, (nfds_t)n, ms);
         int err = errno;
         atomic_store(&srv->want_slot, false);
         if (ready < 0) {

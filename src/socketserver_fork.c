@@ -118,7 +118,7 @@ bool sockit__srv_fork_wait(sockit_server *srv, int64_t deadline)
         if (tick && (ms < 0 || ms > 10))
             ms = 10;
         /* EINTR: a signal; look again. */
-        poll(srv->pfd, (nfds_t)n, ms);
+        sockit__sys_poll(srv->pfd, (nfds_t)n, ms);
     }
 }
 

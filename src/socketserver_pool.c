@@ -40,7 +40,7 @@ static void *worker_main(void *arg)
 
 int sockit__srv_pool_start(sockit_server *srv)
 {
-    srv->workers = calloc((size_t)srv->cfg.threads, sizeof *srv->workers);
+    srv->workers = sockit__calloc((size_t)srv->cfg.threads, sizeof *srv->workers);
     if (srv->workers == NULL)
         return sockit__fail(-ENOMEM, "sockit_server_new: pool");
     sigset_t all, old;

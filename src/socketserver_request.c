@@ -15,8 +15,8 @@ void sockit__srv_job_free(sockit__job *job)
     if (job == NULL)
         return;
     sockit_close(job->conn);
-    free(job->data);
-    free(job);
+    sockit__free(job->data);
+    sockit__free(job);
 }
 
 void sockit__srv_track(sockit_server *srv, sockit__job *job, bool add)

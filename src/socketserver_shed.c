@@ -36,7 +36,7 @@ bool sockit__srv_shed(sockit_server *srv)
     int lfd = sockit_fileno(srv->sock);
     bool emptied = false;
     for (int i = 0; i < SRV_SHED_MAX; i++) {
-        int fd = accept4(lfd, NULL, NULL, SOCK_CLOEXEC | SOCK_NONBLOCK);
+        int fd = sockit__sys_accept4(lfd, NULL, NULL, SOCK_CLOEXEC | SOCK_NONBLOCK);
         if (fd >= 0) {
             close(fd);
             continue;

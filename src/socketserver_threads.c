@@ -41,14 +41,14 @@ static void *thread_main(void *arg)
     }
     pthread_mutex_unlock(&srv->mu);
     if (owns_record)
-        free(t);
+        sockit__free(t);
     sockit__srv_unref(srv);
     return NULL;
 }
 
 int sockit__srv_thread_dispatch(sockit_server *srv, sockit__job *job)
 {
-    sockit__thread *t = calloc(1, sizeof *t);
+    sockit__thread *t = sockit__calloc(1, sizeof *t);
     if (t == NULL)
         return -ENOMEM;
     t->server = srv;
@@ -78,7 +78,7 @@ int sockit__srv_thread_dispatch(sockit_server *srv, sockit__job *job)
     pthread_mutex_unlock(&srv->mu);
     if (rc != 0) {
         atomic_fetch_sub(&srv->running, 1);
-        free(t);
+        sockit__free(t);
         return -rc;
     }
     return 0;
@@ -90,7 +90,7 @@ static void join_all(sockit_server *srv, sockit__thread *t)
         sockit__thread *next = t->next;
         srv->reap_visits++;
         pthread_join(t->tid, NULL);
-        free(t);
+        sockit__free(t);
         t = next;
     }
 }
