@@ -1,4 +1,5 @@
 #include "harness.h"
+#include "sys.h"
 
 #include <dirent.h>
 #include <pthread.h>
@@ -133,4 +134,42 @@ void harness_signal_after(int sig, double seconds)
     pthread_t t;
     assert_int_equal(pthread_create(&t, NULL, signal_after_main, sa), 0);
     pthread_detach(t);
+}
+
+static struct {
+    unsigned ops;
+    int err;
+    int count;
+    size_t shorten;
+    int hits;
+} plan;
+
+static int plan_hook(sockit__sysop op, size_t *len)
+{
+    if (!(plan.ops & HARNESS_OP(op)) || plan.count == 0)
+        return 0;
+    plan.count--;
+    plan.hits++;
+    if (plan.err == 0 && *len > plan.shorten)
+        *len = plan.shorten;
+    return plan.err;
+}
+
+void harness_inject(unsigned ops, int err, int count, size_t shorten)
+{
+    plan.ops = ops;
+    plan.err = err;
+    plan.count = count;
+    plan.shorten = shorten;
+    plan.hits = 0;
+    sockit__set_fault_hook(plan_hook);
+}
+
+int harness_injected(void) { return plan.hits; }
+
+int harness_fault_teardown(void **state)
+{
+    sockit__set_fault_hook(NULL);
+    plan.count = 0;
+    return harness_fd_teardown(state);
 }

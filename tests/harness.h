@@ -47,4 +47,16 @@ void harness_signal_no_restart(int sig, void (*handler)(int));
 /* Sends sig to this thread after the given seconds (a one-shot timer thread). */
 void harness_signal_after(int sig, double seconds);
 
+/* Fault injection through src/sys.h's hook: the next `count` operations whose kind is
+ * in `ops` (a mask of HARNESS_OP(SOCKIT__SYS_...)) fail with err, or, with err 0,
+ * go through shortened to `shorten` bytes. harness_fault_test(t) clears the plan
+ * when the test ends. */
+#define HARNESS_OP(op) (1u << (op))
+void harness_inject(unsigned ops, int err, int count, size_t shorten);
+/* Operations the plan has hit since harness_inject. */
+int harness_injected(void);
+int harness_fault_teardown(void **state);
+#define harness_fault_test(t)                                                                      \
+    cmocka_unit_test_setup_teardown(t, harness_fd_setup, harness_fault_teardown)
+
 #endif

@@ -9,44 +9,10 @@
 #include <string.h>
 #include <unistd.h>
 
-/* The plan: fail the next `count` operations of kind `op` with `err`, or (err 0)
- * shorten them to `shorten` bytes. */
-static struct {
-    sockit__sysop op;
-    int err;
-    int count;
-    size_t shorten;
-    int hits;
-} plan;
-
-static int hook(sockit__sysop op, size_t *len)
-{
-    if (op != plan.op || plan.count == 0)
-        return 0;
-    plan.count--;
-    plan.hits++;
-    if (plan.err == 0 && *len > plan.shorten)
-        *len = plan.shorten;
-    return plan.err;
-}
-
 static void inject(sockit__sysop op, int err, int count, size_t shorten)
 {
-    plan.op = op;
-    plan.err = err;
-    plan.count = count;
-    plan.shorten = shorten;
-    plan.hits = 0;
-    sockit__set_fault_hook(hook);
+    harness_inject(HARNESS_OP(op), err, count, shorten);
 }
-
-static int teardown(void **state)
-{
-    sockit__set_fault_hook(NULL);
-    return harness_fd_teardown(state);
-}
-
-#define fault_test(t) cmocka_unit_test_setup_teardown(t, harness_fd_setup, teardown)
 
 static void pair(sockit *p[2]) { assert_ok(sockit_socketpair(AF_UNIX, SOCK_STREAM, p)); }
 
@@ -71,11 +37,11 @@ static void test_eintr_on_send_and_recv_is_retried(void **state)
     pair(p);
     inject(SOCKIT__SYS_SEND, EINTR, 3, 0);
     assert_int_equal(sockit_send(p[0], "abc", 3, 0), 3);
-    assert_int_equal(plan.hits, 3);
+    assert_int_equal(harness_injected(), 3);
     inject(SOCKIT__SYS_RECV, EINTR, 3, 0);
     char b[8];
     assert_int_equal(sockit_recv(p[1], b, sizeof b, 0), 3);
-    assert_int_equal(plan.hits, 3);
+    assert_int_equal(harness_injected(), 3);
     assert_memory_equal(b, "abc", 3);
     sockit_close(p[0]);
     sockit_close(p[1]);
@@ -90,7 +56,7 @@ static void test_eagain_in_blocking_mode_is_waited_out(void **state)
     inject(SOCKIT__SYS_RECV, EAGAIN, 2, 0);
     char b[8];
     assert_int_equal(sockit_recv(p[1], b, sizeof b, 0), 2);
-    assert_int_equal(plan.hits, 2);
+    assert_int_equal(harness_injected(), 2);
     /* In non-blocking mode the same EAGAIN is the caller's answer. */
     assert_int_equal(sockit_send(p[0], "z", 1, 0), 1);
     assert_ok(sockit_setblocking(p[1], false));
@@ -114,7 +80,7 @@ static void test_sendall_finishes_one_byte_writes_and_readline_joins_one_byte_re
     size_t sent = 0;
     assert_int_equal(sockit_sendall(p[0], text, sizeof text, 0, &sent), (ssize_t)sizeof text);
     assert_int_equal(sent, sizeof text);
-    assert_int_equal(plan.hits, (int)sizeof text);
+    assert_int_equal(harness_injected(), (int)sizeof text);
     inject(SOCKIT__SYS_RECV, 0, 100000, 1);
     char line[4096];
     assert_int_equal(sockit_readline(p[1], line, sizeof line), (ssize_t)sizeof text);
@@ -170,7 +136,7 @@ static void test_interrupted_backend_waits_are_retried_by_the_loop(void **state)
     inject(epoll ? SOCKIT__SYS_EPOLL_WAIT : SOCKIT__SYS_POLL, EINTR, 5, 0);
     assert_ok(sockit_loop_run(loop));
     assert_int_equal(fired, 1);
-    assert_int_equal(plan.hits, 5);
+    assert_int_equal(harness_injected(), 5);
     sockit_timer_close(t);
     assert_ok(sockit_loop_close(loop));
 }
@@ -188,7 +154,7 @@ static void test_eintr_on_accept_and_connect_is_handled(void **state)
     inject(SOCKIT__SYS_ACCEPT, EINTR, 2, 0);
     sockit *s = sockit_accept(l, NULL);
     assert_sock(s);
-    assert_int_equal(plan.hits, 2);
+    assert_int_equal(harness_injected(), 2);
     sockit_close(s);
     sockit_close(c);
     sockit_close(l);
@@ -197,12 +163,12 @@ static void test_eintr_on_accept_and_connect_is_handled(void **state)
 int main(void)
 {
     const struct CMUnitTest tests[] = {
-        fault_test(test_eintr_on_send_and_recv_is_retried),
-        fault_test(test_eagain_in_blocking_mode_is_waited_out),
-        fault_test(test_sendall_finishes_one_byte_writes_and_readline_joins_one_byte_reads),
-        fault_test(test_enomem_fails_the_one_call_and_leaks_nothing),
-        fault_test(test_interrupted_backend_waits_are_retried_by_the_loop),
-        fault_test(test_eintr_on_accept_and_connect_is_handled),
+        harness_fault_test(test_eintr_on_send_and_recv_is_retried),
+        harness_fault_test(test_eagain_in_blocking_mode_is_waited_out),
+        harness_fault_test(test_sendall_finishes_one_byte_writes_and_readline_joins_one_byte_reads),
+        harness_fault_test(test_enomem_fails_the_one_call_and_leaks_nothing),
+        harness_fault_test(test_interrupted_backend_waits_are_retried_by_the_loop),
+        harness_fault_test(test_eintr_on_accept_and_connect_is_handled),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -681,41 +681,13 @@ static void test_ten_thousand_registrations_select_only_those_written_to(void **
 
 /* Faults through src/sys.h: the next `count` waits (poll or epoll_wait, whichever
  * the backend uses) or allocations fail with `err`. */
-static struct {
-    bool alloc; /* else the wait */
-    int err;
-    int count;
-    int hits;
-} plan;
-
-static int hook(sockit__sysop op, size_t *len)
-{
-    (void)len;
-    bool mine = plan.alloc ? op == SOCKIT__SYS_ALLOC
-                           : op == SOCKIT__SYS_POLL || op == SOCKIT__SYS_EPOLL_WAIT;
-    if (!mine || plan.count == 0)
-        return 0;
-    plan.count--;
-    plan.hits++;
-    return plan.err;
-}
-
+/* alloc: the allocator, else the backend's wait (poll or epoll_wait). */
 static void inject(bool alloc, int err, int count)
 {
-    plan.alloc = alloc;
-    plan.err = err;
-    plan.count = count;
-    plan.hits = 0;
-    sockit__set_fault_hook(hook);
+    harness_inject(alloc ? HARNESS_OP(SOCKIT__SYS_ALLOC)
+                         : HARNESS_OP(SOCKIT__SYS_POLL) | HARNESS_OP(SOCKIT__SYS_EPOLL_WAIT),
+                   err, count, 0);
 }
-
-static int fault_teardown(void **state)
-{
-    sockit__set_fault_hook(NULL);
-    return harness_fd_teardown(state);
-}
-
-#define fault_test(t) cmocka_unit_test_setup_teardown(t, harness_fd_setup, fault_teardown)
 
 static void test_injected_eintr_is_retried_and_other_wait_errors_surface(void **state)
 {
@@ -729,7 +701,7 @@ static void test_injected_eintr_is_retried_and_other_wait_errors_surface(void **
     /* Three interrupted waits, then the real one reports the pipe. */
     inject(false, EINTR, 3);
     assert_int_equal(sockit_selector_select(sel, 5, out, 2), 1);
-    assert_int_equal(plan.hits, 3);
+    assert_int_equal(harness_injected(), 3);
     /* Interrupted until the deadline: 0 after the timeout, never -EINTR. */
     inject(false, EINTR, INT_MAX);
     double t0 = harness_now();
@@ -800,8 +772,8 @@ int main(void)
         harness_test(test_reused_fd_gets_only_its_new_registrations_events),
         harness_test(test_regular_file_is_eperm_under_epoll_and_always_ready_under_poll),
         harness_test(test_ten_thousand_registrations_select_only_those_written_to),
-        fault_test(test_injected_eintr_is_retried_and_other_wait_errors_surface),
-        fault_test(test_enomem_fails_the_one_call_and_takes_nothing),
+        harness_fault_test(test_injected_eintr_is_retried_and_other_wait_errors_surface),
+        harness_fault_test(test_enomem_fails_the_one_call_and_takes_nothing),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
