@@ -180,16 +180,20 @@ static void test_sigpipe_handler_never_runs_for_writes_to_a_closed_peer(void **s
 /* ---- EINTR ----------------------------------------------------------------------- */
 
 static volatile sig_atomic_t signals_seen;
+/* The same count for other threads to read (lock-free, so the handler may write it). */
+static atomic_int signals_seen_shared;
 
 static void on_signal(int sig)
 {
     (void)sig;
     signals_seen++;
+    atomic_fetch_add(&signals_seen_shared, 1);
 }
 
 static void arm_signals(const double *at, int n)
 {
     signals_seen = 0;
+    atomic_store(&signals_seen_shared, 0);
     harness_signal_no_restart(SIGUSR1, on_signal);
     for (int i = 0; i < n; i++)
         harness_signal_after(SIGUSR1, at[i]);
@@ -210,10 +214,15 @@ struct later {
     int port; /* connect to 127.0.0.1:port when > 0, else send "late" on s */
 };
 
+/* Acts after its delay, and never before the armed signal was handled: on a loaded
+ * machine the signal can come late, and the call must have been interrupted before
+ * it can succeed. */
 static void *later_main(void *arg)
 {
     struct later *l = arg;
     sleep_s(l->delay);
+    for (int i = 0; i < 500 && atomic_load(&signals_seen_shared) < 1; i++)
+        sleep_s(0.01);
     if (l->port > 0) {
         l->s = sockit_socket(AF_INET, SOCK_STREAM);
         if (l->s != NULL)
