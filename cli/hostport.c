@@ -41,13 +41,17 @@ static int port_of(const char *s, size_t n, unsigned flags, int *out, char *why,
 {
     bool listener = (flags & HOSTPORT_LISTENER) != 0;
     char text[64];
+    if (n >= sizeof text && all_digits(s, n))
+        return reason(why, size, "port '%.*s...': out of range %d-65535", 20, s, listener ? 0 : 1);
     if (n >= sizeof text)
         return reason(why, size, "port '%.*s...': not a number %d-65535 or a known service", 20, s,
                       listener ? 0 : 1);
     memcpy(text, s, n);
     text[n] = '\0';
     int port = n > 0 ? sockit_parse_port(text) : -1;
-    if (n > 0 && text[0] == '-' && all_digits(text + 1, n - 1))
+    /* A number is a number: too big or negative is out of range, not "not a number". */
+    if (n > 0 && (all_digits(text, n) || (text[0] == '-' && all_digits(text + 1, n - 1))) &&
+        port < 0)
         return reason(why, size, "port '%s': out of range %d-65535", text, listener ? 0 : 1);
     if (port < 0)
         return reason(why, size, "port '%s': not a number %d-65535 or a known service", text,

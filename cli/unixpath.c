@@ -16,6 +16,10 @@ static const char *kind_of(mode_t mode)
         return "a symbolic link";
     if (S_ISFIFO(mode))
         return "a FIFO";
+    if (S_ISCHR(mode))
+        return "a character device";
+    if (S_ISBLK(mode))
+        return "a block device";
     return "not a socket";
 }
 

@@ -7,6 +7,7 @@
 #include <poll.h>
 #include <pthread.h>
 #include <signal.h>
+#include <stddef.h>
 #include <string.h>
 #include <sys/sendfile.h>
 
@@ -274,6 +275,12 @@ ssize_t sockit_recvfrom(sockit *s, void *buf, size_t len, int flags, sockit_addr
             sockit__sys_recvfrom(s->fd, buf, len, flags | trunc_flag(s), &sender.u.sa, &alen);
         if (n >= 0) {
             sender.len = alen;
+            /* An unbound Unix sender comes back with no address at all; it is still a
+             * Unix peer, only unnamed (and one that cannot be answered). */
+            if (s->family == AF_UNIX && alen < offsetof(struct sockaddr_un, sun_path)) {
+                sender.u.un.sun_family = AF_UNIX;
+                sender.len = offsetof(struct sockaddr_un, sun_path);
+            }
             if (from != NULL)
                 *from = sender;
             if ((size_t)n <= len)

@@ -297,4 +297,32 @@ expect_usage bench_timeout_zero_says_why bench \
 expect_usage bench_d_zero_says_why bench "-d '0': must be more than 0 seconds: a run needs an end\$" \
     -d 0 127.0.0.1 1
 
+# ---- review of issue 9: the reference servers name a file in a Unix socket's place
+# too (item 20), and answer nothing to an unnamed Unix sender, saying why (item 23).
+for sub in tcp-server udp-server; do
+    expect_error "${sub//-/_}_regular_file_as_unix_path_says_it_is_not_a_socket" 1 \
+        "^sockit: unix:$work/regular-file: the path exists and is a regular file, not a socket \\(left alone\\)\$" \
+        "$sockit" $sub --host "unix:$work/regular-file"
+done
+expect_error connect_char_device_as_unix_path_is_named 1 \
+    "^sockit: unix:/dev/null: the path exists and is a character device, not a socket" \
+    "$sockit" connect unix:/dev/null
+expect_usage connect_port_above_65535_is_out_of_range connect "port '70000': out of range 1-65535\$" \
+    127.0.0.1 70000
+name=udp_server_names_an_unnamed_unix_sender_and_cannot_answer_it
+spawn 10 "$sockit" udp-server --host "unix:$work/d.sock" --count 1 >"$work/$name.out" 2>"$work/$name.err"
+server=$spawn_pid
+for _ in $(seq 50); do [ -S "$work/d.sock" ] && break; sleep 0.1; done
+python3 -c 'import socket,sys; s=socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM); s.sendto(b"hey", sys.argv[1])' "$work/d.sock"
+wait_exit "$server" 10
+if [ "$exit_rc" -ne 0 ]; then
+    fail $name "exit $exit_rc"
+elif ! grep -qx 'Received from unix:(unnamed): hey' "$work/$name.out"; then
+    fail $name "stdout [$(cat "$work/$name.out")]"
+elif ! grep -q '^sockit: no reply to unix:(unnamed): the sender did not bind its socket' "$work/$name.err"; then
+    fail $name "stderr [$(cat "$work/$name.err")]"
+else
+    pass $name
+fi
+
 finish

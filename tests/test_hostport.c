@@ -132,7 +132,7 @@ static void test_bad_ports_say_why(void **state)
     assert_int_equal(operands(L, "127.0.0.1", "-1"), -1);
     assert_reason("port '-1': out of range 0-65535");
     assert_int_equal(operands(0, "127.0.0.1", "70000"), -1);
-    assert_reason("port '70000': not a number 1-65535");
+    assert_reason("port '70000': out of range 1-65535");
     assert_int_equal(operands(0, "127.0.0.1", "0"), -1);
     assert_reason("port '0': must be 1-65535");
     assert_int_equal(operands(0, "[::1]:x", NULL), -1);

@@ -4,6 +4,7 @@
  * except that datagrams up to 64 KiB arrive whole instead of being cut at 1024. */
 #include "refserver.h"
 
+#include <stddef.h>
 #include <string.h>
 
 static int handle(sockit_request *req)
@@ -13,6 +14,12 @@ static int handle(sockit_request *req)
     rs->bytes_in += (long long)req->len;
     char peer[CLI_PEER_NAME_MAX];
     refserver_received(cli_addr_text(&req->peer, peer, sizeof peer), true, req->data, req->len);
+    /* A Unix datagram sender that never bound its socket has no name to reply to. */
+    if (sockit_addr_family(&req->peer) == AF_UNIX &&
+        req->peer.len <= offsetof(struct sockaddr_un, sun_path)) {
+        cli_fail("no reply to %s: the sender did not bind its socket, so it has no address", peer);
+        return 0;
+    }
     ssize_t sent = sockit_sendto_addr(req->sock, rs->reply, strlen(rs->reply), 0, &req->peer);
     if (sent < 0)
         return (int)sent;

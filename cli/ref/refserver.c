@@ -135,6 +135,9 @@ int refserver_run(int argc, char **argv, int type, const char *default_reply,
         return cli_usage_error(usage, "%s", why);
     rs.host = target.host[0] != '\0' ? target.host : "localhost";
     rs.port = target.is_unix ? 0 : target.port >= 0 ? target.port : 12345;
+    int unix_rc = target.is_unix ? cli_check_unix_path(rs.host, true) : 0;
+    if (unix_rc != 0)
+        return unix_rc;
 
     /* Sequential, as the reference is: the timeout bounds how long one client can
      * keep the others waiting. 0 means no limit, as for every time option. */
