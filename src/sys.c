@@ -101,6 +101,14 @@ int sockit__sys_epoll_wait(int epfd, struct epoll_event *events, int max, int ti
     return ask(SOCKIT__SYS_EPOLL_WAIT, &z) < 0 ? -1 : epoll_wait(epfd, events, max, timeout_ms);
 }
 
+int sockit__sys_epoll_pwait2(int epfd, struct epoll_event *events, int max,
+                             const struct timespec *timeout)
+{
+    size_t z = 0;
+    return ask(SOCKIT__SYS_EPOLL_WAIT, &z) < 0 ? -1
+                                               : epoll_pwait2(epfd, events, max, timeout, NULL);
+}
+
 /* The hook sees the size but cannot change what is allocated. */
 void *sockit__malloc(size_t size)
 {

@@ -48,6 +48,11 @@ int sockit__sys_connect(int fd, const struct sockaddr *addr, socklen_t len);
 ssize_t sockit__sys_sendfile(int out_fd, int in_fd, off_t *offset, size_t count);
 int sockit__sys_poll(struct pollfd *fds, nfds_t n, int timeout_ms);
 int sockit__sys_epoll_wait(int epfd, struct epoll_event *events, int max, int timeout_ms);
+/* epoll_pwait2 with no signal mask: a nanosecond timeout (NULL: without limit). The
+ * hook sees it as SOCKIT__SYS_EPOLL_WAIT. */
+struct timespec;
+int sockit__sys_epoll_pwait2(int epfd, struct epoll_event *events, int max,
+                             const struct timespec *timeout);
 
 /* malloc, calloc, realloc and free, through the hook (op ALLOC). */
 void *sockit__malloc(size_t size);

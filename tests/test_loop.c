@@ -1082,6 +1082,38 @@ static void test_forked_child_cannot_run_the_loop_but_can_close_it(void **state)
     close_loop(loop);
 }
 
+/* epoll waits with a nanosecond timeout (epoll_pwait2): a timer due in 0.1 ms must
+ * not wait for a whole millisecond, as a millisecond timeout rounded up would make it.
+ * Never early, on every backend; and under epoll, one of 20 tries (the VM may be busy
+ * for the others) must be done within 0.9 ms, which rounding up can never be. */
+static void fire_note(sockit_timer *t, void *user)
+{
+    (void)t;
+    *(double *)user = harness_now();
+}
+
+static void test_sub_millisecond_timer_is_not_rounded_up_to_a_millisecond(void **state)
+{
+    (void)state;
+    sockit_loop *loop = new_loop();
+    bool epoll = strcmp(sockit_loop_backend(loop), "epoll") == 0;
+    double fired = 0, best = 1.0;
+    sockit_timer *t = sockit_timer_new(loop, fire_note, &fired);
+    for (int i = 0; i < 20; i++) {
+        sockit_loop_update_time(loop);
+        double t0 = sockit_loop_now(loop);
+        assert_ok(sockit_timer_start(t, 0.0001, 0));
+        assert_ok(sockit_loop_run(loop));
+        assert_true(fired - t0 >= 0.0001);
+        if (fired - t0 < best)
+            best = fired - t0;
+    }
+    if (epoll)
+        assert_true(best < 0.0009);
+    sockit_timer_close(t);
+    close_loop(loop);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -1103,6 +1135,7 @@ int main(void)
         harness_test(test_stop_from_another_thread_returns_run_at_once),
         harness_test(test_stop_from_a_signal_handler_returns_run_at_once),
         harness_test(test_interrupted_wait_is_retried_and_timer_fires_on_time),
+        harness_test(test_sub_millisecond_timer_is_not_rounded_up_to_a_millisecond),
         harness_test(test_run_from_a_callback_and_close_while_running_are_ebusy),
         harness_test(test_close_with_open_watchers_is_ebusy_and_frees_nothing),
         harness_test(test_call_soon_runs_next_iteration_in_order),

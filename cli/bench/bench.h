@@ -1,21 +1,25 @@
 /* sockit bench: the load generator's shared types. cmd_bench.c parses options and
- * supervises; each worker thread runs its share of connections on its own epoll
- * loop (bench_tcp.c, bench_udp.c); bench_report.c prints what they measured.
+ * supervises on a sockit_loop of its own; each worker thread runs its share of
+ * connections on its own sockit_loop (bench_loop.c: the run's phases, the open
+ * loop's schedule, sweeps), through a transport per protocol (bench_tcp.c,
+ * bench_udp.c: the sockets and their I/O watchers); bench_report.c prints what they
+ * measured.
  *
- * The workers use raw non-blocking syscalls rather than sockit objects: the
- * generator is the measuring instrument and must add nothing above the syscall
- * floor. It moves onto sockit's own event loop once that exists. */
+ * The transports use raw non-blocking syscalls on descriptors rather than sockit
+ * objects: the generator is the measuring instrument and must add nothing above the
+ * syscall floor but the loop itself. */
 #ifndef SOCKIT_CLI_BENCH_H
 #define SOCKIT_CLI_BENCH_H
 
 #include "histogram.h"
 #include "hostport.h"
 
+#include <sockit.h>
+
 #include <stdatomic.h>
 #include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
-#include <sys/epoll.h>
 #include <sys/socket.h>
 
 typedef enum bench_mode { BENCH_ECHO, BENCH_STREAM, BENCH_CONNECT } bench_mode;
@@ -106,16 +110,21 @@ static inline uint64_t bench_seed(const bench_pattern *p, uint64_t x)
     return x % p->period / p->line * p->line;
 }
 
+typedef struct bench_worker bench_worker;
+
 /* What the supervisor and the workers share. Fields a worker writes are its own
  * (bench_worker); these are written by the supervisor or claimed atomically. */
 typedef struct bench_shared {
     const bench_config *cfg;
     const bench_pattern *pattern;
-    uint64_t start_ns, measure_ns, end_ns; /* CLOCK_MONOTONIC */
+    uint64_t start_ns, measure_ns, end_ns; /* CLOCK_MONOTONIC, the loops' clock */
     atomic_bool stop;                      /* signal or fatal error: stop now */
     atomic_uint_fast64_t budget;           /* -n: requests not yet claimed */
     atomic_bool ever_connected;
-    atomic_int fatal_errno; /* the first connect failure while none ever succeeded */
+    atomic_int fatal_errno;  /* the first connect failure while none ever succeeded */
+    sockit_loop *supervisor; /* the main thread's loop: workers post to it */
+    bench_worker *workers;
+    int nworkers, ndone; /* started; done (the supervisor's own count) */
 } bench_shared;
 
 /* A worker's counters. The live ones are read by the supervisor for the progress
@@ -133,7 +142,27 @@ typedef struct bench_live {
     atomic_uint_fast64_t requests, bytes_out, bytes_in, errors;
 } bench_live;
 
-typedef struct bench_worker {
+/* One protocol's side of a worker's loop (bench_tcp.c, bench_udp.c). The loop
+ * (bench_loop.c) owns the phases of the run, the open loop's clock and the sweeps;
+ * the transport owns the sockets, their watchers and what a request is. */
+typedef struct bench_transport {
+    /* Allocates its state and opens the worker's sockets. Returns 0, or -1 when the
+     * worker cannot run (the error counted). */
+    int (*start)(bench_worker *w, uint64_t now);
+    /* Open loop: the worker's request number g, due at `due`, is claimed; give it
+     * to its socket (and count it outstanding). */
+    void (*issue_due)(bench_worker *w, uint64_t g, uint64_t due, uint64_t now);
+    /* Timeouts, reconnects and back-offs. Returns nanoseconds until the next sweep. */
+    uint64_t (*sweep)(bench_worker *w, uint64_t now);
+    /* Connections still connecting (asked only as the run ends). */
+    long (*connecting)(bench_worker *w);
+    /* Closes the sockets and their watchers and frees the state. */
+    void (*cleanup)(bench_worker *w);
+} bench_transport;
+
+extern const bench_transport bench_tcp_transport, bench_udp_transport;
+
+struct bench_worker {
     bench_shared *shared;
     int index;
     long first_conn, conns; /* this worker's slice of the connections */
@@ -144,9 +173,21 @@ typedef struct bench_worker {
     bool draining;        /* past -d: no new requests, waiting for the outstanding */
     uint64_t stop_ns;     /* when its loop ends: the end of the run, or of the drain */
     uint64_t finished_ns; /* when its loop ended */
-    atomic_bool done;
-    void *state; /* the loop's own, freed by bench_worker_cleanup */
-} bench_worker;
+    /* The loop: made by the supervisor before the thread starts, so it can be
+     * stopped from there at any time; run by the worker; closed after the join. */
+    sockit_loop *loop;
+    const bench_transport *transport;
+    sockit_timer *phase;     /* the end of the warm-up, of the run, of the drain */
+    sockit_timer *sweeper;   /* transport->sweep, and the live counters */
+    uint64_t first_sweep_ns; /* set by transport->start */
+    sockit_timer *schedule;  /* open loop: shortly before the next request is due */
+    bool spinning;           /* open loop: a call_soon polls until it is due */
+    uint64_t outstanding;    /* requests issued and neither completed nor lost */
+    bool budget_spent;       /* no new requests: -n spent, or draining */
+    double interval_ns;      /* open loop: between two requests of this worker */
+    uint64_t next_g;         /* open loop: the next request to schedule */
+    void *state;             /* the transport's own */
+};
 
 /* The open loop wakes this long before a request is due and then polls without
  * sleeping: timer wake-ups can be late by 0.1 ms on average and by milliseconds at
@@ -154,29 +195,39 @@ typedef struct bench_worker {
  * the server. It costs generator CPU, which has a core of its own, not accuracy. */
 #define BENCH_SPIN_NS 300000u
 
-/* The worker thread's body (bench_tcp.c or bench_udp.c by cfg->udp). */
+/* The worker thread's body (bench_loop.c): runs w->loop until the run is over.
+ * Posts bench_worker_done to the supervisor's loop as its last act. */
 void *bench_worker_run(void *worker);
-/* Closes the worker's sockets and frees its state; after it was joined, so the
+/* Closes the worker's sockets, watchers and loop; after it was joined, so the
  * teardown cost is outside the measured window. */
 void bench_worker_cleanup(bench_worker *w);
+/* Stops every worker's loop: a sockit_call_fn for the supervisor's loop (arg: the
+ * bench_shared), as posted by a worker that met a fatal error. */
+void bench_stop_everyone(sockit_loop *supervisor, void *shared);
 
-void *bench_tcp_run(bench_worker *w);
-void bench_tcp_cleanup(bench_worker *w);
-void *bench_udp_run(bench_worker *w);
-void bench_udp_cleanup(bench_worker *w);
+/* The loop's time in nanoseconds: read once per iteration, so all the events of
+ * one wait share it, as they share their wait. */
+static inline uint64_t bench_loop_now(const bench_worker *w)
+{
+    return (uint64_t)(sockit_loop_now(w->loop) * 1e9);
+}
+/* Whether the run is over now that requests completed, were lost or can no longer
+ * be issued: the transports call it after every callback. */
+void bench_loop_settle(bench_worker *w);
+static inline void bench_settle(bench_worker *w)
+{
+    if (w->budget_spent) /* -n spent, or draining */
+        bench_loop_settle(w);
+}
 
-/* Helpers shared by the two loops (bench_common.c). */
+/* Helpers shared by the two transports (bench_common.c). */
 uint64_t bench_now_ns(void);
 /* Open loop: when the worker's request number g is due. */
 uint64_t bench_due_ns(const bench_shared *sh, uint64_t g, double interval_ns);
 /* The next back-off after a failure: 10 ms, doubling, at most 1 s. */
 uint32_t bench_backoff_ms(uint32_t previous);
 /* err says nobody is there: if no connection ever succeeded, stop the run with it. */
-void bench_give_up_if_unreached(bench_shared *sh, int err);
-/* epoll_pwait2 until something happens, the next sweep, the end of the warm-up or of
- * the run, or (open loop; UINT64_MAX for none) shortly before the next request is due. */
-int bench_wait(bench_worker *w, int ep, struct epoll_event *events, int max, uint64_t now,
-               uint64_t next_sweep_ns, uint64_t next_due_ns);
+void bench_give_up_if_unreached(bench_worker *w, int err);
 /* Claims one request from the -n budget; false when it is spent. */
 bool bench_claim(bench_shared *sh);
 void bench_count_error(bench_worker *w, bench_error kind, int err);

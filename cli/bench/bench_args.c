@@ -24,7 +24,7 @@ static const char usage[] =
 #define MAX_PIPELINE  1024L
 #define MIN_RATE      1e-3 /* one request per 17 minutes: slower is no load test */
 #define MAX_RATE      1e9
-#define FDS_RESERVED  32 /* stdio, epoll sets, /proc reads, slack */
+#define FDS_RESERVED  32 /* stdio, the loops' descriptors, /proc reads, slack */
 #define DEFAULT_HELLO "Hello server!"
 
 static void help(void)
@@ -276,7 +276,8 @@ static int fit_fd_limit(const bench_config *cfg)
     struct rlimit rl;
     if (getrlimit(RLIMIT_NOFILE, &rl) < 0)
         return -1;
-    rlim_t need = (rlim_t)cfg->conns + (rlim_t)cfg->threads + FDS_RESERVED;
+    /* Each loop (a worker's, the supervisor's) holds an epoll set and an eventfd. */
+    rlim_t need = (rlim_t)cfg->conns + 2 * ((rlim_t)cfg->threads + 1) + FDS_RESERVED;
     if (need <= rl.rlim_cur)
         return -1;
     if (rl.rlim_max != RLIM_INFINITY && need > rl.rlim_max)

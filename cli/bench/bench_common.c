@@ -1,4 +1,4 @@
-/* sockit bench: what both worker loops share: the payload pattern, the clock, the
+/* sockit bench: what both transports share: the payload pattern, the clock, the
  * -n budget, error counting and the warm-up switch. */
 #include "bench.h"
 
@@ -76,30 +76,17 @@ uint32_t bench_backoff_ms(uint32_t previous)
     return previous == 0 ? 10 : previous >= 500 ? 1000 : previous * 2;
 }
 
-void bench_give_up_if_unreached(bench_shared *sh, int err)
+void bench_give_up_if_unreached(bench_worker *w, int err)
 {
+    bench_shared *sh = w->shared;
     if (atomic_load_explicit(&sh->ever_connected, memory_order_relaxed))
         return;
     int none = 0;
     atomic_compare_exchange_strong(&sh->fatal_errno, &none, err);
-    atomic_store(&sh->stop, true);
-}
-
-int bench_wait(bench_worker *w, int ep, struct epoll_event *events, int max, uint64_t now,
-               uint64_t next_sweep_ns, uint64_t next_due_ns)
-{
-    const bench_shared *sh = w->shared;
-    uint64_t wake = next_sweep_ns < w->stop_ns ? next_sweep_ns : w->stop_ns;
-    if (!w->measuring && sh->measure_ns < wake)
-        wake = sh->measure_ns;
-    if (next_due_ns != UINT64_MAX) {
-        uint64_t spin_from = next_due_ns > BENCH_SPIN_NS ? next_due_ns - BENCH_SPIN_NS : 0;
-        if (spin_from < wake)
-            wake = spin_from;
-    }
-    uint64_t d = wake > now ? wake - now : 0;
-    struct timespec ts = {.tv_sec = (time_t)(d / 1000000000u), .tv_nsec = (long)(d % 1000000000u)};
-    return epoll_pwait2(ep, events, max, &ts, NULL);
+    /* This worker stops at once; the supervisor stops the others. */
+    if (!atomic_exchange(&sh->stop, true))
+        sockit_loop_post(sh->supervisor, bench_stop_everyone, sh);
+    sockit_loop_stop(w->loop);
 }
 
 bool bench_claim(bench_shared *sh)
@@ -224,19 +211,4 @@ bool bench_measuring(bench_worker *w, uint64_t now)
         w->measuring = true;
     }
     return w->measuring;
-}
-
-void *bench_worker_run(void *worker)
-{
-    bench_worker *w = worker;
-    w->stop_ns = w->shared->end_ns;
-    return w->shared->cfg->udp ? bench_udp_run(w) : bench_tcp_run(w);
-}
-
-void bench_worker_cleanup(bench_worker *w)
-{
-    if (w->shared->cfg->udp)
-        bench_udp_cleanup(w);
-    else
-        bench_tcp_cleanup(w);
 }

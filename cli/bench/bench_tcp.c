@@ -1,5 +1,6 @@
-/* sockit bench: one worker's TCP loop. Its connections run on one level-triggered
- * epoll set, non-blocking, in three modes:
+/* sockit bench: the TCP (and Unix stream) transport. A worker's connections are
+ * non-blocking descriptors, one I/O watcher each on the worker's sockit_loop, in
+ * three modes:
  *   echo     keep `pipeline` messages in flight; check every byte that comes back;
  *   stream   write continuously, read back and count whatever returns;
  *   connect  per request: connect, send the message, read until EOF, close.
@@ -13,16 +14,18 @@
 #include <netinet/tcp.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/epoll.h>
-#include <sys/prctl.h>
 #include <unistd.h>
 
 enum { IDLE, CONNECTING, OPEN };
 
+typedef struct tcp_loop tcp_loop;
+
 typedef struct conn {
     int fd;
     unsigned char state;
-    bool want_out;       /* EPOLLOUT is in the registered set */
+    bool want_out; /* the watcher asks for WRITE */
+    sockit_io *io; /* while fd >= 0 */
+    tcp_loop *L;
     uint32_t index;      /* in this worker */
     uint64_t seed;       /* where in the pattern this connection's stream starts */
     uint64_t out, in;    /* bytes on the current connection */
@@ -37,20 +40,16 @@ typedef struct conn {
     bool reply_corrupt;
 } conn;
 
-typedef struct tcp_loop {
-    int ep;
+struct tcp_loop {
+    bench_worker *w;
     conn *conns;
     long n;
     uint64_t *sent_ns; /* closed loop: send time of request k at [index*depth + k%depth] */
     unsigned char *scratch;
     size_t scratch_len;
-    uint64_t outstanding; /* requests issued and neither completed nor lost */
-    bool budget_spent;
-    /* open loop */
-    double interval_ns; /* between two requests of this worker */
-    uint64_t next_g;    /* the next request to schedule: slot g % n, number g / n */
-    long idle;          /* connections waiting to reconnect */
-} tcp_loop;
+    long idle;            /* connections waiting to reconnect */
+    uint64_t sweep_every; /* ns */
+};
 
 static const bench_config *cfg_of(bench_worker *w) { return w->shared->cfg; }
 
@@ -59,18 +58,18 @@ static uint64_t origin_ns(bench_worker *w, tcp_loop *L, const conn *c, uint64_t 
 {
     const bench_config *cfg = cfg_of(w);
     if (w->rate > 0)
-        return bench_due_ns(w->shared, k * (uint64_t)L->n + c->index, L->interval_ns);
+        return bench_due_ns(w->shared, k * (uint64_t)L->n + c->index, w->interval_ns);
     if (cfg->mode == BENCH_CONNECT)
         return c->started_ns;
     return L->sent_ns[(uint64_t)c->index * cfg->pipeline + k % cfg->pipeline];
 }
 
-static void set_events(tcp_loop *L, conn *c, bool want_out)
+/* The loop changes the kernel's interest only when it changes; so does this. */
+static void set_events(conn *c, bool want_out)
 {
     if (c->want_out == want_out)
         return;
-    struct epoll_event ev = {.events = EPOLLIN | (want_out ? EPOLLOUT : 0), .data.ptr = c};
-    epoll_ctl(L->ep, EPOLL_CTL_MOD, c->fd, &ev);
+    sockit_io_start(c->io, SOCKIT_EVENT_READ | (want_out ? SOCKIT_EVENT_WRITE : 0));
     c->want_out = want_out;
 }
 
@@ -83,6 +82,8 @@ static uint64_t done_on_conn(const bench_config *cfg, const conn *c)
 
 static void close_conn(tcp_loop *L, conn *c, uint64_t now, bool retry_later)
 {
+    sockit_io_close(c->io); /* before the descriptor, whose number may come back */
+    c->io = NULL;
     if (c->fd >= 0)
         close(c->fd);
     c->fd = -1;
@@ -111,7 +112,7 @@ static void fail_conn(bench_worker *w, tcp_loop *L, conn *c, bench_error kind, i
     else
         lost = c->issued - done_on_conn(cfg, c);
     c->k_done += lost;
-    L->outstanding -= lost;
+    w->outstanding -= lost;
     if (err >= 0) /* < 0: counted already, with its reason */
         bench_count_error(w, kind, err);
     close_conn(L, c, now, kind != BENCH_ERR_TIMEOUT && kind != BENCH_ERR_CORRUPT);
@@ -123,7 +124,7 @@ static void connect_failed(bench_worker *w, tcp_loop *L, conn *c, int err, uint6
 {
     if (err == ECONNREFUSED || err == ENETUNREACH || err == EHOSTUNREACH || err == EADDRNOTAVAIL ||
         err == EACCES || err == EPERM)
-        bench_give_up_if_unreached(w->shared, err);
+        bench_give_up_if_unreached(w, err);
     fail_conn(w, L, c, BENCH_ERR_CONNECT, err, now);
 }
 
@@ -131,36 +132,36 @@ static void connect_failed(bench_worker *w, tcp_loop *L, conn *c, int err, uint6
 static void top_up(bench_worker *w, tcp_loop *L, conn *c, uint64_t now)
 {
     const bench_config *cfg = cfg_of(w);
-    if (w->rate > 0 || L->budget_spent)
+    if (w->rate > 0 || w->budget_spent)
         return;
     while (c->issued - done_on_conn(cfg, c) < cfg->pipeline) {
         if (!bench_claim(w->shared)) {
-            L->budget_spent = true;
+            w->budget_spent = true;
             return;
         }
         uint64_t k = c->k_open + c->issued;
         L->sent_ns[(uint64_t)c->index * cfg->pipeline + k % cfg->pipeline] = now;
         c->issued++;
-        L->outstanding++;
+        w->outstanding++;
     }
 }
 
 /* Stream mode: requests complete as they are written. */
-static void stream_written(bench_worker *w, tcp_loop *L, conn *c, uint64_t before, uint64_t now)
+static void stream_written(bench_worker *w, conn *c, uint64_t before, uint64_t now)
 {
     uint64_t m = cfg_of(w)->msg_bytes;
     uint64_t whole = c->out / m - before / m;
     if (whole == 0)
         return;
     c->k_done += whole;
-    L->outstanding -= whole;
+    w->outstanding -= whole;
     w->stats.requests += whole;
     w->stats.last_done_ns = now;
     c->backoff_ms = 0;
 }
 
 /* Stream mode writes at most this many times per wake-up, then lets level-triggered
- * EPOLLOUT bring it back: a server that drains as fast as it is fed would otherwise
+ * WRITE bring it back: a server that drains as fast as it is fed would otherwise
  * keep one connection writing past the end of the run and starve the others. */
 #define STREAM_WRITES_PER_WAKE 16
 
@@ -173,12 +174,12 @@ static int flush(bench_worker *w, tcp_loop *L, conn *c, uint64_t now)
     for (;;) {
         uint64_t target = c->issued * cfg->msg_bytes;
         if (c->out >= target) {
-            if (cfg->mode == BENCH_STREAM && w->rate == 0 && !L->budget_spent) {
+            if (cfg->mode == BENCH_STREAM && w->rate == 0 && !w->budget_spent) {
                 top_up(w, L, c, now);
                 if (c->out < c->issued * cfg->msg_bytes)
                     continue;
             }
-            set_events(L, c, false);
+            set_events(c, false);
             return 0;
         }
         uint64_t left = target - c->out;
@@ -192,7 +193,7 @@ static int flush(bench_worker *w, tcp_loop *L, conn *c, uint64_t now)
             if (errno == EINTR)
                 continue;
             if (errno == EAGAIN || errno == EWOULDBLOCK) {
-                set_events(L, c, true);
+                set_events(c, true);
                 return 0;
             }
             fail_conn(w, L, c, bench_error_of(errno), errno, now);
@@ -202,9 +203,9 @@ static int flush(bench_worker *w, tcp_loop *L, conn *c, uint64_t now)
         c->out += (uint64_t)sent;
         w->stats.bytes_out += (uint64_t)sent;
         if (cfg->mode == BENCH_STREAM) {
-            stream_written(w, L, c, before, now);
+            stream_written(w, c, before, now);
             if (++writes >= STREAM_WRITES_PER_WAKE) {
-                set_events(L, c, true);
+                set_events(c, true);
                 return 0;
             }
         }
@@ -233,7 +234,7 @@ static int echo_received(bench_worker *w, tcp_loop *L, conn *c, size_t n, uint64
     }
     if (after > before) {
         c->k_done += after - before;
-        L->outstanding -= after - before;
+        w->outstanding -= after - before;
         w->stats.requests += after - before;
         w->stats.last_done_ns = now;
         c->backoff_ms = 0;
@@ -268,8 +269,8 @@ static void on_readable(bench_worker *w, tcp_loop *L, conn *c, uint64_t now)
             } else if (cfg->mode == BENCH_CONNECT) {
                 reply_received(w, c, (size_t)n, L->scratch);
             }
-            /* A short read most likely drained the socket: let epoll say when there
-             * is more. Edge-triggered connect mode must read on to EAGAIN or EOF. */
+            /* A short read most likely drained the socket: let the loop say when
+             * there is more. Connect mode reads on: the EOF is most likely there. */
             if ((size_t)n < L->scratch_len && cfg->mode != BENCH_CONNECT)
                 return;
             continue;
@@ -289,7 +290,8 @@ static void on_readable(bench_worker *w, tcp_loop *L, conn *c, uint64_t now)
     }
 }
 
-static void on_connected(bench_worker *w, tcp_loop *L, conn *c, uint32_t events, uint64_t now);
+static void on_connected(bench_worker *w, tcp_loop *L, conn *c, bool connected, uint64_t now);
+static void on_io(sockit_io *io, int events, void *user);
 
 /* Opens the slot's next connection. */
 static void start_conn(bench_worker *w, tcp_loop *L, conn *c, uint64_t now)
@@ -313,29 +315,30 @@ static void start_conn(bench_worker *w, tcp_loop *L, conn *c, uint64_t now)
         setsockopt(c->fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof one);
     }
     bench_bind_source(cfg, c->fd, w->first_conn + c->index);
-    /* Connect mode is edge-triggered: one EPOLLOUT says connected, one EPOLLIN says
-     * the reply (and maybe EOF) came, and no epoll_ctl is needed in between. */
-    struct epoll_event ev = {.events = EPOLLIN | EPOLLOUT, .data.ptr = c};
-    if (cfg->mode == BENCH_CONNECT)
-        ev.events |= EPOLLET;
+    /* Writable says connected (or failed: SO_ERROR tells); then READ, and WRITE
+     * only while a send is held back. */
+    c->io = sockit_io_new(w->loop, c->fd, on_io, c);
+    if (c->io == NULL || sockit_io_start(c->io, SOCKIT_EVENT_WRITE) < 0) {
+        fail_conn(w, L, c, BENCH_ERR_OTHER, -sockit_errcode(), now);
+        return;
+    }
     c->want_out = true;
-    epoll_ctl(L->ep, EPOLL_CTL_ADD, c->fd, &ev);
     if (connect(c->fd, (const struct sockaddr *)&cfg->target, cfg->target_len) == 0)
-        on_connected(w, L, c, EPOLLOUT, now); /* loopback often connects at once */
+        on_connected(w, L, c, true, now); /* Unix sockets connect at once */
     else if (errno != EINPROGRESS && errno != EINTR && errno != EAGAIN)
         connect_failed(w, L, c, errno, now);
 }
 
 /* Connect mode: whether slot c has a request to start, claiming it. */
-static bool exchange_wanted(bench_worker *w, tcp_loop *L, conn *c)
+static bool exchange_wanted(bench_worker *w, conn *c)
 {
     if (w->rate > 0)
         return c->k_due > c->k_done;
-    if (L->budget_spent || !bench_claim(w->shared)) {
-        L->budget_spent = true;
+    if (w->budget_spent || !bench_claim(w->shared)) {
+        w->budget_spent = true;
         return false;
     }
-    L->outstanding++;
+    w->outstanding++;
     return true;
 }
 
@@ -357,23 +360,21 @@ static void exchange_done(bench_worker *w, tcp_loop *L, conn *c, uint64_t now)
     w->stats.requests++;
     w->stats.last_done_ns = now;
     c->k_done++;
-    L->outstanding--;
+    w->outstanding--;
     c->backoff_ms = 0;
     close_conn(L, c, now, false);
-    if (exchange_wanted(w, L, c))
+    if (exchange_wanted(w, c))
         start_conn(w, L, c, now);
 }
 
-static void on_connected(bench_worker *w, tcp_loop *L, conn *c, uint32_t events, uint64_t now)
+static void on_connected(bench_worker *w, tcp_loop *L, conn *c, bool connected, uint64_t now)
 {
     const bench_config *cfg = cfg_of(w);
     int err = 0;
     socklen_t len = sizeof err;
-    /* A failed connect always raises EPOLLERR; writable alone means connected. */
-    if ((events & (EPOLLERR | EPOLLHUP)) && getsockopt(c->fd, SOL_SOCKET, SO_ERROR, &err, &len) < 0)
+    /* The loop reports a failed connect as writable too: SO_ERROR says which. */
+    if (!connected && getsockopt(c->fd, SOL_SOCKET, SO_ERROR, &err, &len) < 0)
         err = errno;
-    if ((events & (EPOLLERR | EPOLLHUP)) && err == 0)
-        err = ECONNREFUSED; /* hung up before connecting, and no reason given */
     if (err != 0) {
         connect_failed(w, L, c, err, now);
         return;
@@ -389,6 +390,7 @@ static void on_connected(bench_worker *w, tcp_loop *L, conn *c, uint32_t events,
             return;
         }
         w->stats.bytes_out += (uint64_t)n;
+        set_events(c, false); /* now the reply, then the EOF */
         return;
     }
     if (w->rate > 0) {
@@ -397,7 +399,7 @@ static void on_connected(bench_worker *w, tcp_loop *L, conn *c, uint32_t events,
         uint64_t timeout_ns = (uint64_t)(cfg->timeout * 1e9);
         while (c->k_done < c->k_due && now - origin_ns(w, L, c, c->k_done) > timeout_ns) {
             c->k_done++;
-            L->outstanding--;
+            w->outstanding--;
             bench_count_error(w, BENCH_ERR_TIMEOUT, ETIMEDOUT);
         }
         c->k_open = c->k_done;
@@ -408,48 +410,54 @@ static void on_connected(bench_worker *w, tcp_loop *L, conn *c, uint32_t events,
     flush(w, L, c, now);
 }
 
-static void on_event(bench_worker *w, tcp_loop *L, conn *c, uint32_t events, uint64_t now)
+static void on_io(sockit_io *io, int events, void *user)
 {
-    if (c->state == CONNECTING) {
-        on_connected(w, L, c, events, now);
+    (void)io;
+    conn *c = user;
+    tcp_loop *L = c->L;
+    bench_worker *w = L->w;
+    const bench_config *cfg = cfg_of(w);
+    uint64_t now = bench_loop_now(w);
+    if (cfg->mode == BENCH_STREAM && now >= w->shared->end_ns) {
+        sockit_loop_stop(w->loop); /* nothing written after the window counts */
         return;
     }
-    if (events & (EPOLLIN | EPOLLERR | EPOLLHUP))
-        on_readable(w, L, c, now);
-    if (c->state == OPEN && (events & EPOLLOUT) && cfg_of(w)->mode != BENCH_CONNECT)
-        flush(w, L, c, now);
+    if (c->state == CONNECTING) {
+        on_connected(w, L, c, false, now);
+    } else {
+        /* An error or hang-up is reported as both: the recv or send meets it. */
+        if (events & SOCKIT_EVENT_READ)
+            on_readable(w, L, c, now);
+        if (c->state == OPEN && (events & SOCKIT_EVENT_WRITE) && cfg->mode != BENCH_CONNECT)
+            flush(w, L, c, now);
+    }
+    bench_settle(w);
 }
 
-/* Open loop: hand out every request whose time has come. */
-static void schedule(bench_worker *w, tcp_loop *L, uint64_t now)
+/* Open loop: request g of this worker is due; it goes to slot g % n. */
+static void tcp_issue_due(bench_worker *w, uint64_t g, uint64_t due, uint64_t now)
 {
+    (void)due; /* origin_ns computes it again from the slot's count */
     const bench_config *cfg = cfg_of(w);
-    while (!L->budget_spent) {
-        if (bench_due_ns(w->shared, L->next_g, L->interval_ns) > now)
-            return;
-        if (!bench_claim(w->shared)) {
-            L->budget_spent = true;
-            return;
-        }
-        conn *c = &L->conns[L->next_g % (uint64_t)L->n];
-        L->next_g++;
-        c->k_due++;
-        L->outstanding++;
-        if (cfg->mode == BENCH_CONNECT) {
-            if (c->state == IDLE && c->retry_ns <= now)
-                start_conn(w, L, c, now);
-        } else if (c->state == OPEN) {
-            c->issued = c->k_due - c->k_open;
-            if (!c->want_out) /* else EPOLLOUT will say when it can take more */
-                flush(w, L, c, now);
-        }
+    tcp_loop *L = w->state;
+    conn *c = &L->conns[g % (uint64_t)L->n];
+    c->k_due++;
+    w->outstanding++;
+    if (cfg->mode == BENCH_CONNECT) {
+        if (c->state == IDLE && c->retry_ns <= now)
+            start_conn(w, L, c, now);
+    } else if (c->state == OPEN) {
+        c->issued = c->k_due - c->k_open;
+        if (!c->want_out) /* else WRITE will say when it can take more */
+            flush(w, L, c, now);
     }
 }
 
 /* Timeouts, reconnects, and connect-mode slots whose back-off has passed. */
-static void sweep(bench_worker *w, tcp_loop *L, uint64_t now)
+static uint64_t tcp_sweep(bench_worker *w, uint64_t now)
 {
     const bench_config *cfg = cfg_of(w);
+    tcp_loop *L = w->state;
     uint64_t timeout_ns = (uint64_t)(cfg->timeout * 1e9);
     for (long i = 0; i < L->n; i++) {
         conn *c = &L->conns[i];
@@ -458,7 +466,7 @@ static void sweep(bench_worker *w, tcp_loop *L, uint64_t now)
                 continue;
             if (cfg->mode != BENCH_CONNECT)
                 start_conn(w, L, c, now);
-            else if (c->k_due > c->k_done || (w->rate == 0 && exchange_wanted(w, L, c)))
+            else if (c->k_due > c->k_done || (w->rate == 0 && exchange_wanted(w, c)))
                 start_conn(w, L, c, now);
         } else if (c->state == CONNECTING) {
             if (now - c->started_ns > timeout_ns)
@@ -472,117 +480,81 @@ static void sweep(bench_worker *w, tcp_loop *L, uint64_t now)
                 fail_conn(w, L, c, BENCH_ERR_TIMEOUT, ETIMEDOUT, now);
         }
     }
+    /* Often while connections wait to reconnect, else a few times per timeout. */
+    return L->idle > 0 && L->sweep_every > 10000000u ? 10000000u : L->sweep_every;
 }
 
-static long connecting(const tcp_loop *L)
+static long tcp_connecting(bench_worker *w)
 {
+    const tcp_loop *L = w->state;
     long n = 0;
     for (long i = 0; i < L->n; i++)
         n += L->conns[i].state == CONNECTING;
     return n;
 }
 
-void *bench_tcp_run(bench_worker *w)
+static int tcp_start(bench_worker *w, uint64_t now)
 {
     const bench_config *cfg = cfg_of(w);
     bench_shared *sh = w->shared;
     tcp_loop *L = calloc(1, sizeof *L);
     w->state = L;
-    if (L == NULL)
-        goto out;
+    if (L == NULL) {
+        bench_count_error(w, BENCH_ERR_OTHER, ENOMEM);
+        return -1;
+    }
+    L->w = w;
     L->n = w->conns;
-    L->ep = epoll_create1(EPOLL_CLOEXEC);
     L->conns = calloc((size_t)L->n, sizeof *L->conns);
     L->scratch_len = sh->pattern->window;
     L->scratch = malloc(L->scratch_len);
     L->sent_ns = calloc((size_t)L->n * cfg->pipeline, sizeof *L->sent_ns);
-    if (L->ep < 0 || L->conns == NULL || L->scratch == NULL || L->sent_ns == NULL) {
-        bench_count_error(w, BENCH_ERR_OTHER, errno != 0 ? errno : ENOMEM);
-        goto out;
+    if (L->conns == NULL || L->scratch == NULL || L->sent_ns == NULL) {
+        bench_count_error(w, BENCH_ERR_OTHER, ENOMEM);
+        return -1;
     }
-    if (w->rate > 0)
-        L->interval_ns = 1e9 / w->rate;
-    /* The open loop sleeps until each request is due; the default 50 us timer slack
-     * would add itself to every latency measured. */
-    prctl(PR_SET_TIMERSLACK, 1UL, 0UL, 0UL, 0UL);
-
-    uint64_t now = bench_now_ns();
+    L->sweep_every = (uint64_t)(cfg->timeout * 1e9 / 4);
+    if (L->sweep_every > 50000000u)
+        L->sweep_every = 50000000u;
+    w->first_sweep_ns = L->sweep_every;
     L->idle = L->n;
     for (long i = 0; i < L->n; i++) {
         conn *c = &L->conns[i];
         c->fd = -1;
+        c->L = L;
         c->index = (uint32_t)i;
         c->seed = bench_seed(sh->pattern, (uint64_t)(w->first_conn + i) * 40503u);
         c->state = IDLE;
-        if (cfg->mode != BENCH_CONNECT || (w->rate == 0 && exchange_wanted(w, L, c)))
+    }
+    for (long i = 0; i < L->n; i++) {
+        conn *c = &L->conns[i];
+        if (cfg->mode != BENCH_CONNECT || (w->rate == 0 && exchange_wanted(w, c)))
             start_conn(w, L, c, now);
     }
-
-    /* Sweeps: often while connections wait to reconnect, else a few times per
-     * timeout. */
-    uint64_t sweep_every = (uint64_t)(cfg->timeout * 1e9 / 4);
-    if (sweep_every > 50000000u)
-        sweep_every = 50000000u;
-    uint64_t next_sweep = now + sweep_every;
-    struct epoll_event events[256];
-    for (;;) {
-        now = bench_now_ns();
-        bench_measuring(w, now);
-        if (!bench_drain(w, now, L->outstanding, now >= sh->end_ns ? connecting(L) : 0) ||
-            atomic_load_explicit(&sh->stop, memory_order_relaxed))
-            break;
-        if (w->draining)
-            L->budget_spent = true; /* past -d: no new requests */
-        else if (L->budget_spent && L->outstanding == 0)
-            break;
-        if (w->rate > 0)
-            schedule(w, L, now);
-        if (now >= next_sweep) {
-            sweep(w, L, now);
-            uint64_t every = L->idle > 0 && sweep_every > 10000000u ? 10000000u : sweep_every;
-            next_sweep = now + every;
-        }
-        bench_publish(w);
-
-        uint64_t due = w->rate > 0 && !L->budget_spent ? bench_due_ns(sh, L->next_g, L->interval_ns)
-                                                       : UINT64_MAX;
-        int n = bench_wait(w, L->ep, events, (int)(sizeof events / sizeof events[0]), now,
-                           next_sweep, due);
-        if (n < 0) {
-            if (errno == EINTR)
-                continue;
-            bench_count_error(w, BENCH_ERR_OTHER, errno);
-            break;
-        }
-        now = bench_now_ns();
-        if (now >= sh->end_ns && cfg->mode == BENCH_STREAM)
-            break; /* nothing written after the window counts */
-        for (int i = 0; i < n; i++) {
-            conn *c = events[i].data.ptr;
-            if (c->fd >= 0)
-                on_event(w, L, c, events[i].events, now);
-        }
-    }
-out:
-    w->finished_ns = bench_now_ns();
-    bench_publish(w);
-    atomic_store(&w->done, true);
-    return NULL;
+    return 0;
 }
 
-void bench_tcp_cleanup(bench_worker *w)
+static void tcp_cleanup(bench_worker *w)
 {
     tcp_loop *L = w->state;
     if (L == NULL)
         return;
-    for (long i = 0; L->conns != NULL && i < L->n; i++)
+    for (long i = 0; L->conns != NULL && i < L->n; i++) {
+        sockit_io_close(L->conns[i].io);
         if (L->conns[i].fd >= 0)
             close(L->conns[i].fd);
-    if (L->ep >= 0)
-        close(L->ep);
+    }
     free(L->conns);
     free(L->scratch);
     free(L->sent_ns);
     free(L);
     w->state = NULL;
 }
+
+const bench_transport bench_tcp_transport = {
+    .start = tcp_start,
+    .issue_due = tcp_issue_due,
+    .sweep = tcp_sweep,
+    .connecting = tcp_connecting,
+    .cleanup = tcp_cleanup,
+};

@@ -1,7 +1,7 @@
-/* sockit bench -u: one worker's UDP echo loop. Each "connection" is a connected UDP
- * socket (so the kernel filters strangers and reports ICMP port-unreachable as
- * ECONNREFUSED). A datagram is an 8-byte sequence number and then payload drawn
- * from the pattern at a place that depends on it, so a reply is checked whole: its
+/* sockit bench -u: the UDP echo transport. Each "connection" is a connected UDP
+ * socket with an I/O watcher on the worker's sockit_loop (so the kernel filters strangers and
+ * reports ICMP port-unreachable as ECONNREFUSED). A datagram is an 8-byte sequence number and then
+ * payload drawn from the pattern at a place that depends on it, so a reply is checked whole: its
  * length, that its number is one in flight, and every payload byte. Datagrams can
  * be lost: one not answered within --timeout counts as a timeout and frees its
  * place. Requests are numbered per socket (the sequence number), which the open
@@ -11,8 +11,6 @@
 #include <errno.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/epoll.h>
-#include <sys/prctl.h>
 #include <unistd.h>
 
 /* The open loop has no pipeline limit: this many requests of one socket may be in
@@ -25,9 +23,13 @@ typedef struct inflight {
     bool live;
 } inflight;
 
+typedef struct udp_loop udp_loop;
+
 typedef struct uconn {
     int fd;
-    bool want_out;
+    bool want_out; /* the watcher asks for WRITE */
+    sockit_io *io;
+    udp_loop *L;
     uint32_t index;
     uint64_t seed;
     uint64_t issued;          /* sequence numbers given out */
@@ -39,19 +41,16 @@ typedef struct uconn {
     inflight *ring;
 } uconn;
 
-typedef struct udp_loop {
-    int ep;
+struct udp_loop {
+    bench_worker *w;
     uconn *conns;
     long n;
     inflight *rings;
     unsigned depth;
     unsigned char *datagram; /* what is sent */
     unsigned char *scratch;  /* what comes back */
-    uint64_t outstanding;
-    bool budget_spent;
-    double interval_ns;
-    uint64_t next_g;
-} udp_loop;
+    uint64_t sweep_every;    /* ns */
+};
 
 static const bench_config *cfg_of(bench_worker *w) { return w->shared->cfg; }
 
@@ -60,19 +59,18 @@ static const unsigned char *payload_of(bench_worker *w, const uconn *c, uint64_t
     return bench_pattern_at(w->shared->pattern, c->seed, seq * 8191u);
 }
 
-static void set_out(udp_loop *L, uconn *c, bool want_out)
+static void set_out(uconn *c, bool want_out)
 {
     if (c->want_out == want_out)
         return;
-    struct epoll_event ev = {.events = EPOLLIN | (want_out ? EPOLLOUT : 0), .data.ptr = c};
-    epoll_ctl(L->ep, EPOLL_CTL_MOD, c->fd, &ev);
+    sockit_io_start(c->io, SOCKIT_EVENT_READ | (want_out ? SOCKIT_EVENT_WRITE : 0));
     c->want_out = want_out;
 }
 
 static void fatal_if_nobody(bench_worker *w, int err)
 {
     if (err == ECONNREFUSED)
-        bench_give_up_if_unreached(w->shared, err);
+        bench_give_up_if_unreached(w, err);
 }
 
 static bool still_live(const udp_loop *L, const uconn *c, uint64_t seq)
@@ -84,7 +82,7 @@ static bool still_live(const udp_loop *L, const uconn *c, uint64_t seq)
 static void retire(udp_loop *L, uconn *c, inflight *slot)
 {
     slot->live = false;
-    L->outstanding--;
+    L->w->outstanding--;
     c->live--;
     while (c->oldest < c->issued && !still_live(L, c, c->oldest))
         c->oldest++;
@@ -103,7 +101,7 @@ static void issue(bench_worker *w, udp_loop *L, uconn *c, uint64_t origin)
     *slot = (inflight){.seq = c->issued, .origin_ns = origin, .live = true};
     c->issued++;
     c->live++;
-    L->outstanding++;
+    L->w->outstanding++;
 }
 
 static void flush(bench_worker *w, udp_loop *L, uconn *c)
@@ -123,7 +121,7 @@ static void flush(bench_worker *w, udp_loop *L, uconn *c)
             if (errno == EINTR)
                 continue;
             if (errno == EAGAIN || errno == EWOULDBLOCK || errno == ENOBUFS) {
-                set_out(L, c, true);
+                set_out(c, true);
                 return;
             }
             int err = errno;
@@ -143,16 +141,16 @@ static void flush(bench_worker *w, udp_loop *L, uconn *c)
         w->stats.bytes_out += (uint64_t)n;
         c->sent++;
     }
-    set_out(L, c, false);
+    set_out(c, false);
 }
 
 static void top_up(bench_worker *w, udp_loop *L, uconn *c, uint64_t now)
 {
-    if (w->rate > 0 || L->budget_spent || now < c->paused_until_ns)
+    if (w->rate > 0 || w->budget_spent || now < c->paused_until_ns)
         return;
     while (c->live < cfg_of(w)->pipeline) {
         if (!bench_claim(w->shared)) {
-            L->budget_spent = true;
+            w->budget_spent = true;
             return;
         }
         issue(w, L, c, now);
@@ -234,25 +232,32 @@ static void on_readable(bench_worker *w, udp_loop *L, uconn *c, uint64_t now)
     flush(w, L, c);
 }
 
-static void schedule(bench_worker *w, udp_loop *L, uint64_t now)
+static void on_io(sockit_io *io, int events, void *user)
 {
-    while (!L->budget_spent) {
-        uint64_t due = bench_due_ns(w->shared, L->next_g, L->interval_ns);
-        if (due > now)
-            return;
-        if (!bench_claim(w->shared)) {
-            L->budget_spent = true;
-            return;
-        }
-        uconn *c = &L->conns[L->next_g % (uint64_t)L->n];
-        L->next_g++;
-        issue(w, L, c, due);
-        flush(w, L, c);
-    }
+    (void)io;
+    uconn *c = user;
+    bench_worker *w = c->L->w;
+    /* An error is reported as both: the recv meets it. */
+    if (events & SOCKIT_EVENT_READ)
+        on_readable(w, c->L, c, bench_loop_now(w));
+    if (events & SOCKIT_EVENT_WRITE)
+        flush(w, c->L, c);
+    bench_settle(w);
 }
 
-static void sweep(bench_worker *w, udp_loop *L, uint64_t now)
+/* Open loop: request g of this worker, due at `due`, goes to socket g % n. */
+static void udp_issue_due(bench_worker *w, uint64_t g, uint64_t due, uint64_t now)
 {
+    (void)now;
+    udp_loop *L = w->state;
+    uconn *c = &L->conns[g % (uint64_t)L->n];
+    issue(w, L, c, due);
+    flush(w, L, c);
+}
+
+static uint64_t udp_sweep(bench_worker *w, uint64_t now)
+{
+    udp_loop *L = w->state;
     uint64_t timeout_ns = (uint64_t)(cfg_of(w)->timeout * 1e9);
     for (long i = 0; i < L->n; i++) {
         uconn *c = &L->conns[i];
@@ -271,122 +276,81 @@ static void sweep(bench_worker *w, udp_loop *L, uint64_t now)
             flush(w, L, c);
         }
     }
+    return L->sweep_every;
 }
 
-static int open_socket(bench_worker *w, udp_loop *L, uconn *c)
+/* Returns 0, or a negative errno. */
+static int open_socket(bench_worker *w, uconn *c)
 {
     const bench_config *cfg = cfg_of(w);
     c->fd = socket(cfg->target.ss_family, SOCK_DGRAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
     if (c->fd < 0)
-        return -1;
+        return -errno;
     if (connect(c->fd, (const struct sockaddr *)&cfg->target, cfg->target_len) < 0)
-        return -1;
-    struct epoll_event ev = {.events = EPOLLIN, .data.ptr = c};
-    return epoll_ctl(L->ep, EPOLL_CTL_ADD, c->fd, &ev);
+        return -errno;
+    c->io = sockit_io_new(w->loop, c->fd, on_io, c);
+    if (c->io == NULL || sockit_io_start(c->io, SOCKIT_EVENT_READ) < 0)
+        return sockit_errcode();
+    return 0;
 }
 
-void *bench_udp_run(bench_worker *w)
+static int udp_start(bench_worker *w, uint64_t now)
 {
     const bench_config *cfg = cfg_of(w);
     bench_shared *sh = w->shared;
     udp_loop *L = calloc(1, sizeof *L);
     w->state = L;
-    if (L == NULL)
-        goto out;
+    if (L == NULL) {
+        bench_count_error(w, BENCH_ERR_OTHER, ENOMEM);
+        return -1;
+    }
+    L->w = w;
     L->n = w->conns;
     L->depth = w->rate > 0 ? (cfg->pipeline > OPEN_LOOP_WINDOW ? cfg->pipeline : OPEN_LOOP_WINDOW)
                            : 2 * cfg->pipeline;
-    L->ep = epoll_create1(EPOLL_CLOEXEC);
     L->conns = calloc((size_t)L->n, sizeof *L->conns);
     L->rings = calloc((size_t)L->n * L->depth, sizeof *L->rings);
     L->datagram = malloc(cfg->msg_bytes);
     L->scratch = malloc(cfg->msg_bytes + 1);
-    if (L->ep < 0 || L->conns == NULL || L->rings == NULL || L->datagram == NULL ||
-        L->scratch == NULL) {
-        bench_count_error(w, BENCH_ERR_OTHER, errno != 0 ? errno : ENOMEM);
-        goto out;
+    if (L->conns == NULL || L->rings == NULL || L->datagram == NULL || L->scratch == NULL) {
+        bench_count_error(w, BENCH_ERR_OTHER, ENOMEM);
+        return -1;
     }
-    for (long i = 0; i < L->n; i++)
+    for (long i = 0; i < L->n; i++) {
         L->conns[i].fd = -1;
-    if (w->rate > 0)
-        L->interval_ns = 1e9 / w->rate;
-    prctl(PR_SET_TIMERSLACK, 1UL, 0UL, 0UL, 0UL);
-
-    uint64_t now = bench_now_ns();
+        L->conns[i].L = L;
+    }
+    L->sweep_every = (uint64_t)(cfg->timeout * 1e9 / 4);
+    if (L->sweep_every > 10000000u)
+        L->sweep_every = 10000000u;
+    w->first_sweep_ns = L->sweep_every;
     for (long i = 0; i < L->n; i++) {
         uconn *c = &L->conns[i];
         c->index = (uint32_t)i;
         c->ring = L->rings + (size_t)i * L->depth;
         c->seed = bench_seed(sh->pattern, (uint64_t)(w->first_conn + i) * 40503u);
-        if (open_socket(w, L, c) < 0) {
-            int err = errno;
-            fatal_if_nobody(w, err);
-            bench_count_error(w, BENCH_ERR_OTHER, err);
-            goto out;
+        int rc = open_socket(w, c);
+        if (rc < 0) {
+            fatal_if_nobody(w, -rc);
+            bench_count_error(w, BENCH_ERR_OTHER, -rc);
+            return -1;
         }
         top_up(w, L, c, now);
         flush(w, L, c);
     }
-
-    uint64_t sweep_every = (uint64_t)(cfg->timeout * 1e9 / 4);
-    if (sweep_every > 10000000u)
-        sweep_every = 10000000u;
-    uint64_t next_sweep = now + sweep_every;
-    struct epoll_event events[256];
-    for (;;) {
-        now = bench_now_ns();
-        bench_measuring(w, now);
-        if (!bench_drain(w, now, L->outstanding, 0) ||
-            atomic_load_explicit(&sh->stop, memory_order_relaxed))
-            break;
-        if (w->draining)
-            L->budget_spent = true; /* past -d: no new requests */
-        else if (L->budget_spent && L->outstanding == 0)
-            break;
-        if (w->rate > 0)
-            schedule(w, L, now);
-        if (now >= next_sweep) {
-            sweep(w, L, now);
-            next_sweep = now + sweep_every;
-        }
-        bench_publish(w);
-
-        uint64_t due = w->rate > 0 && !L->budget_spent ? bench_due_ns(sh, L->next_g, L->interval_ns)
-                                                       : UINT64_MAX;
-        int n = bench_wait(w, L->ep, events, (int)(sizeof events / sizeof events[0]), now,
-                           next_sweep, due);
-        if (n < 0) {
-            if (errno == EINTR)
-                continue;
-            bench_count_error(w, BENCH_ERR_OTHER, errno);
-            break;
-        }
-        now = bench_now_ns();
-        for (int i = 0; i < n; i++) {
-            uconn *c = events[i].data.ptr;
-            if (events[i].events & (EPOLLIN | EPOLLERR))
-                on_readable(w, L, c, now);
-            if (events[i].events & EPOLLOUT)
-                flush(w, L, c);
-        }
-    }
-out:
-    w->finished_ns = bench_now_ns();
-    bench_publish(w);
-    atomic_store(&w->done, true);
-    return NULL;
+    return 0;
 }
 
-void bench_udp_cleanup(bench_worker *w)
+static void udp_cleanup(bench_worker *w)
 {
     udp_loop *L = w->state;
     if (L == NULL)
         return;
-    for (long i = 0; L->conns != NULL && i < L->n; i++)
+    for (long i = 0; L->conns != NULL && i < L->n; i++) {
+        sockit_io_close(L->conns[i].io);
         if (L->conns[i].fd >= 0)
             close(L->conns[i].fd);
-    if (L->ep >= 0)
-        close(L->ep);
+    }
     free(L->conns);
     free(L->rings);
     free(L->datagram);
@@ -394,3 +358,18 @@ void bench_udp_cleanup(bench_worker *w)
     free(L);
     w->state = NULL;
 }
+
+/* Nothing connects: a connected UDP socket is ready at once. */
+static long udp_connecting(bench_worker *w)
+{
+    (void)w;
+    return 0;
+}
+
+const bench_transport bench_udp_transport = {
+    .start = udp_start,
+    .issue_due = udp_issue_due,
+    .sweep = udp_sweep,
+    .connecting = udp_connecting,
+    .cleanup = udp_cleanup,
+};

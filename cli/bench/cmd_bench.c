@@ -1,5 +1,6 @@
-/* sockit bench: the load generator's run: the worker threads, the warm-up mark,
- * the progress line, and the summary. Options are read by bench_args.c. */
+/* sockit bench: the load generator's run: the worker threads and their loops, the
+ * supervisor's loop (signals, the warm-up mark, the progress line), and the summary.
+ * Options are read by bench_args.c. */
 #include "bench.h"
 #include "cli.h"
 
@@ -12,20 +13,6 @@
 #include <sys/resource.h>
 #include <time.h>
 #include <unistd.h>
-
-static volatile sig_atomic_t interrupted;
-static void on_signal(int sig)
-{
-    (void)sig;
-    interrupted = 1;
-}
-
-static void sleep_until(uint64_t when_ns)
-{
-    struct timespec ts = {.tv_sec = (time_t)(when_ns / 1000000000u),
-                          .tv_nsec = (long)(when_ns % 1000000000u)};
-    clock_nanosleep(CLOCK_MONOTONIC, TIMER_ABSTIME, &ts, NULL); /* a signal ends it early */
-}
 
 static double tv_seconds(struct timeval tv) { return (double)tv.tv_sec + (double)tv.tv_usec / 1e6; }
 
@@ -41,64 +28,122 @@ static cpu_mark cpu_now(int server_pid)
                       server_pid > 0 ? bench_process_cpu(server_pid) : -1};
 }
 
-static bool all_done(bench_worker *w, int n)
+/* The main thread's part, on its own sockit_loop: SIGINT and SIGTERM stop every
+ * worker's loop; a timer takes the CPU mark when the warm-up ends, another prints
+ * the progress line once a second on a terminal; each worker posts when it is done
+ * and the last one ends the loop. */
+typedef struct supervisor {
+    bench_shared *sh;
+    int server_pid;
+    bool marked, interrupted;
+    cpu_mark start;
+    uint64_t last_requests, last_bytes;
+} supervisor;
+
+static void on_signal(sockit_signal *sig, int signum, int count, void *user)
 {
-    for (int i = 0; i < n; i++)
-        if (!atomic_load(&w[i].done))
-            return false;
-    return true;
+    (void)sig, (void)signum, (void)count;
+    supervisor *sv = user;
+    sv->interrupted = true;
+    bench_stop_everyone(sv->sh->supervisor, sv->sh);
 }
 
-/* Supervises the running workers: the warm-up mark, the progress line once a
- * second on a terminal, signals. Returns the CPU mark at the start of the window. */
-static cpu_mark supervise(bench_shared *sh, bench_worker *w, int n, int server_pid, bool progress)
+static void on_measure(sockit_timer *t, void *user)
 {
-    cpu_mark start = {0, 0, -1};
-    bool marked = false;
-    if (sh->measure_ns <= bench_now_ns()) {
-        start = cpu_now(server_pid);
-        marked = true;
+    (void)t;
+    supervisor *sv = user;
+    sv->start = cpu_now(sv->server_pid);
+    sv->marked = true;
+}
+
+static void on_progress(sockit_timer *t, void *user)
+{
+    (void)t;
+    supervisor *sv = user;
+    bench_shared *sh = sv->sh;
+    uint64_t req = 0, bytes = 0, errors = 0;
+    for (int i = 0; i < sh->nworkers; i++) {
+        bench_live *l = &sh->workers[i].live;
+        req += atomic_load_explicit(&l->requests, memory_order_relaxed);
+        bytes += atomic_load_explicit(&l->bytes_out, memory_order_relaxed);
+        bytes += atomic_load_explicit(&l->bytes_in, memory_order_relaxed);
+        errors += atomic_load_explicit(&l->errors, memory_order_relaxed);
     }
-    uint64_t last_requests = 0, last_bytes = 0;
-    uint64_t next_tick = sh->start_ns + 1000000000u;
-    for (;;) {
-        uint64_t now = bench_now_ns();
-        if (!marked && now >= sh->measure_ns) {
-            start = cpu_now(server_pid);
-            marked = true;
-        }
-        if (interrupted)
-            atomic_store(&sh->stop, true);
-        if (all_done(w, n))
-            break;
-        if (progress && now >= next_tick) {
-            uint64_t req = 0, bytes = 0, errors = 0;
-            for (int i = 0; i < n; i++) {
-                req += atomic_load_explicit(&w[i].live.requests, memory_order_relaxed);
-                bytes += atomic_load_explicit(&w[i].live.bytes_out, memory_order_relaxed);
-                bytes += atomic_load_explicit(&w[i].live.bytes_in, memory_order_relaxed);
-                errors += atomic_load_explicit(&w[i].live.errors, memory_order_relaxed);
-            }
-            /* The counters restart when the warm-up ends. */
-            if (req < last_requests || bytes < last_bytes)
-                last_requests = last_bytes = 0;
-            bench_report_progress((double)(now - sh->start_ns) / 1e9,
-                                  (double)(sh->end_ns - sh->start_ns) / 1e9, req - last_requests,
-                                  bytes - last_bytes, errors);
-            last_requests = req;
-            last_bytes = bytes;
-            next_tick += 1000000000u;
-        }
-        uint64_t wake = now + 50000000u; /* notice finished workers and signals soon */
-        if (!marked && sh->measure_ns < wake)
-            wake = sh->measure_ns;
-        sleep_until(wake);
+    /* The counters restart when the warm-up ends. */
+    if (req < sv->last_requests || bytes < sv->last_bytes)
+        sv->last_requests = sv->last_bytes = 0;
+    uint64_t now = bench_now_ns();
+    bench_report_progress((double)(now - sh->start_ns) / 1e9,
+                          (double)(sh->end_ns - sh->start_ns) / 1e9, req - sv->last_requests,
+                          bytes - sv->last_bytes, errors);
+    sv->last_requests = req;
+    sv->last_bytes = bytes;
+}
+
+/* Runs the supervisor's loop until every started worker is done. Returns the CPU
+ * mark at the start of the measured window. */
+static cpu_mark supervise(supervisor *sv, bool progress)
+{
+    bench_shared *sh = sv->sh;
+    sockit_loop *loop = sh->supervisor;
+    sockit_timer *measure = sockit_timer_new(loop, on_measure, sv);
+    sockit_timer *tick = progress ? sockit_timer_new(loop, on_progress, sv) : NULL;
+    uint64_t now = bench_now_ns();
+    if (sh->measure_ns <= now || measure == NULL)
+        on_measure(measure, sv);
+    else
+        sockit_timer_start(measure, (double)(sh->measure_ns - now) / 1e9, 0);
+    if (tick != NULL) {
+        uint64_t first = sh->start_ns + 1000000000u;
+        sockit_timer_start(tick, first > now ? (double)(first - now) / 1e9 : 0, 1.0);
     }
-    if (!marked)
-        start = cpu_now(server_pid);
+    if (sh->ndone < sh->nworkers)
+        sockit_loop_run(loop);
+    sockit_timer_close(measure);
+    sockit_timer_close(tick);
+    if (!sv->marked)
+        on_measure(NULL, sv);
     if (progress)
         bench_report_progress_clear();
-    return start;
+    return sv->start;
+}
+
+/* The supervisor's loop with its signal watchers, and a loop per worker. Returns 0,
+ * or -1 with the reason in sockit_errmsg(). */
+static int open_loops(bench_shared *sh, int n, supervisor *sv, sockit_signal *sigs[2])
+{
+    sh->supervisor = sockit_loop_new(NULL);
+    if (sh->supervisor == NULL)
+        return -1;
+    static const int signums[2] = {SIGINT, SIGTERM};
+    for (int i = 0; i < 2; i++) {
+        sigs[i] = sockit_signal_new(sh->supervisor, on_signal, sv);
+        if (sigs[i] == NULL || sockit_signal_start(sigs[i], signums[i]) < 0)
+            return -1;
+        /* They keep the loop running while nothing else does: until the last
+         * worker's post stops it. */
+        sockit_signal_keepalive(sigs[i], true);
+    }
+    for (int i = 0; i < n; i++) {
+        sh->workers[i].loop = sockit_loop_new(NULL);
+        if (sh->workers[i].loop == NULL)
+            return -1;
+    }
+    return 0;
+}
+
+/* Closes what open_loops opened (worker loops that ran are closed by their
+ * cleanup already). */
+static void close_loops(bench_shared *sh, int n, sockit_signal *sigs[2])
+{
+    for (int i = 0; i < n; i++) {
+        sockit_loop_close(sh->workers[i].loop);
+        sh->workers[i].loop = NULL;
+    }
+    sockit_signal_close(sigs[0]);
+    sockit_signal_close(sigs[1]);
+    sockit_loop_close(sh->supervisor);
+    sh->supervisor = NULL;
 }
 
 static void merge(bench_stats *into, const bench_stats *from)
@@ -152,11 +197,21 @@ static int run(bench_options *o)
     sh->measure_ns = sh->start_ns + (uint64_t)(cfg->warmup * 1e9);
     sh->end_ns = sh->measure_ns + (uint64_t)(cfg->duration * 1e9);
 
-    /* Workers leave signals to the supervisor, whose sleep they interrupt. */
-    struct sigaction sa = {.sa_handler = on_signal};
-    sigemptyset(&sa.sa_mask);
-    sigaction(SIGINT, &sa, NULL);
-    sigaction(SIGTERM, &sa, NULL);
+    sh->workers = workers;
+    supervisor sv = {.sh = sh, .server_pid = o->server_pid};
+    sockit_signal *sigs[2] = {NULL, NULL};
+    if (open_loops(sh, cfg->threads, &sv, sigs) < 0) {
+        int status = cli_fail("%s", sockit_errmsg());
+        close_loops(sh, cfg->threads, sigs);
+        bench_pattern_free(&pattern);
+        free(sh);
+        free(workers);
+        free(result);
+        free(tids);
+        return status;
+    }
+
+    /* Workers leave signals to the supervisor's loop. */
     sigset_t block, old;
     sigemptyset(&block);
     sigaddset(&block, SIGINT);
@@ -173,16 +228,17 @@ static int run(bench_options *o)
         w->rate = cfg->rate * (double)w->conns / (double)cfg->conns;
         first += w->conns;
         histogram_init(&w->stats.latency);
-        if (pthread_create(&tids[i], NULL, bench_worker_run, w) != 0) {
-            atomic_store(&sh->stop, true);
+        if (pthread_create(&tids[i], NULL, bench_worker_run, w) != 0)
             break;
-        }
         started++;
+        sh->nworkers = started;
     }
     pthread_sigmask(SIG_SETMASK, &old, NULL);
+    if (started < cfg->threads)
+        bench_stop_everyone(sh->supervisor, sh);
 
     bool progress = !o->json && isatty(STDERR_FILENO) && started == cfg->threads;
-    cpu_mark start = supervise(sh, workers, started, o->server_pid, progress);
+    cpu_mark start = supervise(&sv, progress);
     for (int i = 0; i < started; i++)
         pthread_join(tids[i], NULL);
     cpu_mark end = cpu_now(o->server_pid);
@@ -200,9 +256,10 @@ static int run(bench_options *o)
     result->cpu_user_s = end.user - start.user;
     result->cpu_sys_s = end.sys - start.sys;
     result->server_cpu_s = start.server >= 0 && end.server >= 0 ? end.server - start.server : -1;
-    result->interrupted = interrupted != 0;
+    result->interrupted = sv.interrupted;
     for (int i = 0; i < started; i++)
         bench_worker_cleanup(&workers[i]);
+    close_loops(sh, cfg->threads, sigs);
 
     int status;
     int fatal = atomic_load(&sh->fatal_errno);
