@@ -411,6 +411,23 @@ else
     fail $name "python peer did not start"
 fi
 
+# Stream mode too: connections never made are errors (review of issue 9, item 14).
+name=bench_stream_mode_counts_connections_never_made
+if peer $name blackhole; then
+    bench $name 15 --mode stream -c 10 -d 1 --timeout 5 127.0.0.1 "$peer_port"
+    if [ $bench_rc -ne 1 ]; then
+        fail $name "exit code $bench_rc, want 1 (connections were never made)"
+    elif ! grep -qE '^  errors      [0-9]+: .*(unconnected|connect) [0-9]+' "$work/$name.out"; then
+        fail $name "the summary does not count the connections never made"
+    else
+        pass $name
+    fi
+    kill_tree "$peer_pid"
+    wait "$peer_pid" 2>/dev/null
+else
+    fail $name "python peer did not start"
+fi
+
 # A healthy server, pipelined: what is in flight at the end is answered in the drain.
 name=bench_requests_in_flight_at_the_end_are_answered_not_errors
 if test_peer $name counting_server.py --mode echo; then

@@ -172,9 +172,19 @@ bool bench_drain(bench_worker *w, uint64_t now, uint64_t outstanding, long conne
     const bench_shared *sh = w->shared;
     if (now < sh->end_ns)
         return true;
+    if (sh->cfg->mode == BENCH_STREAM) {
+        /* No replies to wait for (its requests are writes), but a connection that
+         * was never made is an error all the same. */
+        if (!w->draining) {
+            w->draining = true;
+            for (long i = 0; i < connecting; i++)
+                bench_count_error_why(w, BENCH_ERR_UNCONNECTED,
+                                      "still connecting when the run ended (stream mode)");
+        }
+        return false;
+    }
     if (!w->draining) {
-        /* Stream mode has no replies to wait for: its requests are writes. */
-        if (sh->cfg->mode == BENCH_STREAM || (outstanding == 0 && connecting == 0))
+        if (outstanding == 0 && connecting == 0)
             return false;
         w->draining = true;
         w->stop_ns = now + (uint64_t)(sh->cfg->timeout * 1e9);

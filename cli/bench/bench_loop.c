@@ -22,7 +22,8 @@ static void finish(bench_worker *w) { sockit_loop_stop(w->loop); }
 /* The end of -d, then of the drain: what bench_drain decides. */
 static void end_or_drain(bench_worker *w, uint64_t now)
 {
-    long connecting = w->outstanding == 0 ? w->transport->connecting(w) : 1;
+    bool stream = w->shared->cfg->mode == BENCH_STREAM;
+    long connecting = w->outstanding == 0 || stream ? w->transport->connecting(w) : 1;
     if (!bench_drain(w, now, w->outstanding, connecting)) {
         finish(w);
         return;
