@@ -4,6 +4,7 @@
 
 #include <getopt.h>
 #include <string.h>
+#include <sys/resource.h>
 
 static const char *const listen_usage =
     "sockit listen [-u] [-k] [-m MAX] [-4|-6] [-v] [-x] [-w SECS] [-i SECS] [-q SECS] "
@@ -51,9 +52,12 @@ static void help(bool listen)
                "                  sends goes to stdout, stdin goes to all of them; a client\n"
                "                  is closed when it closes its side; runs until SIGINT or\n"
                "                  SIGTERM (exit 0). With -u, no change: -u always keeps on\n"
-               "  -m MAX          with -k (not -u): at most MAX clients at once (default\n"
-               "                  %d); the others wait in the listen backlog\n",
-               NETOPTS_MAX_CLIENTS);
+               "  -m MAX          with -k (not -u): at most MAX clients at once; the others\n"
+               "                  wait in the listen backlog. Default: as many as the\n"
+               "                  open-file limit allows (listen -k raises its soft\n"
+               "                  RLIMIT_NOFILE to the hard limit, and keeps %d for\n"
+               "                  itself), so idle or slow clients never lock others out\n",
+               NETOPTS_FD_RESERVE);
     printf("  -4, -6          IPv4 only, IPv6 only\n"
            "  -v              say what happens on stderr (listening on, connection from,\n"
            "                  connected to, closed by peer)\n"
@@ -84,6 +88,24 @@ static void help(bool listen)
            listen ? "; with -k, closes each client" : "",
            listen ? "\nWith -x and -k the offsets count all clients' bytes together." : "",
            listen ? "-k and -u" : "-u");
+}
+
+long netopts_max_clients(void)
+{
+    struct rlimit rl;
+    if (getrlimit(RLIMIT_NOFILE, &rl) != 0)
+        return 1;
+    if (rl.rlim_cur < rl.rlim_max) {
+        /* A server of many clients needs many descriptors; the hard limit is what the
+         * administrator allows, the soft one a default meant for select(). */
+        struct rlimit raised = {rl.rlim_max, rl.rlim_max};
+        if (setrlimit(RLIMIT_NOFILE, &raised) == 0)
+            rl.rlim_cur = rl.rlim_max;
+    }
+    rlim_t fds = rl.rlim_cur;
+    if (fds == RLIM_INFINITY || fds > 1000000)
+        fds = 1000000;
+    return fds > NETOPTS_FD_RESERVE ? (long)(fds - NETOPTS_FD_RESERVE) : 1;
 }
 
 /* The [HOST] PORT, HOST:PORT or unix:PATH operands (hostport.h's rule). */
@@ -133,7 +155,6 @@ int netopts_parse(int argc, char **argv, bool listen, netopts *o)
     *o = (netopts){.listen = listen,
                    .half_close = true,
                    .family = AF_UNSPEC,
-                   .max_clients = NETOPTS_MAX_CLIENTS,
                    .wait = -1,
                    .idle = -1,
                    .linger = -1};
@@ -217,5 +238,12 @@ int netopts_parse(int argc, char **argv, bool listen, netopts *o)
         return cli_usage_error(usage, "-4 and -6 exclude each other");
     o->family = v4 ? AF_INET : v6 ? AF_INET6 : AF_UNSPEC;
     int rc = operands(argc - optind, argv + optind, o);
-    return rc != 0 ? rc : combinations(o, m_given, w_given);
+    if (rc == 0)
+        rc = combinations(o, m_given, w_given);
+    if (rc < 0 && o->keep && !o->udp) {
+        long fit = netopts_max_clients();
+        if (!m_given)
+            o->max_clients = fit;
+    }
+    return rc;
 }
