@@ -7,8 +7,8 @@
 #include <sys/resource.h>
 
 static const char *const listen_usage =
-    "sockit listen [-u] [-k] [-m MAX] [-4|-6] [-v] [-x] [-w SECS] [-i SECS] [-q SECS] "
-    "[--no-shutdown] [--json] [HOST] PORT | unix:PATH";
+    "sockit listen [-u] [-k] [--broker|--chat] [-m MAX] [-4|-6] [-v] [-x] [-w SECS] "
+    "[-i SECS] [-q SECS] [--no-shutdown] [--json] [HOST] PORT | unix:PATH";
 static const char *const connect_usage =
     "sockit connect [-u] [-4|-6] [-v] [-x] [-w SECS] [-i SECS] [-q SECS] [--no-shutdown] "
     "[--json] HOST PORT | unix:PATH";
@@ -52,6 +52,15 @@ static void help(bool listen)
                "                  sends goes to stdout, stdin goes to all of them; a client\n"
                "                  is closed when it closes its side; runs until SIGINT or\n"
                "                  SIGTERM (exit 0). With -u, no change: -u always keeps on\n"
+               "  --broker        -k as a hub (ncat's connection brokering): what each client\n"
+               "                  sends goes to every other client, in whole read chunks;\n"
+               "                  stdin and stdout are not used. Each client has an output\n"
+               "                  queue of at most 1 MiB; a client that does not read and\n"
+               "                  lets it fill is disconnected (said on stderr), so it\n"
+               "                  never holds the others up\n"
+               "  --chat          --broker line by line: each line goes out prefixed with\n"
+               "                  its sender, \"<127.0.0.1:5555> text\"; a partial line waits\n"
+               "                  for its end (up to 16 KiB, then it is cut)\n"
                "  -m MAX          with -k (not -u): at most MAX clients at once; the others\n"
                "                  wait in the listen backlog. Default: as many as the\n"
                "                  open-file limit allows (listen -k raises its soft\n"
@@ -134,6 +143,15 @@ static int combinations(const netopts *o, bool m_given, bool w_given)
     if (!o->half_close && o->udp)
         return cli_usage_error(usage, "--no-shutdown: a datagram socket (-u) has no write side "
                                       "to shut down");
+    const char *hub = o->broker == RELAY_CHAT ? "--chat" : "--broker";
+    if (o->broker && o->udp)
+        return cli_usage_error(usage, "%s: a datagram listener (-u) has no clients to connect",
+                               hub);
+    if (o->broker && (o->linger >= 0 || !o->half_close))
+        return cli_usage_error(usage,
+                               "%s: -q and --no-shutdown are about stdin, which %s does "
+                               "not read",
+                               hub, hub);
     if (w_given && o->udp && !o->listen)
         return cli_usage_error(usage, "-w: connect -u does not wait to connect (a datagram "
                                       "socket connects at once); -i bounds the silence");
@@ -161,6 +179,8 @@ int netopts_parse(int argc, char **argv, bool listen, netopts *o)
     static const struct option longopts[] = {
         {"udp", no_argument, NULL, 'u'},
         {"keep-open", no_argument, NULL, 'k'},
+        {"broker", no_argument, NULL, 'B'},
+        {"chat", no_argument, NULL, 'C'},
         {"max-clients", required_argument, NULL, 'm'},
         {"verbose", no_argument, NULL, 'v'},
         {"hexdump", no_argument, NULL, 'x'},
@@ -187,6 +207,13 @@ int netopts_parse(int argc, char **argv, bool listen, netopts *o)
         case 'k':
             if (!listen)
                 return cli_usage_error(usage, "unknown option '%s'", argv[optind - 1]);
+            o->keep = true;
+            break;
+        case 'B':
+        case 'C':
+            if (!listen)
+                return cli_usage_error(usage, "unknown option '%s'", argv[optind - 1]);
+            o->broker = opt == 'C' ? RELAY_CHAT : RELAY_BROKER;
             o->keep = true;
             break;
         case 'm':

@@ -4,6 +4,7 @@
 #define SOCKIT_CLI_NETOPTS_H
 
 #include "cli.h"
+#include "relay.h"
 
 /* Descriptors `listen -k` keeps for itself (stdio, the listener, the loop's own)
  * out of the open-file limit; the rest are for clients, the default -m. */
@@ -13,6 +14,7 @@ typedef struct netopts {
     bool listen;      /* parsed for `listen` (else `connect`) */
     bool udp;         /* -u */
     bool keep;        /* -k: keep listening, serve clients concurrently */
+    int broker;       /* --broker, --chat (RELAY_BROKER, RELAY_CHAT; they imply -k) */
     bool verbose;     /* -v */
     bool hexdump;     /* -x */
     bool half_close;  /* SHUT_WR on stdin EOF; off with --no-shutdown */

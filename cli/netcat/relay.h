@@ -39,4 +39,10 @@ int relay_stream(sockit *conn, const sockit_addr *peer, const relay_config *cfg)
  * "timeout"). */
 int relay_serve(sockit *listener, const relay_config *cfg);
 
+/* listen --broker / --chat (broker.c): each client's bytes go to every other client
+ * (--chat: line by line, each prefixed with "<sender> "); a client whose bounded
+ * output queue overflows is disconnected. stdin and stdout are not used. Ends as
+ * relay_serve. */
+int broker_serve(sockit *listener, const relay_config *cfg);
+
 #endif
