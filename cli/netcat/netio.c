@@ -74,6 +74,10 @@ netio *netio_new(sockit_loop *loop, int fd, int event, netio_fn cb, void *user)
     }
     sockit_io_close(e->io);
     e->io = NULL;
+    /* What epoll refuses never blocks (a regular file, /dev/null): stdout there may
+     * take everything at once rather than PIPE_BUF bytes an iteration. */
+    if (fd == STDOUT_FILENO)
+        stdout_chunk = SIZE_MAX;
     e->soon = sockit_timer_new(loop, soon_ready, e);
     if (e->soon == NULL) {
         free(e);

@@ -17,11 +17,15 @@
 #include "netlog.h"
 
 #include <linux/sockios.h>
+#include <linux/tcp.h>
+#include <netinet/in.h>
 #include <signal.h>
+#include <stddef.h>
 #include <stdint.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/ioctl.h>
+#include <sys/stat.h>
 #include <unistd.h>
 
 #define RELAY_BUF   65536
@@ -81,9 +85,19 @@ static void end(relay *r, const char *why)
     sockit_loop_stop(r->loop);
 }
 
+/* The stdin bytes the single connection has not taken yet (0 with -k). */
+static size_t unsent(const relay *r)
+{
+    const peer *p = r->peers;
+    return !r->keep && p != NULL && p->owes ? (size_t)(r->base + r->len - p->sent) : 0;
+}
+
+/* With -k stdin is read when every connection has the last chunk; alone, whenever
+ * netout has room, so what stdin has is on its way while the socket is busy. */
 static void want_stdin(relay *r)
 {
-    netio_want(r->in, !r->stdin_eof && r->npeers > 0 && r->behind == 0 && r->why == NULL);
+    bool room = r->keep ? r->behind == 0 : unsent(r) < RELAY_BUF;
+    netio_want(r->in, !r->stdin_eof && r->npeers > 0 && room && r->why == NULL);
 }
 
 static void want_stdout(relay *r)
@@ -134,6 +148,20 @@ static int unacknowledged(const peer *p)
     return queued;
 }
 
+/* Bytes written to p that its peer never acknowledged, for the delivery check.
+ * After a reset SIOCOUTQ says 0 (the send queue is purged), so for TCP the count
+ * comes from what the peer's TCP acknowledged (TCP_INFO), which a reset leaves. */
+static long long never_acknowledged(const relay *r, const peer *p)
+{
+    struct tcp_info ti;
+    socklen_t len = sizeof ti;
+    memset(&ti, 0, sizeof ti);
+    if (getsockopt(sockit_fileno(p->s), IPPROTO_TCP, TCP_INFO, &ti, &len) == 0 &&
+        len >= offsetof(struct tcp_info, tcpi_bytes_acked) + sizeof ti.tcpi_bytes_acked)
+        return r->bytes_out - (long long)ti.tcpi_bytes_acked;
+    return unacknowledged(p);
+}
+
 /* Alone (not -k), the input was delivered when all of it was read and written and
  * the peer's TCP acknowledged every byte (an empty send queue) before the
  * connection ended, whichever of FIN or RST came first. Returns the bytes that
@@ -141,9 +169,15 @@ static int unacknowledged(const peer *p)
  * loss). */
 static long long check_delivery(relay *r, const peer *p, const char *reason)
 {
-    int queued = unacknowledged(p);
-    long long lost = r->stdin_read - (r->bytes_out - queued);
+    long long lost = r->stdin_read - (r->bytes_out - never_acknowledged(r, p));
     bool unread = !r->stdin_eof && !r->stdin_tty;
+    /* What a file still holds is input that was not delivered too; a pipe's rest
+     * cannot be counted. */
+    struct stat st;
+    off_t at;
+    if (unread && fstat(STDIN_FILENO, &st) == 0 && S_ISREG(st.st_mode) &&
+        (at = lseek(STDIN_FILENO, 0, SEEK_CUR)) >= 0 && st.st_size > at)
+        lost += (long long)(st.st_size - at);
     if (lost <= 0 && !unread)
         return 0;
     if (lost < 0)
@@ -303,6 +337,8 @@ static bool peer_write(peer *p)
                 want_stdin(r);
         }
     }
+    if (!r->keep)
+        want_stdin(r); /* room again */
     return peer_state(p);
 }
 
@@ -423,7 +459,13 @@ static void on_accept(sockit *c, const sockit_addr *addr, void *user)
 static void on_stdin(void *user)
 {
     relay *r = user;
-    ssize_t n = netio_read_stdin(r->netout, RELAY_BUF);
+    /* Drop what every connection has taken: all of it with -k (behind is 0), the
+     * part the one connection sent when alone. */
+    size_t taken = r->len - unsent(r);
+    memmove(r->netout, r->netout + taken, r->len - taken);
+    r->base += taken;
+    r->len -= taken;
+    ssize_t n = netio_read_stdin(r->netout + r->len, RELAY_BUF - r->len);
     if (n < 0)
         return;
     if (n == 0) {
@@ -435,12 +477,10 @@ static void on_stdin(void *user)
         }
         return;
     }
-    /* behind is 0: every connection has the previous chunk; this one replaces it. */
-    r->base += r->len;
-    r->len = (size_t)n;
+    r->len += (size_t)n;
     r->stdin_read += n;
     for (peer *p = r->peers; p != NULL; p = p->next) {
-        if (!p->shut) {
+        if (!p->shut && !p->owes) {
             p->owes = true;
             r->behind++;
         }
