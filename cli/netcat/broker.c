@@ -126,7 +126,7 @@ static bool enqueue(client *c, const char *data, size_t len)
         drop(c, NULL);
         return false;
     }
-    if (c->qlen + len > c->qcap) {
+    if (c->qlen + len > c->qcap && c->qpos > 0) {
         memmove(c->q, c->q + c->qpos, queued(c));
         c->qlen -= c->qpos;
         c->qpos = 0;
