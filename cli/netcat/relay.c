@@ -4,28 +4,23 @@
  * Nothing is done per pass over all connections: each connection has its own
  * watcher, asking for READ while it may be read and for WRITE only while it has
  * stdin bytes left to take, and its own timer only with -i, -q or a pending
- * acknowledgement. stdin is one chunk at a time in netout, with stream offsets:
- * `behind` counts the connections that have not taken all of it, and stdin is read
- * again when it is 0. What connections send goes whole into `out` for stdout; a
- * connection that finds it full is paused (its READ stopped) on the waiting list
- * until stdout takes some. Idle peers cost nothing until they speak. */
+ * acknowledgement. stdin goes through netout, with stream offsets: `behind` counts
+ * the connections that have not taken all of it; with -k stdin is read again when
+ * it is 0 (the slowest paces it), alone while netout has room. What connections send goes whole
+ * into `out` for stdout; a connection that finds it full is paused (its READ stopped) on the
+ * waiting list until stdout takes some. Idle peers cost nothing until they speak. */
 #include "relay.h"
 
 #include "accepter.h"
+#include "delivery.h"
 #include "hexdump.h"
 #include "netio.h"
 #include "netlog.h"
 
-#include <linux/sockios.h>
-#include <linux/tcp.h>
-#include <netinet/in.h>
 #include <signal.h>
-#include <stddef.h>
 #include <stdint.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/ioctl.h>
-#include <sys/stat.h>
 #include <unistd.h>
 
 #define RELAY_BUF   65536
@@ -136,60 +131,6 @@ static void peer_schedule(peer *p)
     sockit_timer_start(p->timer, left > 0 ? left : 0, 0);
 }
 
-/* Bytes written to p that its peer has not acknowledged yet. */
-static int unacknowledged(const peer *p)
-{
-    /* For TCP, SIOCOUTQ is what was sent and not yet acknowledged; a Unix stream
-     * socket answers with what its peer has not read. Where it cannot be asked,
-     * what was written counts as delivered. */
-    int queued = 0;
-    if (ioctl(sockit_fileno(p->s), SIOCOUTQ, &queued) < 0 || queued < 0)
-        queued = 0;
-    return queued;
-}
-
-/* Bytes written to p that its peer never acknowledged, for the delivery check.
- * After a reset SIOCOUTQ says 0 (the send queue is purged), so for TCP the count
- * comes from what the peer's TCP acknowledged (TCP_INFO), which a reset leaves. */
-static long long never_acknowledged(const relay *r, const peer *p)
-{
-    struct tcp_info ti;
-    socklen_t len = sizeof ti;
-    memset(&ti, 0, sizeof ti);
-    if (getsockopt(sockit_fileno(p->s), IPPROTO_TCP, TCP_INFO, &ti, &len) == 0 &&
-        len >= offsetof(struct tcp_info, tcpi_bytes_acked) + sizeof ti.tcpi_bytes_acked)
-        return r->bytes_out - (long long)ti.tcpi_bytes_acked;
-    return unacknowledged(p);
-}
-
-/* Alone (not -k), the input was delivered when all of it was read and written and
- * the peer's TCP acknowledged every byte (an empty send queue) before the
- * connection ended, whichever of FIN or RST came first. Returns the bytes that
- * were not, and says so; 0 when all were (a terminal's unread input is nobody's
- * loss). */
-static long long check_delivery(relay *r, const peer *p, const char *reason)
-{
-    long long lost = r->stdin_read - (r->bytes_out - never_acknowledged(r, p));
-    bool unread = !r->stdin_eof && !r->stdin_tty;
-    /* What a file still holds is input that was not delivered too; a pipe's rest
-     * cannot be counted. */
-    struct stat st;
-    off_t at;
-    if (unread && fstat(STDIN_FILENO, &st) == 0 && S_ISREG(st.st_mode) &&
-        (at = lseek(STDIN_FILENO, 0, SEEK_CUR)) >= 0 && st.st_size > at)
-        lost += (long long)(st.st_size - at);
-    if (lost <= 0 && !unread)
-        return 0;
-    if (lost < 0)
-        lost = 0;
-    const char *how = strcmp(reason, "peer") == 0    ? "the peer closed the connection"
-                      : strcmp(reason, "reset") == 0 ? "the peer reset the connection"
-                                                     : "the connection failed";
-    cli_fail("%lld bytes of input not delivered to %s: %s first%s", lost, p->name, how,
-             unread ? " (and stdin was not read to its end)" : "");
-    return lost;
-}
-
 static void unpause(peer *p)
 {
     relay *r = p->r;
@@ -211,7 +152,8 @@ static void drop_peer(peer *p, const char *reason)
     bool peer_ended =
         strcmp(reason, "peer") == 0 || strcmp(reason, "reset") == 0 || strcmp(reason, "error") == 0;
     if (!r->keep && peer_ended && r->undelivered < 0) {
-        long long lost = check_delivery(r, p, reason);
+        delivery d = {r->stdin_read, r->bytes_out, r->stdin_eof, r->stdin_tty};
+        long long lost = delivery_check(p->s, p->name, reason, &d);
         if (lost > 0 || (!r->stdin_eof && !r->stdin_tty)) {
             r->undelivered = lost;
             r->failed = true;
@@ -294,7 +236,7 @@ static bool peer_state(peer *p)
         /* The peer half-closed long ago, and what was just written may still be on
          * its way: the relay is done only once the peer's TCP has it all. No event
          * says so, hence a short timer. */
-        if (!r->keep && drained && unacknowledged(p) > 0) {
+        if (!r->keep && drained && delivery_unacknowledged(p->s) > 0) {
             /* A peer that vanished is given up by TCP in the end: that ends the wait. */
             int err = 0;
             if (sockit_getsockopt_int(p->s, SOL_SOCKET, SO_ERROR, &err) == 0 && err != 0) {

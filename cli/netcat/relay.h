@@ -1,9 +1,10 @@
 /* The stream relay of the netcat pair on sockit_loop: stdin to the network, the
- * network to stdout. Buffers are bounded (64 KiB per direction): stdin is read only
- * when every connection has taken the last chunk (WRITE is watched only for a
- * connection that has some of it left), and a connection whose bytes find the
- * stdout buffer full stops being read until stdout has taken some. stdin and stdout
- * stay blocking (netio.h). */
+ * network to stdout. Buffers are bounded (64 KiB per direction): alone, stdin is
+ * read while the connection has less than that left to take; with -k, when every
+ * connection has taken the last chunk. WRITE is watched only for a connection that
+ * has stdin bytes left, and a connection whose bytes find the stdout buffer full
+ * stops being read until stdout has taken some. stdin and stdout stay blocking
+ * (netio.h). */
 #ifndef SOCKIT_CLI_RELAY_H
 #define SOCKIT_CLI_RELAY_H
 
