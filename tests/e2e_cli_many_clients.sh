@@ -5,7 +5,8 @@
 # forever). Served means both ways: its bytes reach listen's stdout, and a line
 # written to listen's stdin reaches it. One python3 process drives all 501 sockets,
 # non-blocking, and stops by itself; 1 s is far above what the loop needs (a few
-# milliseconds), so the bound is about being served at all, not speed.
+# milliseconds), so the bound is about being served at all, not speed. And when
+# descriptors run out, accepting pauses without spinning and resumes.
 # shellcheck source=tests/e2e_cli_common.bash
 source "$(dirname "$0")/e2e_cli_common.bash"
 
@@ -95,5 +96,62 @@ else
 fi
 exec 3>&-
 kill_tree "$listen_pid"
+
+# Out of descriptors (a hard limit of 32, -m above it): accepting pauses, said once,
+# without spinning; once clients leave, the ones waiting in the backlog are served.
+cat >"$work/emfile.py" <<'PY'
+import socket, sys, time
+port, pid, out_path, n = int(sys.argv[1]), int(sys.argv[2]), sys.argv[3], int(sys.argv[4])
+def cpu():
+    f = open(f"/proc/{pid}/stat").read().rsplit(")", 1)[1].split()
+    return (int(f[11]) + int(f[12])) / 100  # utime + stime, in clock ticks of 1/100 s
+clients = []
+for i in range(n):
+    s = socket.create_connection(("127.0.0.1", port), timeout=5)
+    s.sendall(b"client %d\n" % i)
+    clients.append(s)
+time.sleep(0.5)
+c0, t0 = cpu(), time.monotonic()
+time.sleep(1.5)
+print("cpu %.2f" % ((cpu() - c0) / (time.monotonic() - t0)), flush=True)
+for s in clients[: n // 2]:
+    s.close()
+end = time.monotonic() + 10
+while time.monotonic() < end:
+    if open(out_path, "rb").read().count(b"\n") >= n:
+        print("all served", flush=True)
+        break
+    time.sleep(0.05)
+PY
+name=listen_k_out_of_descriptors_pauses_accepting_without_spinning
+mkfifo "$work/$name.fifo"
+exec 3<>"$work/$name.fifo"
+(
+    ulimit -n 32
+    exec timeout 30 "$sockit" listen -k -m 100 -v 127.0.0.1 0 <"$work/$name.fifo" \
+        >"$work/$name.out" 2>"$work/$name.err" 3>&-
+) &
+emfile_pid=$!
+pids+=("$emfile_pid")
+if wait_match "$work/$name.err" '^listening on ' && listen_port=$(port_of "$matched"); then
+    child=$(pgrep -P "$emfile_pid" | head -n 1)
+    timeout 20 python3 "$work/emfile.py" "$listen_port" "$child" "$work/$name.out" 40 \
+        >"$work/$name.client" 2>&1
+    cpu=$(sed -n 's/^cpu //p' "$work/$name.client")
+    if [ "$(grep -c 'Too many open files' "$work/$name.err")" -ne 1 ]; then
+        fail $name "want the shortage said once on stderr"
+    elif ! [[ $cpu =~ ^0\.[0-1][0-9]$ ]]; then
+        fail $name "listen used [$cpu] of a CPU while short of descriptors, want under 0.2"
+    elif ! grep -qx 'all served' "$work/$name.client"; then
+        fail $name "the clients waiting in the backlog were not served once others left"
+    else
+        pass $name
+        echo "    (CPU $cpu while short of descriptors)"
+    fi
+else
+    fail $name "listen did not say 'listening on'"
+fi
+kill_tree "$emfile_pid"
+exec 3>&-
 
 finish
