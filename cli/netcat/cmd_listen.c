@@ -26,7 +26,8 @@ int cmd_listen(int argc, char **argv)
                         .idle = o.idle,
                         .linger = o.linger,
                         .wait = o.wait,
-                        .max_clients = o.max_clients};
+                        .max_clients = o.max_clients,
+                        .broker = o.broker};
     if (o.is_unix && (status = cli_check_unix_path(o.host, true)) != 0) {
         netlog_exit("error", 0, 0, -1);
         return status;
@@ -46,7 +47,7 @@ int cmd_listen(int argc, char **argv)
     if (o.udp)
         return dgram_relay(l, false, &cfg, o.wait);
     if (o.keep) {
-        status = relay_serve(l, &cfg);
+        status = o.broker ? broker_serve(l, &cfg) : relay_serve(l, &cfg);
         sockit_close(l);
         return status;
     }

@@ -1,11 +1,13 @@
-/* The -u loop: the same named slots as relay.c (stdin, stdout, one socket), with
- * one datagram in flight each way instead of a byte stream. */
+/* The -u relay on the loop: stdin, stdout and one socket, with one datagram in
+ * flight each way instead of a byte stream. Every callback ends in update(), which
+ * decides what to watch next from the buffers' state. */
 #include "dgram.h"
 
 #include "hexdump.h"
+#include "netio.h"
 #include "netlog.h"
-#include "netloop.h"
 
+#include <signal.h>
 #include <stdlib.h>
 #include <string.h>
 #include <unistd.h>
@@ -24,8 +26,14 @@ typedef struct dgram {
     bool stdout_gone;
     sockit_addr last; /* listen: the last sender, where stdin goes */
     bool have_last;
-    int64_t active, linger_at, first_by;
+    double active, linger_at, first_by; /* loop times; < 0 for none */
     double first_wait;
+    const char *why; /* why the loop was stopped */
+    sockit_loop *loop;
+    netio *in_io, *out_io;
+    sockit_io *io;
+    sockit_timer *timer; /* the earliest of -w, -i and -q */
+    sockit_signal *sigint, *sigterm;
     unsigned long long hex_in, hex_out;
     long long bytes_in, bytes_out;
     bool failed;
@@ -81,7 +89,7 @@ static void receive(dgram *d)
     d->out_pos = 0;
     d->out_len = (size_t)n;
     d->bytes_in += n;
-    d->active = netloop_now();
+    d->active = sockit_loop_now(d->loop);
     d->first_by = -1;
 }
 
@@ -99,88 +107,136 @@ static void send_one(dgram *d)
         if (d->cfg->hexdump)
             hexdump(stderr, '>', &d->hex_out, d->in, len);
         d->bytes_out += n;
-        d->active = netloop_now();
+        d->active = sockit_loop_now(d->loop);
     }
     /* A datagram that failed is dropped: retrying could loop forever. */
     memmove(d->in, d->in + len, d->in_len - len);
     d->in_len -= len;
 }
 
-static void stdio_io(dgram *d, const struct pollfd *pfd)
+static double earliest(double a, double b) { return a < 0 ? b : b < 0 ? a : a < b ? a : b; }
+
+/* After every event: the end conditions, then what to watch and when to wake. */
+static void update(dgram *d)
 {
-    if (pfd[0].revents != 0) {
-        ssize_t n = netloop_read_stdin(d->in + d->in_len, sizeof d->in - d->in_len);
-        if (pfd[0].revents & POLLNVAL)
-            n = 0;
-        if (n > 0)
-            d->in_len += (size_t)n;
-        else if (n == 0)
-            d->stdin_eof = true;
+    double now = sockit_loop_now(d->loop);
+    double idle_at = d->cfg->idle >= 0 ? d->active + d->cfg->idle : -1;
+    const char *why = d->why;
+    if (why != NULL) {
+    } else if (d->failed) {
+        why = "error";
+    } else if (d->stdout_gone) {
+        why = "stdout";
+    } else if (d->first_by >= 0 && now >= d->first_by - 1e-6) {
+        d->failed = true;
+        cli_fail("no datagram within %g s (-w)", d->first_wait);
+        why = "timeout";
+    } else if (idle_at >= 0 && now >= idle_at - 1e-6) {
+        why = "idle";
+    } else if (d->linger_at >= 0 && now >= d->linger_at - 1e-6 && d->out_len == 0) {
+        why = "linger";
     }
-    if (pfd[1].revents != 0) {
-        ssize_t n = netloop_write_stdout(d->out + d->out_pos, d->out_len - d->out_pos);
-        if (pfd[1].revents & POLLNVAL)
-            n = 0;
-        if (n > 0)
-            d->out_pos += (size_t)n;
-        else if (n == 0)
-            d->stdout_gone = true;
-        if (d->out_pos == d->out_len)
-            d->out_pos = d->out_len = 0;
+    if (why != NULL) {
+        d->why = why;
+        sockit_loop_stop(d->loop);
+        return;
     }
+    bool sendable = can_send(d) && next_datagram(d) > 0;
+    netio_want(d->in_io, !d->stdin_eof && d->in_len < sizeof d->in && !sendable);
+    netio_want(d->out_io, d->out_len > 0);
+    sockit_io_start(d->io, (d->out_len == 0 ? SOCKIT_EVENT_READ : 0) |
+                               (sendable ? SOCKIT_EVENT_WRITE : 0));
+    /* An expired -q waits for stdout to drain, which wakes us then; the past
+     * deadline must not turn the timer into a spin meanwhile. */
+    double linger_wake = d->out_len == 0 ? d->linger_at : -1;
+    double wake = earliest(earliest(idle_at, linger_wake), d->first_by);
+    if (wake < 0)
+        sockit_timer_stop(d->timer);
+    else
+        sockit_timer_start(d->timer, wake > now ? wake - now : 0, 0);
 }
 
-static int64_t earliest(int64_t a, int64_t b) { return a < 0 ? b : b < 0 ? a : a < b ? a : b; }
-
-/* Returns the reason the loop ended. */
-static const char *run(dgram *d)
+static void on_stdin(void *user)
 {
-    for (;;) {
-        int64_t now = netloop_now();
-        int64_t idle_at =
-            d->cfg->idle >= 0 ? d->active + (int64_t)(d->cfg->idle * 1000) : (int64_t)-1;
-        if (netloop_interrupted())
-            return "signal";
-        if (d->failed)
-            return "error";
-        if (d->stdout_gone)
-            return "stdout";
-        if (d->first_by >= 0 && now >= d->first_by) {
-            d->failed = true;
-            cli_fail("no datagram within %g s (-w)", d->first_wait);
-            return "timeout";
-        }
-        if (idle_at >= 0 && now >= idle_at)
-            return "idle";
-        if (d->linger_at >= 0 && now >= d->linger_at && d->out_len == 0)
-            return "linger";
-        bool sendable = can_send(d) && next_datagram(d) > 0;
-        struct pollfd pfd[3] = {
-            {.fd = !d->stdin_eof && d->in_len < sizeof d->in && !sendable ? STDIN_FILENO : -1,
-             .events = POLLIN},
-            {.fd = d->out_len > 0 ? STDOUT_FILENO : -1, .events = POLLOUT},
-            {.fd = sockit_fileno(d->s),
-             .events = (short)((d->out_len == 0 ? POLLIN : 0) | (sendable ? POLLOUT : 0))},
-        };
-        if (pfd[2].events == 0)
-            pfd[2].fd = -1;
-        /* An expired -q waits for stdout to drain; stdout's POLLOUT wakes us then, and
-         * the past deadline must not turn poll into a spin meanwhile. */
-        int64_t linger_wake = d->out_len == 0 ? d->linger_at : -1;
-        int64_t wake = earliest(earliest(idle_at, linger_wake), d->first_by);
-        if (netloop_poll(pfd, 3, netloop_until(wake)) < 0) {
-            netlog_warn("poll: %s", strerror(errno));
-            d->failed = true;
-            return "error";
-        }
-        stdio_io(d, pfd);
-        if ((pfd[2].events & POLLIN) && pfd[2].revents != 0)
-            receive(d);
-        if ((pfd[2].events & POLLOUT) && (pfd[2].revents & (POLLOUT | POLLERR)))
-            send_one(d);
-        if (d->stdin_eof && d->in_len == 0 && d->linger_at < 0)
-            d->linger_at = netloop_after(d->cfg->linger);
-    }
+    dgram *d = user;
+    ssize_t n = netio_read_stdin(d->in + d->in_len, sizeof d->in - d->in_len);
+    if (n > 0)
+        d->in_len += (size_t)n;
+    else if (n == 0)
+        d->stdin_eof = true;
+    if (d->stdin_eof && d->in_len == 0 && d->linger_at < 0 && d->cfg->linger >= 0)
+        d->linger_at = sockit_loop_now(d->loop) + d->cfg->linger;
+    update(d);
+}
+
+static void on_stdout(void *user)
+{
+    dgram *d = user;
+    ssize_t n = netio_write_stdout(d->out + d->out_pos, d->out_len - d->out_pos);
+    if (n > 0)
+        d->out_pos += (size_t)n;
+    else if (n == 0)
+        d->stdout_gone = true;
+    if (d->out_pos == d->out_len)
+        d->out_pos = d->out_len = 0;
+    update(d);
+}
+
+static void on_socket(sockit_io *io, int events, void *user)
+{
+    (void)io;
+    dgram *d = user;
+    if (events & SOCKIT_EVENT_READ)
+        receive(d);
+    if ((events & SOCKIT_EVENT_WRITE) && can_send(d) && next_datagram(d) > 0)
+        send_one(d);
+    if (d->stdin_eof && d->in_len == 0 && d->linger_at < 0 && d->cfg->linger >= 0)
+        d->linger_at = sockit_loop_now(d->loop) + d->cfg->linger;
+    update(d);
+}
+
+static void on_timer(sockit_timer *t, void *user)
+{
+    (void)t;
+    update(user);
+}
+
+static void on_signal(sockit_signal *w, int signum, int count, void *user)
+{
+    (void)w;
+    (void)signum;
+    (void)count;
+    dgram *d = user;
+    d->why = "signal";
+    sockit_loop_stop(d->loop);
+}
+
+/* Sets up the loop and its watchers; returns false (said) on failure. */
+static bool open_loop(dgram *d)
+{
+    d->loop = sockit_loop_new(NULL);
+    if (d->loop == NULL)
+        return false;
+    d->in_io = netio_new(d->loop, STDIN_FILENO, SOCKIT_EVENT_READ, on_stdin, d);
+    d->out_io = netio_new(d->loop, STDOUT_FILENO, SOCKIT_EVENT_WRITE, on_stdout, d);
+    d->io = sockit_io_new_socket(d->loop, d->s, on_socket, d);
+    d->timer = sockit_timer_new(d->loop, on_timer, d);
+    d->sigint = sockit_signal_new(d->loop, on_signal, d);
+    d->sigterm = sockit_signal_new(d->loop, on_signal, d);
+    return d->in_io != NULL && d->out_io != NULL && d->io != NULL && d->timer != NULL &&
+           d->sigint != NULL && d->sigterm != NULL && sockit_signal_start(d->sigint, SIGINT) == 0 &&
+           sockit_signal_start(d->sigterm, SIGTERM) == 0;
+}
+
+static void close_loop(dgram *d)
+{
+    netio_close(d->in_io);
+    netio_close(d->out_io);
+    sockit_io_close(d->io);
+    sockit_timer_close(d->timer);
+    sockit_signal_close(d->sigint);
+    sockit_signal_close(d->sigterm);
+    sockit_loop_close(d->loop);
 }
 
 int dgram_relay(sockit *s, bool connected, const relay_config *cfg, double first_wait)
@@ -190,16 +246,28 @@ int dgram_relay(sockit *s, bool connected, const relay_config *cfg, double first
         sockit_close(s);
         return cli_fail("out of memory");
     }
-    netloop_init();
+    netio_init();
     sockit_setblocking(s, false);
     d->s = s;
     d->connected = connected;
     d->cfg = cfg;
-    d->active = netloop_now();
     d->linger_at = -1;
-    d->first_by = netloop_after(first_wait);
     d->first_wait = first_wait;
-    const char *why = run(d);
+    if (open_loop(d)) {
+        double now = sockit_loop_now(d->loop);
+        d->active = now;
+        d->first_by = first_wait >= 0 ? now + first_wait : -1;
+        update(d);
+        if (sockit_loop_run(d->loop) < 0) {
+            netlog_warn("%s", sockit_errmsg());
+            d->failed = true;
+        }
+    } else {
+        cli_fail_lib();
+        d->failed = true;
+    }
+    const char *why = d->why != NULL ? d->why : "error";
+    close_loop(d);
     sockit_close(s);
     netlog_exit(why, d->bytes_in, d->bytes_out, -1);
     int status = d->failed ? CLI_FAIL : CLI_OK;

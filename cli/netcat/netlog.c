@@ -52,6 +52,18 @@ void netlog_closed(const char *text, const char *reason)
         fprintf(stderr, "%s %s\n", reason_text(reason), text);
 }
 
+void netlog_dropped(const char *text, long long queued, long long limit)
+{
+    if (cli_json_on())
+        cli_event("closed", "peer", 's', text, "reason", 's', "queue_full", "queued", 'i', queued,
+                  "limit", 'i', limit, NULL);
+    else
+        fprintf(stderr,
+                "sockit: disconnected %s: its output queue is full (%lld bytes waiting, limit "
+                "%lld): it does not read fast enough\n",
+                text, queued, limit);
+}
+
 void netlog_warn(const char *fmt, ...)
 {
     char msg[1024];

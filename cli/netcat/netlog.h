@@ -14,8 +14,12 @@ void netlog_bound(const sockit_addr *addr, bool dualstack);
 void netlog_connected(const char *peer, bool accepted);
 /* "closed by peer 127.0.0.1:5555", "idle timeout 127.0.0.1:5555", ...: why a
  * connection ended. reason is one word for --json: "peer", "reset", "idle",
- * "linger", "stdout", "signal", "error". */
+ * "linger", "stdout", "signal", "error" ("queue_full" is netlog_dropped's). */
 void netlog_closed(const char *peer, const char *reason);
+/* --broker: peer was disconnected because its output queue would have grown past
+ * limit (queued bytes waiting): "sockit: disconnected PEER: ..." on stderr, shown
+ * without -v too, or a closed event with reason "queue_full". */
+void netlog_dropped(const char *peer, long long queued, long long limit);
 /* A failure that does not end the program: "sockit: ..." (or an error event with
  * --json), shown without -v too. */
 #if defined(__GNUC__)

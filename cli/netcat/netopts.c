@@ -4,10 +4,11 @@
 
 #include <getopt.h>
 #include <string.h>
+#include <sys/resource.h>
 
 static const char *const listen_usage =
-    "sockit listen [-u] [-k] [-m MAX] [-4|-6] [-v] [-x] [-w SECS] [-i SECS] [-q SECS] "
-    "[--no-shutdown] [--json] [HOST] PORT | unix:PATH";
+    "sockit listen [-u] [-k] [--broker|--chat] [-m MAX] [-4|-6] [-v] [-x] [-w SECS] "
+    "[-i SECS] [-q SECS] [--no-shutdown] [--json] [HOST] PORT | unix:PATH";
 static const char *const connect_usage =
     "sockit connect [-u] [-4|-6] [-v] [-x] [-w SECS] [-i SECS] [-q SECS] [--no-shutdown] "
     "[--json] HOST PORT | unix:PATH";
@@ -51,9 +52,21 @@ static void help(bool listen)
                "                  sends goes to stdout, stdin goes to all of them; a client\n"
                "                  is closed when it closes its side; runs until SIGINT or\n"
                "                  SIGTERM (exit 0). With -u, no change: -u always keeps on\n"
-               "  -m MAX          with -k (not -u): at most MAX clients at once (default\n"
-               "                  %d); the others wait in the listen backlog\n",
-               NETOPTS_MAX_CLIENTS);
+               "  --broker        -k as a hub (ncat's connection brokering): what each client\n"
+               "                  sends goes to every other client, in whole read chunks;\n"
+               "                  stdin and stdout are not used. Each client has an output\n"
+               "                  queue of at most 1 MiB; a client that does not read and\n"
+               "                  lets it fill is disconnected (said on stderr), so it\n"
+               "                  never holds the others up\n"
+               "  --chat          --broker line by line: each line goes out prefixed with\n"
+               "                  its sender, \"<127.0.0.1:5555> text\"; a partial line waits\n"
+               "                  for its end (up to 16 KiB, then it is cut)\n"
+               "  -m MAX          with -k (not -u): at most MAX clients at once; the others\n"
+               "                  wait in the listen backlog. Default: as many as the\n"
+               "                  open-file limit allows (listen -k raises its soft\n"
+               "                  RLIMIT_NOFILE to the hard limit, and keeps %d for\n"
+               "                  itself), so idle or slow clients never lock others out\n",
+               NETOPTS_FD_RESERVE);
     printf("  -4, -6          IPv4 only, IPv6 only\n"
            "  -v              say what happens on stderr (listening on, connection from,\n"
            "                  connected to, closed by peer)\n"
@@ -86,6 +99,24 @@ static void help(bool listen)
            listen ? "-k and -u" : "-u");
 }
 
+long netopts_max_clients(void)
+{
+    struct rlimit rl;
+    if (getrlimit(RLIMIT_NOFILE, &rl) != 0)
+        return 1;
+    if (rl.rlim_cur < rl.rlim_max) {
+        /* A server of many clients needs many descriptors; the hard limit is what the
+         * administrator allows, the soft one a default meant for select(). */
+        struct rlimit raised = {rl.rlim_max, rl.rlim_max};
+        if (setrlimit(RLIMIT_NOFILE, &raised) == 0)
+            rl.rlim_cur = rl.rlim_max;
+    }
+    rlim_t fds = rl.rlim_cur;
+    if (fds == RLIM_INFINITY || fds > 1000000)
+        fds = 1000000;
+    return fds > NETOPTS_FD_RESERVE ? (long)(fds - NETOPTS_FD_RESERVE) : 1;
+}
+
 /* The [HOST] PORT, HOST:PORT or unix:PATH operands (hostport.h's rule). */
 static int operands(int n, char **args, netopts *o)
 {
@@ -112,6 +143,15 @@ static int combinations(const netopts *o, bool m_given, bool w_given)
     if (!o->half_close && o->udp)
         return cli_usage_error(usage, "--no-shutdown: a datagram socket (-u) has no write side "
                                       "to shut down");
+    const char *hub = o->broker == RELAY_CHAT ? "--chat" : "--broker";
+    if (o->broker && o->udp)
+        return cli_usage_error(usage, "%s: a datagram listener (-u) has no clients to connect",
+                               hub);
+    if (o->broker && (o->linger >= 0 || !o->half_close))
+        return cli_usage_error(usage,
+                               "%s: -q and --no-shutdown are about stdin, which %s does "
+                               "not read",
+                               hub, hub);
     if (w_given && o->udp && !o->listen)
         return cli_usage_error(usage, "-w: connect -u does not wait to connect (a datagram "
                                       "socket connects at once); -i bounds the silence");
@@ -133,13 +173,14 @@ int netopts_parse(int argc, char **argv, bool listen, netopts *o)
     *o = (netopts){.listen = listen,
                    .half_close = true,
                    .family = AF_UNSPEC,
-                   .max_clients = NETOPTS_MAX_CLIENTS,
                    .wait = -1,
                    .idle = -1,
                    .linger = -1};
     static const struct option longopts[] = {
         {"udp", no_argument, NULL, 'u'},
         {"keep-open", no_argument, NULL, 'k'},
+        {"broker", no_argument, NULL, 'B'},
+        {"chat", no_argument, NULL, 'C'},
         {"max-clients", required_argument, NULL, 'm'},
         {"verbose", no_argument, NULL, 'v'},
         {"hexdump", no_argument, NULL, 'x'},
@@ -166,6 +207,13 @@ int netopts_parse(int argc, char **argv, bool listen, netopts *o)
         case 'k':
             if (!listen)
                 return cli_usage_error(usage, "unknown option '%s'", argv[optind - 1]);
+            o->keep = true;
+            break;
+        case 'B':
+        case 'C':
+            if (!listen)
+                return cli_usage_error(usage, "unknown option '%s'", argv[optind - 1]);
+            o->broker = opt == 'C' ? RELAY_CHAT : RELAY_BROKER;
             o->keep = true;
             break;
         case 'm':
@@ -217,5 +265,12 @@ int netopts_parse(int argc, char **argv, bool listen, netopts *o)
         return cli_usage_error(usage, "-4 and -6 exclude each other");
     o->family = v4 ? AF_INET : v6 ? AF_INET6 : AF_UNSPEC;
     int rc = operands(argc - optind, argv + optind, o);
-    return rc != 0 ? rc : combinations(o, m_given, w_given);
+    if (rc == 0)
+        rc = combinations(o, m_given, w_given);
+    if (rc < 0 && o->keep && !o->udp) {
+        long fit = netopts_max_clients();
+        if (!m_given)
+            o->max_clients = fit;
+    }
+    return rc;
 }

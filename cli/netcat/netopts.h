@@ -4,19 +4,22 @@
 #define SOCKIT_CLI_NETOPTS_H
 
 #include "cli.h"
+#include "relay.h"
 
-/* The default cap on simultaneous clients of `listen -k`. */
-#define NETOPTS_MAX_CLIENTS 64
+/* Descriptors `listen -k` keeps for itself (stdio, the listener, the loop's own)
+ * out of the open-file limit; the rest are for clients, the default -m. */
+#define NETOPTS_FD_RESERVE 32
 
 typedef struct netopts {
     bool listen;      /* parsed for `listen` (else `connect`) */
     bool udp;         /* -u */
     bool keep;        /* -k: keep listening, serve clients concurrently */
+    int broker;       /* --broker, --chat (RELAY_BROKER, RELAY_CHAT; they imply -k) */
     bool verbose;     /* -v */
     bool hexdump;     /* -x */
     bool half_close;  /* SHUT_WR on stdin EOF; off with --no-shutdown */
     int family;       /* AF_UNSPEC, or AF_INET / AF_INET6 for -4 / -6 */
-    long max_clients; /* -m */
+    long max_clients; /* -m; 0 when not given (netopts_max_clients decides) */
     double wait;      /* -w: connect / first-accept timeout, < 0 for none */
     double idle;      /* -i: idle timeout, < 0 for none */
     double linger;    /* -q: after stdin EOF, < 0 to wait for the peer */
@@ -29,6 +32,10 @@ typedef struct netopts {
 /* Parses argv into *o. Returns -1 to go on, or the exit status to return at once:
  * CLI_OK after --help, CLI_USAGE after a usage error (already printed). */
 int netopts_parse(int argc, char **argv, bool listen, netopts *o);
+
+/* The default -m: raises the soft RLIMIT_NOFILE to the hard limit (as Go programs
+ * do at start) and leaves NETOPTS_FD_RESERVE of it out; at least 1. */
+long netopts_max_clients(void);
 
 /* The usage line of the command, for usage errors found after parsing. */
 const char *netopts_usage(bool listen);

@@ -1,124 +1,184 @@
-/* The stream relay. One loop serves both `listen`/`connect` (one connection, no
- * listener) and `listen -k` (a listener and up to max_clients connections).
+/* The stream relay on the loop. One shape serves both `listen`/`connect` (one
+ * connection, no listener) and `listen -k` (an accepter and many connections).
  *
- * Each pass: expire timers (-i, -q), build the poll set from the buffers' state,
- * wait, then move bytes: stdin -> net-out buffer -> every connection, every
- * connection -> stdout buffer -> stdout. The net-out buffer is shared: each
- * connection has its own position in it, and it is compacted past the slowest. */
+ * Nothing is done per pass over all connections: each connection has its own
+ * watcher, asking for READ while it may be read and for WRITE only while it has
+ * stdin bytes left to take, and its own timer only with -i, -q or a pending
+ * acknowledgement. stdin goes through netout, with stream offsets: `behind` counts
+ * the connections that have not taken all of it; with -k stdin is read again when
+ * it is 0 (the slowest paces it), alone while netout has room. What connections send goes whole
+ * into `out` for stdout; a connection that finds it full is paused (its READ stopped) on the
+ * waiting list until stdout takes some. Idle peers cost nothing until they speak. */
 #include "relay.h"
 
+#include "accepter.h"
+#include "delivery.h"
 #include "hexdump.h"
+#include "netio.h"
 #include "netlog.h"
-#include "netloop.h"
 
-#include <linux/sockios.h>
+#include <signal.h>
+#include <stdint.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/ioctl.h>
 #include <unistd.h>
 
-#define RELAY_BUF       65536
-#define EMFILE_BACKOFF  100 /* ms without accepting after EMFILE/ENFILE */
-#define ACK_RECHECK     10  /* ms between looks at a send queue that is draining */
-#define SLOT_STDIN      0
-#define SLOT_STDOUT     1
-#define SLOT_LISTEN     2
-#define SLOT_FIRST_PEER 3
+#define RELAY_BUF   65536
+#define ACK_RECHECK 0.01 /* s between looks at a send queue that is draining */
 
-typedef struct peer {
+typedef struct relay relay;
+typedef struct peer peer;
+
+struct peer {
+    relay *r;
     sockit *s;
-    char name[CLI_PEER_NAME_MAX]; /* for messages */
-    size_t sent;                  /* bytes of the net-out buffer this connection has taken */
-    bool in_eof;                  /* the peer shut its side */
-    bool shut;                    /* our write side is shut down */
-    int64_t active;               /* when bytes last moved (for -i) */
-    int64_t linger_at;            /* when -q expires, -1 before stdin ended */
-    int64_t ack_at; /* alone, done but for the peer's acknowledgement: look again then */
-    short events;   /* what this pass polls for */
-} peer;
+    sockit_io *io;
+    sockit_timer *timer; /* -i, -q and the acknowledgement recheck; made when needed */
+    peer *prev, *next;   /* every connection */
+    peer *wprev, *wnext; /* the waiting list, while paused */
+    uint64_t sent;       /* stdin stream offset this connection has taken */
+    double active;       /* loop time bytes last moved (for -i) */
+    double linger_at;    /* when -q expires, < 0 before stdin ended */
+    double ack_at;       /* alone, done but for the acknowledgement: look again then */
+    bool owes;           /* has part of the current stdin chunk left (in behind) */
+    bool in_eof;         /* the peer shut its side */
+    bool shut;           /* our write side is shut down */
+    bool paused;         /* not read until stdout has room */
+    char name[CLI_PEER_NAME_MAX];
+};
 
-typedef struct relay {
+struct relay {
     const relay_config *cfg;
-    sockit *listener;     /* -k only */
-    int64_t accept_after; /* EMFILE back-off */
-    int64_t first_by;     /* -k -w: a client must have come by then; -1 for none */
-    bool accepted;        /* -k: some client came */
-    bool short_of_fds;    /* the last accept hit EMFILE/ENFILE */
-    peer *peers;
+    sockit_loop *loop;
+    sockit_signal *sigint, *sigterm;
+    netio *in, *out_io;
+    accepter *acc;       /* -k only */
+    sockit_timer *first; /* -k -w: a client must have come by then */
+    bool keep;           /* -k */
+    peer *peers, *waiting;
     size_t npeers;
-    char netout[RELAY_BUF]; /* stdin -> network */
-    size_t netout_len;
+    char netout[RELAY_BUF]; /* stdin -> network: stream bytes [base, base + len) */
+    uint64_t base;
+    size_t len, behind;
     bool stdin_eof, stdin_tty;
-    long long stdin_read; /* bytes read from stdin */
-    char out[RELAY_BUF];  /* network -> stdout */
+    long long stdin_read;
+    char out[RELAY_BUF]; /* network -> stdout */
     size_t out_pos, out_len;
     bool stdout_gone;
     unsigned long long hex_in, hex_out;
     long long bytes_in, bytes_out;
+    const char *why;        /* why the loop was stopped; NULL while it runs */
     const char *last_close; /* why the last connection ended */
     bool failed;            /* a connection ended in an error */
     long long undelivered;  /* alone: input that never reached the peer; -1 none */
-} relay;
+};
 
-/* Bytes written to p that its peer has not acknowledged yet. */
-static int unacknowledged(const peer *p)
+static void end(relay *r, const char *why)
 {
-    /* For TCP, SIOCOUTQ is what was sent and not yet acknowledged; a Unix stream
-     * socket answers with what its peer has not read. Where it cannot be asked,
-     * what was written counts as delivered. */
-    int queued = 0;
-    if (ioctl(sockit_fileno(p->s), SIOCOUTQ, &queued) < 0 || queued < 0)
-        queued = 0;
-    return queued;
+    if (r->why == NULL)
+        r->why = why;
+    sockit_loop_stop(r->loop);
 }
 
-/* Alone (not -k), the input was delivered when all of it was read and written and
- * the peer's TCP acknowledged every byte (an empty send queue) before the
- * connection ended, whichever of FIN or RST came first. Returns the bytes that
- * were not, and says so; 0 when all were (a terminal's unread input is nobody's
- * loss). */
-static long long check_delivery(relay *r, const peer *p, const char *reason)
+/* The stdin bytes the single connection has not taken yet (0 with -k). */
+static size_t unsent(const relay *r)
 {
-    int queued = unacknowledged(p);
-    long long lost = r->stdin_read - (r->bytes_out - queued);
-    bool unread = !r->stdin_eof && !r->stdin_tty;
-    if (lost <= 0 && !unread)
-        return 0;
-    if (lost < 0)
-        lost = 0;
-    const char *how = strcmp(reason, "peer") == 0    ? "the peer closed the connection"
-                      : strcmp(reason, "reset") == 0 ? "the peer reset the connection"
-                                                     : "the connection failed";
-    cli_fail("%lld bytes of input not delivered to %s: %s first%s", lost, p->name, how,
-             unread ? " (and stdin was not read to its end)" : "");
-    return lost;
+    const peer *p = r->peers;
+    return !r->keep && p != NULL && p->owes ? (size_t)(r->base + r->len - p->sent) : 0;
 }
 
-static void drop_peer(relay *r, size_t i, const char *reason)
+/* With -k stdin is read when every connection has the last chunk; alone, whenever
+ * netout has room, so what stdin has is on its way while the socket is busy. */
+static void want_stdin(relay *r)
 {
-    peer *p = &r->peers[i];
+    bool room = r->keep ? r->behind == 0 : unsent(r) < RELAY_BUF;
+    netio_want(r->in, !r->stdin_eof && r->npeers > 0 && room && r->why == NULL);
+}
+
+static void want_stdout(relay *r)
+{
+    netio_want(r->out_io, !r->stdout_gone && r->out_pos < r->out_len);
+}
+
+static void peer_watch(peer *p)
+{
+    int ev = 0;
+    if (!p->in_eof && !p->paused && !p->r->stdout_gone)
+        ev |= SOCKIT_EVENT_READ;
+    if (p->owes && !p->shut)
+        ev |= SOCKIT_EVENT_WRITE;
+    sockit_io_start(p->io, ev);
+}
+
+/* The peer's timer, due at the earliest of -i, -q and the acknowledgement recheck.
+ * Activity only moves p->active: an idle timer that fires early starts again for
+ * what is left, so moving bytes never touches the timer heap. */
+static void peer_schedule(peer *p)
+{
+    const relay_config *cfg = p->r->cfg;
+    double at = -1;
+    if (cfg->idle >= 0)
+        at = p->active + cfg->idle;
+    if (p->linger_at >= 0 && (at < 0 || p->linger_at < at))
+        at = p->linger_at;
+    if (p->ack_at >= 0 && (at < 0 || p->ack_at < at))
+        at = p->ack_at;
+    if (at < 0) {
+        sockit_timer_stop(p->timer);
+        return;
+    }
+    double left = at - sockit_loop_now(p->r->loop);
+    sockit_timer_start(p->timer, left > 0 ? left : 0, 0);
+}
+
+static void unpause(peer *p)
+{
+    relay *r = p->r;
+    if (!p->paused)
+        return;
+    p->paused = false;
+    if (p->wprev != NULL)
+        p->wprev->wnext = p->wnext;
+    else
+        r->waiting = p->wnext;
+    if (p->wnext != NULL)
+        p->wnext->wprev = p->wprev;
+}
+
+static void drop_peer(peer *p, const char *reason)
+{
+    relay *r = p->r;
     netlog_closed(p->name, reason);
     bool peer_ended =
         strcmp(reason, "peer") == 0 || strcmp(reason, "reset") == 0 || strcmp(reason, "error") == 0;
-    if (r->listener == NULL && peer_ended && r->undelivered < 0) {
-        long long lost = check_delivery(r, p, reason);
+    if (!r->keep && peer_ended && r->undelivered < 0) {
+        delivery d = {r->stdin_read, r->bytes_out, r->stdin_eof, r->stdin_tty};
+        long long lost = delivery_check(p->s, p->name, reason, &d);
         if (lost > 0 || (!r->stdin_eof && !r->stdin_tty)) {
             r->undelivered = lost;
             r->failed = true;
         }
     }
-    sockit_close(p->s);
+    unpause(p);
+    if (p->owes)
+        r->behind--;
+    if (p->prev != NULL)
+        p->prev->next = p->next;
+    else
+        r->peers = p->next;
+    if (p->next != NULL)
+        p->next->prev = p->prev;
+    r->npeers--;
     r->last_close = reason;
-    r->peers[i] = r->peers[--r->npeers];
-}
-
-static void add_peer(relay *r, sockit *s, const sockit_addr *addr)
-{
-    sockit_setblocking(s, false);
-    peer *p = &r->peers[r->npeers++];
-    *p = (peer){
-        .s = s, .sent = r->netout_len, .active = netloop_now(), .linger_at = -1, .ack_at = -1};
-    cli_peer_name(s, addr, p->name, sizeof p->name);
+    sockit_io_close(p->io);
+    sockit_timer_close(p->timer);
+    sockit_close(p->s);
+    free(p);
+    if (r->acc != NULL)
+        accepter_release(r->acc);
+    if (!r->keep && r->npeers == 0 && r->out_pos == r->out_len)
+        end(r, "done");
+    want_stdin(r);
 }
 
 /* The library's send/recv messages do not name the peer: suffix it. */
@@ -130,294 +190,334 @@ static const char *peer_message(const peer *p)
 }
 
 /* A failed send or recv: a reset is the peer's doing, anything else is reported. */
-static void peer_failed(relay *r, size_t i, ssize_t code)
+static void peer_failed(peer *p, ssize_t code)
 {
-    if ((code == -ECONNRESET || code == -EPIPE) && r->peers[i].in_eof) {
-        drop_peer(r, i, "peer"); /* it closed, then refused what we still sent */
+    relay *r = p->r;
+    if ((code == -ECONNRESET || code == -EPIPE) && p->in_eof) {
+        drop_peer(p, "peer"); /* it closed, then refused what we still sent */
         return;
     }
     if (code == -ECONNRESET || code == -EPIPE) {
         /* Alone, lost input is the story if there is any (drop_peer tells it), else
          * the reset is. */
-        const char *msg = peer_message(&r->peers[i]);
-        drop_peer(r, i, "reset");
-        if (r->listener == NULL && r->undelivered < 0) {
+        const char *msg = peer_message(p);
+        drop_peer(p, "reset");
+        if (!r->keep && r->undelivered < 0) {
             netlog_warn("%s", msg);
             r->failed = true;
         }
         return;
     }
-    netlog_warn("%s", peer_message(&r->peers[i]));
+    netlog_warn("%s", peer_message(p));
     /* With -k one client's failure is not the session's: -k ends with 0 on a signal. */
-    if (r->listener == NULL)
+    if (!r->keep)
         r->failed = true;
-    drop_peer(r, i, "error");
+    drop_peer(p, "error");
 }
 
-static void timers(relay *r, int64_t now)
+/* After any change: half-close, -q, and whether p is done. Returns false if p was
+ * dropped. */
+static bool peer_state(peer *p)
 {
-    for (size_t i = r->npeers; i-- > 0;) {
-        peer *p = &r->peers[i];
-        if (r->cfg->idle >= 0 && now - p->active >= (int64_t)(r->cfg->idle * 1000)) {
-            drop_peer(r, i, "idle");
-        } else if (p->linger_at >= 0 && now >= p->linger_at) {
-            drop_peer(r, i, "linger");
-        }
-    }
-}
-
-static int64_t next_timer(const relay *r)
-{
-    int64_t at = -1;
-    for (size_t i = 0; i < r->npeers; i++) {
-        const peer *p = &r->peers[i];
-        int64_t t = r->cfg->idle >= 0 ? p->active + (int64_t)(r->cfg->idle * 1000) : -1;
-        if (p->linger_at >= 0 && (t < 0 || p->linger_at < t))
-            t = p->linger_at;
-        if (p->ack_at >= 0 && (t < 0 || p->ack_at < t))
-            t = p->ack_at;
-        if (t >= 0 && (at < 0 || t < at))
-            at = t;
-    }
-    if (r->listener != NULL && r->accept_after > netloop_now() && (at < 0 || r->accept_after < at))
-        at = r->accept_after;
-    if (!r->accepted && r->first_by >= 0 && (at < 0 || r->first_by < at))
-        at = r->first_by;
-    return at;
-}
-
-/* Fills the poll set; returns its size. Slots without interest get fd -1, so a
- * hung-up descriptor nobody reads cannot make poll return at once forever. */
-static nfds_t poll_set(relay *r, struct pollfd *pfd)
-{
-    pfd[SLOT_STDIN] = (struct pollfd){.fd = -1, .events = POLLIN};
-    if (!r->stdin_eof && r->npeers > 0 && r->netout_len < RELAY_BUF)
-        pfd[SLOT_STDIN].fd = STDIN_FILENO;
-    pfd[SLOT_STDOUT] = (struct pollfd){.fd = -1, .events = POLLOUT};
-    if (!r->stdout_gone && r->out_pos < r->out_len)
-        pfd[SLOT_STDOUT].fd = STDOUT_FILENO;
-    pfd[SLOT_LISTEN] = (struct pollfd){.fd = -1, .events = POLLIN};
-    if (r->listener != NULL && (long)r->npeers < r->cfg->max_clients &&
-        netloop_now() >= r->accept_after)
-        pfd[SLOT_LISTEN].fd = sockit_fileno(r->listener);
-    for (size_t i = 0; i < r->npeers; i++) {
-        peer *p = &r->peers[i];
-        p->events = 0;
-        if (!p->in_eof && !r->stdout_gone && r->out_len < RELAY_BUF)
-            p->events |= POLLIN;
-        if (!p->shut && p->sent < r->netout_len)
-            p->events |= POLLOUT;
-        pfd[SLOT_FIRST_PEER + i] =
-            (struct pollfd){.fd = p->events ? sockit_fileno(p->s) : -1, .events = p->events};
-    }
-    return SLOT_FIRST_PEER + r->npeers;
-}
-
-static void accept_one(relay *r)
-{
-    sockit_addr addr;
-    sockit *c = sockit_accept(r->listener, &addr);
-    if (c == NULL) {
-        int code = sockit_errcode();
-        if (code == -EMFILE || code == -ENFILE) {
-            /* Once per shortage, not once per retry. */
-            if (!r->short_of_fds)
-                netlog_warn("%s (retrying every %d ms)", sockit_errmsg(), EMFILE_BACKOFF);
-            r->short_of_fds = true;
-            r->accept_after = netloop_now() + EMFILE_BACKOFF;
-        }
-        /* EAGAIN, ECONNABORTED and the like: the client is gone, nothing to do. */
-        return;
-    }
-    r->short_of_fds = false;
-    r->accepted = true;
-    add_peer(r, c, &addr);
-    netlog_connected(r->peers[r->npeers - 1].name, true);
-}
-
-static void stdio_io(relay *r, const struct pollfd *pfd)
-{
-    if (pfd[SLOT_STDIN].revents != 0) {
-        ssize_t n = netloop_read_stdin(r->netout + r->netout_len, RELAY_BUF - r->netout_len);
-        if (pfd[SLOT_STDIN].revents & POLLNVAL)
-            n = 0;
-        if (n > 0) {
-            r->netout_len += (size_t)n;
-            r->stdin_read += n;
-        } else if (n == 0) {
-            r->stdin_eof = true;
-        }
-    }
-    if (pfd[SLOT_STDOUT].revents != 0) {
-        ssize_t n = netloop_write_stdout(r->out + r->out_pos, r->out_len - r->out_pos);
-        if (pfd[SLOT_STDOUT].revents & POLLNVAL)
-            n = 0;
-        if (n > 0)
-            r->out_pos += (size_t)n;
-        else if (n == 0)
-            r->stdout_gone = true;
-        if (r->out_pos == r->out_len)
-            r->out_pos = r->out_len = 0;
-    }
-}
-
-/* Moves bytes for connection i; returns false if it was dropped. */
-static bool peer_io(relay *r, size_t i, short revents)
-{
-    peer *p = &r->peers[i];
-    if ((p->events & POLLIN) && (revents & (POLLIN | POLLHUP | POLLERR))) {
-        ssize_t n = sockit_recv(p->s, r->out + r->out_len, RELAY_BUF - r->out_len, 0);
-        if (n > 0) {
-            if (r->cfg->hexdump)
-                hexdump(stderr, '<', &r->hex_in, r->out + r->out_len, (size_t)n);
-            r->out_len += (size_t)n;
-            r->bytes_in += n;
-            p->active = netloop_now();
-        } else if (n == 0) {
-            p->in_eof = true;
-        } else if (n != SOCKIT_EWOULDBLOCK) {
-            peer_failed(r, i, n);
-            return false;
-        }
-    }
-    if ((p->events & POLLOUT) && (revents & (POLLOUT | POLLHUP | POLLERR))) {
-        ssize_t n = sockit_send(p->s, r->netout + p->sent, r->netout_len - p->sent, 0);
-        if (n > 0) {
-            if (r->cfg->hexdump)
-                hexdump(stderr, '>', &r->hex_out, r->netout + p->sent, (size_t)n);
-            p->sent += (size_t)n;
-            r->bytes_out += n;
-            p->active = netloop_now();
-        } else if (n < 0 && n != SOCKIT_EWOULDBLOCK) {
-            peer_failed(r, i, n);
-            return false;
-        }
-    }
-    return true;
-}
-
-/* After the I/O: half-close, -q, and whether connection i is done. */
-static void peer_state(relay *r, size_t i)
-{
-    peer *p = &r->peers[i];
-    bool drained = r->stdin_eof && p->sent == r->netout_len;
+    relay *r = p->r;
+    bool drained = r->stdin_eof && !p->owes;
     if (drained && r->cfg->half_close && !p->shut) {
         p->shut = true;
         /* ENOTCONN: the peer is already gone; the next recv says how. */
         sockit_shutdown(p->s, SHUT_WR);
     }
-    if (drained && r->cfg->linger >= 0 && p->linger_at < 0)
-        p->linger_at = netloop_after(r->cfg->linger);
+    if (drained && r->cfg->linger >= 0 && p->linger_at < 0) {
+        p->linger_at = sockit_loop_now(r->loop) + r->cfg->linger;
+        peer_schedule(p);
+    }
     /* With -k a connection ends when its peer does; alone, both directions must end,
      * unless stdin is a terminal nobody will type into for a closed peer. */
-    if (p->in_eof && (r->listener != NULL || drained || r->stdin_tty)) {
+    if (p->in_eof && (r->keep || drained || r->stdin_tty)) {
         /* The peer half-closed long ago, and what was just written may still be on
          * its way: the relay is done only once the peer's TCP has it all. No event
          * says so, hence a short timer. */
-        if (r->listener == NULL && drained && unacknowledged(p) > 0) {
+        if (!r->keep && drained && delivery_unacknowledged(p->s) > 0) {
             /* A peer that vanished is given up by TCP in the end: that ends the wait. */
             int err = 0;
             if (sockit_getsockopt_int(p->s, SOL_SOCKET, SO_ERROR, &err) == 0 && err != 0) {
-                drop_peer(r, i, "error");
-                return;
+                drop_peer(p, "error");
+                return false;
             }
-            p->ack_at = netloop_now() + ACK_RECHECK;
-            return;
+            p->ack_at = sockit_loop_now(r->loop) + ACK_RECHECK;
+            peer_schedule(p);
+            peer_watch(p);
+            return true;
         }
-        drop_peer(r, i, "peer");
+        drop_peer(p, "peer");
+        return false;
     }
+    peer_watch(p);
+    return true;
 }
 
-static void compact(relay *r)
+/* Sends what p has left of the stdin chunk, as much as the socket takes. */
+static bool peer_write(peer *p)
 {
-    if (r->out_pos > 0 && r->out_pos >= RELAY_BUF / 2) {
+    relay *r = p->r;
+    while (p->owes) {
+        size_t off = (size_t)(p->sent - r->base);
+        ssize_t n = sockit_send(p->s, r->netout + off, r->len - off, MSG_DONTWAIT);
+        if (n == SOCKIT_EWOULDBLOCK)
+            break;
+        if (n < 0) {
+            peer_failed(p, n);
+            return false;
+        }
+        if (r->cfg->hexdump)
+            hexdump(stderr, '>', &r->hex_out, r->netout + off, (size_t)n);
+        p->sent += (uint64_t)n;
+        r->bytes_out += n;
+        p->active = sockit_loop_now(r->loop);
+        if (p->sent == r->base + r->len) {
+            p->owes = false;
+            if (--r->behind == 0)
+                want_stdin(r);
+        }
+    }
+    if (!r->keep)
+        want_stdin(r); /* room again */
+    return peer_state(p);
+}
+
+static void peer_read(peer *p)
+{
+    relay *r = p->r;
+    if (r->out_len == RELAY_BUF && r->out_pos > 0) {
         memmove(r->out, r->out + r->out_pos, r->out_len - r->out_pos);
         r->out_len -= r->out_pos;
         r->out_pos = 0;
     }
-    if (r->npeers == 0) {
-        r->netout_len = 0; /* nobody left to send it to */
+    if (r->out_len == RELAY_BUF) {
+        /* stdout is behind: this one waits, the others are read when they speak. */
+        p->paused = true;
+        p->wprev = NULL;
+        p->wnext = r->waiting;
+        if (r->waiting != NULL)
+            r->waiting->wprev = p;
+        r->waiting = p;
+        peer_watch(p);
         return;
     }
-    size_t low = r->netout_len;
-    for (size_t i = 0; i < r->npeers; i++)
-        if (r->peers[i].sent < low)
-            low = r->peers[i].sent;
-    if (low == 0)
-        return;
-    memmove(r->netout, r->netout + low, r->netout_len - low);
-    r->netout_len -= low;
-    for (size_t i = 0; i < r->npeers; i++)
-        r->peers[i].sent -= low;
+    ssize_t n = sockit_recv(p->s, r->out + r->out_len, RELAY_BUF - r->out_len, MSG_DONTWAIT);
+    if (n > 0) {
+        if (r->cfg->hexdump)
+            hexdump(stderr, '<', &r->hex_in, r->out + r->out_len, (size_t)n);
+        r->out_len += (size_t)n;
+        r->bytes_in += n;
+        p->active = sockit_loop_now(r->loop);
+        want_stdout(r);
+    } else if (n == 0) {
+        p->in_eof = true;
+        peer_state(p);
+    } else if (n != SOCKIT_EWOULDBLOCK) {
+        peer_failed(p, n);
+    }
 }
 
-/* The loop. Returns the reason it ended ("done", "signal", "stdout"). */
-static const char *run(relay *r)
+static void on_peer(sockit_io *io, int events, void *user)
 {
-    struct pollfd *pfd = calloc(SLOT_FIRST_PEER + (size_t)r->cfg->max_clients, sizeof *pfd);
-    if (pfd == NULL)
-        return "error";
-    const char *why = "done";
-    for (;;) {
-        timers(r, netloop_now());
-        if (netloop_interrupted()) {
-            why = "signal";
-            break;
-        }
-        if (r->stdout_gone) {
-            why = "stdout";
-            break;
-        }
-        if (!r->accepted && r->first_by >= 0 && netloop_now() >= r->first_by) {
-            r->failed = true;
-            cli_fail("no client within %g s (-w)", r->cfg->wait);
-            why = "timeout";
-            break;
-        }
-        if (r->listener == NULL && r->npeers == 0 && r->out_pos == r->out_len)
-            break;
-        nfds_t n = poll_set(r, pfd);
-        if (netloop_poll(pfd, n, netloop_until(next_timer(r))) < 0) {
-            r->failed = true;
-            netlog_warn("poll: %s", strerror(errno));
-            why = "error";
-            break;
-        }
-        stdio_io(r, pfd);
-        /* Peers move in the array when one is dropped: walk backwards, so a moved
-         * peer (from the end) has been seen already. */
-        for (size_t i = r->npeers; i-- > 0;)
-            if (peer_io(r, i, pfd[SLOT_FIRST_PEER + i].revents))
-                peer_state(r, i);
-        if (pfd[SLOT_LISTEN].revents != 0)
-            accept_one(r);
-        compact(r);
-    }
-    free(pfd);
-    while (r->npeers > 0)
-        drop_peer(r, r->npeers - 1, why);
-    return why;
+    (void)io;
+    peer *p = user;
+    if ((events & SOCKIT_EVENT_WRITE) && !peer_write(p))
+        return;
+    if (events & SOCKIT_EVENT_READ)
+        peer_read(p);
 }
 
-static relay *relay_new(const relay_config *cfg, size_t max)
+static void on_peer_timer(sockit_timer *t, void *user)
+{
+    (void)t;
+    peer *p = user;
+    relay *r = p->r;
+    double now = sockit_loop_now(r->loop);
+    if (r->cfg->idle >= 0 && now - p->active >= r->cfg->idle - 1e-6) {
+        drop_peer(p, "idle");
+        return;
+    }
+    if (p->linger_at >= 0 && now >= p->linger_at - 1e-6) {
+        drop_peer(p, "linger");
+        return;
+    }
+    if (p->ack_at >= 0 && now >= p->ack_at - 1e-6) {
+        p->ack_at = -1;
+        if (!peer_state(p))
+            return;
+    }
+    peer_schedule(p);
+}
+
+static peer *add_peer(relay *r, sockit *s, const sockit_addr *addr)
+{
+    peer *p = calloc(1, sizeof *p);
+    if (p != NULL)
+        p->io = sockit_io_new_socket(r->loop, s, on_peer, p);
+    bool timed = r->cfg->idle >= 0 || r->cfg->linger >= 0 || !r->keep;
+    if (p != NULL && p->io != NULL && timed)
+        p->timer = sockit_timer_new(r->loop, on_peer_timer, p);
+    if (p == NULL || p->io == NULL || (timed && p->timer == NULL)) {
+        netlog_warn("out of memory for a connection");
+        if (p != NULL)
+            sockit_io_close(p->io);
+        free(p);
+        sockit_close(s);
+        return NULL;
+    }
+    p->r = r;
+    p->s = s;
+    p->sent = r->base + r->len; /* it joins at the next chunk */
+    p->active = sockit_loop_now(r->loop);
+    p->linger_at = -1;
+    p->ack_at = -1;
+    cli_peer_name(s, addr, p->name, sizeof p->name);
+    p->next = r->peers;
+    if (r->peers != NULL)
+        r->peers->prev = p;
+    r->peers = p;
+    r->npeers++;
+    if (r->cfg->idle >= 0)
+        peer_schedule(p);
+    return p;
+}
+
+static void on_accept(sockit *c, const sockit_addr *addr, void *user)
+{
+    relay *r = user;
+    peer *p = add_peer(r, c, addr);
+    if (p == NULL) {
+        accepter_release(r->acc);
+        return;
+    }
+    sockit_timer_stop(r->first);
+    netlog_connected(p->name, true);
+    if (peer_state(p))
+        want_stdin(r);
+}
+
+static void on_stdin(void *user)
+{
+    relay *r = user;
+    /* Drop what every connection has taken: all of it with -k (behind is 0), the
+     * part the one connection sent when alone. */
+    size_t taken = r->len - unsent(r);
+    memmove(r->netout, r->netout + taken, r->len - taken);
+    r->base += taken;
+    r->len -= taken;
+    ssize_t n = netio_read_stdin(r->netout + r->len, RELAY_BUF - r->len);
+    if (n < 0)
+        return;
+    if (n == 0) {
+        r->stdin_eof = true;
+        want_stdin(r);
+        for (peer *p = r->peers, *next; p != NULL; p = next) {
+            next = p->next;
+            peer_state(p);
+        }
+        return;
+    }
+    r->len += (size_t)n;
+    r->stdin_read += n;
+    for (peer *p = r->peers; p != NULL; p = p->next) {
+        if (!p->shut && !p->owes) {
+            p->owes = true;
+            r->behind++;
+        }
+    }
+    want_stdin(r);
+    for (peer *p = r->peers, *next; p != NULL; p = next) {
+        next = p->next;
+        if (p->owes)
+            peer_write(p);
+    }
+}
+
+static void on_stdout(void *user)
+{
+    relay *r = user;
+    ssize_t n = netio_write_stdout(r->out + r->out_pos, r->out_len - r->out_pos);
+    if (n == 0) {
+        r->stdout_gone = true;
+        want_stdout(r);
+        end(r, "stdout");
+        return;
+    }
+    if (n > 0)
+        r->out_pos += (size_t)n;
+    if (r->out_pos == r->out_len)
+        r->out_pos = r->out_len = 0;
+    want_stdout(r);
+    /* Room again: the paused connections may read. */
+    while (r->waiting != NULL) {
+        peer *p = r->waiting;
+        unpause(p);
+        peer_watch(p);
+    }
+    if (!r->keep && r->npeers == 0 && r->out_pos == r->out_len)
+        end(r, "done");
+}
+
+static void on_signal(sockit_signal *w, int signum, int count, void *user)
+{
+    (void)w;
+    (void)signum;
+    (void)count;
+    end(user, "signal");
+}
+
+static void on_first_timeout(sockit_timer *t, void *user)
+{
+    (void)t;
+    relay *r = user;
+    r->failed = true;
+    cli_fail("no client within %g s (-w)", r->cfg->wait);
+    end(r, "timeout");
+}
+
+static relay *relay_new(const relay_config *cfg, bool keep)
 {
     relay *r = calloc(1, sizeof *r);
-    if (r != NULL)
-        r->peers = calloc(max, sizeof *r->peers);
-    if (r == NULL || r->peers == NULL) {
-        free(r);
+    if (r == NULL) {
         cli_fail("out of memory");
         return NULL;
     }
+    netio_init();
     r->cfg = cfg;
+    r->keep = keep;
     r->stdin_tty = isatty(STDIN_FILENO);
-    r->first_by = -1;
     r->undelivered = -1;
+    r->loop = sockit_loop_new(NULL);
+    if (r->loop != NULL) {
+        r->in = netio_new(r->loop, STDIN_FILENO, SOCKIT_EVENT_READ, on_stdin, r);
+        r->out_io = netio_new(r->loop, STDOUT_FILENO, SOCKIT_EVENT_WRITE, on_stdout, r);
+        r->sigint = sockit_signal_new(r->loop, on_signal, r);
+        r->sigterm = sockit_signal_new(r->loop, on_signal, r);
+    }
+    if (r->loop == NULL || r->in == NULL || r->out_io == NULL || r->sigint == NULL ||
+        r->sigterm == NULL || sockit_signal_start(r->sigint, SIGINT) < 0 ||
+        sockit_signal_start(r->sigterm, SIGTERM) < 0) {
+        cli_fail_lib();
+        r->why = "error";
+        r->failed = true;
+    }
     return r;
 }
 
-static int finish(relay *r, const char *why)
+static int finish(relay *r)
 {
+    if (r->why == NULL) {
+        if (sockit_loop_run(r->loop) < 0) {
+            netlog_warn("%s", sockit_errmsg());
+            r->failed = true;
+            r->why = "error";
+        }
+    }
+    const char *why = r->why != NULL ? r->why : "done";
+    while (r->peers != NULL)
+        drop_peer(r->peers, why);
     if (strcmp(why, "done") == 0 && r->last_close != NULL && strcmp(r->last_close, "peer") != 0)
         why = r->last_close; /* idle, linger, reset */
     if (r->undelivered >= 0)
@@ -425,37 +525,53 @@ static int finish(relay *r, const char *why)
     netlog_exit(why, r->bytes_in, r->bytes_out, r->undelivered);
     /* -k runs until told to stop; a single connection cut short by a signal did not
      * finish its transfer. */
-    bool cut = strcmp(why, "signal") == 0 && r->listener == NULL;
+    bool cut = strcmp(why, "signal") == 0 && !r->keep;
     int status = r->failed || cut || strcmp(why, "error") == 0 ? CLI_FAIL : CLI_OK;
-    free(r->peers);
+    accepter_close(r->acc);
+    sockit_timer_close(r->first);
+    netio_close(r->in);
+    netio_close(r->out_io);
+    sockit_signal_close(r->sigint);
+    sockit_signal_close(r->sigterm);
+    sockit_loop_close(r->loop);
     free(r);
     return status;
 }
 
 int relay_stream(sockit *conn, const sockit_addr *peer_addr, const relay_config *cfg)
 {
-    relay_config one = *cfg;
-    one.max_clients = 1;
-    relay *r = relay_new(&one, 1);
+    relay *r = relay_new(cfg, false);
     if (r == NULL) {
         sockit_close(conn);
         return CLI_FAIL;
     }
-    netloop_init();
-    add_peer(r, conn, peer_addr);
-    const char *why = run(r);
-    return finish(r, why);
+    if (r->why != NULL) {
+        sockit_close(conn);
+    } else {
+        peer *p = add_peer(r, conn, peer_addr);
+        if (p == NULL)
+            end(r, "error");
+        else if (peer_state(p))
+            want_stdin(r);
+    }
+    return finish(r);
 }
 
 int relay_serve(sockit *listener, const relay_config *cfg)
 {
-    relay *r = relay_new(cfg, (size_t)cfg->max_clients);
+    relay *r = relay_new(cfg, true);
     if (r == NULL)
         return CLI_FAIL;
-    netloop_init();
-    sockit_setblocking(listener, false);
-    r->listener = listener;
-    r->first_by = netloop_after(cfg->wait);
-    const char *why = run(r);
-    return finish(r, why);
+    if (r->why == NULL) {
+        r->acc = accepter_new(r->loop, listener, cfg->max_clients, on_accept, r);
+        r->first = sockit_timer_new(r->loop, on_first_timeout, r);
+        if (r->acc == NULL || r->first == NULL) {
+            cli_fail("out of memory");
+            r->failed = true;
+            r->why = "error";
+        } else if (cfg->wait >= 0) {
+            sockit_timer_start(r->first, cfg->wait, 0);
+        }
+    }
+    return finish(r);
 }

@@ -1,15 +1,18 @@
-/* The stream relay of the netcat pair: stdin to the network, the network to
- * stdout, in one poll loop (OpenBSD nc's named slots: stdin, stdout, the listener
- * with -k, then one slot per connection for net-in and net-out). Buffers are fixed
- * (64 KiB per direction): stdin is not read while the net-out buffer is full, and a
- * connection is not read while stdout is blocked. stdin and stdout stay blocking
- * (they may be shared with the shell): poll says when they are ready, and each
- * write to a pipe or socket stdout is at most PIPE_BUF bytes, which a ready pipe
- * takes without blocking. */
+/* The stream relay of the netcat pair on sockit_loop: stdin to the network, the
+ * network to stdout. Buffers are bounded (64 KiB per direction): alone, stdin is
+ * read while the connection has less than that left to take; with -k, when every
+ * connection has taken the last chunk. WRITE is watched only for a connection that
+ * has stdin bytes left, and a connection whose bytes find the stdout buffer full
+ * stops being read until stdout has taken some. stdin and stdout stay blocking
+ * (netio.h). */
 #ifndef SOCKIT_CLI_RELAY_H
 #define SOCKIT_CLI_RELAY_H
 
 #include "cli.h"
+
+/* --broker and --chat (broker.c). */
+#define RELAY_BROKER 1
+#define RELAY_CHAT   2
 
 typedef struct relay_config {
     bool half_close;  /* shut down the write side when stdin ends */
@@ -18,6 +21,7 @@ typedef struct relay_config {
     double linger;    /* -q: after stdin ends, close after this long; < 0 never */
     double wait;      /* listen -k -w: fail unless a client comes within this; < 0 never */
     long max_clients; /* -k: connections at once */
+    int broker;       /* 0, RELAY_BROKER or RELAY_CHAT */
 } relay_config;
 
 /* Relays one connection (taken: it is closed before returning) until both
@@ -27,14 +31,19 @@ typedef struct relay_config {
  * acknowledged by its TCP (the send queue empty, SIOCOUTQ 0). */
 int relay_stream(sockit *conn, const sockit_addr *peer, const relay_config *cfg);
 
-/* listen -k: accepts on listener (kept by the caller; made non-blocking) at most
- * max_clients at once, relays each as relay_stream does, with stdin broadcast to
- * every connection (stdin is read only when every connection has taken the last
- * chunk, so the slowest one paces it), and every connection's data to stdout.
- * A connection is closed when the peer closes its side. Returns when SIGINT or
- * SIGTERM arrives (CLI_OK) or stdout closes, or (cfg->wait >= 0) when no client came
- * within cfg->wait seconds (CLI_FAIL, reason "timeout"). EMFILE/ENFILE on accept pauses
- * accepting for 100 ms instead of spinning. */
+/* listen -k: accepts on listener (kept by the caller) at most max_clients at once
+ * (accepter.h), relays each as relay_stream does, with stdin broadcast to every
+ * connection (the slowest one paces stdin), and every connection's data to stdout
+ * in whole read chunks. A connection is closed when the peer closes its side.
+ * Returns when SIGINT or SIGTERM arrives (CLI_OK) or stdout closes, or
+ * (cfg->wait >= 0) when no client came within cfg->wait seconds (CLI_FAIL, reason
+ * "timeout"). */
 int relay_serve(sockit *listener, const relay_config *cfg);
+
+/* listen --broker / --chat (broker.c): each client's bytes go to every other client
+ * (--chat: line by line, each prefixed with "<sender> "); a client whose bounded
+ * output queue overflows is disconnected. stdin and stdout are not used. Ends as
+ * relay_serve. */
+int broker_serve(sockit *listener, const relay_config *cfg);
 
 #endif

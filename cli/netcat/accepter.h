@@ -1,0 +1,24 @@
+/* The listener of `listen -k` and `--broker` on the loop: accepts until the backlog
+ * is empty (EAGAIN) on every readiness, not one connection per pass; stops watching
+ * the listener while max clients are connected (the others wait in the backlog),
+ * and for EMFILE_BACKOFF ms after EMFILE/ENFILE, so a shortage of descriptors
+ * neither spins nor ends the server. */
+#ifndef SOCKIT_CLI_ACCEPTER_H
+#define SOCKIT_CLI_ACCEPTER_H
+
+#include <sockit.h>
+
+typedef struct accepter accepter;
+/* Each accepted connection, taken by the callee (blocking as accepted; use
+ * MSG_DONTWAIT). */
+typedef void (*accepter_fn)(sockit *conn, const sockit_addr *peer, void *user);
+
+/* Starts accepting on listener (made non-blocking; kept by the caller) until max
+ * connections are counted. Returns NULL on failure (out of memory). */
+accepter *accepter_new(sockit_loop *loop, sockit *listener, long max, accepter_fn cb, void *user);
+/* One connection fewer: accepting resumes if it had stopped at max. */
+void accepter_release(accepter *a);
+/* Stops accepting for good and frees it. NULL is a no-op. */
+void accepter_close(accepter *a);
+
+#endif
