@@ -72,6 +72,8 @@ bench-build: bench-deps
 bench: bench-build
 	python3 bench/run_bench.py --build $(BUILD)/plain $(BENCH_FLAGS)
 	bench/run_loop_bench.sh $(BUILD)/plain bench/results
+	python3 bench/netcat_bench.py --build $(BUILD)/plain --json bench/results/netcat.json \
+	    | tee bench/results/netcat.md
 
 bench-quick: bench-build
 	python3 bench/run_bench.py --build $(BUILD)/plain --quick $(BENCH_FLAGS)
