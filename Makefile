@@ -73,7 +73,9 @@ bench: bench-build
 	python3 bench/run_bench.py --build $(BUILD)/plain $(BENCH_FLAGS)
 	bench/run_loop_bench.sh $(BUILD)/plain bench/results
 	python3 bench/netcat_bench.py --build $(BUILD)/plain --json bench/results/netcat.json \
-	    | tee bench/results/netcat.md
+	    | tee bench/results/netcat.txt
+	bench/report_section.sh bench/results/REPORT.md "The netcat under many connections" \
+	    bench/results/netcat.txt --code
 
 bench-quick: bench-build
 	python3 bench/run_bench.py --build $(BUILD)/plain --quick $(BENCH_FLAGS)

@@ -1,7 +1,7 @@
 #!/usr/bin/env python3
 """How `sockit listen -k` holds up with many idle peers (issue 10, item 6).
 
-Run by `make bench` (figures in bench/results/netcat.md and netcat.json), or by hand:
+Run by `make bench` (figures in bench/results/netcat.txt and netcat.json), or by hand:
 
     python3 bench/netcat_bench.py [--build build/plain] [--repeat 3] [--idle 18000]
                                   [--burst 19000] [--json FILE]

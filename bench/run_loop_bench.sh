@@ -17,12 +17,9 @@ command -v taskset >/dev/null 2>&1 && pin=(taskset -c 0)
 "${pin[@]}" "$build/bench/loop_bench" "$@" >"$out"
 tail -n 1 "$out" >"$results/loop.json"
 report="$results/REPORT.md"
-section=$(sed '$d' "$out")
-if [ -f "$report" ]; then
-    # Everything before an earlier loop section, then this one.
-    kept=$(awk '/^## The loop \(bench\/loop_bench.c\)/{exit} {print}' "$report")
-    printf '%s\n\n%s\n' "$kept" "$section" >"$report"
-else
-    printf '%s\n' "$section" >"$report"
-fi
+# The program prints its own heading line first; the rest is the section's body.
+heading=$(head -n 1 "$out" | sed 's/^## //')
+sed '1d;$d' "$out" >"$out.body"
+"$(dirname "$0")/report_section.sh" "$report" "$heading" "$out.body"
+rm -f "$out.body"
 echo "run_loop_bench: wrote the loop section of $report and $results/loop.json"
