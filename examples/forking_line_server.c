@@ -51,6 +51,15 @@ static void on_signal(int sig)
 }
 
 /* Runs in the child process, one per connection. */
+/* Whether the client has already sent more: bytes read ahead, or in the kernel (a
+ * peek that does not wait). Closing over them would reset the connection and lose
+ * the request. */
+static bool more_waiting(sockit *conn)
+{
+    char c;
+    return sockit_pending(conn) > 0 || sockit_recv(conn, &c, 1, MSG_PEEK | MSG_DONTWAIT) > 0;
+}
+
 static int upper(sockit_request *req)
 {
     char line[4096];
@@ -72,8 +81,8 @@ static int upper(sockit_request *req)
         if (rc < 0)
             return (int)rc;
         /* The parent is stopping (the child sees it too): this line was answered,
-         * the connection need not hold the shutdown. */
-        if (sockit_server_stopping(req->server))
+         * the connection need not hold the shutdown, unless its next line is here. */
+        if (sockit_server_stopping(req->server) && !more_waiting(req->sock))
             return 0;
     }
 }

@@ -43,6 +43,15 @@ static void on_signal(int sig)
     sockit_server_shutdown(the_server);
 }
 
+/* Whether the client has already sent more: bytes read ahead, or in the kernel (a
+ * peek that does not wait). Closing over them would reset the connection and lose
+ * the request. */
+static bool more_waiting(sockit *conn)
+{
+    char c;
+    return sockit_pending(conn) > 0 || sockit_recv(conn, &c, 1, MSG_PEEK | MSG_DONTWAIT) > 0;
+}
+
 static int echo(sockit_request *req)
 {
     char line[4096];
@@ -57,8 +66,9 @@ static int echo(sockit_request *req)
         ssize_t rc = sockit_sendall(req->sock, line, (size_t)n, 0, NULL);
         if (rc < 0)
             return (int)rc;
-        /* Stopping: this client got its answer; it need not keep us waiting. */
-        if (sockit_server_stopping(req->server))
+        /* Stopping: this client got its answers; it need not keep us waiting, unless
+         * its next request is already here. */
+        if (sockit_server_stopping(req->server) && !more_waiting(req->sock))
             return 0;
     }
 }

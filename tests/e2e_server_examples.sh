@@ -114,8 +114,20 @@ def graceful(port, pid):
         # Sent just before the signal, so the request is in hand when stopping starts
         # and the 0.5 s grace is the server's to spend, not the scheduler's.
         s.sendall(b"after\n")
+        t_kill = time.monotonic()
         os.kill(pid, signal.SIGTERM)
-        expect(f.readline(), b"after\n", "answer to a request in hand at SIGTERM")
+        try:
+            answer = f.readline()
+        except ConnectionResetError:
+            # The answer is promised within the grace period, not beyond: a server
+            # that could not get to it in 0.5 s (a loaded machine) rightly cut the
+            # connection then. Cutting it before the grace ended is the defect.
+            took = time.monotonic() - t_kill
+            if took >= 0.45:
+                print(f"note: reset {took:.2f} s after SIGTERM, when the grace ended")
+                return []
+            return [f"connection reset {took:.2f} s after SIGTERM, before the 0.5 s grace ended"]
+        expect(answer, b"after\n", "answer to a request in hand at SIGTERM")
         deadline = time.monotonic() + 5
         while True:
             try:
