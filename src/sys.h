@@ -24,6 +24,7 @@ typedef enum sockit__sysop {
     SOCKIT__SYS_SENDFILE,
     SOCKIT__SYS_POLL,
     SOCKIT__SYS_EPOLL_WAIT,
+    SOCKIT__SYS_EPOLL_CTL,
     SOCKIT__SYS_ALLOC,
     SOCKIT__SYSOPS
 } sockit__sysop;
@@ -51,6 +52,7 @@ int sockit__sys_epoll_wait(int epfd, struct epoll_event *events, int max, int ti
 /* epoll_pwait2 with no signal mask: a nanosecond timeout (NULL: without limit). The
  * hook sees it as SOCKIT__SYS_EPOLL_WAIT. */
 struct timespec;
+int sockit__sys_epoll_ctl(int epfd, int op, int fd, struct epoll_event *event);
 int sockit__sys_epoll_pwait2(int epfd, struct epoll_event *events, int max,
                              const struct timespec *timeout);
 

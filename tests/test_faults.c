@@ -160,6 +160,43 @@ static void test_eintr_on_accept_and_connect_is_handled(void **state)
     sockit_close(l);
 }
 
+static void on_io_count(sockit_io *io, int events, void *user)
+{
+    (void)events;
+    char b;
+    if (read(sockit_io_fd(io), &b, 1) == 1)
+        (*(int *)user)++;
+}
+
+/* A registration the kernel refused (ENOMEM in epoll_ctl) leaves the watcher stopped
+ * and the descriptor free for the next try. */
+static void test_refused_registration_leaves_the_watcher_stopped_and_retryable(void **state)
+{
+    (void)state;
+    sockit_loop_options o = SOCKIT_LOOP_OPTIONS_INIT;
+    o.backend = "epoll";
+    sockit_loop *loop = sockit_loop_new(&o);
+    assert_sock(loop);
+    int p[2];
+    assert_int_equal(pipe(p), 0);
+    int fired = 0;
+    sockit_io *io = sockit_io_new(loop, p[0], on_io_count, &fired);
+    assert_sock(io);
+    inject(SOCKIT__SYS_EPOLL_CTL, ENOMEM, 1, 0);
+    assert_code(sockit_io_start(io, SOCKIT_EVENT_READ), -ENOMEM);
+    assert_non_null(strstr(sockit_errmsg(), "epoll"));
+    assert_int_equal(sockit_io_events(io), 0);
+    assert_int_equal(sockit_loop_run_once(loop, 0), 0); /* nothing keeps it alive */
+    assert_ok(sockit_io_start(io, SOCKIT_EVENT_READ));
+    assert_int_equal(write(p[1], "x", 1), 1);
+    assert_int_equal(sockit_loop_run_once(loop, 1.0), 1);
+    assert_int_equal(fired, 1);
+    sockit_io_close(io);
+    close(p[0]);
+    close(p[1]);
+    assert_ok(sockit_loop_close(loop));
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -169,6 +206,7 @@ int main(void)
         harness_fault_test(test_enomem_fails_the_one_call_and_leaks_nothing),
         harness_fault_test(test_interrupted_backend_waits_are_retried_by_the_loop),
         harness_fault_test(test_eintr_on_accept_and_connect_is_handled),
+        harness_fault_test(test_refused_registration_leaves_the_watcher_stopped_and_retryable),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -60,7 +60,7 @@ static int epoll_watch(sockit__backend *b, int fd, uint64_t token, int old_event
     epoll_impl *e = b->impl;
     struct epoll_event ev = {.events = to_epoll(new_events), .data.u64 = token};
     int op = old_events == 0 ? EPOLL_CTL_ADD : new_events == 0 ? EPOLL_CTL_DEL : EPOLL_CTL_MOD;
-    if (epoll_ctl(e->epfd, op, fd, &ev) == 0)
+    if (sockit__sys_epoll_ctl(e->epfd, op, fd, &ev) == 0)
         return 0;
     int err = errno;
     /* A descriptor closed before it was unwatched has already left the set. */
