@@ -24,9 +24,9 @@
  *   - Level-triggered semantics as the caller sees them: a descriptor that stays
  *     ready is reported by every wait until the caller reads, writes or unwatches. A
  *     backend that uses edge-triggered or one-shot kernel modes must re-arm itself.
- *   - Errors and hang-ups are reported as the events the caller asked for
- *     (SOCKIT_EVENT_READ and/or SOCKIT_EVENT_WRITE), so the caller's next read or
- *     write meets the error.
+ *   - Errors and hang-ups are reported as both events (SOCKIT_EVENT_READ |
+ *     SOCKIT_EVENT_WRITE); the caller keeps those it asked for, so its next read or
+ *     write meets the error. (A backend does not track what each caller asked.)
  *   - EINTR never surfaces: wait returns 0 events on EINTR and the caller recomputes
  *     its timeout.
  *   - "Cannot start, because ...": open returns a negative code and sets the error
