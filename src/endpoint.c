@@ -85,12 +85,8 @@ int sockit_listen(sockit *s, int backlog)
     return 0;
 }
 
-sockit *sockit_accept(sockit *s, sockit_addr *peer)
+int sockit__accept_fd(sockit *s, sockit_addr *peer)
 {
-    if (s == NULL) {
-        sockit__fail(-EBADF, "accept");
-        return NULL;
-    }
     int64_t deadline = sockit__call_deadline(s);
     for (;;) {
         sockit_addr from;
@@ -98,14 +94,9 @@ sockit *sockit_accept(sockit *s, sockit_addr *peer)
         int fd = sockit__sys_accept4(s->fd, &from.u.sa, &len, SOCK_CLOEXEC);
         if (fd >= 0) {
             from.len = len;
-            sockit *c = sockit__wrap(fd, s->family, s->type, SOCKIT_BLOCKING);
-            if (c == NULL) {
-                close(fd);
-                return NULL;
-            }
             if (peer != NULL)
                 *peer = from;
-            return c;
+            return fd;
         }
         int err = errno;
         if (err == EINTR || err == ECONNABORTED)
@@ -113,11 +104,24 @@ sockit *sockit_accept(sockit *s, sockit_addr *peer)
         int rc = -err;
         if (err == EAGAIN)
             rc = sockit__await(s, POLLIN, deadline);
-        if (rc < 0) {
-            sockit__io_fail(s, rc, "accept");
-            return NULL;
-        }
+        if (rc < 0)
+            return sockit__io_fail(s, rc, "accept");
     }
+}
+
+sockit *sockit_accept(sockit *s, sockit_addr *peer)
+{
+    if (s == NULL) {
+        sockit__fail(-EBADF, "accept");
+        return NULL;
+    }
+    int fd = sockit__accept_fd(s, peer);
+    if (fd < 0)
+        return NULL;
+    sockit *c = sockit__wrap(fd, s->family, s->type, SOCKIT_BLOCKING);
+    if (c == NULL)
+        close(fd);
+    return c;
 }
 
 int sockit__connect_raw(sockit *s, const sockit_addr *addr, int64_t deadline)

@@ -70,6 +70,17 @@ struct sockit {
  * O_NONBLOCK must match timeout (< 0: clear, otherwise set). Returns NULL (and
  * closes nothing) on allocation failure. */
 sockit *sockit__wrap(int fd, int family, int type, double timeout);
+/* Accepts one connection on listener s in s's mode (EINTR and ECONNABORTED
+ * retried). Returns the new close-on-exec, blocking fd, or a code with the error
+ * recorded. sockit_accept is this and sockit__wrap. */
+int sockit__accept_fd(sockit *s, sockit_addr *peer);
+/* Makes s, an object whose fd was closed by sockit__unwrap, the object of fd, as
+ * sockit__wrap would make a new one, keeping its read-ahead buffer's memory: a
+ * sequential server serves every connection with one object. */
+void sockit__rewrap(sockit *s, int fd, int family, int type);
+/* Closes s's fd and empties its read-ahead buffer, keeping the object (and the
+ * buffer's memory) for sockit__rewrap. Returns 0 or the close error's code. */
+int sockit__unwrap(sockit *s);
 /* The deadline for one call on s: SOCKIT__NEVER for blocking mode, one already
  * passed (0) for non-blocking mode, now + timeout otherwise. A non-blocking call
  * never waits, so it does not read the clock: a server's hot path stays free of it. */

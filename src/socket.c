@@ -35,6 +35,27 @@ sockit *sockit__wrap(int fd, int family, int type, double timeout)
     return s;
 }
 
+void sockit__rewrap(sockit *s, int fd, int family, int type)
+{
+    sockit__rbuf keep = s->rbuf;
+    *s = (sockit){.fd = fd,
+                  .family = family,
+                  .type = type & SOCKIT__TYPE_MASK,
+                  .timeout = SOCKIT_BLOCKING,
+                  .transport = &sockit__plain_transport,
+                  .rbuf = {.data = keep.data, .cap = keep.cap}};
+}
+
+int sockit__unwrap(sockit *s)
+{
+    int fd = s->fd;
+    s->fd = -1;
+    s->rbuf.start = s->rbuf.end = 0;
+    if (close(fd) < 0 && errno != EINTR)
+        return sockit__fail(-errno, "close");
+    return 0;
+}
+
 static const char *family_name(int family)
 {
     switch (family) {

@@ -92,6 +92,9 @@ static void free_server(sockit_server *srv)
     pthread_cond_destroy(&srv->cv);
     pthread_mutex_destroy(&srv->mu);
     sockit__free(srv->dgram_buf);
+    if (srv->conn != NULL)
+        sockit__rbuf_free(srv->conn);
+    sockit__free(srv->conn);
     sockit__free(srv->pfd);
     sockit__free(srv->children);
     sockit__free(srv->workers);
@@ -158,6 +161,14 @@ sockit_server *sockit_server_new(const char *host, int port, int type,
     srv->pfd = sockit__calloc((size_t)srv->pfd_cap, sizeof *srv->pfd);
     if (type == SOCK_DGRAM)
         srv->dgram_buf = sockit__malloc(srv->cfg.max_datagram);
+    if (type == SOCK_STREAM && srv->cfg.mode == SOCKIT_SEQUENTIAL) {
+        srv->conn = sockit__calloc(1, sizeof *srv->conn);
+        if (srv->conn == NULL) {
+            sockit__fail(-ENOMEM, "sockit_server_new");
+            goto fail_quiet;
+        }
+        srv->conn->fd = -1;
+    }
     if (srv->cfg.mode == SOCKIT_PROCESSES)
         srv->children = sockit__calloc((size_t)srv->cfg.max_children, sizeof *srv->children);
     if (srv->pfd == NULL || (type == SOCK_DGRAM && srv->dgram_buf == NULL) ||
@@ -238,9 +249,9 @@ static int accept_one(sockit_server *srv)
 {
     sockit__job *job;
     sockit_addr peer;
-    sockit *c = sockit_accept(srv->sock, &peer);
-    if (c == NULL) {
-        int code = sockit_errcode();
+    int fd = sockit__accept_fd(srv->sock, &peer);
+    if (fd < 0) {
+        int code = fd;
         if (code == SOCKIT_EWOULDBLOCK)
             return EMPTY;
         /* With the backlog emptied the listener stays quiet until the next client
@@ -257,17 +268,22 @@ static int accept_one(sockit_server *srv)
     sockit__srv_resource_ok(srv);
     if (srv->cfg.max_connections > 0 && srv->cfg.overflow == SOCKIT_OVERFLOW_REFUSE &&
         atomic_load(&srv->inhand) >= srv->cfg.max_connections) {
-        sockit_close(c);
+        close(fd);
         return SERVED;
     }
     if (srv->cfg.mode == SOCKIT_SEQUENTIAL) {
-        sockit__job inline_job = {.conn = c, .peer = peer};
+        sockit__rewrap(srv->conn, fd, srv->sock->family, srv->type);
+        sockit__job inline_job = {.conn = srv->conn, .peer = peer};
         sockit__srv_serve_inline(srv, &inline_job);
         return SERVED;
     }
-    job = sockit__calloc(1, sizeof *job);
+    sockit *c = sockit__wrap(fd, srv->sock->family, srv->type, SOCKIT_BLOCKING);
+    job = c != NULL ? sockit__calloc(1, sizeof *job) : NULL;
     if (job == NULL) {
-        sockit_close(c);
+        if (c != NULL)
+            sockit_close(c);
+        else
+            close(fd);
         sockit__srv_back_off(srv, -ENOMEM);
         return TIMED_OUT;
     }

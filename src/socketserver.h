@@ -78,6 +78,8 @@ struct sockit_server {
     bool resource_reported; /* the error of the current back-off streak was reported */
     bool drained;           /* the last accept or receive found nothing: poll first */
     char *dgram_buf;        /* datagram servers: max_datagram bytes */
+    sockit *conn;           /* SOCKIT_SEQUENTIAL streams: the one object every
+                             * connection is served with (no allocation per accept) */
     struct pollfd *pfd;     /* the serving loop's poll set */
     int pfd_cap;
 

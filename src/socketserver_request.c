@@ -124,7 +124,8 @@ void sockit__srv_serve_inline(sockit_server *srv, sockit__job *job)
         atomic_fetch_sub(&srv->running, 1);
         atomic_fetch_sub(&srv->inhand, 1);
     }
-    sockit_close(job->conn);
+    if (job->conn != NULL)
+        sockit__unwrap(job->conn);
 }
 
 /* Hands a job to the threads, the pool or a child (never SOCKIT_SEQUENTIAL, which
