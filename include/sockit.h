@@ -777,6 +777,170 @@ SOCKIT_API const char *sockit_selector_backend(const sockit_selector *sel);
 /* Frees the selector and its keys; the descriptors stay open. NULL is a no-op. */
 SOCKIT_API int sockit_selector_close(sockit_selector *sel);
 
+/* ------------------------------------------------------------------------------
+ * 10. Streams and listeners: asyncio's transports and protocols
+ *
+ * A sockit_stream is a connection (or a pipe, or a terminal) driven by a loop: the
+ * loop calls the stream's callbacks when bytes arrive, when the peer ends its side,
+ * when queued bytes have drained, on the one error and when the stream is gone.
+ * Writes never block: what the kernel does not take at once is queued and sent as
+ * the descriptor becomes writable. A sockit_listener accepts connections on a loop
+ * and makes each a stream.
+ *
+ * Rules, in addition to the loop's (section 8):
+ *   - Everything here is for the loop's own thread, callbacks included.
+ *   - Bytes reach on_data in a buffer the loop owns, valid only during the call: an
+ *     idle stream holds no read buffer. Copy what must outlive the call.
+ *   - on_error is called at most once per stream, with the code; sockit_errmsg()
+ *     then holds a message that names the peer. The stream is closed right after it
+ *     returns (queued bytes are dropped), so on_error needs no clean-up of its own.
+ *   - on_close is always the last callback, exactly once, whatever ended the stream
+ *     (close, abort, error, idle timeout, the loop closing it); the stream's memory is
+ *     freed when it returns, so that is where per-connection state is freed.
+ *   - A stream may be written, paused, closed or aborted from inside any of its own
+ *     callbacks; no callback of a stream runs after close or abort returns, except
+ *     the write-done calls and on_close (which run from the loop, never from inside
+ *     close or abort).
+ *   - Nothing grows without bound: a write that would take the queue past the hard
+ *     limit fails with -ENOBUFS and queues nothing; framed reads keep at most one
+ *     frame.
+ * ------------------------------------------------------------------------------ */
+
+typedef struct sockit_stream sockit_stream;
+
+/* The callbacks of a stream (asyncio's Protocol). One table may serve many streams;
+ * it must outlive them. Any entry may be NULL. */
+typedef struct sockit_stream_callbacks {
+    /* Bytes arrived (or one whole frame in a framing mode; see below). */
+    void (*on_data)(sockit_stream *st, const char *data, size_t len, void *user);
+    /* The peer ended its side (asyncio's eof_received). Writing still works; the
+     * stream stays open until it is closed. In a framing mode a final partial frame
+     * comes first: an unterminated last line is delivered as is, a short exact frame
+     * is an error (SOCKIT_EEOF). NULL: the stream is closed after the queue drains. */
+    void (*on_eof)(sockit_stream *st, void *user);
+    /* The write queue fell to the low watermark after it had passed the high one
+     * (asyncio's resume_writing). */
+    void (*on_drain)(sockit_stream *st, void *user);
+    /* The one error: a failed read or write, a frame over its limit
+     * (SOCKIT_ELINELEN), the idle timeout (SOCKIT_ETIMEOUT), a linger that ran out. */
+    void (*on_error)(sockit_stream *st, int code, void *user);
+    /* The last callback (asyncio's connection_lost). */
+    void (*on_close)(sockit_stream *st, void *user);
+} sockit_stream_callbacks;
+
+/* Adopts a connected stream sockit (the stream owns it from now on and closes it;
+ * bytes sockit_readline read ahead are delivered first). The socket is switched to
+ * non-blocking. Reading starts at once. Returns NULL on failure (the sockit is then
+ * still the caller's): -EINVAL for a datagram socket, -ENOMEM, the backend's refusal. */
+SOCKIT_API sockit_stream *sockit_stream_new(sockit_loop *loop, sockit *s,
+                                            const sockit_stream_callbacks *cb, void *user);
+/* A stream over a descriptor: a pipe, a terminal, a socket (stdin: fd 0 with only
+ * on_data, stdout: fd 1, only written). owned: the stream closes fd at the end;
+ * otherwise it leaves it open and puts its O_NONBLOCK flag back as it found it.
+ * -EPERM for a regular file under epoll (it is always ready: read it directly). */
+SOCKIT_API sockit_stream *sockit_stream_new_fd(sockit_loop *loop, int fd, bool owned,
+                                               const sockit_stream_callbacks *cb, void *user);
+
+/* Writes len bytes: what the kernel does not take now is copied to the queue.
+ * Returns 0, -ENOBUFS (queue past the hard limit: nothing was taken), -EPIPE after
+ * shutdown, close or an error, or -EINVAL for a NULL buffer with len > 0. */
+SOCKIT_API int sockit_stream_write(sockit_stream *st, const void *buf, size_t len);
+/* Zero-copy write: buf stays the caller's and must stay valid and unchanged until
+ * done(st, status, arg) is called, exactly once: status 0 when all of it was handed
+ * to the kernel, or the code that ended the stream first. done may be NULL. On a
+ * return other than 0, done is not called. */
+typedef void (*sockit_write_done_fn)(sockit_stream *st, int status, void *arg);
+SOCKIT_API int sockit_stream_write_ref(sockit_stream *st, const void *buf, size_t len,
+                                       sockit_write_done_fn done, void *arg);
+/* Bytes written and not yet handed to the kernel (asyncio's get_write_buffer_size). */
+SOCKIT_API size_t sockit_stream_queued(const sockit_stream *st);
+/* Whether the queue has passed the high watermark and not yet drained to the low one:
+ * a producer should wait for on_drain (asyncio's pause_writing). */
+SOCKIT_API bool sockit_stream_write_blocked(const sockit_stream *st);
+/* Watermarks (defaults 16 KiB low, 64 KiB high) and the hard limit (default 16 MiB).
+ * -EINVAL unless low <= high <= limit and limit > 0. */
+SOCKIT_API int sockit_stream_set_watermarks(sockit_stream *st, size_t low, size_t high,
+                                            size_t limit);
+
+/* Stops and restarts reading (asyncio's pause_reading / resume_reading). Bytes
+ * already received and not yet delivered (frames of one read after a pause inside
+ * on_data) wait in the stream and come first on resume. */
+SOCKIT_API void sockit_stream_pause(sockit_stream *st);
+SOCKIT_API void sockit_stream_resume(sockit_stream *st);
+
+/* Framing: what on_data receives from now on (also from inside on_data, for the
+ * bytes after the current frame).
+ *   lines: each call is one line with its '\n'; a line longer than max_line bytes
+ *     (counting the '\n'; 0: SOCKIT_LINE_MAX) is the error SOCKIT_ELINELEN, never cut.
+ *   exact: each call is exactly n bytes (n > 0); call it again from on_data to change
+ *     n for the next frame (a length prefix, then the body).
+ *   raw: whatever each read brought (the default).
+ * Returns 0 or -EINVAL. */
+SOCKIT_API int sockit_stream_read_lines(sockit_stream *st, size_t max_line);
+SOCKIT_API int sockit_stream_read_exact(sockit_stream *st, size_t n);
+SOCKIT_API int sockit_stream_read_raw(sockit_stream *st);
+
+/* Half-close: the write side is shut down once the queue has drained (asyncio's
+ * write_eof). Reading goes on. Returns 0 or -EPIPE if already closed. */
+SOCKIT_API int sockit_stream_shutdown(sockit_stream *st);
+/* Closes: reading stops, the queue drains, then the descriptor is closed and
+ * on_close runs. If the queue has not drained within linger seconds (< 0: no limit;
+ * 0: do not wait) the stream is aborted instead. Closing again does nothing. */
+SOCKIT_API void sockit_stream_close(sockit_stream *st, double linger);
+/* Closes at once, dropping the queue; a TCP peer gets a reset (RST). */
+SOCKIT_API void sockit_stream_abort(sockit_stream *st);
+/* Closes the stream with SOCKIT_ETIMEOUT to on_error if nothing is received or sent
+ * for secs seconds (0: never, the default for sockit_stream_new). Timing is
+ * coarse: it ends between secs and secs + 1/8 s (or secs * 1.125 if longer). */
+SOCKIT_API int sockit_stream_set_idle_timeout(sockit_stream *st, double secs);
+
+SOCKIT_API void *sockit_stream_user(const sockit_stream *st);
+SOCKIT_API void sockit_stream_set_user(sockit_stream *st, void *user);
+/* Replaces the callbacks (e.g. from the listener's on_accept). */
+SOCKIT_API void sockit_stream_set_callbacks(sockit_stream *st, const sockit_stream_callbacks *cb);
+SOCKIT_API sockit_loop *sockit_stream_loop(const sockit_stream *st);
+/* The descriptor, or -1 once closed. */
+SOCKIT_API int sockit_stream_fd(const sockit_stream *st);
+/* The peer's address (a socket stream), or a code (-ENOTCONN, -ENOTSOCK). */
+SOCKIT_API int sockit_stream_peer(const sockit_stream *st, sockit_addr *out);
+
+/* A listener accepts connections on a loop and makes each one a stream. */
+typedef struct sockit_listener sockit_listener;
+typedef struct sockit_listener_config {
+    /* Called with each new stream before any of its callbacks: set its user pointer,
+     * callbacks, framing, idle timeout, or close it. NULL: streams start with the
+     * callbacks and user below. */
+    void (*on_accept)(sockit_listener *l, sockit_stream *st, const sockit_addr *peer,
+                      void *user);
+    const sockit_stream_callbacks *callbacks; /* each stream's, until changed */
+    void *user;                               /* each stream's user, until changed */
+    /* false: the client is closed at once, before a stream is made. */
+    bool (*verify)(sockit_listener *l, const sockit_addr *peer, void *user);
+    /* Called with a serving failure (-EMFILE, ...) that does not stop the listener.
+     * NULL: one line to stderr, at most one a second. */
+    void (*on_error)(sockit_listener *l, int code, void *user);
+    int max_connections; /* streams of this listener open at once (0: no limit); more
+                            wait in the kernel's backlog */
+    double idle_timeout; /* each stream's idle timeout (0: 300 s; < 0: none) */
+} sockit_listener_config;
+
+/* Adopts a listening stream sockit (sockit_create_server's) and starts accepting.
+ * cfg is copied. Running out of descriptors sheds the pending clients with a spare
+ * descriptor (each reads end of stream at once) and waits for the next, never
+ * spinning. Returns NULL on failure (the sockit stays the caller's). */
+SOCKIT_API sockit_listener *sockit_listener_new(sockit_loop *loop, sockit *listening,
+                                                const sockit_listener_config *cfg);
+/* Streams of this listener still open. */
+SOCKIT_API size_t sockit_listener_count(const sockit_listener *l);
+/* Stops and starts accepting (streams already open go on). */
+SOCKIT_API int sockit_listener_pause(sockit_listener *l);
+SOCKIT_API int sockit_listener_resume(sockit_listener *l);
+/* The bound address. */
+SOCKIT_API int sockit_listener_address(const sockit_listener *l, sockit_addr *out);
+/* Stops accepting and closes the listening socket. Open streams are not touched:
+ * they live on until they close. NULL is a no-op. */
+SOCKIT_API void sockit_listener_close(sockit_listener *l);
+
 #ifdef __cplusplus
 }
 #endif
