@@ -297,6 +297,7 @@ int sockit_loop_close(sockit_loop *loop)
     sockit__free(loop->soon);
     sockit__free(loop->posts);
     sockit__free(loop->posts_spare);
+    sockit__free(loop->stream_buf);
     sockit__free(loop);
     return 0;
 }

@@ -123,6 +123,10 @@ struct sockit_loop {
     size_t nposts, posts_cap, spare_cap, max_posts;
     atomic_size_t posts_waiting;
 
+    /* Where streams receive (src/stream): one buffer for the whole loop, lent to
+     * each on_data call, so an idle stream holds none. Made on first use. */
+    char *stream_buf;
+
     sockit_wakeup *wakeups;
     sockit_signal *signals;
     int sig_watchers[SOCKIT__NSIG]; /* started watchers of this loop, by signal */

@@ -1,0 +1,224 @@
+/* Receiving: one read per readiness into the loop's buffer (fair to the other
+ * streams of the loop, and an idle stream holds no buffer), then framing (raw,
+ * lines, exact) into on_data calls. Only what a frame still lacks, or what came after
+ * a pause inside on_data, is copied to the stream's own buffer. */
+#include "stream_internal.h"
+
+#include <errno.h>
+#include <string.h>
+#include <unistd.h>
+
+static void deliver_later(sockit_loop *loop, void *arg);
+
+void sockit__stream_deliver_soon(sockit_stream *st)
+{
+    if (st->deliver_scheduled || st->delivering || st->pend_len == st->pend_off)
+        return;
+    if (sockit__stream_defer(st, deliver_later) == 0)
+        st->deliver_scheduled = true;
+    else
+        sockit__stream_fail(st, -ENOMEM, "deliver");
+}
+
+int sockit__stream_keep(sockit_stream *st, const char *data, size_t len)
+{
+    if (len == 0)
+        return 0;
+    if (st->pend_off > 0 && st->pend_len + len > st->pend_cap) {
+        memmove(st->pend, st->pend + st->pend_off, st->pend_len - st->pend_off);
+        st->pend_len -= st->pend_off;
+        st->pend_off = 0;
+    }
+    if (st->pend_len + len > st->pend_cap) {
+        size_t cap = st->pend_cap * 2;
+        if (cap < st->pend_len + len)
+            cap = st->pend_len + len;
+        char *p = sockit__realloc(st->pend, cap);
+        if (p == NULL)
+            return sockit__failf(-ENOMEM, "stream: keeping %zu received bytes", len);
+        st->pend = p;
+        st->pend_cap = cap;
+    }
+    memcpy(st->pend + st->pend_len, data, len);
+    st->pend_len += len;
+    return 0;
+}
+
+static void pend_release_if_empty(sockit_stream *st)
+{
+    if (st->pend_off < st->pend_len)
+        return;
+    sockit__free(st->pend);
+    st->pend = NULL;
+    st->pend_off = st->pend_len = st->pend_cap = 0;
+}
+
+/* Calls on_data for each whole frame of buf[0, len) until one is incomplete, the
+ * stream pauses or closes. Returns the bytes consumed. */
+static size_t deliver_frames(sockit_stream *st, const char *buf, size_t len)
+{
+    size_t off = 0;
+    st->delivering = true;
+    while (off < len && !st->closing && !st->paused) {
+        size_t left = len - off, take;
+        if (st->mode == SOCKIT__FRAME_RAW) {
+            take = left;
+        } else if (st->mode == SOCKIT__FRAME_EXACT) {
+            if (left < st->frame)
+                break;
+            take = st->frame;
+        } else {
+            const char *nl = memchr(buf + off, '\n', left < st->frame ? left : st->frame);
+            if (nl != NULL) {
+                take = (size_t)(nl - (buf + off)) + 1;
+            } else if (left >= st->frame) {
+                char op[64];
+                snprintf(op, sizeof op, "read_lines: a line over %zu bytes", st->frame);
+                st->delivering = false;
+                sockit__stream_fail(st, SOCKIT_ELINELEN, op);
+                return len;
+            } else {
+                break;
+            }
+        }
+        off += take;
+        if (st->cb != NULL && st->cb->on_data != NULL)
+            st->cb->on_data(st, buf + off - take, take, st->user);
+    }
+    st->delivering = false;
+    return off;
+}
+
+static void deliver_pending(sockit_stream *st)
+{
+    while (!st->closing && !st->paused && st->pend_off < st->pend_len) {
+        size_t before = st->pend_off;
+        st->pend_off += deliver_frames(st, st->pend + st->pend_off, st->pend_len - st->pend_off);
+        if (st->pend_off == before)
+            break; /* an incomplete frame: wait for more bytes */
+    }
+    if (!st->closing)
+        pend_release_if_empty(st);
+}
+
+static void deliver_later(sockit_loop *loop, void *arg)
+{
+    (void)loop;
+    sockit_stream *st = arg;
+    st->deliver_scheduled = false;
+    deliver_pending(st);
+    sockit__stream_unref(st);
+}
+
+void sockit__stream_received(sockit_stream *st, const char *data, size_t len)
+{
+    if (st->pend_off < st->pend_len || st->delivering) {
+        /* Bytes are waiting already: these go after them. */
+        if (sockit__stream_keep(st, data, len) < 0) {
+            sockit__stream_fail(st, -ENOMEM, "recv");
+            return;
+        }
+        if (!st->delivering)
+            deliver_pending(st);
+        return;
+    }
+    size_t used = deliver_frames(st, data, len);
+    if (used < len && !st->closing && sockit__stream_keep(st, data + used, len - used) < 0)
+        sockit__stream_fail(st, -ENOMEM, "recv");
+}
+
+/* The peer ended its side: a last partial frame, then on_eof (or a close). */
+static void received_eof(sockit_stream *st)
+{
+    st->eof = true;
+    sockit__stream_update_io(st);
+    size_t left = st->pend_len - st->pend_off;
+    if (left > 0 && !st->closing) {
+        if (st->mode == SOCKIT__FRAME_EXACT) {
+            char op[80];
+            snprintf(op, sizeof op, "read_exact: end of stream after %zu of %zu bytes", left,
+                     st->frame);
+            sockit__stream_fail(st, SOCKIT_EEOF, op);
+            return;
+        }
+        /* An unterminated last line is a line (as readline). */
+        st->pend_off = st->pend_len;
+        if (st->cb != NULL && st->cb->on_data != NULL)
+            st->cb->on_data(st, st->pend + st->pend_len - left, left, st->user);
+        if (!st->closing)
+            pend_release_if_empty(st);
+    }
+    if (st->closing)
+        return;
+    if (st->cb != NULL && st->cb->on_eof != NULL)
+        st->cb->on_eof(st, st->user);
+    else
+        sockit_stream_close(st, -1);
+}
+
+void sockit__stream_readable(sockit_stream *st)
+{
+    if (st->paused || st->eof || st->closing)
+        return;
+    sockit_loop *loop = st->loop;
+    if (loop->stream_buf == NULL) {
+        loop->stream_buf = sockit__malloc(SOCKIT__STREAM_READ);
+        if (loop->stream_buf == NULL) {
+            sockit__stream_fail(st, -ENOMEM, "recv");
+            return;
+        }
+    }
+    ssize_t n = st->is_socket ? sockit__sys_recv(st->fd, loop->stream_buf, SOCKIT__STREAM_READ, 0)
+                              : read(st->fd, loop->stream_buf, SOCKIT__STREAM_READ);
+    if (n < 0) {
+        if (errno != EAGAIN && errno != EWOULDBLOCK && errno != EINTR)
+            sockit__stream_fail(st, -errno, st->is_socket ? "recv" : "read");
+        return;
+    }
+    st->last_active = loop->now;
+    if (n == 0)
+        received_eof(st);
+    else
+        sockit__stream_received(st, loop->stream_buf, (size_t)n);
+}
+
+void sockit_stream_resume(sockit_stream *st)
+{
+    if (st == NULL || !st->paused)
+        return;
+    st->paused = false;
+    sockit__stream_deliver_soon(st);
+    sockit__stream_update_io(st);
+}
+
+static int set_mode(sockit_stream *st, sockit__frame_mode mode, size_t frame)
+{
+    st->mode = mode;
+    st->frame = frame;
+    /* Bytes already here may make whole frames in the new mode. */
+    if (!st->closing && !st->paused)
+        sockit__stream_deliver_soon(st);
+    return 0;
+}
+
+int sockit_stream_read_lines(sockit_stream *st, size_t max_line)
+{
+    if (st == NULL)
+        return sockit__fail(-EINVAL, "stream_read_lines");
+    return set_mode(st, SOCKIT__FRAME_LINES, max_line == 0 ? SOCKIT_LINE_MAX : max_line);
+}
+
+int sockit_stream_read_exact(sockit_stream *st, size_t n)
+{
+    if (st == NULL || n == 0)
+        return sockit__failf(-EINVAL, "stream_read_exact: %s",
+                             st == NULL ? "no stream" : "a frame of 0 bytes");
+    return set_mode(st, SOCKIT__FRAME_EXACT, n);
+}
+
+int sockit_stream_read_raw(sockit_stream *st)
+{
+    if (st == NULL)
+        return sockit__fail(-EINVAL, "stream_read_raw");
+    return set_mode(st, SOCKIT__FRAME_RAW, 0);
+}

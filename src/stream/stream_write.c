@@ -1,0 +1,270 @@
+/* Writing: try the kernel at once when nothing is queued; queue the rest (copied, or
+ * the caller's buffer for zero copy); flush the queue with one writev of many chunks
+ * when the descriptor is writable. Watermarks and the hard limit count the user's
+ * bytes. Errors are never reported from inside a write call: a failed attempt
+ * leaves the bytes queued and the writable watcher meets the error, from the loop. */
+#include "stream_internal.h"
+
+#include <errno.h>
+#include <string.h>
+#include <sys/socket.h>
+#include <sys/uio.h>
+#include <unistd.h>
+
+/* A copied chunk has room for at least this much, so small writes coalesce. */
+#define CHUNK_MIN 4096
+/* Chunks handed to one writev. */
+#define FLUSH_IOV 64
+
+static ssize_t write_some(sockit_stream *st, const void *buf, size_t len)
+{
+    return st->is_socket ? sockit__sys_send(st->fd, buf, len, MSG_NOSIGNAL)
+                         : write(st->fd, buf, len);
+}
+
+static bool is_transient(int err) { return err == EAGAIN || err == EWOULDBLOCK || err == EINTR; }
+
+static int check_write(sockit_stream *st, const void *buf, size_t len, const char *op)
+{
+    if (st == NULL || (buf == NULL && len > 0))
+        return sockit__failf(-EINVAL, "%s: %s", op, st == NULL ? "no stream" : "no buffer");
+    if (st->closing || st->shut_asked)
+        return sockit__failf(-EPIPE, "%s (fd %d): the stream is %s", op, st->fd,
+                             st->closing ? "closed" : "shut down for writing");
+    if (len > st->limit - st->queued) {
+        char name[SOCKIT_ADDRSTRLEN + 8];
+        sockit__stream_name(st, name, sizeof name);
+        return sockit__failf(-ENOBUFS,
+                             "%s (peer %s): %zu more bytes would take the queue (%zu) past "
+                             "its limit of %zu",
+                             op, name, len, st->queued, st->limit);
+    }
+    return 0;
+}
+
+/* One attempt when nothing is queued. Returns the bytes the kernel took (0 when it
+ * took none or failed: a failure is met again by the flush, from the loop). */
+static size_t try_now(sockit_stream *st, const void *buf, size_t len)
+{
+    if (st->wq_head != NULL || len == 0)
+        return 0;
+    ssize_t n = write_some(st, buf, len);
+    if (n <= 0)
+        return 0;
+    st->last_active = st->loop->now;
+    return (size_t)n;
+}
+
+static void enqueue(sockit_stream *st, sockit__wchunk *c)
+{
+    c->next = NULL;
+    if (st->wq_tail != NULL)
+        st->wq_tail->next = c;
+    else
+        st->wq_head = c;
+    st->wq_tail = c;
+}
+
+static void queued_more(sockit_stream *st, size_t n)
+{
+    st->queued += n;
+    if (st->queued > st->high)
+        st->over_high = true;
+    sockit__stream_update_io(st);
+}
+
+int sockit_stream_write(sockit_stream *st, const void *buf, size_t len)
+{
+    int rc = check_write(st, buf, len, "stream_write");
+    if (rc < 0)
+        return rc;
+    size_t sent = try_now(st, buf, len);
+    if (sent == len)
+        return 0;
+    const char *rest = (const char *)buf + sent;
+    size_t left = len - sent;
+    sockit__wchunk *tail = st->wq_tail;
+    if (tail != NULL && !tail->ref && tail->cap - tail->len >= left) {
+        memcpy((char *)(tail + 1) + tail->len, rest, left);
+        tail->len += left;
+        queued_more(st, left);
+        return 0;
+    }
+    size_t cap = left < CHUNK_MIN ? CHUNK_MIN : left;
+    sockit__wchunk *c = sockit__malloc(sizeof *c + cap);
+    if (c == NULL)
+        return sockit__failf(-ENOMEM, "stream_write: queueing %zu bytes", left);
+    *c = (sockit__wchunk){.data = (const char *)(c + 1), .len = left, .cap = cap};
+    memcpy(c + 1, rest, left);
+    enqueue(st, c);
+    queued_more(st, left);
+    return 0;
+}
+
+static void done_later(sockit_loop *loop, void *arg)
+{
+    (void)loop;
+    sockit_stream *st = arg;
+    st->done_scheduled = false;
+    sockit__stream_run_done(st);
+    sockit__stream_unref(st);
+}
+
+/* A caller's chunk is finished: its done call goes on the list, run from the loop. */
+static void finish_ref(sockit_stream *st, sockit__wchunk *c, int status)
+{
+    if (c->done == NULL) {
+        sockit__free(c);
+        return;
+    }
+    c->status = status;
+    c->next = NULL;
+    if (st->done_tail != NULL)
+        st->done_tail->next = c;
+    else
+        st->done_head = c;
+    st->done_tail = c;
+    if (!st->done_scheduled && !st->ended && sockit__stream_defer(st, done_later) == 0)
+        st->done_scheduled = true;
+}
+
+int sockit_stream_write_ref(sockit_stream *st, const void *buf, size_t len,
+                            sockit_write_done_fn done, void *arg)
+{
+    int rc = check_write(st, buf, len, "stream_write_ref");
+    if (rc < 0)
+        return rc;
+    sockit__wchunk *c = sockit__malloc(sizeof *c);
+    if (c == NULL)
+        return sockit__fail(-ENOMEM, "stream_write_ref");
+    *c = (sockit__wchunk){.data = buf, .len = len, .done = done, .arg = arg, .ref = true};
+    c->sent = try_now(st, buf, len);
+    if (c->sent == len) {
+        finish_ref(st, c, 0);
+        return 0;
+    }
+    enqueue(st, c);
+    queued_more(st, len - c->sent);
+    return 0;
+}
+
+void sockit__stream_run_done(sockit_stream *st)
+{
+    while (st->done_head != NULL) {
+        sockit__wchunk *c = st->done_head;
+        st->done_head = c->next;
+        if (st->done_head == NULL)
+            st->done_tail = NULL;
+        c->done(st, c->status, c->arg);
+        sockit__free(c);
+    }
+}
+
+static void finish_chunk(sockit_stream *st, sockit__wchunk *c, int status)
+{
+    if (c->ref)
+        finish_ref(st, c, status);
+    else
+        sockit__free(c);
+}
+
+void sockit__stream_drop_queue(sockit_stream *st, int status)
+{
+    while (st->wq_head != NULL) {
+        sockit__wchunk *c = st->wq_head;
+        st->wq_head = c->next;
+        finish_chunk(st, c, status);
+    }
+    st->wq_tail = NULL;
+    st->queued = 0;
+}
+
+/* Everything queued is with the kernel: a pending half-close or close happens. */
+static void drained(sockit_stream *st)
+{
+    if (st->closing) {
+        sockit__stream_end(st, 0, false);
+        return;
+    }
+    if (st->shut_asked && !st->shut_done) {
+        st->shut_done = true;
+        if (shutdown(st->fd, SHUT_WR) < 0 && errno != ENOTCONN)
+            sockit__stream_fail(st, -errno, "shutdown");
+    }
+}
+
+void sockit__stream_flush(sockit_stream *st)
+{
+    while (st->wq_head != NULL) {
+        struct iovec iov[FLUSH_IOV];
+        int n = 0;
+        size_t want = 0;
+        for (sockit__wchunk *c = st->wq_head; c != NULL && n < FLUSH_IOV; c = c->next, n++) {
+            iov[n] = (struct iovec){.iov_base = (void *)(c->data + c->sent),
+                                    .iov_len = c->len - c->sent};
+            want += iov[n].iov_len;
+        }
+        ssize_t w;
+        if (st->is_socket) {
+            struct msghdr msg = {.msg_iov = iov, .msg_iovlen = (size_t)n};
+            w = sockit__sys_sendmsg(st->fd, &msg, MSG_NOSIGNAL);
+        } else {
+            w = writev(st->fd, iov, n);
+        }
+        if (w < 0) {
+            if (!is_transient(errno))
+                sockit__stream_fail(st, -errno, st->is_socket ? "send" : "write");
+            else
+                sockit__stream_update_io(st);
+            return;
+        }
+        st->last_active = st->loop->now;
+        st->queued -= (size_t)w;
+        size_t left = (size_t)w;
+        while (left > 0) {
+            sockit__wchunk *c = st->wq_head;
+            size_t in_chunk = c->len - c->sent;
+            if (left < in_chunk) {
+                c->sent += left;
+                break;
+            }
+            left -= in_chunk;
+            st->wq_head = c->next;
+            if (st->wq_head == NULL)
+                st->wq_tail = NULL;
+            finish_chunk(st, c, 0);
+        }
+        if ((size_t)w < want)
+            break; /* the kernel is full */
+    }
+    if (st->wq_head == NULL) {
+        drained(st);
+        if (st->ended)
+            return;
+    }
+    if (st->over_high && st->queued <= st->low) {
+        st->over_high = false;
+        if (!st->closing && st->cb != NULL && st->cb->on_drain != NULL)
+            st->cb->on_drain(st, st->user);
+        if (st->ended)
+            return;
+    }
+    sockit__stream_update_io(st);
+}
+
+size_t sockit_stream_queued(const sockit_stream *st) { return st != NULL ? st->queued : 0; }
+
+bool sockit_stream_write_blocked(const sockit_stream *st) { return st != NULL && st->over_high; }
+
+int sockit_stream_set_watermarks(sockit_stream *st, size_t low, size_t high, size_t limit)
+{
+    if (st == NULL || low > high || high > limit || limit == 0)
+        return sockit__failf(-EINVAL,
+                             "stream_set_watermarks: need low <= high <= limit and limit > 0 "
+                             "(low %zu, high %zu, limit %zu)",
+                             low, high, limit);
+    st->low = low;
+    st->high = high;
+    st->limit = limit;
+    return 0;
+}
