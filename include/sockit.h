@@ -406,6 +406,9 @@ SOCKIT_API size_t sockit_pending(const sockit *s);
  * ------------------------------------------------------------------------------ */
 
 typedef struct sockit_server sockit_server;
+/* Section 10's streams, which SOCKIT_EVENTS servers are made of. */
+typedef struct sockit_stream sockit_stream;
+typedef struct sockit_stream_callbacks sockit_stream_callbacks;
 
 typedef enum sockit_server_mode {
     SOCKIT_SEQUENTIAL = 0, /* one request at a time, in the serving thread */
@@ -418,7 +421,11 @@ typedef enum sockit_server_mode {
                               which it closes first; the handler and
                               handle_error run in the child, so what they change
                               in memory stays there */
-    SOCKIT_POOL            /* a fixed pool of threads fed by a bounded queue */
+    SOCKIT_POOL,           /* a fixed pool of threads fed by a bounded queue */
+    SOCKIT_EVENTS          /* event-driven: every connection is a sockit_stream on
+                              one loop run by the serving thread (section 10);
+                              config.stream and on_connect replace the handler.
+                              Stream sockets (TCP, Unix) */
 } sockit_server_mode;
 
 /* What a handler gets. Valid only during the call. */
@@ -488,6 +495,15 @@ typedef struct sockit_server_config {
     double close_grace;           /* seconds sockit_server_close lets running handlers end by
                                      themselves before it shuts their connections down (0: 5 s;
                                      < 0: shut down at once; INFINITY: wait without limit) */
+    /* SOCKIT_EVENTS: each connection's stream callbacks; their user pointer is
+     * config.user until on_connect gives the stream its own (sockit_stream_set_user).
+     * idle_timeout 0 means 300 s here (< 0: none), so connections that send nothing
+     * are freed. */
+    const sockit_stream_callbacks *stream;
+    /* SOCKIT_EVENTS: called with each new connection's stream before any of its
+     * callbacks. May be NULL. */
+    void (*on_connect)(sockit_server *server, sockit_stream *st, const sockit_addr *peer,
+                       void *user);
 } sockit_server_config;
 
 /* Creates a server bound to host:port (sockit_create_server rules: NULL host for
@@ -523,9 +539,9 @@ SOCKIT_API int sockit_server_handle_request(sockit_server *server, double timeou
  * handlers; fork while other threads of the program allocate is unsafe under
  * AddressSanitizer before LLVM 17 (the child can hang in its allocator). */
 SOCKIT_API void sockit_server_shutdown(sockit_server *server);
-/* Handlers running right now (connections, datagrams, children); a request
- * accepted but waiting for a pool worker is not counted (sockit_server_waiting).
- * NULL: 0. */
+/* Handlers running right now (connections, datagrams, children; SOCKIT_EVENTS:
+ * streams open); a request accepted but waiting for a pool worker is not counted
+ * (sockit_server_waiting). NULL: 0. */
 SOCKIT_API int sockit_server_active(const sockit_server *server);
 /* SOCKIT_POOL: requests accepted and queued, waiting for a worker (0 in the other
  * modes, which start every request at once). max_connections bounds active plus
@@ -806,11 +822,9 @@ SOCKIT_API int sockit_selector_close(sockit_selector *sel);
  *     frame.
  * ------------------------------------------------------------------------------ */
 
-typedef struct sockit_stream sockit_stream;
-
 /* The callbacks of a stream (asyncio's Protocol). One table may serve many streams;
  * it must outlive them. Any entry may be NULL. */
-typedef struct sockit_stream_callbacks {
+struct sockit_stream_callbacks {
     /* Bytes arrived (or one whole frame in a framing mode; see below). */
     void (*on_data)(sockit_stream *st, const char *data, size_t len, void *user);
     /* The peer ended its side (asyncio's eof_received). Writing still works; the
@@ -826,7 +840,7 @@ typedef struct sockit_stream_callbacks {
     void (*on_error)(sockit_stream *st, int code, void *user);
     /* The last callback (asyncio's connection_lost). */
     void (*on_close)(sockit_stream *st, void *user);
-} sockit_stream_callbacks;
+};
 
 /* Adopts a connected stream sockit (the stream owns it from now on and closes it;
  * bytes sockit_readline read ahead are delivered first). The socket is switched to
