@@ -92,7 +92,8 @@ POOL_MAX_WORKERS = 1000
 
 
 def echo_servers(conns):
-    servers = [EPOLL, LIBUV, LIBEVENT, PY_THREADING, PY_ASYNCIO, PY_UVLOOP, sockit("threads")]
+    servers = [EPOLL, LIBUV, LIBEVENT, PY_THREADING, PY_ASYNCIO, PY_UVLOOP, sockit("events"),
+               sockit("threads")]
     if conns <= POOL_MAX_WORKERS:
         servers.append(sockit("pool", workers=conns))
     if conns == 1:
@@ -103,11 +104,12 @@ def echo_servers(conns):
 
 CONNECT_SERVERS = [
     EPOLL, BLOCKING, LIBUV, LIBEVENT, PY_REFERENCE, PY_THREADING, PY_ASYNCIO, PY_UVLOOP,
-    sockit("sequential"), sockit("threads"), sockit("processes"), sockit("pool", workers=50),
+    sockit("events"), sockit("sequential"), sockit("threads"), sockit("processes"),
+    sockit("pool", workers=50),
 ]
 UDP_SERVERS = [UDP_RECVFROM, UDP_MMSG, PY_UDP, sockit("sequential", udp=True),
                sockit("threads", udp=True)]
-STREAM_SERVERS = [EPOLL, LIBUV, LIBEVENT, sockit("threads"), IPERF3]
+STREAM_SERVERS = [EPOLL, LIBUV, LIBEVENT, sockit("events"), sockit("threads"), IPERF3]
 
 
 # ---------------------------------------------------------------------------------------

@@ -84,5 +84,6 @@ int cmd_udp_client(int argc, char **argv);
 int cmd_listen(int argc, char **argv);
 int cmd_connect(int argc, char **argv);
 int cmd_bench(int argc, char **argv);
+int cmd_echo(int argc, char **argv);
 
 #endif

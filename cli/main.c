@@ -20,6 +20,7 @@ static const subcommand commands[] = {
     {"udp-client", cmd_udp_client, "the reference UDP client: send a datagram, print the reply"},
     {"listen", cmd_listen, "netcat: accept connections, relay stdin/stdout"},
     {"connect", cmd_connect, "netcat: connect, relay stdin/stdout"},
+    {"echo", cmd_echo, "echo server: every client at once, on the event-driven server"},
     {"bench", cmd_bench, "load generator: echo, stream or connect rate, latency percentiles"},
 };
 

@@ -406,6 +406,9 @@ SOCKIT_API size_t sockit_pending(const sockit *s);
  * ------------------------------------------------------------------------------ */
 
 typedef struct sockit_server sockit_server;
+/* Section 10's streams, which SOCKIT_EVENTS servers are made of. */
+typedef struct sockit_stream sockit_stream;
+typedef struct sockit_stream_callbacks sockit_stream_callbacks;
 
 typedef enum sockit_server_mode {
     SOCKIT_SEQUENTIAL = 0, /* one request at a time, in the serving thread */
@@ -418,7 +421,11 @@ typedef enum sockit_server_mode {
                               which it closes first; the handler and
                               handle_error run in the child, so what they change
                               in memory stays there */
-    SOCKIT_POOL            /* a fixed pool of threads fed by a bounded queue */
+    SOCKIT_POOL,           /* a fixed pool of threads fed by a bounded queue */
+    SOCKIT_EVENTS          /* event-driven: every connection is a sockit_stream on
+                              one loop run by the serving thread (section 10);
+                              config.stream and on_connect replace the handler.
+                              Stream sockets (TCP, Unix) */
 } sockit_server_mode;
 
 /* What a handler gets. Valid only during the call. */
@@ -488,6 +495,15 @@ typedef struct sockit_server_config {
     double close_grace;           /* seconds sockit_server_close lets running handlers end by
                                      themselves before it shuts their connections down (0: 5 s;
                                      < 0: shut down at once; INFINITY: wait without limit) */
+    /* SOCKIT_EVENTS: each connection's stream callbacks; their user pointer is
+     * config.user until on_connect gives the stream its own (sockit_stream_set_user).
+     * idle_timeout 0 means 300 s here (< 0: none), so connections that send nothing
+     * are freed. */
+    const sockit_stream_callbacks *stream;
+    /* SOCKIT_EVENTS: called with each new connection's stream before any of its
+     * callbacks. May be NULL. */
+    void (*on_connect)(sockit_server *server, sockit_stream *st, const sockit_addr *peer,
+                       void *user);
 } sockit_server_config;
 
 /* Creates a server bound to host:port (sockit_create_server rules: NULL host for
@@ -523,9 +539,9 @@ SOCKIT_API int sockit_server_handle_request(sockit_server *server, double timeou
  * handlers; fork while other threads of the program allocate is unsafe under
  * AddressSanitizer before LLVM 17 (the child can hang in its allocator). */
 SOCKIT_API void sockit_server_shutdown(sockit_server *server);
-/* Handlers running right now (connections, datagrams, children); a request
- * accepted but waiting for a pool worker is not counted (sockit_server_waiting).
- * NULL: 0. */
+/* Handlers running right now (connections, datagrams, children; SOCKIT_EVENTS:
+ * streams open); a request accepted but waiting for a pool worker is not counted
+ * (sockit_server_waiting). NULL: 0. */
 SOCKIT_API int sockit_server_active(const sockit_server *server);
 /* SOCKIT_POOL: requests accepted and queued, waiting for a worker (0 in the other
  * modes, which start every request at once). max_connections bounds active plus
@@ -576,6 +592,8 @@ SOCKIT_API int sockit_server_close(sockit_server *server);
  *     only sockit_loop_close it, which then succeeds even with watchers open (they
  *     must not be used in the child; their memory goes when it exits or execs) and
  *     touches no registration the parent still uses; running it there is -ECHILD.
+ *   - A stream keeps sockit_loop_run going while it reads or has bytes queued, a
+ *     listener while it accepts; sockit_loop_close is -EBUSY while either is open.
  *   - Nothing grows without bound: posts beyond a limit fail with
  *     SOCKIT_EWOULDBLOCK; everything else is sized by what the program started.
  *
@@ -795,22 +813,22 @@ SOCKIT_API int sockit_selector_close(sockit_selector *sel);
  *     then holds a message that names the peer. The stream is closed right after it
  *     returns (queued bytes are dropped), so on_error needs no clean-up of its own.
  *   - on_close is always the last callback, exactly once, whatever ended the stream
- *     (close, abort, error, idle timeout, the loop closing it); the stream's memory is
- *     freed when it returns, so that is where per-connection state is freed.
+ *     (close, abort, error, idle timeout); the stream's memory is freed when it
+ *     returns, so that is where per-connection state is freed.
  *   - A stream may be written, paused, closed or aborted from inside any of its own
  *     callbacks; no callback of a stream runs after close or abort returns, except
  *     the write-done calls and on_close (which run from the loop, never from inside
  *     close or abort).
+ *   - A stream keeps sockit_loop_run going while it reads or has bytes queued, a
+ *     listener while it accepts; sockit_loop_close is -EBUSY while either is open.
  *   - Nothing grows without bound: a write that would take the queue past the hard
  *     limit fails with -ENOBUFS and queues nothing; framed reads keep at most one
  *     frame.
  * ------------------------------------------------------------------------------ */
 
-typedef struct sockit_stream sockit_stream;
-
 /* The callbacks of a stream (asyncio's Protocol). One table may serve many streams;
  * it must outlive them. Any entry may be NULL. */
-typedef struct sockit_stream_callbacks {
+struct sockit_stream_callbacks {
     /* Bytes arrived (or one whole frame in a framing mode; see below). */
     void (*on_data)(sockit_stream *st, const char *data, size_t len, void *user);
     /* The peer ended its side (asyncio's eof_received). Writing still works; the
@@ -821,12 +839,13 @@ typedef struct sockit_stream_callbacks {
     /* The write queue fell to the low watermark after it had passed the high one
      * (asyncio's resume_writing). */
     void (*on_drain)(sockit_stream *st, void *user);
-    /* The one error: a failed read or write, a frame over its limit
-     * (SOCKIT_ELINELEN), the idle timeout (SOCKIT_ETIMEOUT), a linger that ran out. */
+    /* The one error: a failed read or write, a line over its limit (SOCKIT_ELINELEN),
+     * end of stream inside an exact frame (SOCKIT_EEOF), the idle timeout
+     * (SOCKIT_ETIMEOUT). Never after the user closed or aborted the stream. */
     void (*on_error)(sockit_stream *st, int code, void *user);
     /* The last callback (asyncio's connection_lost). */
     void (*on_close)(sockit_stream *st, void *user);
-} sockit_stream_callbacks;
+};
 
 /* Adopts a connected stream sockit (the stream owns it from now on and closes it;
  * bytes sockit_readline read ahead are delivered first). The socket is switched to
@@ -846,9 +865,11 @@ SOCKIT_API sockit_stream *sockit_stream_new_fd(sockit_loop *loop, int fd, bool o
  * shutdown, close or an error, or -EINVAL for a NULL buffer with len > 0. */
 SOCKIT_API int sockit_stream_write(sockit_stream *st, const void *buf, size_t len);
 /* Zero-copy write: buf stays the caller's and must stay valid and unchanged until
- * done(st, status, arg) is called, exactly once: status 0 when all of it was handed
- * to the kernel, or the code that ended the stream first. done may be NULL. On a
- * return other than 0, done is not called. */
+ * done(st, status, arg) is called, exactly once and always from the loop: status 0
+ * when all of it was handed to the kernel, or why it was not: -ECANCELED (aborted,
+ * or closed with linger 0), SOCKIT_ETIMEOUT (close's linger ran out), or the error
+ * that ended the stream. done may be NULL. On a return other than 0, done is not
+ * called. */
 typedef void (*sockit_write_done_fn)(sockit_stream *st, int status, void *arg);
 SOCKIT_API int sockit_stream_write_ref(sockit_stream *st, const void *buf, size_t len,
                                        sockit_write_done_fn done, void *arg);
@@ -890,8 +911,9 @@ SOCKIT_API void sockit_stream_close(sockit_stream *st, double linger);
 /* Closes at once, dropping the queue; a TCP peer gets a reset (RST). */
 SOCKIT_API void sockit_stream_abort(sockit_stream *st);
 /* Closes the stream with SOCKIT_ETIMEOUT to on_error if nothing is received or sent
- * for secs seconds (0: never, the default for sockit_stream_new). Timing is
- * coarse: it ends between secs and secs + 1/8 s (or secs * 1.125 if longer). */
+ * for secs seconds (0: never, the default for sockit_stream_new and _new_fd; a
+ * listener's streams start with its idle_timeout). The client sees an ordinary end
+ * of stream. Returns 0 or -EINVAL (negative, NaN). */
 SOCKIT_API int sockit_stream_set_idle_timeout(sockit_stream *st, double secs);
 
 SOCKIT_API void *sockit_stream_user(const sockit_stream *st);
@@ -907,9 +929,9 @@ SOCKIT_API int sockit_stream_peer(const sockit_stream *st, sockit_addr *out);
 /* A listener accepts connections on a loop and makes each one a stream. */
 typedef struct sockit_listener sockit_listener;
 typedef struct sockit_listener_config {
-    /* Called with each new stream before any of its callbacks: set its user pointer,
-     * callbacks, framing, idle timeout, or close it. NULL: streams start with the
-     * callbacks and user below. */
+    /* Streams start with the callbacks and user below; on_accept (may be NULL) is
+     * called with each new stream before any of its callbacks, to give it its own
+     * user pointer, callbacks, framing or idle timeout, or to close it. */
     void (*on_accept)(sockit_listener *l, sockit_stream *st, const sockit_addr *peer,
                       void *user);
     const sockit_stream_callbacks *callbacks; /* each stream's, until changed */
@@ -927,15 +949,18 @@ typedef struct sockit_listener_config {
 /* Adopts a listening stream sockit (sockit_create_server's) and starts accepting.
  * cfg is copied. Running out of descriptors sheds the pending clients with a spare
  * descriptor (each reads end of stream at once) and waits for the next, never
- * spinning. Returns NULL on failure (the sockit stays the caller's). */
+ * spinning; other resource errors pause accepting (10 ms doubling to 1 s). Returns
+ * NULL on failure, the sockit then still the caller's: -EINVAL (no loop, socket or
+ * config; not a listening stream socket; max_connections < 0; idle_timeout NaN),
+ * -ENOMEM, the backend's refusal. */
 SOCKIT_API sockit_listener *sockit_listener_new(sockit_loop *loop, sockit *listening,
                                                 const sockit_listener_config *cfg);
 /* Streams of this listener still open. */
 SOCKIT_API size_t sockit_listener_count(const sockit_listener *l);
-/* Stops and starts accepting (streams already open go on). */
+/* Stops and starts accepting (streams already open go on). 0, or -EINVAL for NULL. */
 SOCKIT_API int sockit_listener_pause(sockit_listener *l);
 SOCKIT_API int sockit_listener_resume(sockit_listener *l);
-/* The bound address. */
+/* The bound address. 0 or a code. */
 SOCKIT_API int sockit_listener_address(const sockit_listener *l, sockit_addr *out);
 /* Stops accepting and closes the listening socket. Open streams are not touched:
  * they live on until they close. NULL is a no-op. */

@@ -40,12 +40,19 @@ static int validate(int type, const sockit_server_config *cfg)
 {
     if (cfg == NULL)
         return bad_config("config", "is NULL");
-    if (cfg->handler == NULL)
+    if (cfg->mode < SOCKIT_SEQUENTIAL || cfg->mode > SOCKIT_EVENTS)
+        return bad_config("mode", "is not a sockit_server_mode");
+    if (cfg->mode == SOCKIT_EVENTS) {
+        if (cfg->stream == NULL && cfg->on_connect == NULL)
+            return bad_config("stream", "is NULL (SOCKIT_EVENTS needs stream callbacks)");
+        if (type != SOCK_STREAM)
+            return bad_config("type", "must be SOCK_STREAM in SOCKIT_EVENTS mode (datagram "
+                                      "endpoints on the loop are not built yet)");
+    } else if (cfg->handler == NULL) {
         return bad_config("handler", "is NULL");
+    }
     if (type != SOCK_STREAM && type != SOCK_DGRAM)
         return bad_config("type", "must be SOCK_STREAM or SOCK_DGRAM");
-    if (cfg->mode < SOCKIT_SEQUENTIAL || cfg->mode > SOCKIT_POOL)
-        return bad_config("mode", "is not a sockit_server_mode");
     if (cfg->threads < 0)
         return bad_config("threads", "must not be negative");
     if (cfg->queue < 0)
@@ -423,6 +430,8 @@ int sockit_server_serve_forever(sockit_server *srv)
     if (srv == NULL || srv->sock == NULL)
         return sockit__fail(-EBADF, "sockit_server_serve_forever");
     start_run(srv);
+    if (srv->cfg.mode == SOCKIT_EVENTS)
+        return sockit__srv_events_serve(srv, -1, false);
     for (;;) {
         int rc = serve_one(srv, SOCKIT__NEVER);
         if (rc == STOPPED)
@@ -439,6 +448,8 @@ int sockit_server_handle_request(sockit_server *srv, double timeout)
     if (timeout != timeout)
         return sockit__failf(-EINVAL, "sockit_server_handle_request: timeout is NaN");
     start_run(srv);
+    if (srv->cfg.mode == SOCKIT_EVENTS)
+        return sockit__srv_events_serve(srv, timeout, true);
     int rc = serve_one(srv, sockit__deadline(timeout));
     if (rc == SERVED)
         return 1;

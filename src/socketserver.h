@@ -87,6 +87,12 @@ struct sockit_server {
     atomic_int running; /* of those, handlers running (sockit_server_active) */
     atomic_int queued;  /* of those, waiting for a pool worker (sockit_server_waiting) */
 
+    /* SOCKIT_EVENTS (socketserver_events.c): the serving thread's loop, the
+     * listener on sock, the watcher of wake_fd. Made by the first serve. */
+    sockit_loop *ev_loop;
+    sockit_listener *ev_listener;
+    sockit_io *ev_wake;
+
     pthread_mutex_t mu;     /* guards everything below */
     pthread_cond_t cv;      /* the pool's queue changed */
     pthread_cond_t idle_cv; /* a handler finished while closing (monotonic clock) */
@@ -107,6 +113,17 @@ struct sockit_server {
 /* socketserver.c */
 /* Drops a reference; the last one frees the server. */
 void sockit__srv_unref(sockit_server *srv);
+
+/* socketserver_events.c */
+/* Serves in SOCKIT_EVENTS mode until shutdown (once: one loop iteration waiting up
+ * to timeout seconds). Returns 0 when stopped, 1 after an iteration (once), or a
+ * code. */
+int sockit__srv_events_serve(sockit_server *srv, double timeout, bool once);
+/* Stops watching the listening socket, before close closes it. */
+void sockit__srv_events_stop_accepting(sockit_server *srv);
+/* Closes every stream (draining until grace_end, then aborting; abandon: at once)
+ * and frees the loop. */
+void sockit__srv_events_close(sockit_server *srv, int64_t grace_end, bool abandon);
 
 /* socketserver_request.c */
 /* SOCKIT_SEQUENTIAL: admits and handles job here and now (job may live on the

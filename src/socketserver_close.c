@@ -49,12 +49,17 @@ int sockit_server_close(sockit_server *srv)
     /* A stream listener goes first, so no client waits in a backlog nobody serves;
      * a datagram socket stays until the last handler that may reply with it ends. */
     if (srv->type == SOCK_STREAM) {
+        if (srv->cfg.mode == SOCKIT_EVENTS)
+            sockit__srv_events_stop_accepting(srv);
         sockit_close(srv->sock);
         srv->sock = NULL;
     }
     int64_t grace_end = abandon ? sockit__now_ns() : grace_deadline(srv);
     switch (srv->cfg.mode) {
     case SOCKIT_SEQUENTIAL:
+        break;
+    case SOCKIT_EVENTS:
+        sockit__srv_events_close(srv, grace_end, abandon);
         break;
     case SOCKIT_THREADS:
         if (abandon) {

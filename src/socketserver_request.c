@@ -141,6 +141,7 @@ void sockit__srv_dispatch(sockit_server *srv, sockit__job *job)
     int rc = 0;
     switch (c->mode) {
     case SOCKIT_SEQUENTIAL:
+    case SOCKIT_EVENTS: /* neither dispatches: served inline, or by the loop */
         break;
     case SOCKIT_THREADS:
         /* Listed before it is handed over: abandon_on_close must reach a request

@@ -3,7 +3,7 @@
  * plain blocking code, as a user writes them: echo loops recv / sendall until the
  * client closes.
  *
- * Usage: sockit_server [--server sequential|threads|processes|pool] [--workers N]
+ * Usage: sockit_server [--server sequential|threads|processes|pool|events] [--workers N]
  *                      [-u] [--mode echo|oneshot|sink] [--port PORT]
  * The peer convention of bench/README.md. Defaults: --server threads, --mode echo.
  * --workers is the pool's thread count (default: the library's, 8); a pool serves
@@ -11,7 +11,9 @@
  * worker. processes allows 10000 live children, so the children limit never
  * throttles a run. -u serves UDP instead (echo only: each datagram is sent back to
  * its sender); with --server threads or processes that is a thread or a process per
- * datagram, as in Python's ThreadingUDPServer and ForkingUDPServer. SIGTERM and
+ * datagram, as in Python's ThreadingUDPServer and ForkingUDPServer. events is the
+ * event-driven server (SOCKIT_EVENTS): stream callbacks instead of a handler,
+ * every connection on one loop (TCP only, for now). SIGTERM and
  * SIGINT stop it at once: connections still open are shut down, children killed. */
 #include "peer_common.h"
 
@@ -25,7 +27,7 @@
 #include <unistd.h>
 
 #define USAGE                                                                                      \
-    "usage: sockit_server [--server sequential|threads|processes|pool] [--workers N] [-u]\n"       \
+    "usage: sockit_server [--server sequential|threads|processes|pool|events] [--workers N] [-u]\n"       \
     "                     [--mode echo|oneshot|sink] [--port PORT]"
 /* Enough that the children limit is never what a run measures. */
 #define MAX_CHILDREN 10000
@@ -120,11 +122,13 @@ static sockit_server_mode parse_server(const char *text)
     } modes[] = {{"sequential", SOCKIT_SEQUENTIAL},
                  {"threads", SOCKIT_THREADS},
                  {"processes", SOCKIT_PROCESSES},
-                 {"pool", SOCKIT_POOL}};
+                 {"pool", SOCKIT_POOL},
+                 {"events", SOCKIT_EVENTS}};
     for (size_t m = 0; m < sizeof modes / sizeof modes[0]; m++)
         if (strcmp(text, modes[m].name) == 0)
             return modes[m].mode;
-    peer_usage_error("--server '%s': not one of sequential, threads, processes, pool", text);
+    peer_usage_error("--server '%s': not one of sequential, threads, processes, pool, events",
+                     text);
 }
 
 static sockit_handler_fn handler_for(enum peer_mode mode)
@@ -138,6 +142,66 @@ static sockit_handler_fn handler_for(enum peer_mode mode)
         return sink;
     }
     return echo;
+}
+
+/* SOCKIT_EVENTS: the same three behaviours as stream callbacks. Echo stops reading
+ * from a client whose replies queue past the high watermark, until they drain. */
+static void ev_echo(sockit_stream *st, const char *data, size_t len, void *user)
+{
+    (void)user;
+    if (sockit_stream_write(st, data, len) < 0)
+        sockit_stream_abort(st);
+    else if (sockit_stream_write_blocked(st))
+        sockit_stream_pause(st);
+}
+
+static void ev_drained(sockit_stream *st, void *user)
+{
+    (void)user;
+    sockit_stream_resume(st);
+}
+
+static void ev_oneshot(sockit_stream *st, const char *data, size_t len, void *user)
+{
+    (void)data;
+    (void)len;
+    (void)user;
+    sockit_stream_write(st, PEER_REPLY, sizeof PEER_REPLY - 1);
+    sockit_stream_close(st, -1);
+}
+
+static void ev_sink(sockit_stream *st, const char *data, size_t len, void *user)
+{
+    (void)st;
+    (void)data;
+    (void)len;
+    (void)user;
+}
+
+static void ev_error(sockit_stream *st, int code, void *user)
+{
+    (void)st;
+    on_error(NULL, code, user);
+}
+
+static const sockit_stream_callbacks ev_echo_callbacks = {
+    .on_data = ev_echo, .on_drain = ev_drained, .on_error = ev_error};
+static const sockit_stream_callbacks ev_oneshot_callbacks = {.on_data = ev_oneshot,
+                                                             .on_error = ev_error};
+static const sockit_stream_callbacks ev_sink_callbacks = {.on_data = ev_sink,
+                                                          .on_error = ev_error};
+
+static const sockit_stream_callbacks *callbacks_for(enum peer_mode mode)
+{
+    switch (mode) {
+    case PEER_ONESHOT:
+        return &ev_oneshot_callbacks;
+    case PEER_SINK:
+        return &ev_sink_callbacks;
+    case PEER_ECHO:
+        break;
+    }
+    return &ev_echo_callbacks;
 }
 
 static int parse_workers(const char *text)
@@ -180,6 +244,12 @@ int main(int argc, char **argv)
     sequential = cfg.mode == SOCKIT_SEQUENTIAL;
     tcp_handler = handler_for(args.mode);
     cfg.handler = udp ? udp_echo : handle_tcp;
+    if (cfg.mode == SOCKIT_EVENTS) {
+        if (udp)
+            peer_usage_error("--server events: not supported with -u yet");
+        cfg.stream = callbacks_for(args.mode);
+        cfg.idle_timeout = -1; /* a benchmark's idle connections are meant to stay */
+    }
     the_server = sockit_server_new("127.0.0.1", args.port, udp ? SOCK_DGRAM : SOCK_STREAM, &cfg);
     sockit_addr me;
     if (the_server == NULL || sockit_server_address(the_server, &me) < 0) {

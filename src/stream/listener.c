@@ -35,10 +35,18 @@ struct sockit_listener {
     bool paused, held, backing_off;
     int depth;    /* inside its own accept loop (callbacks may close it) */
     bool doomed;  /* closed from inside a callback: freed when the loop unwinds */
+    /* A server's listener (socketserver_events.c): the socket stays the server's,
+     * clients beyond max_connections are refused rather than left waiting when
+     * refuse is set, and the count is mirrored for sockit_server_active. */
+    bool borrowed, refuse;
+    atomic_int *mirror;
+    void *owner;
 };
 
 static void update_io(sockit_listener *l)
 {
+    if (l->io == NULL)
+        return;
     int want = (l->paused || l->held || l->backing_off || l->doomed) ? 0 : SOCKIT_EVENT_READ;
     if (sockit_io_events(l->io) != want)
         sockit_io_start(l->io, want);
@@ -129,6 +137,8 @@ static void link_stream(sockit_listener *l, sockit_stream *st)
         l->streams->lprev = st;
     l->streams = st;
     l->count++;
+    if (l->mirror != NULL)
+        atomic_fetch_add(l->mirror, 1);
 }
 
 void sockit__listener_stream_ended(sockit_listener *l, sockit_stream *st)
@@ -141,6 +151,8 @@ void sockit__listener_stream_ended(sockit_listener *l, sockit_stream *st)
         st->lnext->lprev = st->lprev;
     st->listener = NULL;
     l->count--;
+    if (l->mirror != NULL)
+        atomic_fetch_sub(l->mirror, 1);
     if (l->held && (size_t)l->cfg.max_connections > l->count) {
         l->held = false;
         update_io(l);
@@ -155,7 +167,8 @@ static void free_listener(sockit_listener *l)
     sockit_timer_close(l->backoff);
     if (l->reserve_fd >= 0)
         close(l->reserve_fd);
-    sockit_close(l->sock);
+    if (!l->borrowed)
+        sockit_close(l->sock);
     sockit__free(l);
 }
 
@@ -165,6 +178,10 @@ static void admit(sockit_listener *l, int fd, const sockit_addr *peer)
     const sockit_listener_config *c = &l->cfg;
     if (c->verify != NULL && !c->verify(l, peer, c->user)) {
         close(fd);
+        return;
+    }
+    if (l->refuse && c->max_connections > 0 && l->count >= (size_t)c->max_connections) {
+        close(fd); /* the client reads end of stream at once */
         return;
     }
     sockit_stream *st = sockit__stream_make(l->loop, fd, true, true, c->callbacks, c->user);
@@ -179,7 +196,7 @@ static void admit(sockit_listener *l, int fd, const sockit_addr *peer)
         st->peer_len = peer->len;
     }
     link_stream(l, st);
-    if (c->max_connections > 0 && l->count >= (size_t)c->max_connections) {
+    if (!l->refuse && c->max_connections > 0 && l->count >= (size_t)c->max_connections) {
         l->held = true;
         update_io(l);
     }
@@ -270,6 +287,45 @@ sockit_listener *sockit_listener_new(sockit_loop *loop, sockit *listening,
     reserve(l);
     return l;
 }
+
+sockit_listener *sockit__listener_borrow(sockit_loop *loop, sockit *listening,
+                                        const sockit_listener_config *cfg, bool refuse,
+                                        atomic_int *mirror, void *owner)
+{
+    sockit_listener *l = sockit_listener_new(loop, listening, cfg);
+    if (l != NULL) {
+        l->borrowed = true;
+        l->refuse = refuse;
+        l->mirror = mirror;
+        l->owner = owner;
+    }
+    return l;
+}
+
+void *sockit__listener_owner(const sockit_listener *l) { return l->owner; }
+
+void sockit__listener_let_go(sockit_listener *l)
+{
+    sockit_io_close(l->io);
+    l->io = NULL;
+    l->doomed = true;
+}
+
+void sockit__listener_close_streams(sockit_listener *l, bool abort, double linger)
+{
+    /* Closing one may end it at once (nothing queued), which unlinks it. */
+    sockit_stream *st = l->streams;
+    while (st != NULL) {
+        sockit_stream *next = st->lnext;
+        if (abort)
+            sockit_stream_abort(st);
+        else
+            sockit_stream_close(st, linger);
+        st = next;
+    }
+}
+
+void sockit__listener_free(sockit_listener *l) { free_listener(l); }
 
 size_t sockit_listener_count(const sockit_listener *l) { return l != NULL ? l->count : 0; }
 

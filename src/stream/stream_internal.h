@@ -138,4 +138,18 @@ void sockit__stream_arm_timer(sockit_stream *st);
 /* A stream of l ended: count it out and accept again if max_connections held it. */
 void sockit__listener_stream_ended(sockit_listener *l, sockit_stream *st);
 
+/* The event-driven server's listener (socketserver_events.c): the socket stays the
+ * caller's; refuse: clients over max_connections are closed at once instead of
+ * waiting; mirror counts the open streams for other threads; owner is the server. */
+sockit_listener *sockit__listener_borrow(sockit_loop *loop, sockit *listening,
+                                        const sockit_listener_config *cfg, bool refuse,
+                                        atomic_int *mirror, void *owner);
+void *sockit__listener_owner(const sockit_listener *l);
+/* Stops accepting for good and forgets the socket (which the caller then closes);
+ * the streams stay counted until they end. */
+void sockit__listener_let_go(sockit_listener *l);
+/* Aborts every open stream, or closes each with linger (sockit_stream_close). */
+void sockit__listener_close_streams(sockit_listener *l, bool abort, double linger);
+void sockit__listener_free(sockit_listener *l);
+
 #endif /* SOCKIT_STREAM_INTERNAL_H */

@@ -1,0 +1,184 @@
+/* sockit echo: an echo server on the event-driven server (SOCKIT_EVENTS): every
+ * connection is a stream on one loop, and what it sends comes back as it arrives. A
+ * peer that does not read what it sent back is not allowed to grow the server's
+ * memory: past the stream's high watermark the server stops reading from it until
+ * its queue drains. */
+#include "cli.h"
+
+#include <getopt.h>
+#include <signal.h>
+#include <string.h>
+
+#define ECHO_USAGE                                                                                 \
+    "sockit echo [--idle SECS] [--max-connections N] [--grace SECS] [--json] [HOST] PORT | "      \
+    "unix:PATH"
+
+typedef struct echo_stats {
+    long long connections, bytes;
+    bool json;
+} echo_stats;
+
+static sockit_server *running;
+
+static void on_signal(int sig)
+{
+    (void)sig;
+    sockit_server_shutdown(running);
+}
+
+static void on_data(sockit_stream *st, const char *data, size_t len, void *user)
+{
+    echo_stats *es = user;
+    es->bytes += (long long)len;
+    if (sockit_stream_write(st, data, len) < 0) {
+        cli_fail("%s", sockit_errmsg());
+        sockit_stream_abort(st);
+        return;
+    }
+    if (sockit_stream_write_blocked(st))
+        sockit_stream_pause(st);
+}
+
+static void on_drain(sockit_stream *st, void *user)
+{
+    (void)user;
+    sockit_stream_resume(st);
+}
+
+static void on_error(sockit_stream *st, int code, void *user)
+{
+    (void)st;
+    echo_stats *es = user;
+    /* A client that resets or idles out is the client's business, unless asked. */
+    if (es->json)
+        cli_event("error", "code", 's', sockit_errname(code), "message", 's', sockit_errmsg(),
+                  NULL);
+}
+
+static void on_connect(sockit_server *srv, sockit_stream *st, const sockit_addr *peer, void *user)
+{
+    (void)srv;
+    (void)st;
+    echo_stats *es = user;
+    es->connections++;
+    if (es->json) {
+        char text[SOCKIT_ADDRSTRLEN];
+        cli_event("connected", "peer", 's', cli_addr_text(peer, text, sizeof text), NULL);
+    }
+}
+
+static const sockit_stream_callbacks echo_callbacks = {
+    .on_data = on_data,
+    .on_drain = on_drain,
+    .on_error = on_error,
+};
+
+static void help(void)
+{
+    printf("usage: %s\n\n", ECHO_USAGE);
+    printf("An echo server: every byte a client sends comes back to it. All clients are\n"
+           "served at once by one event loop (sockit_server in SOCKIT_EVENTS mode), so one\n"
+           "slow or idle client never holds up another.\n\n"
+           "  --idle SECS           close a client that sends and takes nothing for SECS\n"
+           "                        (default 300; 0: never)\n"
+           "  --max-connections N   at most N clients at once; more wait in the backlog\n"
+           "                        (default: no limit but the descriptor limit)\n"
+           "  --grace SECS          on SIGINT/SIGTERM, let replies drain this long before\n"
+           "                        the remaining clients are reset (default 1)\n"
+           "  --json                one JSON object per event on stdout\n\n"
+           "PORT 0 picks a free port; the one bound is printed first. Exit status: 0 after\n"
+           "SIGINT or SIGTERM, 1 if it cannot serve, 2 bad usage. See sockit(1).\n");
+}
+
+int cmd_echo(int argc, char **argv)
+{
+    static const struct option longopts[] = {
+        {"idle", required_argument, NULL, 'i'}, {"max-connections", required_argument, NULL, 'm'},
+        {"grace", required_argument, NULL, 'g'}, {"json", no_argument, NULL, 'j'},
+        {"help", no_argument, NULL, 'h'},       {NULL, 0, NULL, 0},
+    };
+    double idle = 300, grace = 1;
+    long max_conns = 0;
+    echo_stats es = {0};
+    opterr = 0;
+    int opt;
+    while ((opt = getopt_long(argc, argv, ":i:m:g:jh", longopts, NULL)) != -1) {
+        int rc = 0;
+        switch (opt) {
+        case 'i':
+            rc = cli_parse_seconds(ECHO_USAGE, "--idle", optarg, &idle);
+            break;
+        case 'm':
+            rc = cli_parse_count(ECHO_USAGE, "--max-connections", optarg, 1, 1000000000L,
+                                 &max_conns);
+            break;
+        case 'g':
+            rc = cli_parse_seconds(ECHO_USAGE, "--grace", optarg, &grace);
+            break;
+        case 'j':
+            cli_json_enable(stdout);
+            es.json = true;
+            break;
+        case 'h':
+            help();
+            return CLI_OK;
+        case ':':
+            return cli_usage_error(ECHO_USAGE, "option '%s' needs a value", argv[optind - 1]);
+        default:
+            return cli_unknown_option(ECHO_USAGE, argc, argv, 0);
+        }
+        if (rc != 0)
+            return rc;
+    }
+    hostport target;
+    int rc = cli_parse_operands(ECHO_USAGE, argc - optind, argv + optind, HOSTPORT_LISTENER,
+                                &target);
+    if (rc != 0)
+        return rc;
+    const char *host = target.host[0] != '\0' ? target.host : NULL;
+    if (target.is_unix && (rc = cli_check_unix_path(host, true)) != 0)
+        return rc;
+
+    sockit_server_config cfg = {
+        .mode = SOCKIT_EVENTS,
+        .stream = &echo_callbacks,
+        .on_connect = on_connect,
+        .user = &es,
+        .max_connections = (int)max_conns,
+        /* Here 0 says never; the server's 0 would mean its default. */
+        .idle_timeout = idle == 0 ? -1 : idle,
+        .close_grace = grace == 0 ? -1 : grace,
+    };
+    sockit_server *srv = sockit_server_new(host, target.is_unix ? 0 : target.port, SOCK_STREAM,
+                                           &cfg);
+    if (srv == NULL)
+        return cli_fail_lib();
+    sockit_addr bound;
+    char text[SOCKIT_ADDRSTRLEN];
+    sockit_server_address(srv, &bound);
+    cli_addr_text(&bound, text, sizeof text);
+    if (cli_json_on())
+        cli_event("bound", "address", 's', text, "port", 'i', (long long)sockit_addr_port(&bound),
+                  NULL);
+    else
+        printf("Listening on %s\n", text);
+    fflush(stdout);
+
+    running = srv;
+    struct sigaction sa;
+    memset(&sa, 0, sizeof sa);
+    sa.sa_handler = on_signal;
+    sigemptyset(&sa.sa_mask);
+    sigaction(SIGINT, &sa, NULL);
+    sigaction(SIGTERM, &sa, NULL);
+    signal(SIGPIPE, SIG_IGN);
+
+    int status = CLI_OK;
+    if (sockit_server_serve_forever(srv) < 0)
+        status = cli_fail_lib();
+    sockit_server_close(srv);
+    running = NULL;
+    cli_event("exit", "reason", 's', status == CLI_OK ? "signal" : "error", "connections", 'i',
+              es.connections, "bytes", 'i', es.bytes, NULL);
+    return status;
+}

@@ -1,0 +1,455 @@
+/* SOCKIT_EVENTS, the event-driven server: stream callbacks answer TCP and Unix
+ * clients, all at once on one loop; shutdown from another thread and from a signal
+ * handler; verify; max_connections (wait and refuse); the idle timeout; close with
+ * 1,000 connections open returns within the grace; sockit_server_active; bad config.
+ * Runs once per loop backend ($SOCKIT_LOOP_BACKEND). */
+#include "socketserver_harness.h"
+
+#include <math.h>
+
+/* ---- a line echo server ------------------------------------------------------------ */
+
+static atomic_int ev_connects, ev_closes, ev_errors;
+
+static void ev_line(sockit_stream *st, const char *data, size_t len, void *user)
+{
+    (void)user;
+    sockit_stream_write(st, data, len);
+}
+
+static void ev_close(sockit_stream *st, void *user)
+{
+    (void)st;
+    (void)user;
+    atomic_fetch_add(&ev_closes, 1);
+}
+
+static void ev_error(sockit_stream *st, int code, void *user)
+{
+    (void)st;
+    (void)code;
+    (void)user;
+    atomic_fetch_add(&ev_errors, 1);
+}
+
+static const sockit_stream_callbacks ev_callbacks = {
+    .on_data = ev_line, .on_error = ev_error, .on_close = ev_close};
+
+static void ev_connected(sockit_server *srv, sockit_stream *st, const sockit_addr *peer,
+                         void *user)
+{
+    (void)srv;
+    (void)peer;
+    (void)user;
+    atomic_fetch_add(&ev_connects, 1);
+    sockit_stream_read_lines(st, 0);
+}
+
+static sockit_server_config ev_config(void)
+{
+    atomic_store(&ev_connects, 0);
+    atomic_store(&ev_closes, 0);
+    atomic_store(&ev_errors, 0);
+    return (sockit_server_config){.mode = SOCKIT_EVENTS,
+                                  .stream = &ev_callbacks,
+                                  .on_connect = ev_connected};
+}
+
+typedef struct ev_run {
+    sockit_server *srv;
+    pthread_t tid;
+    int rc;
+    int port;
+    char path[108];
+} ev_run;
+
+static void *ev_serve(void *arg)
+{
+    ev_run *r = arg;
+    r->rc = sockit_server_serve_forever(r->srv);
+    return NULL;
+}
+
+static void ev_start(ev_run *r, const sockit_server_config *cfg, bool unix_socket)
+{
+    memset(r, 0, sizeof *r);
+    if (unix_socket) {
+        char host[120];
+        snprintf(r->path, sizeof r->path, "/tmp/sockit-ev-%d-%ld.sock", (int)getpid(),
+                 (long)random());
+        snprintf(host, sizeof host, "unix:%s", r->path);
+        r->srv = sockit_server_new(host, 0, SOCK_STREAM, cfg);
+    } else {
+        r->srv = sockit_server_new("127.0.0.1", 0, SOCK_STREAM, cfg);
+    }
+    assert_sock(r->srv);
+    sockit_addr a;
+    assert_ok(sockit_server_address(r->srv, &a));
+    r->port = unix_socket ? 0 : sockit_addr_port(&a);
+    assert_int_equal(pthread_create(&r->tid, NULL, ev_serve, r), 0);
+}
+
+static void ev_stop(ev_run *r)
+{
+    sockit_server_shutdown(r->srv);
+    assert_int_equal(pthread_join(r->tid, NULL), 0);
+    assert_int_equal(r->rc, 0);
+    assert_ok(sockit_server_close(r->srv));
+    if (r->path[0] != '\0')
+        unlink(r->path);
+}
+
+static sockit *ev_client(const ev_run *r)
+{
+    char host[120];
+    if (r->path[0] != '\0')
+        snprintf(host, sizeof host, "unix:%s", r->path);
+    else
+        snprintf(host, sizeof host, "127.0.0.1");
+    sockit *c = sockit_create_connection(host, r->port, 5.0, NULL);
+    assert_sock(c);
+    assert_ok(sockit_settimeout(c, 5.0));
+    return c;
+}
+
+static void ev_roundtrip(sockit *c, const char *line)
+{
+    size_t len = strlen(line);
+    assert_ok(sockit_sendall(c, line, len, 0, NULL));
+    char buf[256];
+    assert_int_equal(sockit_recv_exact(c, buf, len, 0), (ssize_t)len);
+    assert_memory_equal(buf, line, len);
+}
+
+/* Waits until cond() or 5 s. */
+static bool ev_wait_for(bool (*cond)(void))
+{
+    double end = harness_now() + 5.0;
+    while (!cond() && harness_now() < end)
+        srv_sleep(0.005);
+    return cond();
+}
+
+/* ---- tests --------------------------------------------------------------------------- */
+
+static void check_backend(void)
+{
+    const char *want = getenv("SOCKIT_LOOP_BACKEND");
+    sockit_loop *loop = sockit_loop_new(NULL);
+    assert_non_null(loop);
+    if (want != NULL)
+        assert_string_equal(sockit_loop_backend(loop), want);
+    assert_ok(sockit_loop_close(loop));
+}
+
+static void test_events_server_answers_many_tcp_clients_at_once(void **state)
+{
+    (void)state;
+    check_backend();
+    sockit_server_config cfg = ev_config();
+    ev_run r;
+    ev_start(&r, &cfg, false);
+    enum { N = 50 };
+    sockit *c[N];
+    for (int i = 0; i < N; i++)
+        c[i] = ev_client(&r);
+    /* Every client is open at once, and each is answered while the others wait. */
+    for (int round = 0; round < 3; round++)
+        for (int i = 0; i < N; i++) {
+            char line[64];
+            snprintf(line, sizeof line, "client %d round %d\n", i, round);
+            ev_roundtrip(c[i], line);
+        }
+    assert_int_equal(sockit_server_active(r.srv), N);
+    for (int i = 0; i < N; i++)
+        sockit_close(c[i]);
+    ev_stop(&r);
+    assert_int_equal(atomic_load(&ev_connects), N);
+    assert_int_equal(atomic_load(&ev_closes), N);
+}
+
+static void test_events_server_answers_unix_stream_clients(void **state)
+{
+    (void)state;
+    sockit_server_config cfg = ev_config();
+    ev_run r;
+    ev_start(&r, &cfg, true);
+    sockit *a = ev_client(&r), *b = ev_client(&r);
+    ev_roundtrip(a, "over a unix socket\n");
+    ev_roundtrip(b, "another\n");
+    sockit_close(a);
+    sockit_close(b);
+    ev_stop(&r);
+    assert_int_equal(atomic_load(&ev_connects), 2);
+}
+
+static void test_events_server_frames_lines_split_across_sends(void **state)
+{
+    (void)state;
+    sockit_server_config cfg = ev_config();
+    ev_run r;
+    ev_start(&r, &cfg, false);
+    sockit *c = ev_client(&r);
+    assert_ok(sockit_sendall(c, "hel", 3, 0, NULL));
+    srv_sleep(0.05);
+    /* Nothing comes back before the line is whole. */
+    char buf[64];
+    assert_code(sockit_recv(c, buf, sizeof buf, MSG_DONTWAIT), SOCKIT_EWOULDBLOCK);
+    assert_ok(sockit_sendall(c, "lo\nworld\n", 9, 0, NULL));
+    assert_int_equal(sockit_recv_exact(c, buf, 12, 0), 12);
+    assert_memory_equal(buf, "hello\nworld\n", 12);
+    sockit_close(c);
+    ev_stop(&r);
+}
+
+static sockit_server *stop_target;
+
+static void stop_on_alarm(int sig)
+{
+    (void)sig;
+    sockit_server_shutdown(stop_target);
+}
+
+static void test_events_server_stops_within_a_second_of_a_signal(void **state)
+{
+    (void)state;
+    sockit_server_config cfg = ev_config();
+    sockit_server *srv = sockit_server_new("127.0.0.1", 0, SOCK_STREAM, &cfg);
+    assert_sock(srv);
+    stop_target = srv;
+    harness_signal_no_restart(SIGALRM, stop_on_alarm);
+    harness_signal_after(SIGALRM, 0.1);
+    double t0 = harness_now();
+    assert_ok(sockit_server_serve_forever(srv));
+    assert_true(harness_now() - t0 < 1.0);
+    signal(SIGALRM, SIG_DFL);
+    assert_ok(sockit_server_close(srv));
+}
+
+static void test_events_server_shutdown_before_serving_returns_at_once(void **state)
+{
+    (void)state;
+    sockit_server_config cfg = ev_config();
+    sockit_server *srv = sockit_server_new("127.0.0.1", 0, SOCK_STREAM, &cfg);
+    assert_sock(srv);
+    sockit_server_shutdown(srv);
+    assert_ok(sockit_server_serve_forever(srv));
+    assert_true(sockit_server_stopping(srv));
+    assert_ok(sockit_server_close(srv));
+}
+
+static bool reject_all(sockit_server *srv, const sockit_addr *peer, void *user)
+{
+    (void)srv;
+    (void)peer;
+    (void)user;
+    return false;
+}
+
+static void test_events_server_verify_rejects_a_client(void **state)
+{
+    (void)state;
+    sockit_server_config cfg = ev_config();
+    cfg.verify_request = reject_all;
+    ev_run r;
+    ev_start(&r, &cfg, false);
+    sockit *c = ev_client(&r);
+    char buf[8];
+    assert_int_equal(sockit_recv(c, buf, sizeof buf, 0), 0); /* closed at once */
+    sockit_close(c);
+    ev_stop(&r);
+    assert_int_equal(atomic_load(&ev_connects), 0);
+}
+
+static bool two_connected(void) { return atomic_load(&ev_connects) == 2; }
+static bool three_connected(void) { return atomic_load(&ev_connects) == 3; }
+
+static void test_events_server_max_connections_makes_the_next_wait(void **state)
+{
+    (void)state;
+    sockit_server_config cfg = ev_config();
+    cfg.max_connections = 2;
+    ev_run r;
+    ev_start(&r, &cfg, false);
+    sockit *a = ev_client(&r), *b = ev_client(&r);
+    ev_roundtrip(a, "a\n");
+    ev_roundtrip(b, "b\n");
+    sockit *c = ev_client(&r); /* connected in the backlog, not served */
+    assert_ok(sockit_sendall(c, "c\n", 2, 0, NULL));
+    srv_sleep(0.2);
+    char buf[8];
+    assert_code(sockit_recv(c, buf, sizeof buf, MSG_DONTWAIT), SOCKIT_EWOULDBLOCK);
+    assert_true(two_connected());
+    sockit_close(a);
+    /* A freed place lets the waiting client in, and its early line is answered. */
+    assert_int_equal(sockit_recv_exact(c, buf, 2, 0), 2);
+    assert_memory_equal(buf, "c\n", 2);
+    assert_true(ev_wait_for(three_connected));
+    sockit_close(b);
+    sockit_close(c);
+    ev_stop(&r);
+}
+
+static void test_events_server_max_connections_refuse_closes_the_next(void **state)
+{
+    (void)state;
+    sockit_server_config cfg = ev_config();
+    cfg.max_connections = 1;
+    cfg.overflow = SOCKIT_OVERFLOW_REFUSE;
+    ev_run r;
+    ev_start(&r, &cfg, false);
+    sockit *a = ev_client(&r);
+    ev_roundtrip(a, "a\n");
+    sockit *b = ev_client(&r);
+    char buf[8];
+    assert_int_equal(sockit_recv(b, buf, sizeof buf, 0), 0);
+    sockit_close(b);
+    sockit_close(a);
+    ev_stop(&r);
+    assert_int_equal(atomic_load(&ev_connects), 1);
+}
+
+static void test_events_server_idle_timeout_frees_a_silent_client(void **state)
+{
+    (void)state;
+    sockit_server_config cfg = ev_config();
+    cfg.idle_timeout = 0.2;
+    ev_run r;
+    ev_start(&r, &cfg, false);
+    sockit *c = ev_client(&r);
+    double t0 = harness_now();
+    char buf[8];
+    assert_int_equal(sockit_recv(c, buf, sizeof buf, 0), 0);
+    double took = harness_now() - t0;
+    assert_true(took >= 0.15 && took < 2.0);
+    sockit_close(c);
+    ev_stop(&r);
+    assert_int_equal(atomic_load(&ev_errors), 1); /* SOCKIT_ETIMEOUT, to on_error */
+    assert_int_equal(atomic_load(&ev_closes), 1);
+}
+
+static void test_events_server_new_client_served_while_500_drip(void **state)
+{
+    (void)state;
+    sockit_server_config cfg = ev_config();
+    ev_run r;
+    ev_start(&r, &cfg, false);
+    enum { N = 500 };
+    sockit **drip = calloc(N, sizeof *drip);
+    assert_non_null(drip);
+    for (int i = 0; i < N; i++) {
+        drip[i] = ev_client(&r);
+        /* Half a line each: every one of them holds a partial frame. */
+        assert_ok(sockit_sendall(drip[i], "x", 1, 0, NULL));
+    }
+    double t0 = harness_now();
+    sockit *c = ev_client(&r);
+    ev_roundtrip(c, "served\n");
+    assert_true(harness_now() - t0 < 1.0);
+    sockit_close(c);
+    for (int i = 0; i < N; i++)
+        sockit_close(drip[i]);
+    free(drip);
+    ev_stop(&r);
+}
+
+static bool all_1000_connected(void) { return atomic_load(&ev_connects) == 1000; }
+
+static void test_events_server_close_with_1000_open_returns_within_grace(void **state)
+{
+    (void)state;
+    sockit_server_config cfg = ev_config();
+    cfg.close_grace = 0.5;
+    ev_run r;
+    ev_start(&r, &cfg, false);
+    enum { N = 1000 };
+    sockit **c = calloc(N, sizeof *c);
+    assert_non_null(c);
+    for (int i = 0; i < N; i++)
+        c[i] = ev_client(&r);
+    assert_true(ev_wait_for(all_1000_connected));
+    sockit_server_shutdown(r.srv);
+    assert_int_equal(pthread_join(r.tid, NULL), 0);
+    double t0 = harness_now();
+    assert_ok(sockit_server_close(r.srv));
+    assert_true(harness_now() - t0 < 0.5 + 1.5);
+    assert_int_equal(atomic_load(&ev_closes), N);
+    /* Every client is told: end of stream or a reset, never silence. */
+    for (int i = 0; i < N; i++) {
+        char b;
+        assert_true(sockit_recv(c[i], &b, 1, 0) <= 0);
+        sockit_close(c[i]);
+    }
+    free(c);
+}
+
+static void test_events_server_handle_request_runs_one_iteration(void **state)
+{
+    (void)state;
+    sockit_server_config cfg = ev_config();
+    sockit_server *srv = sockit_server_new("127.0.0.1", 0, SOCK_STREAM, &cfg);
+    assert_sock(srv);
+    assert_int_equal(sockit_server_handle_request(srv, 0.01), 1);
+    sockit_server_shutdown(srv);
+    assert_int_equal(sockit_server_handle_request(srv, 0.01), 0);
+    assert_code(sockit_server_handle_request(srv, NAN), -EINVAL);
+    assert_ok(sockit_server_close(srv));
+}
+
+static void test_events_server_rejects_bad_config(void **state)
+{
+    (void)state;
+    sockit_server_config cfg = {.mode = SOCKIT_EVENTS};
+    assert_null(sockit_server_new("127.0.0.1", 0, SOCK_STREAM, &cfg));
+    assert_int_equal(sockit_errcode(), -EINVAL);
+    assert_non_null(strstr(sockit_errmsg(), "stream"));
+    cfg = ev_config();
+    assert_null(sockit_server_new("127.0.0.1", 0, SOCK_DGRAM, &cfg));
+    assert_int_equal(sockit_errcode(), -EINVAL);
+    assert_non_null(strstr(sockit_errmsg(), "SOCK_STREAM"));
+}
+
+static void test_events_server_closed_without_serving(void **state)
+{
+    (void)state;
+    sockit_server_config cfg = ev_config();
+    sockit_server *srv = sockit_server_new("127.0.0.1", 0, SOCK_STREAM, &cfg);
+    assert_sock(srv);
+    assert_ok(sockit_server_close(srv));
+}
+
+int main(void)
+{
+    const struct CMUnitTest tests[] = {
+        cmocka_unit_test_setup_teardown(test_events_server_answers_many_tcp_clients_at_once,
+                                        harness_fd_setup, harness_fd_teardown),
+        cmocka_unit_test_setup_teardown(test_events_server_answers_unix_stream_clients,
+                                        harness_fd_setup, harness_fd_teardown),
+        cmocka_unit_test_setup_teardown(test_events_server_frames_lines_split_across_sends,
+                                        harness_fd_setup, harness_fd_teardown),
+        cmocka_unit_test_setup_teardown(test_events_server_stops_within_a_second_of_a_signal,
+                                        harness_fd_setup, harness_fd_teardown),
+        cmocka_unit_test_setup_teardown(test_events_server_shutdown_before_serving_returns_at_once,
+                                        harness_fd_setup, harness_fd_teardown),
+        cmocka_unit_test_setup_teardown(test_events_server_verify_rejects_a_client,
+                                        harness_fd_setup, harness_fd_teardown),
+        cmocka_unit_test_setup_teardown(test_events_server_max_connections_makes_the_next_wait,
+                                        harness_fd_setup, harness_fd_teardown),
+        cmocka_unit_test_setup_teardown(test_events_server_max_connections_refuse_closes_the_next,
+                                        harness_fd_setup, harness_fd_teardown),
+        cmocka_unit_test_setup_teardown(test_events_server_idle_timeout_frees_a_silent_client,
+                                        harness_fd_setup, harness_fd_teardown),
+        cmocka_unit_test_setup_teardown(test_events_server_new_client_served_while_500_drip,
+                                        harness_fd_setup, harness_fd_teardown),
+        cmocka_unit_test_setup_teardown(
+            test_events_server_close_with_1000_open_returns_within_grace, harness_fd_setup,
+            harness_fd_teardown),
+        cmocka_unit_test_setup_teardown(test_events_server_handle_request_runs_one_iteration,
+                                        harness_fd_setup, harness_fd_teardown),
+        cmocka_unit_test_setup_teardown(test_events_server_rejects_bad_config, harness_fd_setup,
+                                        harness_fd_teardown),
+        cmocka_unit_test_setup_teardown(test_events_server_closed_without_serving,
+                                        harness_fd_setup, harness_fd_teardown),
+    };
+    return cmocka_run_group_tests(tests, NULL, NULL);
+}
