@@ -14,6 +14,7 @@
 #include "sys.h"
 
 #include <fcntl.h>
+#include <math.h>
 #include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -74,22 +75,23 @@ struct rec {
     int frames;
     size_t frame_off[MAX_FRAMES], frame_len[MAX_FRAMES];
     int eofs, drains, errors, closes;
-    int code;          /* on_error's */
-    char errmsg[256];  /* sockit_errmsg() inside on_error */
-    char log[128];     /* 'd' data, 'e' eof, 'w' drain, 'E' error, 'C' close */
+    int code;         /* on_error's */
+    char errmsg[256]; /* sockit_errmsg() inside on_error */
+    char log[128];    /* 'd' data, 'e' eof, 'w' drain, 'E' error, 'C' close */
     int nlog;
-    bool ended;        /* the test closed or aborted it, or on_error ran */
-    int late;          /* callbacks other than on_close after it ended, or after on_close */
+    bool ended; /* the test closed or aborted it, or on_error ran */
+    int late;   /* callbacks other than on_close after it ended, or after on_close */
     size_t queued_at_drain;
     bool blocked_at_drain;
     int fd_at_close;
     void *user_at_close;
+    int write_in_close; /* sockit_stream_write from inside on_close */
     /* Actions the callbacks take after recording. */
-    char close_on;     /* close from inside this callback ('d', 'e', 'w', 'E') */
+    char close_on; /* close from inside this callback ('d', 'e', 'w', 'E') */
     double close_linger;
-    bool abort_too;    /* and abort right after the close */
+    bool abort_too; /* and abort right after the close */
     bool pause_on_first;
-    bool echo;         /* on_data writes the bytes back */
+    bool echo; /* on_data writes the bytes back */
 };
 
 static void rec_init(struct rec *r)
@@ -178,17 +180,16 @@ static void on_close(sockit_stream *st, void *user)
     r->closes++;
     r->fd_at_close = sockit_stream_fd(st);
     r->user_at_close = sockit_stream_user(st);
+    r->write_in_close = sockit_stream_write(st, "x", 1);
     r->st = NULL;
     r->ended = true;
 }
 
 static const sockit_stream_callbacks rec_cb = {on_data, on_eof, on_drain, on_error, on_close};
 /* No on_eof: the stream closes itself once the queue has drained. */
-static const sockit_stream_callbacks rec_cb_no_eof = {on_data, NULL, on_drain, on_error,
-                                                      on_close};
+static const sockit_stream_callbacks rec_cb_no_eof = {on_data, NULL, on_drain, on_error, on_close};
 /* A write-only descriptor (a pipe's write end, stdout). */
-static const sockit_stream_callbacks rec_cb_no_data = {NULL, on_eof, on_drain, on_error,
-                                                       on_close};
+static const sockit_stream_callbacks rec_cb_no_data = {NULL, on_eof, on_drain, on_error, on_close};
 
 /* The test ends the stream itself. */
 static void rec_close(struct rec *r, double linger)
@@ -212,6 +213,7 @@ static void wait_closed(sockit_loop *loop, struct rec *r)
     assert_int_equal(r->late, 0);
     assert_int_equal(r->log[r->nlog - 1], 'C');
     assert_null(r->st);
+    assert_code(r->write_in_close, -EPIPE);
 }
 
 /* ---- peers ---------------------------------------------------------------------- */
@@ -327,10 +329,7 @@ static size_t fill(sockit_stream *st, size_t least)
     return total;
 }
 
-static void set_linger0(sockit *s)
-{
-    assert_ok(sockit_set_linger(s, true, 0));
-}
+static void set_linger0(sockit *s) { assert_ok(sockit_set_linger(s, true, 0)); }
 
 /* ---- delivery ------------------------------------------------------------------- */
 
@@ -645,6 +644,7 @@ static void test_write_ref_done_once_with_zero_after_the_bytes_went_out(void **s
     static const char small[] = "zero copy";
     struct done_log d1 = {0};
     assert_ok(sockit_stream_write_ref(r.st, small, 9, write_done, &d1));
+    assert_int_equal(d1.calls, 0); /* always from the loop */
     RUN_UNTIL(loop, d1.calls > 0, 5.0);
     assert_int_equal(d1.calls, 1);
     assert_int_equal(d1.status, 0);
@@ -698,7 +698,7 @@ static void test_write_ref_done_gets_a_code_when_the_stream_is_aborted_first(voi
     RUN_UNTIL(loop, d.calls > 0, 1.0);
     run_for(loop, 0.02);
     assert_int_equal(d.calls, 1);
-    assert_true(d.status < 0);
+    assert_code(d.status, -ECANCELED);
     rec_free(&r);
     assert_ok(sockit_close(peer));
     close_loop(loop);
@@ -735,7 +735,7 @@ static void test_peer_reset_during_a_queued_write_is_one_error_then_close(void *
         fail_msg("on_error's message \"%s\" does not name the peer %s", r.errmsg, want);
     RUN_UNTIL(loop, d.calls > 0, 1.0);
     assert_int_equal(d.calls, 1);
-    assert_true(d.status < 0);
+    assert_code(d.status, r.code); /* the error that ended the stream */
     rec_free(&r);
     close_loop(loop);
 }
@@ -1071,6 +1071,102 @@ static void test_read_exact_follows_a_length_prefix_switched_inside_on_data(void
     close_loop(loop);
 }
 
+/* A header line, then a body whose size it gave, then lines again: the framing
+ * changes from inside on_data and applies to the bytes after the current frame,
+ * though they came in the same read. */
+struct hb {
+    struct rec r;
+    bool in_body;
+};
+
+static void hb_on_data(sockit_stream *st, const char *data, size_t len, void *user)
+{
+    struct hb *h = user;
+    on_data(st, data, len, &h->r);
+    if (h->in_body) {
+        assert_ok(sockit_stream_read_lines(st, 0));
+        h->in_body = false;
+    } else {
+        assert_ok(sockit_stream_read_exact(st, (size_t)atoi(data)));
+        h->in_body = true;
+    }
+}
+
+static const sockit_stream_callbacks hb_cb = {hb_on_data, on_eof, NULL, on_error, on_close};
+
+static void test_framing_switches_from_lines_to_exact_inside_one_read(void **state)
+{
+    (void)state;
+    sockit_loop *loop = new_loop();
+    sockit *s, *peer;
+    unix_pair(&s, &peer);
+    struct hb h;
+    memset(&h, 0, sizeof h);
+    rec_init(&h.r);
+    h.r.st = sockit_stream_new(loop, s, &hb_cb, &h);
+    assert_sock(h.r.st);
+    assert_ok(sockit_stream_read_lines(h.r.st, 0));
+    peer_send(peer, "5\nhe\nlo3\nab\n", 15);
+    RUN_UNTIL(loop, h.r.frames >= 4, 5.0);
+    run_for(loop, 0.02);
+    assert_int_equal(h.r.frames, 4);
+    assert_string_equal(h.r.data, "5\nhe\nlo3\nab\n");
+    static const size_t lens[] = {2, 5, 2, 3};
+    for (int i = 0; i < 4; i++)
+        assert_int_equal(h.r.frame_len[i], lens[i]);
+    h.r.ended = true;
+    sockit_stream_close(h.r.st, -1);
+    wait_closed(loop, &h.r);
+    rec_free(&h.r);
+    assert_ok(sockit_close(peer));
+    close_loop(loop);
+}
+
+/* max_line 0 is SOCKIT_LINE_MAX, the '\n' included. */
+static void test_read_lines_default_limit_is_sockit_line_max(void **state)
+{
+    (void)state;
+    sockit_loop *loop = new_loop();
+    sockit *s, *peer;
+    unix_pair(&s, &peer);
+    struct rec r;
+    rec_init(&r);
+    r.st = sockit_stream_new(loop, s, &rec_cb, &r);
+    assert_sock(r.st);
+    assert_ok(sockit_stream_read_lines(r.st, 0));
+    char *line = malloc(SOCKIT_LINE_MAX + 1);
+    assert_non_null(line);
+    memset(line, 'L', SOCKIT_LINE_MAX + 1);
+    line[SOCKIT_LINE_MAX - 1] = '\n';
+    size_t off = 0;
+    while (off < SOCKIT_LINE_MAX) { /* the socket pair may take it in pieces */
+        ssize_t n = send(sockit_fileno(peer), line + off, SOCKIT_LINE_MAX - off, MSG_DONTWAIT);
+        if (n > 0)
+            off += (size_t)n;
+        sockit_loop_run_once(loop, 0.005);
+    }
+    RUN_UNTIL(loop, r.frames >= 1, 5.0);
+    assert_int_equal(r.frames, 1);
+    assert_int_equal(r.frame_len[0], SOCKIT_LINE_MAX);
+    line[SOCKIT_LINE_MAX - 1] = 'L';
+    line[SOCKIT_LINE_MAX] = '\n';
+    off = 0;
+    while (off < SOCKIT_LINE_MAX + 1 && r.closes == 0) {
+        ssize_t n = send(sockit_fileno(peer), line + off, SOCKIT_LINE_MAX + 1 - off, MSG_DONTWAIT);
+        if (n > 0)
+            off += (size_t)n;
+        sockit_loop_run_once(loop, 0.005);
+    }
+    wait_closed(loop, &r);
+    assert_int_equal(r.frames, 1);
+    assert_int_equal(r.errors, 1);
+    assert_code(r.code, SOCKIT_ELINELEN);
+    free(line);
+    rec_free(&r);
+    assert_ok(sockit_close(peer));
+    close_loop(loop);
+}
+
 static void test_read_exact_short_frame_at_eof_is_eeof(void **state)
 {
     (void)state;
@@ -1183,6 +1279,80 @@ static void test_shutdown_half_closes_and_reading_goes_on(void **state)
     close_loop(loop);
 }
 
+/* Shutdown waits for the queue: the peer reads every byte, then the end. */
+static void test_shutdown_with_a_full_queue_sends_it_all_first(void **state)
+{
+    (void)state;
+    sockit_loop *loop = new_loop();
+    sockit *s, *peer;
+    tcp_pair(&s, &peer, true);
+    struct rec r;
+    rec_init(&r);
+    r.st = sockit_stream_new(loop, s, &rec_cb, &r);
+    assert_sock(r.st);
+    size_t total = 1 << 20;
+    unsigned char *src = pattern(total);
+    assert_ok(sockit_stream_write(r.st, src, total));
+    assert_true(sockit_stream_queued(r.st) > 0);
+    assert_ok(sockit_stream_shutdown(r.st));
+    assert_code(sockit_stream_write(r.st, "x", 1), -EPIPE);
+    struct sink k;
+    sink_init(&k, total);
+    sink_drain(loop, peer, &k, 0, true, 5.0);
+    assert_true(k.eof);
+    assert_int_equal(k.err, 0);
+    assert_int_equal(k.len, total);
+    assert_memory_equal(k.buf, src, total);
+    peer_send(peer, "still reading", 13);
+    RUN_UNTIL(loop, r.len >= 13, 5.0);
+    assert_string_equal(r.data, "still reading");
+    assert_int_equal(r.closes + r.errors, 0);
+    rec_close(&r, -1);
+    wait_closed(loop, &r);
+    free(src);
+    free(k.buf);
+    rec_free(&r);
+    assert_ok(sockit_close(peer));
+    close_loop(loop);
+}
+
+/* A linger that runs out aborts: the peer is reset, the zero-copy write's done gets
+ * SOCKIT_ETIMEOUT, and on_error is not called (the user closed the stream). */
+static void test_close_whose_linger_runs_out_aborts(void **state)
+{
+    (void)state;
+    sockit_loop *loop = new_loop();
+    sockit *s, *peer;
+    tcp_pair(&s, &peer, true);
+    struct rec r;
+    rec_init(&r);
+    r.st = sockit_stream_new(loop, s, &rec_cb, &r);
+    assert_sock(r.st);
+    fill(r.st, 200000);
+    static char buf[1000];
+    struct done_log d = {0};
+    assert_ok(sockit_stream_write_ref(r.st, buf, sizeof buf, write_done, &d));
+    double t0 = harness_now();
+    rec_close(&r, 0.2);
+    RUN_UNTIL(loop, r.closes > 0, 3.0);
+    double took = harness_now() - t0;
+    wait_closed(loop, &r);
+    if (took < 0.15 || took > 1.5)
+        fail_msg("a 0.2 s linger ended after %.3f s", took);
+    assert_int_equal(r.errors, 0);
+    RUN_UNTIL(loop, d.calls > 0, 1.0);
+    assert_int_equal(d.calls, 1);
+    assert_code(d.status, SOCKIT_ETIMEOUT);
+    struct sink k;
+    sink_init(&k, 64 << 20);
+    sink_drain(loop, peer, &k, 0, true, 5.0);
+    assert_code(k.err, -ECONNRESET);
+    free(k.buf);
+    rec_free(&r);
+    assert_ok(sockit_close(peer));
+    close_loop(loop);
+}
+
 static void test_close_with_linger_drains_the_queue_before_closing(void **state)
 {
     (void)state;
@@ -1233,8 +1403,15 @@ static void test_close_with_linger_zero_and_a_full_queue_aborts(void **state)
     unsigned char *src = pattern(total);
     assert_ok(sockit_stream_write(r.st, src, total));
     assert_true(sockit_stream_queued(r.st) > 0);
+    struct done_log d = {0};
+    assert_ok(sockit_stream_write_ref(r.st, src, 1000, write_done, &d));
     rec_close(&r, 0);
+    assert_int_equal(d.calls, 0); /* never from inside close */
     wait_closed(loop, &r);
+    RUN_UNTIL(loop, d.calls > 0, 1.0);
+    assert_int_equal(d.calls, 1);
+    assert_code(d.status, -ECANCELED);
+    assert_int_equal(r.errors, 0);
     struct sink k;
     sink_init(&k, total);
     sink_drain(loop, peer, &k, 0, true, 5.0);
@@ -1287,6 +1464,8 @@ static void test_idle_timeout_closes_with_etimeout_naming_the_peer(void **state)
     rec_init(&r);
     r.st = sockit_stream_new(loop, s, &rec_cb, &r);
     assert_sock(r.st);
+    assert_code(sockit_stream_set_idle_timeout(r.st, -1), -EINVAL);
+    assert_code(sockit_stream_set_idle_timeout(r.st, NAN), -EINVAL);
     assert_ok(sockit_stream_set_idle_timeout(r.st, 0.2));
     double t0 = harness_now();
     RUN_UNTIL(loop, r.closes > 0, 3.0);
@@ -1301,6 +1480,13 @@ static void test_idle_timeout_closes_with_etimeout_naming_the_peer(void **state)
     snprintf(want, sizeof want, "127.0.0.1:%d", sockit_addr_port(&local));
     if (strstr(r.errmsg, want) == NULL)
         fail_msg("on_error's message \"%s\" does not name the peer %s", r.errmsg, want);
+    /* The peer sees an ordinary end of stream. */
+    struct sink k;
+    sink_init(&k, 16);
+    sink_drain(loop, peer, &k, 0, true, 5.0);
+    assert_true(k.eof);
+    assert_int_equal(k.err, 0);
+    free(k.buf);
     rec_free(&r);
     assert_ok(sockit_close(peer));
     close_loop(loop);
@@ -1443,6 +1629,122 @@ static void test_close_and_abort_inside_on_error_close_once(void **state)
     close_loop(loop);
 }
 
+/* Two streams readable in the same iteration: whichever runs first closes the other,
+ * which then gets nothing but on_close. */
+struct pair_close {
+    struct rec r[2];
+};
+
+static void pc_on_data(sockit_stream *st, const char *data, size_t len, void *user)
+{
+    struct rec *me = user;
+    on_data(st, data, len, me);
+    struct pair_close *pc = me->user_at_close; /* set by the test: the pair */
+    struct rec *other = me == &pc->r[0] ? &pc->r[1] : &pc->r[0];
+    if (other->st != NULL && !other->ended) {
+        other->ended = true;
+        sockit_stream_close(other->st, 0);
+    }
+}
+
+static void pc_on_close(sockit_stream *st, void *user)
+{
+    struct rec *me = user;
+    void *keep = me->user_at_close;
+    on_close(st, user);
+    me->user_at_close = keep;
+}
+
+static const sockit_stream_callbacks pc_cb = {pc_on_data, on_eof, on_drain, on_error, pc_on_close};
+
+static void test_closing_another_stream_from_a_callback_stops_its_delivery(void **state)
+{
+    (void)state;
+    sockit_loop *loop = new_loop();
+    struct pair_close pc;
+    sockit *s[2], *peer[2];
+    for (int i = 0; i < 2; i++) {
+        unix_pair(&s[i], &peer[i]);
+        rec_init(&pc.r[i]);
+        pc.r[i].user_at_close = &pc;
+        pc.r[i].st = sockit_stream_new(loop, s[i], &pc_cb, &pc.r[i]);
+        assert_sock(pc.r[i].st);
+    }
+    peer_send(peer[0], "zero", 4);
+    peer_send(peer[1], "one", 3);
+    RUN_UNTIL(loop, pc.r[0].closes + pc.r[1].closes > 0, 5.0);
+    run_for(loop, 0.05);
+    assert_int_equal(pc.r[0].frames + pc.r[1].frames, 1);
+    int first = pc.r[0].frames == 1 ? 0 : 1;
+    assert_int_equal(pc.r[1 - first].closes, 1);
+    assert_int_equal(pc.r[1 - first].late, 0);
+    assert_string_equal(pc.r[1 - first].log, "C");
+    assert_int_equal(pc.r[1 - first].write_in_close, -EPIPE);
+    rec_close(&pc.r[first], -1);
+    wait_closed(loop, &pc.r[first]);
+    for (int i = 0; i < 2; i++) {
+        rec_free(&pc.r[i]);
+        assert_ok(sockit_close(peer[i]));
+    }
+    close_loop(loop);
+}
+
+/* An allocation that fails: no stream, and the sockit is still the caller's. */
+static void test_stream_new_out_of_memory_leaves_the_sockit_to_the_caller(void **state)
+{
+    (void)state;
+    sockit_loop *loop = new_loop();
+    sockit *s, *peer;
+    unix_pair(&s, &peer);
+    struct rec r;
+    rec_init(&r);
+    harness_inject(HARNESS_OP(SOCKIT__SYS_ALLOC), ENOMEM, 1, 0);
+    assert_null(sockit_stream_new(loop, s, &rec_cb, &r));
+    assert_int_equal(harness_injected(), 1);
+    assert_int_equal(sockit_errcode(), -ENOMEM);
+    harness_inject(0, 0, 0, 0);
+    /* Still a working blocking socket of the caller's. */
+    peer_send(peer, "mine", 4);
+    char buf[8];
+    assert_int_equal(sockit_recv(s, buf, sizeof buf, 0), 4);
+    assert_true(sockit_getblocking(s));
+    /* And a stream can be made of it after all. */
+    r.st = sockit_stream_new(loop, s, &rec_cb, &r);
+    assert_sock(r.st);
+    rec_close(&r, -1);
+    wait_closed(loop, &r);
+    rec_free(&r);
+    assert_ok(sockit_close(peer));
+    close_loop(loop);
+}
+
+/* A stream keeps the loop running while it reads or has bytes queued. */
+static void test_a_stream_keeps_the_loop_alive_while_it_reads_or_writes(void **state)
+{
+    (void)state;
+    sockit_loop *loop = new_loop();
+    sockit *s, *peer;
+    tcp_pair(&s, &peer, true);
+    struct rec r;
+    rec_init(&r);
+    r.st = sockit_stream_new(loop, s, &rec_cb, &r);
+    assert_sock(r.st);
+    assert_int_equal(sockit_loop_run_once(loop, 0), 1);
+    sockit_stream_pause(r.st);
+    assert_int_equal(sockit_loop_run_once(loop, 0), 0);
+    fill(r.st, 1); /* queued bytes keep it alive, paused or not */
+    assert_int_equal(sockit_loop_run_once(loop, 0), 1);
+    sockit_stream_resume(r.st);
+    assert_int_equal(sockit_loop_run_once(loop, 0), 1);
+    assert_code(sockit_loop_close(loop), -EBUSY); /* a stream is open */
+    rec_abort(&r);
+    wait_closed(loop, &r);
+    assert_int_equal(sockit_loop_run_once(loop, 0), 0);
+    rec_free(&r);
+    assert_ok(sockit_close(peer));
+    close_loop(loop);
+}
+
 /* ---- making streams ------------------------------------------------------------- */
 
 static void test_stream_new_refuses_a_datagram_socket_and_leaves_it_to_the_caller(void **state)
@@ -1456,7 +1758,7 @@ static void test_stream_new_refuses_a_datagram_socket_and_leaves_it_to_the_calle
     assert_null(sockit_stream_new(loop, u, &rec_cb, &r));
     assert_int_equal(sockit_errcode(), -EINVAL);
     assert_true(fcntl(sockit_fileno(u), F_GETFD) >= 0); /* still open */
-    assert_ok(sockit_bind(u, "127.0.0.1", 0));            /* and usable */
+    assert_ok(sockit_bind(u, "127.0.0.1", 0));          /* and usable */
     assert_ok(sockit_close(u));
     run_for(loop, 0.02);
     assert_int_equal(r.nlog, 0);
@@ -1829,10 +2131,14 @@ int main(void)
         harness_test(test_read_lines_limit_counts_the_newline_and_longer_is_elinelen),
         harness_test(test_read_lines_delivers_an_unterminated_last_line_before_eof),
         harness_test(test_read_exact_follows_a_length_prefix_switched_inside_on_data),
+        harness_test(test_framing_switches_from_lines_to_exact_inside_one_read),
+        harness_test(test_read_lines_default_limit_is_sockit_line_max),
         harness_test(test_read_exact_short_frame_at_eof_is_eeof),
         harness_test(test_read_raw_after_lines_delivers_what_each_read_brought),
         harness_test(test_without_on_eof_the_stream_closes_after_its_queue_drains),
         harness_test(test_shutdown_half_closes_and_reading_goes_on),
+        harness_test(test_shutdown_with_a_full_queue_sends_it_all_first),
+        harness_test(test_close_whose_linger_runs_out_aborts),
         harness_test(test_close_with_linger_drains_the_queue_before_closing),
         harness_test(test_close_with_linger_zero_and_a_full_queue_aborts),
         harness_test(test_abort_resets_the_peer),
@@ -1842,6 +2148,9 @@ int main(void)
         harness_test(test_close_inside_on_eof_closes_once),
         harness_test(test_close_inside_on_drain_still_sends_the_rest),
         harness_test(test_close_and_abort_inside_on_error_close_once),
+        harness_test(test_closing_another_stream_from_a_callback_stops_its_delivery),
+        harness_fault_test(test_stream_new_out_of_memory_leaves_the_sockit_to_the_caller),
+        harness_test(test_a_stream_keeps_the_loop_alive_while_it_reads_or_writes),
         harness_test(test_stream_new_refuses_a_datagram_socket_and_leaves_it_to_the_caller),
         harness_test(test_accessors_and_bad_arguments),
         harness_test(test_set_callbacks_replaces_the_table),
