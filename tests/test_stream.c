@@ -558,6 +558,9 @@ static void test_watermarks_set_by_the_caller_decide_blocked_and_drain(void **st
     RUN_UNTIL(loop, r.drains > 0, 1.0);
     assert_int_equal(r.drains, 1);
     assert_true(r.queued_at_drain <= 100000);
+    /* At the low watermark, not once the queue is empty: the kernel takes far less
+     * than 100000 bytes per flush, so the queue passes through (0, 100000]. */
+    assert_true(r.queued_at_drain > 0);
     rec_close(&r, -1);
     wait_closed(loop, &r);
     free(k.buf);
@@ -1106,7 +1109,7 @@ static void test_framing_switches_from_lines_to_exact_inside_one_read(void **sta
     h.r.st = sockit_stream_new(loop, s, &hb_cb, &h);
     assert_sock(h.r.st);
     assert_ok(sockit_stream_read_lines(h.r.st, 0));
-    peer_send(peer, "5\nhe\nlo3\nab\n", 15);
+    peer_send(peer, "5\nhe\nlo3\nab\n", 12);
     RUN_UNTIL(loop, h.r.frames >= 4, 5.0);
     run_for(loop, 0.02);
     assert_int_equal(h.r.frames, 4);
