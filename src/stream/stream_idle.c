@@ -69,6 +69,16 @@ static void bucket_due(sockit_timer *t, void *arg)
     arm(b);
 }
 
+/* A stream left b: an empty bucket keeps no watcher (so the loop can close once its
+ * streams are gone); otherwise its timer follows the head. */
+static void bucket_left(sockit__idle_bucket *b)
+{
+    if (b->head == NULL && b->timer != NULL) {
+        sockit_timer_close(b->timer);
+        b->timer = NULL;
+    }
+}
+
 /* The bucket for timeout_ms, made if needed. Returns its index or a code. */
 static int find_bucket(sockit_loop *loop, uint32_t timeout_ms)
 {
@@ -134,7 +144,7 @@ int sockit__stream_idle_set(sockit_stream *st, uint32_t timeout_ms)
         sockit__idle_bucket *from = bucket_of(st);
         unlink_stream(from, st);
         if (from != b)
-            arm(from);
+            bucket_left(from);
     }
     st->bucket = (uint8_t)to;
     st->last_active = now_ms(loop);
@@ -167,11 +177,7 @@ void sockit__stream_idle_remove(sockit_stream *st)
     if (st->idle_prev == NULL && b->head != st)
         return; /* not listed */
     unlink_stream(b, st);
-    if (b->head == NULL && b->timer != NULL) {
-        /* An empty bucket keeps no watcher, so the loop can close once streams are gone. */
-        sockit_timer_close(b->timer);
-        b->timer = NULL;
-    }
+    bucket_left(b);
 }
 
 sockit_stream *sockit__stream_first(sockit_loop *loop)
