@@ -76,6 +76,9 @@ bench: bench-build
 	    | tee bench/results/netcat.txt
 	bench/report_section.sh bench/results/REPORT.md "The netcat under many connections" \
 	    bench/results/netcat.txt --code
+	python3 bench/idle_memory.py --build $(BUILD)/plain --out bench/results/idle_memory.md
+	bench/report_section.sh bench/results/REPORT.md "Memory per idle connection" \
+	    bench/results/idle_memory.md
 
 bench-quick: bench-build
 	python3 bench/run_bench.py --build $(BUILD)/plain --quick $(BENCH_FLAGS)

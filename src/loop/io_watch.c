@@ -114,7 +114,7 @@ int sockit_io_start(sockit_io *io, int events)
         int rc = grow_slots(loop, io->fd);
         if (rc < 0)
             return sockit__failf(rc, "io_start (fd %d)", io->fd);
-        if (loop->slots[io->fd].w != NULL)
+        if (loop->slots[io->fd].w != 0)
             return sockit__failf(-EEXIST, "io_start: fd %d already has a watcher on this loop",
                                  io->fd);
         io->gen = loop->next_gen++;
@@ -123,7 +123,7 @@ int sockit_io_start(sockit_io *io, int events)
         rc = b->ops->watch(b, io->fd, token_of(io), 0, events);
         if (rc < 0)
             return sockit__failf(rc, "io_start: watching fd %d (%s)", io->fd, b->ops->name);
-        loop->slots[io->fd] = (sockit__io_slot){io, io->gen};
+        loop->slots[io->fd].w = (uintptr_t)io;
     } else if (events != io->events) {
         int rc = b->ops->watch(b, io->fd, token_of(io), io->events, events);
         if (rc < 0)
@@ -149,7 +149,7 @@ int sockit_io_stop(sockit_io *io)
     int rc = b->ops->watch(b, io->fd, token_of(io), io->events, 0);
     /* The slot goes whatever the backend said: the watcher no longer wants reports,
      * and the generation check drops any that are still on their way. */
-    loop->slots[io->fd] = (sockit__io_slot){NULL, 0};
+    loop->slots[io->fd].w = 0;
     io->events = 0;
     ra_remove(io);
     sockit__watcher_set_active(&io->base, false);
@@ -188,17 +188,75 @@ static void dispatch(sockit_io *io, int events)
         check_read_ahead(io);
 }
 
+#define SLOT_HANDLE ((uintptr_t)1)
+
 void sockit__io_ready(sockit_loop *loop, uint64_t token, int events)
 {
     uint32_t fd = (uint32_t)token, gen = (uint32_t)(token >> 32);
-    if (fd >= loop->nslots)
+    if (fd >= loop->nslots || loop->slots[fd].w == 0)
         return;
-    sockit__io_slot slot = loop->slots[fd];
-    if (slot.w == NULL || slot.gen != gen)
-        return; /* a registration that has ended: never the new owner's */
-    int mine = events & slot.w->events;
-    if (mine != 0)
-        dispatch(slot.w, mine);
+    uintptr_t w = loop->slots[fd].w;
+    if (w & SLOT_HANDLE) {
+        sockit__handle *h = (sockit__handle *)(w & ~SLOT_HANDLE);
+        int mine = events & h->events;
+        /* A registration that has ended is never the new owner's. */
+        if (h->gen == gen && mine != 0)
+            sockit__stream_handle_ready(h, mine);
+        return;
+    }
+    sockit_io *io = (sockit_io *)w;
+    int mine = events & io->events;
+    if (io->gen == gen && mine != 0)
+        dispatch(io, mine);
+}
+
+static uint64_t handle_token(const sockit__handle *h)
+{
+    return ((uint64_t)h->gen << 32) | (uint32_t)h->fd;
+}
+
+void sockit__handle_init(sockit_loop *loop, sockit__handle *h, int fd, sockit__handle_kind kind)
+{
+    *h = (sockit__handle){.fd = fd, .kind = (uint8_t)kind};
+    loop->open[SOCKIT__IO]++;
+}
+
+int sockit__handle_watch(sockit_loop *loop, sockit__handle *h, int events)
+{
+    sockit__backend *b = &loop->backend;
+    if (events == h->events)
+        return 0;
+    if (h->events == 0) {
+        int rc = grow_slots(loop, h->fd);
+        if (rc < 0)
+            return sockit__failf(rc, "watching fd %d", h->fd);
+        if (loop->slots[h->fd].w != 0)
+            return sockit__failf(-EEXIST, "fd %d already has a watcher on this loop", h->fd);
+        h->gen = loop->next_gen++;
+        if (loop->next_gen == 0)
+            loop->next_gen = 1;
+        rc = b->ops->watch(b, h->fd, handle_token(h), 0, events);
+        if (rc < 0)
+            return sockit__failf(rc, "watching fd %d (%s)", h->fd, b->ops->name);
+        loop->slots[h->fd].w = (uintptr_t)h | SLOT_HANDLE;
+        loop->alive++;
+    } else {
+        int rc = b->ops->watch(b, h->fd, handle_token(h), h->events, events);
+        if (events == 0) {
+            loop->slots[h->fd].w = 0;
+            loop->alive--;
+        }
+        if (rc < 0 && events != 0)
+            return sockit__failf(rc, "changing fd %d's events (%s)", h->fd, b->ops->name);
+    }
+    h->events = (uint8_t)events;
+    return 0;
+}
+
+void sockit__handle_close(sockit_loop *loop, sockit__handle *h)
+{
+    sockit__handle_watch(loop, h, 0);
+    loop->open[SOCKIT__IO]--;
 }
 
 bool sockit__io_read_ahead_waiting(sockit_loop *loop)

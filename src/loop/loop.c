@@ -298,6 +298,7 @@ int sockit_loop_close(sockit_loop *loop)
     sockit__free(loop->posts);
     sockit__free(loop->posts_spare);
     sockit__free(loop->stream_buf);
+    sockit__stream_buckets_free(loop);
     sockit__free(loop);
     return 0;
 }

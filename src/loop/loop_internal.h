@@ -78,9 +78,27 @@ typedef struct sockit__call {
  * low. The loop's own wakeup descriptor has a token no watcher can have. */
 #define SOCKIT__WAKE_TOKEN UINT64_MAX
 
+/* A registration the library makes for itself (a stream's descriptor): what a
+ * sockit_io is, without the watcher's generality, so an idle connection costs a few
+ * bytes in its owner instead of a watcher of its own. Embedded in the owner, which
+ * finds itself from it by its kind. Counts as an open I/O watcher (loop_close is
+ * -EBUSY while one is open) and, while it watches events, keeps the loop running. */
+typedef enum sockit__handle_kind { SOCKIT__HANDLE_STREAM, SOCKIT__HANDLE_KINDS } sockit__handle_kind;
+typedef struct sockit__handle {
+    int fd;
+    uint32_t gen;   /* of the current registration */
+    uint8_t events; /* watched now */
+    uint8_t kind;   /* sockit__handle_kind */
+} sockit__handle;
+/* Called with the ready subset of the watched events. */
+void sockit__stream_handle_ready(sockit__handle *h, int events);
+/* Frees the streams' idle buckets (stream_idle.c) when the loop closes. */
+void sockit__stream_buckets_free(sockit_loop *loop);
+
+/* What watches a descriptor: a sockit_io, or (low bit set) a sockit__handle. The
+ * generation is the object's own, so a slot is one pointer. */
 typedef struct sockit__io_slot {
-    sockit_io *w;
-    uint32_t gen;
+    uintptr_t w;
 } sockit__io_slot;
 
 struct sockit_loop {
@@ -126,6 +144,9 @@ struct sockit_loop {
     /* Where streams receive (src/stream): one buffer for the whole loop, lent to
      * each on_data call, so an idle stream holds none. Made on first use. */
     char *stream_buf;
+    /* The streams' idle buckets (src/stream/stream_idle.c), by index. */
+    struct sockit__idle_bucket **stream_buckets;
+    size_t nstream_buckets;
 
     sockit_wakeup *wakeups;
     sockit_signal *signals;
@@ -161,6 +182,14 @@ void sockit__wakeups_run(sockit_loop *loop);
 void sockit__posts_run(sockit_loop *loop);
 void sockit__soon_run(sockit_loop *loop);
 void sockit__io_free(sockit_io *io);
+
+/* Internal handles (io_watch.c). init counts it open; watch registers, changes or
+ * (events 0) ends its registration, returning 0 or a code with the message set;
+ * close ends it and counts it closed. The owner's memory must stay valid until
+ * close returns; nothing is delivered to it afterwards. */
+void sockit__handle_init(sockit_loop *loop, sockit__handle *h, int fd, sockit__handle_kind kind);
+int sockit__handle_watch(sockit_loop *loop, sockit__handle *h, int events);
+void sockit__handle_close(sockit_loop *loop, sockit__handle *h);
 void sockit__timer_free(sockit_timer *t);
 void sockit__signal_free(sockit_signal *s);
 

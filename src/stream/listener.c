@@ -27,7 +27,6 @@ struct sockit_listener {
     sockit_timer *backoff;
     sockit_listener_config cfg;
     size_t count;
-    sockit_stream *streams;
     int reserve_fd;
     int64_t backoff_ns;
     int64_t last_report;
@@ -131,11 +130,6 @@ static void back_off(sockit_listener *l)
 static void link_stream(sockit_listener *l, sockit_stream *st)
 {
     st->listener = l;
-    st->lprev = NULL;
-    st->lnext = l->streams;
-    if (l->streams != NULL)
-        l->streams->lprev = st;
-    l->streams = st;
     l->count++;
     if (l->mirror != NULL)
         atomic_fetch_add(l->mirror, 1);
@@ -143,12 +137,6 @@ static void link_stream(sockit_listener *l, sockit_stream *st)
 
 void sockit__listener_stream_ended(sockit_listener *l, sockit_stream *st)
 {
-    if (st->lprev != NULL)
-        st->lprev->lnext = st->lnext;
-    else
-        l->streams = st->lnext;
-    if (st->lnext != NULL)
-        st->lnext->lprev = st->lprev;
     st->listener = NULL;
     l->count--;
     if (l->mirror != NULL)
@@ -161,8 +149,11 @@ void sockit__listener_stream_ended(sockit_listener *l, sockit_stream *st)
 
 static void free_listener(sockit_listener *l)
 {
-    for (sockit_stream *st = l->streams; st != NULL; st = st->lnext)
-        st->listener = NULL;
+    if (l->count > 0)
+        for (sockit_stream *st = sockit__stream_first(l->loop); st != NULL;
+             st = sockit__stream_next(st))
+            if (st->listener == l)
+                st->listener = NULL;
     sockit_io_close(l->io);
     sockit_timer_close(l->backoff);
     if (l->reserve_fd >= 0)
@@ -191,10 +182,7 @@ static void admit(sockit_listener *l, int fd, const sockit_addr *peer)
         report(l, code);
         return;
     }
-    if (peer->len <= sizeof st->peer) {
-        memcpy(&st->peer, &peer->u, peer->len);
-        st->peer_len = peer->len;
-    }
+    sockit__stream_set_peer(st, peer);
     link_stream(l, st);
     if (!l->refuse && c->max_connections > 0 && l->count >= (size_t)c->max_connections) {
         l->held = true;
@@ -313,10 +301,15 @@ void sockit__listener_let_go(sockit_listener *l)
 
 void sockit__listener_close_streams(sockit_listener *l, bool abort, double linger)
 {
-    /* Closing one may end it at once (nothing queued), which unlinks it. */
-    sockit_stream *st = l->streams;
+    /* Closing one may end it at once (nothing queued), which unlinks it: the next is
+     * taken first. Streams are walked on the loop's lists, those of l picked. */
+    sockit_stream *st = sockit__stream_first(l->loop);
     while (st != NULL) {
-        sockit_stream *next = st->lnext;
+        sockit_stream *next = sockit__stream_next(st);
+        if (st->listener != l) {
+            st = next;
+            continue;
+        }
         if (abort)
             sockit_stream_abort(st);
         else

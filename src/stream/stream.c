@@ -10,14 +10,11 @@
 #include <sys/socket.h>
 #include <unistd.h>
 
-#define STREAM_LOW   ((size_t)16 * 1024)
-#define STREAM_HIGH  ((size_t)64 * 1024)
-#define STREAM_LIMIT ((size_t)16 * 1024 * 1024)
 
-static void on_io(sockit_io *io, int events, void *arg)
+void sockit__stream_handle_ready(sockit__handle *h, int events)
 {
-    (void)io;
-    sockit_stream *st = arg;
+    /* The handle is the stream's first member. */
+    sockit_stream *st = (sockit_stream *)(void *)h;
     if ((events & SOCKIT_EVENT_READ) && !st->ended)
         sockit__stream_readable(st);
     if ((events & SOCKIT_EVENT_WRITE) && !st->ended)
@@ -37,13 +34,94 @@ void sockit__stream_update_io(sockit_stream *st)
 {
     if (st->ended)
         return;
-    int want = (wants_reading(st) ? SOCKIT_EVENT_READ : 0) |
-               (st->wq_head != NULL ? SOCKIT_EVENT_WRITE : 0);
-    if (sockit_io_events(st->io) == want)
-        return;
-    int rc = sockit_io_start(st->io, want);
+    bool writing = st->ext != NULL && st->ext->wq_head != NULL;
+    int want = (wants_reading(st) ? SOCKIT_EVENT_READ : 0) | (writing ? SOCKIT_EVENT_WRITE : 0);
+    int rc = sockit__handle_watch(st->loop, &st->h, want);
     if (rc < 0)
         sockit__stream_fail(st, rc, "watch");
+}
+
+sockit__stream_ext *sockit__stream_ext_get(sockit_stream *st)
+{
+    if (st->ext != NULL)
+        return st->ext;
+    sockit__stream_ext *x = sockit__calloc(1, sizeof *x);
+    if (x == NULL) {
+        sockit__failf(-ENOMEM, "stream (fd %d): buffers", st->h.fd);
+        return NULL;
+    }
+    x->low = SOCKIT__STREAM_LOW;
+    x->high = SOCKIT__STREAM_HIGH;
+    x->limit = SOCKIT__STREAM_LIMIT;
+    st->ext = x;
+    return x;
+}
+
+void sockit__stream_ext_trim(sockit_stream *st)
+{
+    sockit__stream_ext *x = st->ext;
+    if (x == NULL || st->delivering || x->pend_off < x->pend_len || x->wq_head != NULL ||
+        x->done_head != NULL || x->custom_marks || x->linger != NULL || st->over_high)
+        return;
+    sockit__free(x->pend);
+    sockit__free(x);
+    st->ext = NULL;
+}
+
+size_t sockit__stream_queued(const sockit_stream *st) { return st->ext ? st->ext->queued : 0; }
+
+static void peer_keep(sockit_stream *st, const struct sockaddr *sa, socklen_t len)
+{
+    sockit__peer *p = &st->peer;
+    if (sa->sa_family == AF_INET && len >= sizeof(struct sockaddr_in)) {
+        const struct sockaddr_in *in = (const struct sockaddr_in *)(const void *)sa;
+        *p = (sockit__peer){.family = AF_INET, .port = in->sin_port};
+        memcpy(p->addr, &in->sin_addr, 4);
+    } else if (sa->sa_family == AF_INET6 && len >= sizeof(struct sockaddr_in6)) {
+        const struct sockaddr_in6 *in6 = (const struct sockaddr_in6 *)(const void *)sa;
+        *p = (sockit__peer){.family = AF_INET6, .port = in6->sin6_port};
+        memcpy(p->addr, &in6->sin6_addr, 16);
+    } else if (sa->sa_family == AF_UNIX) {
+        *p = (sockit__peer){.family = AF_UNIX};
+    }
+}
+
+void sockit__stream_set_peer(sockit_stream *st, const sockit_addr *a)
+{
+    if (a != NULL && a->len > 0)
+        peer_keep(st, &a->u.sa, a->len);
+}
+
+static void peer_lookup(sockit_stream *st)
+{
+    sockit_addr a;
+    socklen_t len = sizeof a.u;
+    if (getpeername(st->h.fd, &a.u.sa, &len) == 0)
+        peer_keep(st, &a.u.sa, len);
+}
+
+/* The kept peer as an address (a Unix peer: the family only). */
+static bool peer_addr(const sockit_stream *st, sockit_addr *out)
+{
+    const sockit__peer *p = &st->peer;
+    memset(out, 0, sizeof *out);
+    if (p->family == AF_INET) {
+        out->u.in4.sin_family = AF_INET;
+        out->u.in4.sin_port = p->port;
+        memcpy(&out->u.in4.sin_addr, p->addr, 4);
+        out->len = sizeof out->u.in4;
+    } else if (p->family == AF_INET6) {
+        out->u.in6.sin6_family = AF_INET6;
+        out->u.in6.sin6_port = p->port;
+        memcpy(&out->u.in6.sin6_addr, p->addr, 16);
+        out->len = sizeof out->u.in6;
+    } else if (p->family == AF_UNIX) {
+        out->u.un.sun_family = AF_UNIX;
+        out->len = sizeof(sa_family_t);
+    } else {
+        return false;
+    }
+    return true;
 }
 
 sockit_stream *sockit__stream_make(sockit_loop *loop, int fd, bool is_socket, bool owned,
@@ -57,31 +135,36 @@ sockit_stream *sockit__stream_make(sockit_loop *loop, int fd, bool is_socket, bo
     st->loop = loop;
     st->cb = cb;
     st->user = user;
-    st->fd = fd;
     st->refs = 1;
     st->is_socket = is_socket;
     st->owned = owned;
-    st->low = STREAM_LOW;
-    st->high = STREAM_HIGH;
-    st->limit = STREAM_LIMIT;
-    st->last_active = loop->now;
-    st->io = sockit_io_new(loop, fd, on_io, st);
-    if (st->io == NULL) {
-        sockit__free(st);
-        return NULL;
-    }
+    sockit__handle_init(loop, &st->h, fd, SOCKIT__HANDLE_STREAM);
+    int rc = sockit__stream_idle_set(st, 0);
     int want = wants_reading(st) ? SOCKIT_EVENT_READ : 0;
-    int rc = want != 0 ? sockit_io_start(st->io, want) : 0;
+    if (rc == 0)
+        rc = sockit__handle_watch(loop, &st->h, want);
     if (rc < 0) {
         sockit__failf(rc, "stream_new (fd %d): %s", fd,
                       rc == -EPERM ? "the loop cannot watch it (a regular file is always "
                                      "ready: read it directly)"
                                    : sockit_strerror(rc));
-        sockit_io_close(st->io);
+        sockit__stream_idle_remove(st);
+        sockit__handle_close(loop, &st->h);
         sockit__free(st);
         return NULL;
     }
     return st;
+}
+
+/* Undoes sockit__stream_make for a stream nobody has seen yet. */
+static void unmake(sockit_stream *st)
+{
+    sockit__stream_idle_remove(st);
+    sockit__handle_close(st->loop, &st->h);
+    if (st->ext != NULL)
+        sockit__free(st->ext->pend);
+    sockit__free(st->ext);
+    sockit__free(st);
 }
 
 sockit_stream *sockit_stream_new(sockit_loop *loop, sockit *s, const sockit_stream_callbacks *cb,
@@ -107,8 +190,7 @@ sockit_stream *sockit_stream_new(sockit_loop *loop, sockit *s, const sockit_stre
     if (st != NULL) {
         size_t ahead = s->rbuf.end - s->rbuf.start;
         if (ahead > 0 && sockit__stream_keep(st, s->rbuf.data + s->rbuf.start, ahead) < 0) {
-            sockit_io_close(st->io);
-            sockit__free(st);
+            unmake(st);
             st = NULL;
         } else if (ahead > 0) {
             sockit__stream_deliver_soon(st);
@@ -119,9 +201,7 @@ sockit_stream *sockit_stream_new(sockit_loop *loop, sockit *s, const sockit_stre
             sockit__set_nonblock(s->fd, false);
         return NULL;
     }
-    socklen_t len = sizeof st->peer;
-    if (getpeername(s->fd, (struct sockaddr *)&st->peer, &len) == 0 && len <= sizeof st->peer)
-        st->peer_len = len;
+    peer_lookup(st);
     /* The stream has the descriptor now; the object goes. */
     sockit__rbuf_free(s);
     sockit__free(s);
@@ -159,23 +239,20 @@ sockit_stream *sockit_stream_new_fd(sockit_loop *loop, int fd, bool owned,
         return NULL;
     }
     st->restore_blocking = was_blocking && !owned;
-    if (is_socket) {
-        socklen_t len = sizeof st->peer;
-        if (getpeername(fd, (struct sockaddr *)&st->peer, &len) == 0 && len <= sizeof st->peer)
-            st->peer_len = len;
-    }
+    if (is_socket)
+        peer_lookup(st);
     return st;
 }
 
 void sockit__stream_name(const sockit_stream *st, char *buf, size_t size)
 {
-    if (st->peer_len > 0) {
-        sockit_addr a = {.len = st->peer_len};
-        memcpy(&a.u, &st->peer, st->peer_len);
-        if (sockit_addr_format(&a, buf, size) > 0)
-            return;
-    }
-    snprintf(buf, size, "fd %d", st->fd);
+    sockit_addr a;
+    if (st->peer.family != AF_UNIX && peer_addr(st, &a) && sockit_addr_format(&a, buf, size) > 0)
+        return;
+    if (st->peer.family == AF_UNIX)
+        snprintf(buf, size, "unix peer (fd %d)", st->h.fd);
+    else
+        snprintf(buf, size, "fd %d", st->h.fd);
 }
 
 int sockit__stream_defer(sockit_stream *st, sockit_call_fn fn)
@@ -191,7 +268,9 @@ void sockit__stream_unref(sockit_stream *st)
 {
     if (--st->refs > 0)
         return;
-    sockit__free(st->pend);
+    if (st->ext != NULL)
+        sockit__free(st->ext->pend);
+    sockit__free(st->ext);
     sockit__free(st);
 }
 
@@ -212,23 +291,26 @@ void sockit__stream_end(sockit_stream *st, int status, bool reset)
         return;
     st->ended = st->closing = true;
     sockit__stream_drop_queue(st, status);
-    sockit_io_close(st->io);
-    st->io = NULL;
-    sockit_timer_close(st->timer);
-    st->timer = NULL;
+    if (st->ext != NULL && st->ext->linger != NULL) {
+        sockit_timer_close(st->ext->linger);
+        st->ext->linger = NULL;
+    }
+    sockit__stream_idle_remove(st);
+    int fd = st->h.fd;
+    sockit__handle_close(st->loop, &st->h);
     if (st->owned) {
         if (reset && st->is_socket) {
             /* A zero linger makes close send RST and drop what the kernel holds. */
             struct linger lg = {.l_onoff = 1, .l_linger = 0};
-            setsockopt(st->fd, SOL_SOCKET, SO_LINGER, &lg, sizeof lg);
+            setsockopt(fd, SOL_SOCKET, SO_LINGER, &lg, sizeof lg);
         }
-        close(st->fd);
+        close(fd);
     } else if (st->restore_blocking) {
-        int flags = fcntl(st->fd, F_GETFL);
+        int flags = fcntl(fd, F_GETFL);
         if (flags >= 0)
-            fcntl(st->fd, F_SETFL, flags & ~O_NONBLOCK);
+            fcntl(fd, F_SETFL, flags & ~O_NONBLOCK);
     }
-    st->fd = -1;
+    st->h.fd = -1;
     if (st->listener != NULL)
         sockit__listener_stream_ended(st->listener, st);
     if (sockit__stream_defer(st, run_on_close) < 0) {
@@ -246,7 +328,7 @@ void sockit__stream_fail(sockit_stream *st, int code, const char *op)
     sockit__stream_name(st, name, sizeof name);
     if (code == SOCKIT_ETIMEOUT)
         sockit__failf(code, "%s %s: no bytes in or out for %.3g s", op, name,
-                      (double)st->idle_ns / 1e9);
+                      (double)sockit__stream_idle_ms(st) / 1e3);
     else
         sockit__failf(code, "%s (peer %s)", op, name);
     bool user_closed = st->closing;
@@ -263,7 +345,7 @@ void sockit_stream_close(sockit_stream *st, double linger)
     if (st == NULL || st->closing)
         return;
     st->closing = true;
-    if (st->wq_head == NULL) {
+    if (st->ext == NULL || st->ext->wq_head == NULL) {
         sockit__stream_end(st, 0, false);
         return;
     }
@@ -271,10 +353,11 @@ void sockit_stream_close(sockit_stream *st, double linger)
         sockit__stream_end(st, -ECANCELED, true);
         return;
     }
-    if (linger > 0)
-        st->linger_at = st->loop->now + (int64_t)(linger * 1e9);
+    if (linger > 0) {
+        st->ext->linger_at = st->loop->now + (int64_t)(linger > 1e9 ? 1e18 : linger * 1e9);
+        sockit__stream_arm_linger(st);
+    }
     sockit__stream_update_io(st);
-    sockit__stream_arm_timer(st);
 }
 
 void sockit_stream_abort(sockit_stream *st)
@@ -297,7 +380,7 @@ int sockit_stream_shutdown(sockit_stream *st)
     if (st->shut_asked)
         return 0;
     st->shut_asked = true;
-    if (st->wq_head == NULL)
+    if (st->ext == NULL || st->ext->wq_head == NULL)
         sockit__stream_flush(st);
     return 0;
 }
@@ -328,18 +411,22 @@ void sockit_stream_set_callbacks(sockit_stream *st, const sockit_stream_callback
 
 sockit_loop *sockit_stream_loop(const sockit_stream *st) { return st != NULL ? st->loop : NULL; }
 
-int sockit_stream_fd(const sockit_stream *st) { return st != NULL ? st->fd : -1; }
+int sockit_stream_fd(const sockit_stream *st) { return st != NULL ? st->h.fd : -1; }
 
 int sockit_stream_peer(const sockit_stream *st, sockit_addr *out)
 {
     if (st == NULL || out == NULL)
         return sockit__fail(-EINVAL, "stream_peer");
     if (!st->is_socket)
-        return sockit__failf(-ENOTSOCK, "stream_peer (fd %d): not a socket", st->fd);
-    if (st->peer_len == 0)
-        return sockit__failf(-ENOTCONN, "stream_peer (fd %d): no peer", st->fd);
-    memset(out, 0, sizeof *out);
-    memcpy(&out->u, &st->peer, st->peer_len);
-    out->len = st->peer_len;
+        return sockit__failf(-ENOTSOCK, "stream_peer (fd %d): not a socket", st->h.fd);
+    /* The kernel's answer while connected (a Unix peer's path, an IPv6 scope);
+     * afterwards what was kept. */
+    socklen_t len = sizeof out->u;
+    if (st->h.fd >= 0 && getpeername(st->h.fd, &out->u.sa, &len) == 0) {
+        out->len = len;
+        return 0;
+    }
+    if (!peer_addr(st, out))
+        return sockit__failf(-ENOTCONN, "stream_peer (fd %d): no peer", st->h.fd);
     return 0;
 }

@@ -21,6 +21,11 @@
 
 #include <netinet/in.h>
 
+/* The write queue's defaults: watermarks and the hard limit (sockit.h). */
+#define SOCKIT__STREAM_LOW   ((size_t)16 * 1024)
+#define SOCKIT__STREAM_HIGH  ((size_t)64 * 1024)
+#define SOCKIT__STREAM_LIMIT ((size_t)16 * 1024 * 1024)
+
 /* Bytes the loop's buffer lends to one on_data call: one read's worth. */
 #define SOCKIT__STREAM_READ 65536
 
@@ -45,52 +50,74 @@ struct sockit__wchunk {
     bool ref;   /* the caller's bytes (write_ref), not a copy */
 };
 
+/* What a stream holds only while it needs it: bytes received and not delivered, the
+ * write queue, done calls waiting to run, watermarks other than the defaults, a
+ * closing linger. Made on first need, freed when it holds nothing again, so an idle
+ * stream is just struct sockit_stream. */
+typedef struct sockit__stream_ext {
+    /* Received bytes not yet delivered: a partial frame, or what came after a pause
+     * inside on_data. pend[pend_off, pend_len). */
+    char *pend;
+    size_t pend_off, pend_len, pend_cap;
+    sockit__wchunk *wq_head, *wq_tail;
+    size_t queued; /* user bytes written and not yet handed to the kernel */
+    sockit__wchunk *done_head, *done_tail; /* finished caller's chunks, for done calls */
+    size_t low, high, limit;
+    bool custom_marks; /* set_watermarks was called: keep the ext for them */
+    int64_t linger_at; /* close's deadline for draining, 0: none */
+    sockit_timer *linger;
+} sockit__stream_ext;
+
+/* The peer's address as messages and sockit_stream_peer need it, in 20 bytes
+ * (an IPv6 scope and flow label are not kept). family 0: not known. */
+typedef struct sockit__peer {
+    uint8_t family; /* AF_INET, AF_INET6, AF_UNIX (named by nothing more), 0 */
+    uint8_t unused;
+    uint16_t port; /* network order */
+    uint8_t addr[16];
+} sockit__peer;
+
+/* Streams of one loop with one idle timeout, least recently active first; bucket 0
+ * holds the streams without one. Every open stream is on one bucket's list, which
+ * is also how a listener finds its streams. */
+typedef struct sockit__idle_bucket {
+    sockit_loop *loop;
+    uint32_t timeout_ms; /* 0: none */
+    sockit_stream *head, *tail;
+    sockit_timer *timer; /* fires when the head's time is up */
+} sockit__idle_bucket;
+
+/* Distinct idle timeouts one loop can hold at once (bucket indexes are a byte). */
+#define SOCKIT__IDLE_BUCKETS 255
+
 struct sockit_stream {
+    sockit__handle h; /* the descriptor and its registration (h.fd -1 once closed) */
+    uint8_t mode;     /* sockit__frame_mode */
+    uint8_t bucket;   /* index in the loop's idle buckets */
+    unsigned is_socket : 1;
+    unsigned owned : 1;            /* stream_new_fd(owned false): fd is left open */
+    unsigned restore_blocking : 1; /* fd was blocking when adopted and is not owned */
+    unsigned paused : 1;           /* by the user */
+    unsigned eof : 1;              /* the peer ended its side */
+    unsigned shut_asked : 1;       /* shutdown: shut the write side once drained */
+    unsigned shut_done : 1;
+    unsigned closing : 1;   /* close or abort was called, or the stream ended itself: no
+                               more callbacks but write-done and on_close */
+    unsigned ended : 1;     /* the descriptor is gone; on_close is scheduled or ran */
+    unsigned over_high : 1; /* the queue passed the high watermark: on_drain when at low */
+    unsigned delivering : 1; /* inside the framing loop */
+    unsigned deliver_scheduled : 1;
+    unsigned done_scheduled : 1;
+    uint32_t last_active; /* the loop's time in ms, of the last byte in or out */
+    uint32_t frame;       /* LINES: the maximum line (with '\n'); EXACT: the frame size */
     sockit_loop *loop;
     const sockit_stream_callbacks *cb;
     void *user;
-    sockit_io *io;
-    sockit_timer *timer; /* idle timeout and linger: made when first needed */
-    int fd;              /* -1 once closed */
-    int refs;            /* the stream itself + each deferred call scheduled for it */
-
-    bool is_socket;
-    bool owned;            /* stream_new_fd(owned false): fd is left open at the end */
-    bool restore_blocking; /* fd was blocking when adopted and is not owned */
-    bool paused;           /* by the user */
-    bool eof;              /* the peer ended its side */
-    bool shut_asked;       /* shutdown: shut the write side once drained */
-    bool shut_done;
-    bool closing;    /* close or abort was called, or the stream ended itself: no more
-                        callbacks but write-done and on_close */
-    bool ended;      /* the descriptor is gone; on_close is scheduled or ran */
-    bool over_high;  /* the queue passed the high watermark: on_drain when at low */
-    bool delivering; /* inside the framing loop (a nested delivery waits for it) */
-    bool deliver_scheduled;
-    bool done_scheduled;
-
-    sockit__frame_mode mode;
-    size_t frame; /* LINES: the maximum line (with '\n'); EXACT: the frame size */
-
-    /* Received bytes not yet delivered: a partial frame, or what came after a pause
-     * inside on_data. pend[pend_off, pend_len). Freed when empty. */
-    char *pend;
-    size_t pend_off, pend_len, pend_cap;
-
-    sockit__wchunk *wq_head, *wq_tail;
-    size_t queued; /* user bytes written and not yet handed to the kernel */
-    size_t low, high, limit;
-    sockit__wchunk *done_head, *done_tail; /* finished caller's chunks, for done calls */
-
-    int64_t idle_ns;     /* 0: none */
-    int64_t last_active; /* the loop's time of the last byte in or out */
-    int64_t linger_at;   /* close's deadline for draining, 0: none */
-
-    struct sockaddr_in6 peer; /* big enough for IPv4 too; peer_len 0: not known */
-    socklen_t peer_len;
-
-    sockit_listener *listener; /* the listener that made it, until either ends */
-    sockit_stream *lprev, *lnext;
+    sockit__stream_ext *ext;
+    sockit_stream *idle_prev, *idle_next; /* its bucket's list */
+    sockit_listener *listener;            /* the listener that made it, until either ends */
+    sockit__peer peer;
+    uint16_t refs; /* the stream itself + each deferred call scheduled for it */
 };
 
 /* stream.c */
@@ -107,6 +134,8 @@ int sockit__stream_defer(sockit_stream *st, sockit_call_fn fn);
 void sockit__stream_unref(sockit_stream *st);
 /* The events the watcher should wait for now, applied. */
 void sockit__stream_update_io(sockit_stream *st);
+/* Keeps the peer's address (the listener knows it from accept). */
+void sockit__stream_set_peer(sockit_stream *st, const sockit_addr *a);
 /* "127.0.0.1:5000", or "fd 7" for a descriptor without a known peer. */
 void sockit__stream_name(const sockit_stream *st, char *buf, size_t size);
 
@@ -130,9 +159,30 @@ void sockit__stream_drop_queue(sockit_stream *st, int status);
 /* Runs the done calls of finished caller's chunks. */
 void sockit__stream_run_done(sockit_stream *st);
 
-/* stream_timer.c */
-/* (Re)arms the timer for the nearest of the idle and linger deadlines. */
-void sockit__stream_arm_timer(sockit_stream *st);
+/* stream.c: the ext */
+/* The stream's ext, made if needed (NULL on allocation failure, message set). */
+sockit__stream_ext *sockit__stream_ext_get(sockit_stream *st);
+/* Frees the ext once it holds nothing. */
+void sockit__stream_ext_trim(sockit_stream *st);
+size_t sockit__stream_queued(const sockit_stream *st);
+
+/* stream_idle.c */
+/* Puts st on the bucket of timeout_ms (0: none), moving it from its current one.
+ * Returns 0 or a code (-ENOSPC: too many distinct timeouts, -ENOMEM). */
+int sockit__stream_idle_set(sockit_stream *st, uint32_t timeout_ms);
+/* The stream's idle timeout in ms (0: none). */
+uint32_t sockit__stream_idle_ms(const sockit_stream *st);
+/* Bytes moved: st is the most recently active of its bucket. */
+void sockit__stream_touch(sockit_stream *st);
+/* Takes st off its bucket (the stream ended). */
+void sockit__stream_idle_remove(sockit_stream *st);
+/* The first stream of the loop (over all buckets) and the next one, for walking
+ * every open stream; the walk survives ending the current one if next is taken
+ * first. */
+sockit_stream *sockit__stream_first(sockit_loop *loop);
+sockit_stream *sockit__stream_next(sockit_stream *st);
+/* close's linger: (re)arms or stops the linger timer. */
+void sockit__stream_arm_linger(sockit_stream *st);
 
 /* listener.c */
 /* A stream of l ended: count it out and accept again if max_connections held it. */

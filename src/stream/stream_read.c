@@ -10,9 +10,14 @@
 
 static void deliver_later(sockit_loop *loop, void *arg);
 
+static bool has_pending(const sockit_stream *st)
+{
+    return st->ext != NULL && st->ext->pend_off < st->ext->pend_len;
+}
+
 void sockit__stream_deliver_soon(sockit_stream *st)
 {
-    if (st->deliver_scheduled || st->delivering || st->pend_len == st->pend_off)
+    if (st->deliver_scheduled || st->delivering || !has_pending(st))
         return;
     if (sockit__stream_defer(st, deliver_later) == 0)
         st->deliver_scheduled = true;
@@ -24,33 +29,38 @@ int sockit__stream_keep(sockit_stream *st, const char *data, size_t len)
 {
     if (len == 0)
         return 0;
-    if (st->pend_off > 0 && st->pend_len + len > st->pend_cap) {
-        memmove(st->pend, st->pend + st->pend_off, st->pend_len - st->pend_off);
-        st->pend_len -= st->pend_off;
-        st->pend_off = 0;
+    sockit__stream_ext *x = sockit__stream_ext_get(st);
+    if (x == NULL)
+        return -ENOMEM;
+    if (x->pend_off > 0 && x->pend_len + len > x->pend_cap) {
+        memmove(x->pend, x->pend + x->pend_off, x->pend_len - x->pend_off);
+        x->pend_len -= x->pend_off;
+        x->pend_off = 0;
     }
-    if (st->pend_len + len > st->pend_cap) {
-        size_t cap = st->pend_cap * 2;
-        if (cap < st->pend_len + len)
-            cap = st->pend_len + len;
-        char *p = sockit__realloc(st->pend, cap);
+    if (x->pend_len + len > x->pend_cap) {
+        size_t cap = x->pend_cap * 2;
+        if (cap < x->pend_len + len)
+            cap = x->pend_len + len;
+        char *p = sockit__realloc(x->pend, cap);
         if (p == NULL)
             return sockit__failf(-ENOMEM, "stream: keeping %zu received bytes", len);
-        st->pend = p;
-        st->pend_cap = cap;
+        x->pend = p;
+        x->pend_cap = cap;
     }
-    memcpy(st->pend + st->pend_len, data, len);
-    st->pend_len += len;
+    memcpy(x->pend + x->pend_len, data, len);
+    x->pend_len += len;
     return 0;
 }
 
 static void pend_release_if_empty(sockit_stream *st)
 {
-    if (st->pend_off < st->pend_len)
+    sockit__stream_ext *x = st->ext;
+    if (x == NULL || x->pend_off < x->pend_len)
         return;
-    sockit__free(st->pend);
-    st->pend = NULL;
-    st->pend_off = st->pend_len = st->pend_cap = 0;
+    sockit__free(x->pend);
+    x->pend = NULL;
+    x->pend_off = x->pend_len = x->pend_cap = 0;
+    sockit__stream_ext_trim(st);
 }
 
 /* Calls on_data for each whole frame of buf[0, len) until one is incomplete, the
@@ -73,7 +83,7 @@ static size_t deliver_frames(sockit_stream *st, const char *buf, size_t len)
                 take = (size_t)(nl - (buf + off)) + 1;
             } else if (left >= st->frame) {
                 char op[64];
-                snprintf(op, sizeof op, "read_lines: a line over %zu bytes", st->frame);
+                snprintf(op, sizeof op, "read_lines: a line over %u bytes", st->frame);
                 st->delivering = false;
                 sockit__stream_fail(st, SOCKIT_ELINELEN, op);
                 return len;
@@ -91,10 +101,13 @@ static size_t deliver_frames(sockit_stream *st, const char *buf, size_t len)
 
 static void deliver_pending(sockit_stream *st)
 {
-    while (!st->closing && !st->paused && st->pend_off < st->pend_len) {
-        size_t before = st->pend_off;
-        st->pend_off += deliver_frames(st, st->pend + st->pend_off, st->pend_len - st->pend_off);
-        if (st->pend_off == before)
+    while (!st->closing && !st->paused && has_pending(st)) {
+        sockit__stream_ext *x = st->ext;
+        size_t before = x->pend_off;
+        /* The ext stays while delivering (trim waits for it), so x is still valid. */
+        size_t used = deliver_frames(st, x->pend + x->pend_off, x->pend_len - x->pend_off);
+        x->pend_off += used;
+        if (x->pend_off == before)
             break; /* an incomplete frame: wait for more bytes */
     }
     if (!st->closing)
@@ -112,7 +125,7 @@ static void deliver_later(sockit_loop *loop, void *arg)
 
 void sockit__stream_received(sockit_stream *st, const char *data, size_t len)
 {
-    if (st->pend_off < st->pend_len || st->delivering) {
+    if (has_pending(st) || st->delivering) {
         /* Bytes are waiting already: these go after them. */
         if (sockit__stream_keep(st, data, len) < 0) {
             sockit__stream_fail(st, -ENOMEM, "recv");
@@ -132,19 +145,22 @@ static void received_eof(sockit_stream *st)
 {
     st->eof = true;
     sockit__stream_update_io(st);
-    size_t left = st->pend_len - st->pend_off;
+    sockit__stream_ext *x = st->ext;
+    size_t left = x != NULL ? x->pend_len - x->pend_off : 0;
     if (left > 0 && !st->closing) {
         if (st->mode == SOCKIT__FRAME_EXACT) {
             char op[80];
-            snprintf(op, sizeof op, "read_exact: end of stream after %zu of %zu bytes", left,
+            snprintf(op, sizeof op, "read_exact: end of stream after %zu of %u bytes", left,
                      st->frame);
             sockit__stream_fail(st, SOCKIT_EEOF, op);
             return;
         }
         /* An unterminated last line is a line (as readline). */
-        st->pend_off = st->pend_len;
+        x->pend_off = x->pend_len;
+        st->delivering = true;
         if (st->cb != NULL && st->cb->on_data != NULL)
-            st->cb->on_data(st, st->pend + st->pend_len - left, left, st->user);
+            st->cb->on_data(st, x->pend + x->pend_len - left, left, st->user);
+        st->delivering = false;
         if (!st->closing)
             pend_release_if_empty(st);
     }
@@ -168,14 +184,15 @@ void sockit__stream_readable(sockit_stream *st)
             return;
         }
     }
-    ssize_t n = st->is_socket ? sockit__sys_recv(st->fd, loop->stream_buf, SOCKIT__STREAM_READ, 0)
-                              : read(st->fd, loop->stream_buf, SOCKIT__STREAM_READ);
+    int fd = st->h.fd;
+    ssize_t n = st->is_socket ? sockit__sys_recv(fd, loop->stream_buf, SOCKIT__STREAM_READ, 0)
+                              : read(fd, loop->stream_buf, SOCKIT__STREAM_READ);
     if (n < 0) {
         if (errno != EAGAIN && errno != EWOULDBLOCK && errno != EINTR)
             sockit__stream_fail(st, -errno, st->is_socket ? "recv" : "read");
         return;
     }
-    st->last_active = loop->now;
+    sockit__stream_touch(st);
     if (n == 0)
         received_eof(st);
     else
@@ -193,8 +210,11 @@ void sockit_stream_resume(sockit_stream *st)
 
 static int set_mode(sockit_stream *st, sockit__frame_mode mode, size_t frame)
 {
-    st->mode = mode;
-    st->frame = frame;
+    if (frame > UINT32_MAX)
+        return sockit__failf(-EINVAL, "stream framing: a frame of %zu bytes (at most %u)", frame,
+                             UINT32_MAX);
+    st->mode = (uint8_t)mode;
+    st->frame = (uint32_t)frame;
     /* Bytes already here may make whole frames in the new mode. */
     if (!st->closing && !st->paused)
         sockit__stream_deliver_soon(st);

@@ -18,8 +18,8 @@
 
 static ssize_t write_some(sockit_stream *st, const void *buf, size_t len)
 {
-    return st->is_socket ? sockit__sys_send(st->fd, buf, len, MSG_NOSIGNAL)
-                         : write(st->fd, buf, len);
+    return st->is_socket ? sockit__sys_send(st->h.fd, buf, len, MSG_NOSIGNAL)
+                         : write(st->h.fd, buf, len);
 }
 
 static bool is_transient(int err) { return err == EAGAIN || err == EWOULDBLOCK || err == EINTR; }
@@ -29,15 +29,17 @@ static int check_write(sockit_stream *st, const void *buf, size_t len, const cha
     if (st == NULL || (buf == NULL && len > 0))
         return sockit__failf(-EINVAL, "%s: %s", op, st == NULL ? "no stream" : "no buffer");
     if (st->closing || st->shut_asked)
-        return sockit__failf(-EPIPE, "%s (fd %d): the stream is %s", op, st->fd,
+        return sockit__failf(-EPIPE, "%s (fd %d): the stream is %s", op, st->h.fd,
                              st->closing ? "closed" : "shut down for writing");
-    if (len > st->limit - st->queued) {
+    size_t queued = sockit__stream_queued(st);
+    size_t limit = st->ext != NULL ? st->ext->limit : SOCKIT__STREAM_LIMIT;
+    if (len > limit - queued) {
         char name[SOCKIT_ADDRSTRLEN + 8];
         sockit__stream_name(st, name, sizeof name);
         return sockit__failf(-ENOBUFS,
                              "%s (peer %s): %zu more bytes would take the queue (%zu) past "
                              "its limit of %zu",
-                             op, name, len, st->queued, st->limit);
+                             op, name, len, queued, limit);
     }
     return 0;
 }
@@ -46,29 +48,30 @@ static int check_write(sockit_stream *st, const void *buf, size_t len, const cha
  * took none or failed: a failure is met again by the flush, from the loop). */
 static size_t try_now(sockit_stream *st, const void *buf, size_t len)
 {
-    if (st->wq_head != NULL || len == 0)
+    if ((st->ext != NULL && st->ext->wq_head != NULL) || len == 0)
         return 0;
     ssize_t n = write_some(st, buf, len);
     if (n <= 0)
         return 0;
-    st->last_active = st->loop->now;
+    sockit__stream_touch(st);
     return (size_t)n;
 }
 
-static void enqueue(sockit_stream *st, sockit__wchunk *c)
+static void enqueue(sockit__stream_ext *x, sockit__wchunk *c)
 {
     c->next = NULL;
-    if (st->wq_tail != NULL)
-        st->wq_tail->next = c;
+    if (x->wq_tail != NULL)
+        x->wq_tail->next = c;
     else
-        st->wq_head = c;
-    st->wq_tail = c;
+        x->wq_head = c;
+    x->wq_tail = c;
 }
 
 static void queued_more(sockit_stream *st, size_t n)
 {
-    st->queued += n;
-    if (st->queued > st->high)
+    sockit__stream_ext *x = st->ext;
+    x->queued += n;
+    if (x->queued > x->high)
         st->over_high = true;
     sockit__stream_update_io(st);
 }
@@ -83,7 +86,10 @@ int sockit_stream_write(sockit_stream *st, const void *buf, size_t len)
         return 0;
     const char *rest = (const char *)buf + sent;
     size_t left = len - sent;
-    sockit__wchunk *tail = st->wq_tail;
+    sockit__stream_ext *x = sockit__stream_ext_get(st);
+    if (x == NULL)
+        return -ENOMEM;
+    sockit__wchunk *tail = x->wq_tail;
     if (tail != NULL && !tail->ref && tail->cap - tail->len >= left) {
         memcpy((char *)(tail + 1) + tail->len, rest, left);
         tail->len += left;
@@ -92,11 +98,13 @@ int sockit_stream_write(sockit_stream *st, const void *buf, size_t len)
     }
     size_t cap = left < CHUNK_MIN ? CHUNK_MIN : left;
     sockit__wchunk *c = sockit__malloc(sizeof *c + cap);
-    if (c == NULL)
+    if (c == NULL) {
+        sockit__stream_ext_trim(st);
         return sockit__failf(-ENOMEM, "stream_write: queueing %zu bytes", left);
+    }
     *c = (sockit__wchunk){.data = (const char *)(c + 1), .len = left, .cap = cap};
     memcpy(c + 1, rest, left);
-    enqueue(st, c);
+    enqueue(x, c);
     queued_more(st, left);
     return 0;
 }
@@ -107,6 +115,8 @@ static void done_later(sockit_loop *loop, void *arg)
     sockit_stream *st = arg;
     st->done_scheduled = false;
     sockit__stream_run_done(st);
+    if (!st->ended)
+        sockit__stream_ext_trim(st);
     sockit__stream_unref(st);
 }
 
@@ -117,13 +127,14 @@ static void finish_ref(sockit_stream *st, sockit__wchunk *c, int status)
         sockit__free(c);
         return;
     }
+    sockit__stream_ext *x = st->ext; /* a queued chunk's stream has one */
     c->status = status;
     c->next = NULL;
-    if (st->done_tail != NULL)
-        st->done_tail->next = c;
+    if (x->done_tail != NULL)
+        x->done_tail->next = c;
     else
-        st->done_head = c;
-    st->done_tail = c;
+        x->done_head = c;
+    x->done_tail = c;
     if (!st->done_scheduled && !st->ended && sockit__stream_defer(st, done_later) == 0)
         st->done_scheduled = true;
 }
@@ -134,27 +145,33 @@ int sockit_stream_write_ref(sockit_stream *st, const void *buf, size_t len,
     int rc = check_write(st, buf, len, "stream_write_ref");
     if (rc < 0)
         return rc;
-    sockit__wchunk *c = sockit__malloc(sizeof *c);
-    if (c == NULL)
+    sockit__stream_ext *x = sockit__stream_ext_get(st);
+    sockit__wchunk *c = x != NULL ? sockit__malloc(sizeof *c) : NULL;
+    if (c == NULL) {
+        sockit__stream_ext_trim(st);
         return sockit__fail(-ENOMEM, "stream_write_ref");
+    }
     *c = (sockit__wchunk){.data = buf, .len = len, .done = done, .arg = arg, .ref = true};
     c->sent = try_now(st, buf, len);
     if (c->sent == len) {
         finish_ref(st, c, 0);
+        if (done == NULL)
+            sockit__stream_ext_trim(st);
         return 0;
     }
-    enqueue(st, c);
+    enqueue(x, c);
     queued_more(st, len - c->sent);
     return 0;
 }
 
 void sockit__stream_run_done(sockit_stream *st)
 {
-    while (st->done_head != NULL) {
-        sockit__wchunk *c = st->done_head;
-        st->done_head = c->next;
-        if (st->done_head == NULL)
-            st->done_tail = NULL;
+    sockit__stream_ext *x = st->ext;
+    while (x != NULL && x->done_head != NULL) {
+        sockit__wchunk *c = x->done_head;
+        x->done_head = c->next;
+        if (x->done_head == NULL)
+            x->done_tail = NULL;
         c->done(st, c->status, c->arg);
         sockit__free(c);
     }
@@ -170,13 +187,16 @@ static void finish_chunk(sockit_stream *st, sockit__wchunk *c, int status)
 
 void sockit__stream_drop_queue(sockit_stream *st, int status)
 {
-    while (st->wq_head != NULL) {
-        sockit__wchunk *c = st->wq_head;
-        st->wq_head = c->next;
+    sockit__stream_ext *x = st->ext;
+    if (x == NULL)
+        return;
+    while (x->wq_head != NULL) {
+        sockit__wchunk *c = x->wq_head;
+        x->wq_head = c->next;
         finish_chunk(st, c, status);
     }
-    st->wq_tail = NULL;
-    st->queued = 0;
+    x->wq_tail = NULL;
+    x->queued = 0;
 }
 
 /* Everything queued is with the kernel: a pending half-close or close happens. */
@@ -188,18 +208,19 @@ static void drained(sockit_stream *st)
     }
     if (st->shut_asked && !st->shut_done) {
         st->shut_done = true;
-        if (shutdown(st->fd, SHUT_WR) < 0 && errno != ENOTCONN)
+        if (shutdown(st->h.fd, SHUT_WR) < 0 && errno != ENOTCONN)
             sockit__stream_fail(st, -errno, "shutdown");
     }
 }
 
 void sockit__stream_flush(sockit_stream *st)
 {
-    while (st->wq_head != NULL) {
+    sockit__stream_ext *x = st->ext;
+    while (x != NULL && x->wq_head != NULL) {
         struct iovec iov[FLUSH_IOV];
         int n = 0;
         size_t want = 0;
-        for (sockit__wchunk *c = st->wq_head; c != NULL && n < FLUSH_IOV; c = c->next, n++) {
+        for (sockit__wchunk *c = x->wq_head; c != NULL && n < FLUSH_IOV; c = c->next, n++) {
             iov[n] = (struct iovec){.iov_base = (void *)(c->data + c->sent),
                                     .iov_len = c->len - c->sent};
             want += iov[n].iov_len;
@@ -207,9 +228,9 @@ void sockit__stream_flush(sockit_stream *st)
         ssize_t w;
         if (st->is_socket) {
             struct msghdr msg = {.msg_iov = iov, .msg_iovlen = (size_t)n};
-            w = sockit__sys_sendmsg(st->fd, &msg, MSG_NOSIGNAL);
+            w = sockit__sys_sendmsg(st->h.fd, &msg, MSG_NOSIGNAL);
         } else {
-            w = writev(st->fd, iov, n);
+            w = writev(st->h.fd, iov, n);
         }
         if (w < 0) {
             if (!is_transient(errno))
@@ -218,41 +239,46 @@ void sockit__stream_flush(sockit_stream *st)
                 sockit__stream_update_io(st);
             return;
         }
-        st->last_active = st->loop->now;
-        st->queued -= (size_t)w;
+        sockit__stream_touch(st);
+        x->queued -= (size_t)w;
         size_t left = (size_t)w;
         while (left > 0) {
-            sockit__wchunk *c = st->wq_head;
+            sockit__wchunk *c = x->wq_head;
             size_t in_chunk = c->len - c->sent;
             if (left < in_chunk) {
                 c->sent += left;
                 break;
             }
             left -= in_chunk;
-            st->wq_head = c->next;
-            if (st->wq_head == NULL)
-                st->wq_tail = NULL;
+            x->wq_head = c->next;
+            if (x->wq_head == NULL)
+                x->wq_tail = NULL;
             finish_chunk(st, c, 0);
         }
         if ((size_t)w < want)
             break; /* the kernel is full */
     }
-    if (st->wq_head == NULL) {
+    if (x == NULL || x->wq_head == NULL) {
         drained(st);
         if (st->ended)
             return;
     }
-    if (st->over_high && st->queued <= st->low) {
+    x = st->ext;
+    if (st->over_high && (x == NULL || x->queued <= x->low)) {
         st->over_high = false;
         if (!st->closing && st->cb != NULL && st->cb->on_drain != NULL)
             st->cb->on_drain(st, st->user);
         if (st->ended)
             return;
     }
+    sockit__stream_ext_trim(st);
     sockit__stream_update_io(st);
 }
 
-size_t sockit_stream_queued(const sockit_stream *st) { return st != NULL ? st->queued : 0; }
+size_t sockit_stream_queued(const sockit_stream *st)
+{
+    return st != NULL ? sockit__stream_queued(st) : 0;
+}
 
 bool sockit_stream_write_blocked(const sockit_stream *st) { return st != NULL && st->over_high; }
 
@@ -263,8 +289,12 @@ int sockit_stream_set_watermarks(sockit_stream *st, size_t low, size_t high, siz
                              "stream_set_watermarks: need low <= high <= limit and limit > 0 "
                              "(low %zu, high %zu, limit %zu)",
                              low, high, limit);
-    st->low = low;
-    st->high = high;
-    st->limit = limit;
+    sockit__stream_ext *x = sockit__stream_ext_get(st);
+    if (x == NULL)
+        return -ENOMEM;
+    x->low = low;
+    x->high = high;
+    x->limit = limit;
+    x->custom_marks = true;
     return 0;
 }
