@@ -1523,6 +1523,87 @@ static void test_idle_timeout_is_reset_by_traffic_and_zero_turns_it_off(void **s
     close_loop(loop);
 }
 
+/* Several streams with idle timeouts, some sharing a value: each ends on its own
+ * schedule. Activity (a byte received, or sent) moves a stream's deadline; a changed
+ * timeout moves it too; 0 turns it off. Never early. */
+static void test_idle_timeouts_of_many_streams_end_each_on_its_own_schedule(void **state)
+{
+    (void)state;
+    sockit_loop *loop = new_loop();
+    enum { A, B, C, D, E, F, N };
+    sockit *s[N], *peer[N];
+    struct rec r[N];
+    double closed_at[N];
+    for (int i = 0; i < N; i++) {
+        unix_pair(&s[i], &peer[i]);
+        rec_init(&r[i]);
+        r[i].st = sockit_stream_new(loop, s[i], &rec_cb, &r[i]);
+        assert_sock(r[i].st);
+        closed_at[i] = -1;
+    }
+    double t0 = harness_now();
+    assert_ok(sockit_stream_set_idle_timeout(r[A].st, 0.4)); /* active at 0.25: ends ~0.65 */
+    assert_ok(sockit_stream_set_idle_timeout(r[B].st, 0.4)); /* ends ~0.4 */
+    assert_ok(sockit_stream_set_idle_timeout(r[C].st, 0.8)); /* ends ~0.8 */
+    assert_ok(sockit_stream_set_idle_timeout(r[D].st, 0.4)); /* turned off at 0.1 */
+    assert_ok(sockit_stream_set_idle_timeout(r[E].st, 5.0)); /* 0.3 from 0.1: ~0.4 */
+    assert_ok(sockit_stream_set_idle_timeout(r[F].st, 0.3)); /* writes every 0.1 s */
+    bool a_poked = false, changed = false;
+    double next_write = t0 + 0.1;
+    struct sink k;
+    sink_init(&k, 1 << 16);
+    while (harness_now() - t0 < 1.2) {
+        sockit_loop_run_once(loop, 0.005);
+        double now = harness_now();
+        for (int i = 0; i < N; i++)
+            if (closed_at[i] < 0 && r[i].closes > 0)
+                closed_at[i] = now - t0;
+        if (!changed && now - t0 >= 0.1) {
+            assert_ok(sockit_stream_set_idle_timeout(r[D].st, 0));
+            assert_ok(sockit_stream_set_idle_timeout(r[E].st, 0.3));
+            changed = true;
+        }
+        if (!a_poked && now - t0 >= 0.25) {
+            peer_send(peer[A], "a", 1);
+            a_poked = true;
+        }
+        if (now >= next_write && r[F].st != NULL && now - t0 < 0.8) {
+            assert_ok(sockit_stream_write(r[F].st, "f", 1));
+            next_write = now + 0.1;
+        }
+        sink_poll(peer[F], &k);
+    }
+    const double slack = 0.03; /* clock reads a little apart */
+    assert_true(closed_at[B] >= 0.4 - slack);
+    assert_true(closed_at[A] >= 0.65 - slack);
+    assert_true(closed_at[B] < closed_at[A]);
+    assert_true(closed_at[C] >= 0.8 - slack);
+    assert_true(closed_at[E] >= 0.4 - slack);
+    /* F was written to until 0.8 s: it lived at least that long, then ended ~1.1 s. */
+    assert_true(closed_at[F] < 0 || closed_at[F] >= 0.8);
+    assert_true(k.len >= 5);
+    for (int i = 0; i < N; i++) {
+        if (i == D || i == F)
+            continue;
+        if (closed_at[i] < 0)
+            fail_msg("stream %d was still open after 1.2 s", i);
+        assert_int_equal(r[i].errors, 1);
+        assert_code(r[i].code, SOCKIT_ETIMEOUT);
+    }
+    assert_true(closed_at[D] < 0); /* turned off */
+    assert_int_equal(r[D].errors, 0);
+    rec_close(&r[D], -1);
+    if (r[F].st != NULL)
+        rec_close(&r[F], -1);
+    for (int i = 0; i < N; i++) {
+        wait_closed(loop, &r[i]);
+        rec_free(&r[i]);
+        assert_ok(sockit_close(peer[i]));
+    }
+    free(k.buf);
+    close_loop(loop);
+}
+
 /* ---- closing from inside every callback ----------------------------------------- */
 
 static void test_close_inside_on_data_stops_delivery(void **state)
@@ -2147,6 +2228,7 @@ int main(void)
         harness_test(test_abort_resets_the_peer),
         harness_test(test_idle_timeout_closes_with_etimeout_naming_the_peer),
         harness_test(test_idle_timeout_is_reset_by_traffic_and_zero_turns_it_off),
+        harness_test(test_idle_timeouts_of_many_streams_end_each_on_its_own_schedule),
         harness_test(test_close_inside_on_data_stops_delivery),
         harness_test(test_close_inside_on_eof_closes_once),
         harness_test(test_close_inside_on_drain_still_sends_the_rest),
