@@ -83,6 +83,7 @@ struct server {
     int closes;
     int errors;
     int last_error;
+    char errmsg[256]; /* sockit_errmsg() in the last stream on_error */
     /* on_accept mode. */
     int accepts;
     struct conn *conns[MAX_CONNS];
@@ -117,6 +118,7 @@ static void shared_on_error(sockit_stream *st, int code, void *user)
     struct server *srv = user;
     srv->errors++;
     srv->last_error = code;
+    snprintf(srv->errmsg, sizeof srv->errmsg, "%s", sockit_errmsg());
 }
 
 static void shared_on_close(sockit_stream *st, void *user)
@@ -178,6 +180,7 @@ static void conn_on_error(sockit_stream *st, int code, void *user)
     c->late += c->closed;
     c->srv->errors++;
     c->srv->last_error = code;
+    snprintf(c->srv->errmsg, sizeof c->srv->errmsg, "%s", sockit_errmsg());
 }
 
 static void conn_on_close(sockit_stream *st, void *user)
@@ -621,6 +624,8 @@ static void test_config_idle_timeout_closes_idle_streams_and_zero_is_not_immedia
     sockit *b = client(none_port);
     double t0 = harness_now();
     sockit *q = client(quick_port);
+    sockit_addr q_local;
+    assert_ok(sockit_getsockname(q, &q_local));
     RUN_UNTIL(loop, quick.closes > 0, 3.0);
     double took = harness_now() - t0;
     assert_int_equal(quick.closes, 1);
@@ -628,6 +633,10 @@ static void test_config_idle_timeout_closes_idle_streams_and_zero_is_not_immedia
     assert_code(quick.last_error, SOCKIT_ETIMEOUT);
     if (took < 0.25 || took > 1.5)
         fail_msg("a 0.3 s idle timeout closed the stream after %.3f s", took);
+    char want[64];
+    snprintf(want, sizeof want, "127.0.0.1:%d", sockit_addr_port(&q_local));
+    if (strstr(quick.errmsg, want) == NULL)
+        fail_msg("on_error's message \"%s\" does not name the peer %s", quick.errmsg, want);
     struct inbox in = {0};
     inbox_wait(loop, q, &in, 0, true, 2.0);
     assert_true(in.eof); /* an ordinary end of stream */
@@ -798,6 +807,75 @@ static void test_a_listener_keeps_the_loop_alive_while_it_accepts(void **state)
     assert_ok(sockit_listener_resume(srv.l));
     assert_int_equal(sockit_loop_run_once(loop, 0), 1);
     sockit_listener_close(srv.l);
+    close_loop(loop);
+}
+
+/* IPv6 and Unix listeners: on_accept's peer, the stream's peer, errors naming it. */
+static void test_ipv6_and_unix_listeners_serve_and_know_their_peers(void **state)
+{
+    (void)state;
+    sockit_loop *loop = new_loop();
+    struct server srv;
+    memset(&srv, 0, sizeof srv);
+    srv.lines = true;
+    sockit_listener_config cfg = {0};
+    cfg.on_accept = on_accept;
+    cfg.user = &srv;
+    sockit *s6 = sockit_create_server("::1", 0, NULL);
+    assert_sock(s6);
+    srv.magic = SERVER_MAGIC;
+    srv.l = sockit_listener_new(loop, s6, &cfg);
+    assert_sock(srv.l);
+    sockit_addr a;
+    assert_ok(sockit_listener_address(srv.l, &a));
+    assert_int_equal(sockit_addr_family(&a), AF_INET6);
+    sockit *c = sockit_create_connection("::1", sockit_addr_port(&a), 5.0, NULL);
+    assert_sock(c);
+    sockit_addr local;
+    assert_ok(sockit_getsockname(c, &local));
+    client_send(c, "six\n");
+    struct inbox in = {0};
+    inbox_wait(loop, c, &in, 4, false, 5.0);
+    assert_string_equal(in.buf, "six\n");
+    assert_int_equal(srv.nconns, 1);
+    assert_true(sockit_addr_equal(&srv.conns[0]->peer, &local));
+    sockit_addr p;
+    assert_ok(sockit_stream_peer(srv.conns[0]->st, &p));
+    assert_true(sockit_addr_equal(&p, &local));
+    /* A line over the limit: the message names the IPv6 peer. */
+    assert_ok(sockit_stream_read_lines(srv.conns[0]->st, 4));
+    client_send(c, "too long\n");
+    RUN_UNTIL(loop, srv.freed == 1, 5.0);
+    assert_int_equal(srv.errors, 1);
+    assert_code(srv.last_error, SOCKIT_ELINELEN);
+    char want[64];
+    snprintf(want, sizeof want, "[::1]:%d", sockit_addr_port(&local));
+    if (strstr(srv.errmsg, want) == NULL)
+        fail_msg("on_error's message \"%s\" does not name the peer %s", srv.errmsg, want);
+    assert_ok(sockit_close(c));
+    sockit_listener_close(srv.l);
+
+    /* A Unix socket listener. */
+    char path[64];
+    snprintf(path, sizeof path, "/tmp/sockit-listener-%d.sock", (int)getpid());
+    char where[80];
+    snprintf(where, sizeof where, "unix:%s", path);
+    sockit *su = sockit_create_server(where, 0, NULL);
+    assert_sock(su);
+    srv.l = sockit_listener_new(loop, su, &cfg);
+    assert_sock(srv.l);
+    c = sockit_create_connection(where, 0, 5.0, NULL);
+    assert_sock(c);
+    client_send(c, "unix\n");
+    struct inbox in2 = {0};
+    inbox_wait(loop, c, &in2, 5, false, 5.0);
+    assert_string_equal(in2.buf, "unix\n");
+    assert_int_equal(sockit_listener_count(srv.l), 1);
+    assert_ok(sockit_close(c));
+    RUN_UNTIL(loop, srv.freed == 2, 5.0);
+    assert_int_equal(srv.freed, 2);
+    sockit_listener_close(srv.l);
+    unlink(path);
     close_loop(loop);
 }
 
@@ -975,6 +1053,7 @@ int main(void)
         harness_test(test_closing_the_stream_in_on_accept_ends_the_client),
         harness_test(test_listener_new_refuses_what_is_not_a_listening_stream_socket),
         harness_test(test_a_listener_keeps_the_loop_alive_while_it_accepts),
+        harness_test(test_ipv6_and_unix_listeners_serve_and_know_their_peers),
         cmocka_unit_test_setup_teardown(
             test_out_of_descriptors_sheds_clients_without_spinning_and_recovers, harness_fd_setup,
             emfile_teardown),

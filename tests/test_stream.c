@@ -1829,6 +1829,98 @@ static void test_a_stream_keeps_the_loop_alive_while_it_reads_or_writes(void **s
     close_loop(loop);
 }
 
+/* IPv6: the peer's address and on_error's message, "[::1]:port". */
+static void test_ipv6_stream_knows_its_peer_and_names_it_in_errors(void **state)
+{
+    (void)state;
+    sockit_loop *loop = new_loop();
+    int port;
+    sockit *l = harness_tcp_listener(AF_INET6, &port);
+    sockit *peer = sockit_create_connection("::1", port, 5.0, NULL);
+    assert_sock(peer);
+    sockit *s = sockit_accept(l, NULL);
+    assert_sock(s);
+    assert_ok(sockit_close(l));
+    sockit_addr local;
+    assert_ok(sockit_getsockname(peer, &local));
+    struct rec r;
+    rec_init(&r);
+    r.st = sockit_stream_new(loop, s, &rec_cb, &r);
+    assert_sock(r.st);
+    sockit_addr got;
+    assert_ok(sockit_stream_peer(r.st, &got));
+    assert_int_equal(sockit_addr_family(&got), AF_INET6);
+    assert_true(sockit_addr_equal(&got, &local));
+    assert_ok(sockit_stream_read_lines(r.st, 4));
+    peer_send(peer, "too long\n", 9);
+    wait_closed(loop, &r);
+    assert_code(r.code, SOCKIT_ELINELEN);
+    char want[64];
+    snprintf(want, sizeof want, "[::1]:%d", sockit_addr_port(&local));
+    if (strstr(r.errmsg, want) == NULL)
+        fail_msg("on_error's message \"%s\" does not name the peer %s", r.errmsg, want);
+    rec_free(&r);
+    assert_ok(sockit_close(peer));
+    close_loop(loop);
+}
+
+/* Paused before the loop ran: even read-ahead bytes wait for resume. */
+static void test_pause_holds_read_ahead_bytes_too(void **state)
+{
+    (void)state;
+    sockit_loop *loop = new_loop();
+    sockit *s, *peer;
+    unix_pair(&s, &peer);
+    peer_send(peer, "x\nahead", 7);
+    char line[8];
+    assert_int_equal(sockit_readline(s, line, sizeof line), 2);
+    assert_int_equal(sockit_pending(s), 5);
+    struct rec r;
+    rec_init(&r);
+    r.st = sockit_stream_new(loop, s, &rec_cb, &r);
+    assert_sock(r.st);
+    sockit_stream_pause(r.st);
+    run_for(loop, 0.1);
+    assert_int_equal(r.frames, 0);
+    sockit_stream_resume(r.st);
+    RUN_UNTIL(loop, r.len >= 5, 5.0);
+    assert_string_equal(r.data, "ahead");
+    rec_close(&r, -1);
+    wait_closed(loop, &r);
+    rec_free(&r);
+    assert_ok(sockit_close(peer));
+    close_loop(loop);
+}
+
+/* Lines, no on_eof, the peer ends mid-line: the last piece, then the stream closes. */
+static void test_unterminated_last_line_then_close_without_on_eof(void **state)
+{
+    (void)state;
+    sockit_loop *loop = new_loop();
+    sockit *s, *peer;
+    unix_pair(&s, &peer);
+    struct rec r;
+    rec_init(&r);
+    r.st = sockit_stream_new(loop, s, &rec_cb_no_eof, &r);
+    assert_sock(r.st);
+    assert_ok(sockit_stream_read_lines(r.st, 0));
+    peer_send(peer, "x\ny", 3);
+    assert_ok(sockit_shutdown(peer, SHUT_WR));
+    wait_closed(loop, &r);
+    assert_int_equal(r.frames, 2);
+    assert_string_equal(r.data, "x\ny");
+    assert_string_equal(r.log, "ddC");
+    assert_int_equal(r.errors, 0);
+    struct sink k;
+    sink_init(&k, 16);
+    sink_drain(loop, peer, &k, 0, true, 5.0);
+    assert_true(k.eof);
+    free(k.buf);
+    rec_free(&r);
+    assert_ok(sockit_close(peer));
+    close_loop(loop);
+}
+
 /* ---- making streams ------------------------------------------------------------- */
 
 static void test_stream_new_refuses_a_datagram_socket_and_leaves_it_to_the_caller(void **state)
@@ -2236,6 +2328,9 @@ int main(void)
         harness_test(test_closing_another_stream_from_a_callback_stops_its_delivery),
         harness_fault_test(test_stream_new_out_of_memory_leaves_the_sockit_to_the_caller),
         harness_test(test_a_stream_keeps_the_loop_alive_while_it_reads_or_writes),
+        harness_test(test_ipv6_stream_knows_its_peer_and_names_it_in_errors),
+        harness_test(test_pause_holds_read_ahead_bytes_too),
+        harness_test(test_unterminated_last_line_then_close_without_on_eof),
         harness_test(test_stream_new_refuses_a_datagram_socket_and_leaves_it_to_the_caller),
         harness_test(test_accessors_and_bad_arguments),
         harness_test(test_set_callbacks_replaces_the_table),
