@@ -620,15 +620,16 @@ static void test_write_past_the_hard_limit_is_enobufs_and_queues_nothing(void **
 struct done_log {
     int calls;
     int status;
-    int order[8]; /* args in call order */
-    int n;
-    int before_close; /* calls counted when on_close ran (-1: not yet) */
+    struct rec *r;   /* the stream's record, if the test wants order checked */
+    int after_close; /* calls after its on_close (the stream was freed by then) */
 };
 
 static void write_done(sockit_stream *st, int status, void *arg)
 {
     (void)st;
     struct done_log *d = arg;
+    if (d->r != NULL && d->r->closes > 0)
+        d->after_close++;
     d->calls++;
     d->status = status;
 }
@@ -694,6 +695,7 @@ static void test_write_ref_done_gets_a_code_when_the_stream_is_aborted_first(voi
     fill(r.st, 1);
     static char buf[100000];
     struct done_log d = {0};
+    d.r = &r;
     assert_ok(sockit_stream_write_ref(r.st, buf, sizeof buf, write_done, &d));
     rec_abort(&r);
     assert_int_equal(d.calls, 0); /* never from inside abort */
@@ -702,6 +704,7 @@ static void test_write_ref_done_gets_a_code_when_the_stream_is_aborted_first(voi
     run_for(loop, 0.02);
     assert_int_equal(d.calls, 1);
     assert_code(d.status, -ECANCELED);
+    assert_int_equal(d.after_close, 0); /* on_close is the last callback */
     rec_free(&r);
     assert_ok(sockit_close(peer));
     close_loop(loop);
@@ -789,6 +792,92 @@ static void test_write_and_write_ref_mixed_keep_their_order(void **state)
     }
     rec_close(&r, -1);
     wait_closed(loop, &r);
+    free(src);
+    free(k.buf);
+    rec_free(&r);
+    assert_ok(sockit_close(peer));
+    close_loop(loop);
+}
+
+/* Empty writes: NULL with 0 is fine, and an empty write_ref's done still runs once. */
+static void test_empty_writes_are_fine_and_done_still_runs_once(void **state)
+{
+    (void)state;
+    sockit_loop *loop = new_loop();
+    sockit *s, *peer;
+    unix_pair(&s, &peer);
+    struct rec r;
+    rec_init(&r);
+    r.st = sockit_stream_new(loop, s, &rec_cb, &r);
+    assert_sock(r.st);
+    assert_ok(sockit_stream_write(r.st, NULL, 0));
+    struct done_log d1 = {0}, d2 = {0};
+    assert_ok(sockit_stream_write_ref(r.st, NULL, 0, write_done, &d1));
+    assert_ok(sockit_stream_write_ref(r.st, "", 0, write_done, &d2));
+    assert_int_equal(d1.calls + d2.calls, 0); /* always from the loop */
+    RUN_UNTIL(loop, d1.calls > 0 && d2.calls > 0, 5.0);
+    run_for(loop, 0.02);
+    assert_int_equal(d1.calls, 1);
+    assert_int_equal(d1.status, 0);
+    assert_int_equal(d2.calls, 1);
+    assert_int_equal(d2.status, 0);
+    assert_int_equal(sockit_stream_queued(r.st), 0);
+    rec_close(&r, -1);
+    wait_closed(loop, &r);
+    rec_free(&r);
+    assert_ok(sockit_close(peer));
+    close_loop(loop);
+}
+
+/* A producer that writes its next piece from the previous piece's done call; the
+ * last done closes the stream. */
+struct chain {
+    const unsigned char *src;
+    size_t piece, total, off;
+    int dones;
+    int bad_status;
+    struct rec *r;
+};
+
+static void chain_done(sockit_stream *st, int status, void *arg)
+{
+    struct chain *c = arg;
+    c->dones++;
+    c->bad_status += status != 0;
+    if (c->off >= c->total) {
+        c->r->ended = true;
+        sockit_stream_close(st, -1);
+        return;
+    }
+    size_t n = c->total - c->off < c->piece ? c->total - c->off : c->piece;
+    const unsigned char *p = c->src + c->off;
+    c->off += n;
+    assert_ok(sockit_stream_write_ref(st, p, n, chain_done, c));
+}
+
+static void test_write_ref_from_inside_done_chains_in_order(void **state)
+{
+    (void)state;
+    sockit_loop *loop = new_loop();
+    sockit *s, *peer;
+    tcp_pair(&s, &peer, true);
+    struct rec r;
+    rec_init(&r);
+    r.st = sockit_stream_new(loop, s, &rec_cb, &r);
+    assert_sock(r.st);
+    size_t total = 1 << 20;
+    unsigned char *src = pattern(total);
+    struct chain c = {src, 40000, total, 40000, 0, 0, &r};
+    assert_ok(sockit_stream_write_ref(r.st, src, 40000, chain_done, &c));
+    struct sink k;
+    sink_init(&k, total);
+    sink_drain(loop, peer, &k, 0, true, 8.0);
+    assert_true(k.eof);
+    assert_int_equal(k.len, total);
+    assert_memory_equal(k.buf, src, total);
+    wait_closed(loop, &r);
+    assert_int_equal(c.dones, (int)((total + 39999) / 40000));
+    assert_int_equal(c.bad_status, 0);
     free(src);
     free(k.buf);
     rec_free(&r);
@@ -1165,6 +1254,78 @@ static void test_read_lines_default_limit_is_sockit_line_max(void **state)
     assert_int_equal(r.errors, 1);
     assert_code(r.code, SOCKIT_ELINELEN);
     free(line);
+    rec_free(&r);
+    assert_ok(sockit_close(peer));
+    close_loop(loop);
+}
+
+/* Frames bigger than one read: an exact frame of 300000 bytes and a line of 150000
+ * (under its max_line) are each delivered whole. */
+static void test_frames_larger_than_one_read_are_delivered_whole(void **state)
+{
+    (void)state;
+    sockit_loop *loop = new_loop();
+    sockit *s, *peer;
+    unix_pair(&s, &peer);
+    struct rec r;
+    rec_init(&r);
+    r.st = sockit_stream_new(loop, s, &rec_cb, &r);
+    assert_sock(r.st);
+    assert_ok(sockit_stream_read_exact(r.st, 300000));
+    size_t total = 300000 + 150000;
+    unsigned char *src = pattern(total);
+    for (size_t i = 300000; i < total - 1; i++)
+        if (src[i] == '\n')
+            src[i] = 'n';
+    src[total - 1] = '\n';
+    size_t off = 0;
+    bool switched = false;
+    double until = harness_now() + 8.0;
+    while ((off < total || r.frames < 2) && harness_now() < until) {
+        if (off < total) {
+            ssize_t n = send(sockit_fileno(peer), src + off, total - off, MSG_DONTWAIT);
+            if (n > 0)
+                off += (size_t)n;
+        }
+        sockit_loop_run_once(loop, 0.005);
+        if (r.frames == 1 && !switched) {
+            assert_ok(sockit_stream_read_lines(r.st, 200000));
+            switched = true;
+        }
+    }
+    assert_int_equal(r.frames, 2);
+    assert_int_equal(r.frame_len[0], 300000);
+    assert_int_equal(r.frame_len[1], 150000);
+    assert_memory_equal(r.data, src, total);
+    assert_int_equal(r.errors, 0);
+    rec_close(&r, -1);
+    wait_closed(loop, &r);
+    free(src);
+    rec_free(&r);
+    assert_ok(sockit_close(peer));
+    close_loop(loop);
+}
+
+/* Paused inside on_data, then closed: the lines kept for resume are dropped. */
+static void test_close_while_paused_with_kept_lines_drops_them(void **state)
+{
+    (void)state;
+    sockit_loop *loop = new_loop();
+    sockit *s, *peer;
+    unix_pair(&s, &peer);
+    struct rec r;
+    rec_init(&r);
+    r.pause_on_first = true;
+    r.st = sockit_stream_new(loop, s, &rec_cb, &r);
+    assert_sock(r.st);
+    assert_ok(sockit_stream_read_lines(r.st, 0));
+    peer_send(peer, "1\n2\n3\n", 6);
+    RUN_UNTIL(loop, r.frames > 0, 5.0);
+    run_for(loop, 0.05);
+    rec_close(&r, -1);
+    wait_closed(loop, &r);
+    assert_int_equal(r.frames, 1);
+    assert_string_equal(r.log, "dC");
     rec_free(&r);
     assert_ok(sockit_close(peer));
     close_loop(loop);
@@ -1604,6 +1765,71 @@ static void test_idle_timeouts_of_many_streams_end_each_on_its_own_schedule(void
     close_loop(loop);
 }
 
+/* A stream with an idle timeout closed early, then another with the same value: the
+ * second still times out, and nothing is left behind for the loop. Two loops in one
+ * thread with the same timeout value keep separate schedules. */
+static void test_idle_timeout_after_an_earlier_stream_with_it_closed_and_on_two_loops(void **state)
+{
+    (void)state;
+    sockit_loop *loop = new_loop();
+    sockit_loop *other = new_loop();
+    sockit *s, *peer;
+    unix_pair(&s, &peer);
+    struct rec a;
+    rec_init(&a);
+    a.st = sockit_stream_new(loop, s, &rec_cb, &a);
+    assert_sock(a.st);
+    assert_ok(sockit_stream_set_idle_timeout(a.st, 0.2));
+    rec_close(&a, -1);
+    wait_closed(loop, &a);
+    assert_int_equal(a.errors, 0);
+    assert_ok(sockit_close(peer));
+
+    sockit *s2, *peer2, *s3, *peer3;
+    unix_pair(&s2, &peer2);
+    unix_pair(&s3, &peer3);
+    struct rec b, c;
+    rec_init(&b);
+    rec_init(&c);
+    b.st = sockit_stream_new(loop, s2, &rec_cb, &b);
+    assert_sock(b.st);
+    c.st = sockit_stream_new(other, s3, &rec_cb, &c);
+    assert_sock(c.st);
+    assert_ok(sockit_stream_set_idle_timeout(b.st, 0.2));
+    double t0 = harness_now();
+    /* c's loop waits 0.3 s before c gets the same timeout value. */
+    while (harness_now() - t0 < 0.3) {
+        sockit_loop_run_once(loop, 0.005);
+        sockit_loop_run_once(other, 0);
+    }
+    assert_ok(sockit_stream_set_idle_timeout(c.st, 0.2));
+    double t1 = harness_now(), b_at = -1, c_at = -1;
+    while (harness_now() - t0 < 2.0 && (b.closes == 0 || c.closes == 0)) {
+        sockit_loop_run_once(loop, 0.002);
+        sockit_loop_run_once(other, 0.002);
+        if (b_at < 0 && b.closes > 0)
+            b_at = harness_now() - t0;
+        if (c_at < 0 && c.closes > 0)
+            c_at = harness_now() - t1;
+    }
+    assert_int_equal(b.closes, 1);
+    assert_code(b.code, SOCKIT_ETIMEOUT);
+    assert_true(b_at >= 0.17 && b_at < 1.0);
+    assert_int_equal(c.closes, 1);
+    assert_code(c.code, SOCKIT_ETIMEOUT);
+    if (c_at < 0.17 || c_at > 1.0)
+        fail_msg("on the second loop a 0.2 s idle timeout ended after %.3f s", c_at);
+    wait_closed(loop, &b);
+    wait_closed(other, &c);
+    rec_free(&a);
+    rec_free(&b);
+    rec_free(&c);
+    assert_ok(sockit_close(peer2));
+    assert_ok(sockit_close(peer3));
+    close_loop(loop);
+    close_loop(other);
+}
+
 /* ---- closing from inside every callback ----------------------------------------- */
 
 static void test_close_inside_on_data_stops_delivery(void **state)
@@ -1770,6 +1996,70 @@ static void test_closing_another_stream_from_a_callback_stops_its_delivery(void 
         rec_free(&pc.r[i]);
         assert_ok(sockit_close(peer[i]));
     }
+    close_loop(loop);
+}
+
+/* A stream aborted inside its on_data, and a new stream made right there on a new
+ * connection that may get the same descriptor number: each gets only its own bytes. */
+struct reuse {
+    struct rec first, second;
+    sockit_loop *loop;
+    sockit *second_peer;
+    int first_fd;
+};
+
+static void reuse_on_data(sockit_stream *st, const char *data, size_t len, void *user)
+{
+    struct rec *r = user;
+    on_data(st, data, len, r);
+    struct reuse *u = (struct reuse *)r; /* first is at offset 0 */
+    if (r != &u->first || u->second.st != NULL)
+        return;
+    u->first_fd = sockit_stream_fd(st);
+    u->first.ended = true;
+    sockit_stream_abort(st);
+    sockit *s, *peer;
+    unix_pair(&s, &peer);
+    u->second_peer = peer;
+    u->second.st = sockit_stream_new(u->loop, s, &rec_cb, &u->second);
+    assert_sock(u->second.st);
+    peer_send(peer, "second", 6);
+}
+
+static const sockit_stream_callbacks reuse_cb = {reuse_on_data, on_eof, on_drain, on_error,
+                                                 on_close};
+
+static void test_a_new_stream_on_a_reused_descriptor_gets_only_its_own_events(void **state)
+{
+    (void)state;
+    sockit_loop *loop = new_loop();
+    struct reuse u;
+    memset(&u, 0, sizeof u);
+    rec_init(&u.first);
+    rec_init(&u.second);
+    u.loop = loop;
+    sockit *s, *peer;
+    unix_pair(&s, &peer);
+    u.first.st = sockit_stream_new(loop, s, &reuse_cb, &u.first);
+    assert_sock(u.first.st);
+    /* The first peer keeps sending: bytes for the old stream must reach no one. */
+    peer_send(peer, "first", 5);
+    RUN_UNTIL(loop, u.second.len >= 6, 5.0);
+    for (int i = 0; i < 5; i++) {
+        send(sockit_fileno(peer), "more", 4, MSG_NOSIGNAL | MSG_DONTWAIT);
+        sockit_loop_run_once(loop, 0.01);
+    }
+    wait_closed(loop, &u.first);
+    assert_string_equal(u.first.data, "first");
+    assert_string_equal(u.second.data, "second");
+    assert_int_equal(u.second.late, 0);
+    assert_int_equal(u.second.errors + u.second.eofs + u.second.closes, 0);
+    rec_close(&u.second, -1);
+    wait_closed(loop, &u.second);
+    rec_free(&u.first);
+    rec_free(&u.second);
+    assert_ok(sockit_close(peer));
+    assert_ok(sockit_close(u.second_peer));
     close_loop(loop);
 }
 
@@ -2300,6 +2590,8 @@ int main(void)
         harness_test(test_write_ref_done_gets_a_code_when_the_stream_is_aborted_first),
         harness_test(test_peer_reset_during_a_queued_write_is_one_error_then_close),
         harness_test(test_write_and_write_ref_mixed_keep_their_order),
+        harness_test(test_empty_writes_are_fine_and_done_still_runs_once),
+        harness_test(test_write_ref_from_inside_done_chains_in_order),
         harness_test(test_bad_writes_and_writes_after_close_are_refused),
         harness_test(test_pause_holds_delivery_and_resume_delivers),
         harness_test(test_pause_inside_on_data_keeps_the_rest_of_the_read_for_resume),
@@ -2309,6 +2601,8 @@ int main(void)
         harness_test(test_read_exact_follows_a_length_prefix_switched_inside_on_data),
         harness_test(test_framing_switches_from_lines_to_exact_inside_one_read),
         harness_test(test_read_lines_default_limit_is_sockit_line_max),
+        harness_test(test_frames_larger_than_one_read_are_delivered_whole),
+        harness_test(test_close_while_paused_with_kept_lines_drops_them),
         harness_test(test_read_exact_short_frame_at_eof_is_eeof),
         harness_test(test_read_raw_after_lines_delivers_what_each_read_brought),
         harness_test(test_without_on_eof_the_stream_closes_after_its_queue_drains),
@@ -2321,11 +2615,13 @@ int main(void)
         harness_test(test_idle_timeout_closes_with_etimeout_naming_the_peer),
         harness_test(test_idle_timeout_is_reset_by_traffic_and_zero_turns_it_off),
         harness_test(test_idle_timeouts_of_many_streams_end_each_on_its_own_schedule),
+        harness_test(test_idle_timeout_after_an_earlier_stream_with_it_closed_and_on_two_loops),
         harness_test(test_close_inside_on_data_stops_delivery),
         harness_test(test_close_inside_on_eof_closes_once),
         harness_test(test_close_inside_on_drain_still_sends_the_rest),
         harness_test(test_close_and_abort_inside_on_error_close_once),
         harness_test(test_closing_another_stream_from_a_callback_stops_its_delivery),
+        harness_test(test_a_new_stream_on_a_reused_descriptor_gets_only_its_own_events),
         harness_fault_test(test_stream_new_out_of_memory_leaves_the_sockit_to_the_caller),
         harness_test(test_a_stream_keeps_the_loop_alive_while_it_reads_or_writes),
         harness_test(test_ipv6_stream_knows_its_peer_and_names_it_in_errors),
