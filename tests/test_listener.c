@@ -9,6 +9,7 @@
  * Clients are blocking sockits in this thread, read without waiting (MSG_DONTWAIT)
  * between iterations of the loop, so no thread is needed; every wait has a deadline. */
 #include "harness.h"
+#include "sys.h"
 
 #include <dirent.h>
 #include <fcntl.h>
@@ -93,6 +94,7 @@ struct server {
     bool chat;          /* a line is written to every other connection */
     double stream_idle; /* on_accept sets this idle timeout when > 0 */
     bool close_in_accept;
+    bool close_listener_in_accept;
     /* verify. */
     int verify_calls;
     bool reject;
@@ -220,6 +222,10 @@ static void on_accept(sockit_listener *l, sockit_stream *st, const sockit_addr *
     srv->conns[srv->nconns++] = c;
     if (srv->close_in_accept)
         sockit_stream_close(st, -1);
+    if (srv->close_listener_in_accept) {
+        sockit_listener_close(l);
+        srv->l = NULL;
+    }
 }
 
 static bool verify(sockit_listener *l, const sockit_addr *peer, void *user)
@@ -879,6 +885,94 @@ static void test_ipv6_and_unix_listeners_serve_and_know_their_peers(void **state
     close_loop(loop);
 }
 
+/* A one-shot server: on_accept closes the listener; the stream it was given lives on,
+ * and the clients still waiting are not served. */
+static void test_listener_closed_inside_on_accept_keeps_that_stream(void **state)
+{
+    (void)state;
+    sockit_loop *loop = new_loop();
+    struct server srv;
+    memset(&srv, 0, sizeof srv);
+    srv.close_listener_in_accept = true;
+    sockit_listener_config cfg = {0};
+    cfg.on_accept = on_accept;
+    int port;
+    listen_on(loop, &srv, &cfg, &port);
+    sockit *c1 = client(port);
+    sockit *c2 = client(port); /* waiting in the backlog at the same time */
+    client_send(c1, "one");
+    client_send(c2, "two");
+    RUN_UNTIL(loop, srv.accepts > 0, 5.0);
+    run_for(loop, 0.1);
+    assert_int_equal(srv.accepts, 1);
+    assert_null(srv.l);
+    struct inbox in1 = {0}, in2 = {0};
+    sockit *served = NULL, *unserved = NULL;
+    inbox_wait(loop, c1, &in1, 3, false, 0.5);
+    inbox_poll(c2, &in2);
+    if (in1.len == 3) {
+        served = c1;
+        unserved = c2;
+        assert_string_equal(in1.buf, "one");
+    } else {
+        inbox_wait(loop, c2, &in2, 3, false, 2.0);
+        assert_string_equal(in2.buf, "two");
+        served = c2;
+        unserved = c1;
+    }
+    /* The unserved one's connection went with the listening socket. */
+    struct inbox un = {0};
+    inbox_wait(loop, unserved, &un, 0, true, 2.0);
+    assert_true(un.eof || un.err == -ECONNRESET);
+    assert_int_equal(un.len, 0);
+    assert_ok(sockit_close(c1));
+    assert_ok(sockit_close(c2));
+    (void)served;
+    RUN_UNTIL(loop, srv.freed == 1, 5.0);
+    assert_int_equal(srv.freed, 1);
+    close_loop(loop);
+}
+
+/* Resource errors other than running out of descriptors pause accepting for a while
+ * (10 ms doubling): reported, no spinning, and the client is served after. */
+static void test_accept_failures_back_off_and_serving_resumes(void **state)
+{
+    (void)state;
+    sockit_loop *loop = new_loop();
+    struct server srv;
+    memset(&srv, 0, sizeof srv);
+    sockit_listener_config cfg = {0};
+    cfg.on_accept = on_accept;
+    cfg.on_error = listener_error;
+    int port;
+    listen_on(loop, &srv, &cfg, &port);
+    sockit *c = client(port);
+    client_send(c, "patience");
+    harness_inject(HARNESS_OP(SOCKIT__SYS_ACCEPT), ENOBUFS, 4, 0);
+    int iterations = 0;
+    double t0 = harness_now();
+    struct inbox in = {0};
+    while (in.len < 8 && harness_now() - t0 < 5.0) {
+        sockit_loop_run_once(loop, 0.1);
+        iterations++;
+        inbox_poll(c, &in);
+    }
+    double took = harness_now() - t0;
+    assert_int_equal(harness_injected(), 4);
+    assert_string_equal(in.buf, "patience");
+    assert_true(srv.listener_errors >= 1);
+    assert_code(srv.listener_code, -ENOBUFS);
+    /* Four failures back off about 10 + 20 + 40 + 80 ms: not at once, not for long,
+     * and without spinning meanwhile. */
+    if (took < 0.1 || took > 2.0 || iterations > 200)
+        fail_msg("served after %.3f s and %d iterations", took, iterations);
+    assert_int_equal(srv.accepts, 1);
+    assert_ok(sockit_close(c));
+    RUN_UNTIL(loop, srv.freed == 1, 5.0);
+    sockit_listener_close(srv.l);
+    close_loop(loop);
+}
+
 /* ---- running out of descriptors ------------------------------------------------- */
 
 enum { MAX_HOGS = 256 };
@@ -1054,6 +1148,8 @@ int main(void)
         harness_test(test_listener_new_refuses_what_is_not_a_listening_stream_socket),
         harness_test(test_a_listener_keeps_the_loop_alive_while_it_accepts),
         harness_test(test_ipv6_and_unix_listeners_serve_and_know_their_peers),
+        harness_test(test_listener_closed_inside_on_accept_keeps_that_stream),
+        harness_fault_test(test_accept_failures_back_off_and_serving_resumes),
         cmocka_unit_test_setup_teardown(
             test_out_of_descriptors_sheds_clients_without_spinning_and_recovers, harness_fd_setup,
             emfile_teardown),
