@@ -907,17 +907,15 @@ static void test_listener_closed_inside_on_accept_keeps_that_stream(void **state
     assert_int_equal(srv.accepts, 1);
     assert_null(srv.l);
     struct inbox in1 = {0}, in2 = {0};
-    sockit *served = NULL, *unserved = NULL;
+    sockit *unserved = NULL;
     inbox_wait(loop, c1, &in1, 3, false, 0.5);
     inbox_poll(c2, &in2);
     if (in1.len == 3) {
-        served = c1;
         unserved = c2;
         assert_string_equal(in1.buf, "one");
     } else {
         inbox_wait(loop, c2, &in2, 3, false, 2.0);
         assert_string_equal(in2.buf, "two");
-        served = c2;
         unserved = c1;
     }
     /* The unserved one's connection went with the listening socket. */
@@ -927,7 +925,6 @@ static void test_listener_closed_inside_on_accept_keeps_that_stream(void **state
     assert_int_equal(un.len, 0);
     assert_ok(sockit_close(c1));
     assert_ok(sockit_close(c2));
-    (void)served;
     RUN_UNTIL(loop, srv.freed == 1, 5.0);
     assert_int_equal(srv.freed, 1);
     close_loop(loop);
@@ -1017,8 +1014,15 @@ static int highest_fd(void)
     return hi;
 }
 
+static int saved_stderr = -1;
+
 static int emfile_teardown(void **state)
 {
+    if (saved_stderr >= 0) {
+        dup2(saved_stderr, 2);
+        close(saved_stderr);
+        saved_stderr = -1;
+    }
     free_hogs();
     if (limit_lowered)
         setrlimit(RLIMIT_NOFILE, &saved_limit);
@@ -1133,6 +1137,74 @@ static void test_out_of_descriptors_sheds_clients_without_spinning_and_recovers(
     close_loop(loop);
 }
 
+/* Without cfg.on_error a serving failure is one line on stderr, at most one a
+ * second: two clients shed within a second make one line. */
+static void test_default_error_report_is_one_line_a_second_on_stderr(void **state)
+{
+    (void)state;
+    sockit_loop *loop = new_loop();
+    struct server srv;
+    memset(&srv, 0, sizeof srv);
+    sockit_listener_config cfg = {0};
+    cfg.on_accept = on_accept;
+    int port;
+    listen_on(loop, &srv, &cfg, &port);
+    sockit *c[2];
+    for (int i = 0; i < 2; i++) {
+        c[i] = sockit_socket(AF_INET, SOCK_STREAM);
+        assert_sock(c[i]);
+    }
+    sockit_addr to;
+    assert_ok(sockit_addr_ip(&to, "127.0.0.1", port));
+    int p[2];
+    assert_int_equal(pipe(p), 0);
+    assert_int_equal(fcntl(p[0], F_SETFL, O_NONBLOCK), 0);
+    saved_stderr = dup(2);
+    assert_true(saved_stderr >= 0);
+    assert_int_equal(getrlimit(RLIMIT_NOFILE, &saved_limit), 0);
+    struct rlimit low = saved_limit;
+    low.rlim_cur = (rlim_t)highest_fd() + 8;
+    assert_int_equal(setrlimit(RLIMIT_NOFILE, &low), 0);
+    limit_lowered = true;
+    hog_all();
+    dup2(p[1], 2);
+    double t0 = harness_now();
+    bool shed[2] = {false, false};
+    for (int i = 0; i < 2; i++) {
+        if (sockit_connect_addr(c[i], &to) < 0)
+            break;
+        struct inbox in = {0};
+        inbox_wait(loop, c[i], &in, 0, true, 0.4);
+        shed[i] = in.eof;
+    }
+    double took = harness_now() - t0;
+    dup2(saved_stderr, 2);
+    close(saved_stderr);
+    saved_stderr = -1;
+    free_hogs();
+    assert_int_equal(setrlimit(RLIMIT_NOFILE, &saved_limit), 0);
+    limit_lowered = false;
+    assert_true(shed[0]);
+    assert_true(shed[1]);
+    char text[2048];
+    ssize_t n = read(p[0], text, sizeof text - 1);
+    assert_true(n > 0);
+    text[n] = '\0';
+    int lines = 0;
+    for (ssize_t i = 0; i < n; i++)
+        lines += text[i] == '\n';
+    if (took < 0.9 && lines != 1)
+        fail_msg("%d lines on stderr within %.3f s:\n%s", lines, took, text);
+    assert_non_null(strstr(text, sockit_strerror(-EMFILE)));
+    close(p[0]);
+    close(p[1]);
+    assert_int_equal(srv.accepts, 0);
+    for (int i = 0; i < 2; i++)
+        assert_ok(sockit_close(c[i]));
+    sockit_listener_close(srv.l);
+    close_loop(loop);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -1153,6 +1225,8 @@ int main(void)
         cmocka_unit_test_setup_teardown(
             test_out_of_descriptors_sheds_clients_without_spinning_and_recovers, harness_fd_setup,
             emfile_teardown),
+        cmocka_unit_test_setup_teardown(test_default_error_report_is_one_line_a_second_on_stderr,
+                                        harness_fd_setup, emfile_teardown),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
