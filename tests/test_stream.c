@@ -988,6 +988,71 @@ static void test_pause_inside_on_data_keeps_the_rest_of_the_read_for_resume(void
     close_loop(loop);
 }
 
+/* Paused inside on_data with whole frames kept, and the peer has ended its side
+ * meanwhile: on resume the kept frames come one by one, in order, and then on_eof;
+ * the end of stream does not turn them into one "last line" or a short frame. */
+static void frames_kept_by_a_pause_then_eof(bool exact)
+{
+    sockit_loop *loop = new_loop();
+    sockit *s, *peer;
+    unix_pair(&s, &peer);
+    struct rec r;
+    rec_init(&r);
+    r.pause_on_first = true;
+    r.st = sockit_stream_new(loop, s, &rec_cb, &r);
+    assert_sock(r.st);
+    if (exact) {
+        assert_ok(sockit_stream_read_exact(r.st, 3));
+        peer_send(peer, "aaabbbccc", 9);
+    } else {
+        assert_ok(sockit_stream_read_lines(r.st, 0));
+        peer_send(peer, "one\ntwo\nthree\n", 14);
+    }
+    RUN_UNTIL(loop, r.frames > 0, 5.0);
+    run_for(loop, 0.05);
+    assert_int_equal(r.frames, 1);
+    assert_ok(sockit_shutdown(peer, SHUT_WR));
+    run_for(loop, 0.05);
+    assert_int_equal(r.eofs, 0); /* paused: the end waits too */
+    sockit_stream_resume(r.st);
+    RUN_UNTIL(loop, r.eofs > 0 || r.closes > 0, 5.0);
+    run_for(loop, 0.02);
+    if (r.errors > 0)
+        fail_msg("%s mode: on_error %s after resume; frames %d, log \"%s\"",
+                 exact ? "exact" : "lines", sockit_errname(r.code), r.frames, r.log);
+    if (r.frames != 3)
+        fail_msg("%s mode: %d frames after resume (want 3), the second of %zu bytes: "
+                 "whole frames kept by the pause were delivered as one at end of stream",
+                 exact ? "exact" : "lines", r.frames, r.frame_len[1]);
+    assert_string_equal(r.log, "ddde");
+    if (exact) {
+        assert_string_equal(r.data, "aaabbbccc");
+        for (int i = 0; i < 3; i++)
+            assert_int_equal(r.frame_len[i], 3);
+    } else {
+        assert_string_equal(r.data, "one\ntwo\nthree\n");
+        assert_int_equal(r.frame_len[1], 4);
+        assert_int_equal(r.frame_len[2], 6);
+    }
+    rec_close(&r, -1);
+    wait_closed(loop, &r);
+    rec_free(&r);
+    assert_ok(sockit_close(peer));
+    close_loop(loop);
+}
+
+static void test_lines_kept_by_a_pause_come_one_by_one_before_eof(void **state)
+{
+    (void)state;
+    frames_kept_by_a_pause_then_eof(false);
+}
+
+static void test_exact_frames_kept_by_a_pause_come_one_by_one_before_eof(void **state)
+{
+    (void)state;
+    frames_kept_by_a_pause_then_eof(true);
+}
+
 static void test_read_lines_splits_and_joins_reads_into_lines(void **state)
 {
     (void)state;
@@ -2372,6 +2437,39 @@ static void test_read_ahead_bytes_are_framed_as_lines(void **state)
     close_loop(loop);
 }
 
+/* Read-ahead bytes holding several lines, and the peer already ended its side: the
+ * lines come one by one, then on_eof. */
+static void test_read_ahead_lines_then_eof_come_one_by_one(void **state)
+{
+    (void)state;
+    sockit_loop *loop = new_loop();
+    sockit *s, *peer;
+    unix_pair(&s, &peer);
+    peer_send(peer, "a\nb\nc\n", 6);
+    assert_ok(sockit_shutdown(peer, SHUT_WR));
+    char line[8];
+    assert_int_equal(sockit_readline(s, line, sizeof line), 2);
+    assert_int_equal(sockit_pending(s), 4);
+    struct rec r;
+    rec_init(&r);
+    r.st = sockit_stream_new(loop, s, &rec_cb, &r);
+    assert_sock(r.st);
+    assert_ok(sockit_stream_read_lines(r.st, 0));
+    RUN_UNTIL(loop, r.eofs > 0 || r.closes > 0, 5.0);
+    run_for(loop, 0.02);
+    if (r.frames != 2)
+        fail_msg("%d frames (want 2), the first of %zu bytes: read-ahead lines were "
+                 "delivered as one at end of stream",
+                 r.frames, r.frame_len[0]);
+    assert_string_equal(r.data, "b\nc\n");
+    assert_string_equal(r.log, "dde");
+    rec_close(&r, -1);
+    wait_closed(loop, &r);
+    rec_free(&r);
+    assert_ok(sockit_close(peer));
+    close_loop(loop);
+}
+
 static void test_stream_on_a_pipe_not_owned_leaves_it_open_and_its_mode_as_found(void **state)
 {
     (void)state;
@@ -2595,6 +2693,8 @@ int main(void)
         harness_test(test_bad_writes_and_writes_after_close_are_refused),
         harness_test(test_pause_holds_delivery_and_resume_delivers),
         harness_test(test_pause_inside_on_data_keeps_the_rest_of_the_read_for_resume),
+        harness_test(test_lines_kept_by_a_pause_come_one_by_one_before_eof),
+        harness_test(test_exact_frames_kept_by_a_pause_come_one_by_one_before_eof),
         harness_test(test_read_lines_splits_and_joins_reads_into_lines),
         harness_test(test_read_lines_limit_counts_the_newline_and_longer_is_elinelen),
         harness_test(test_read_lines_delivers_an_unterminated_last_line_before_eof),
@@ -2632,6 +2732,7 @@ int main(void)
         harness_test(test_set_callbacks_replaces_the_table),
         harness_test(test_read_ahead_bytes_of_an_adopted_sockit_come_first),
         harness_test(test_read_ahead_bytes_are_framed_as_lines),
+        harness_test(test_read_ahead_lines_then_eof_come_one_by_one),
         harness_test(test_stream_on_a_pipe_not_owned_leaves_it_open_and_its_mode_as_found),
         harness_test(test_stream_on_a_pipe_owned_closes_it),
         harness_test(test_stream_on_a_pipe_write_end_writes_and_queues),
