@@ -20,6 +20,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/socket.h>
+#include <time.h>
 #include <unistd.h>
 
 /* ---- the loop ------------------------------------------------------------------- */
@@ -612,6 +613,71 @@ static void test_write_past_the_hard_limit_is_enobufs_and_queues_nothing(void **
     assert_int_equal(r.errors + r.closes, 0);
     rec_abort(&r);
     wait_closed(loop, &r);
+    rec_free(&r);
+    assert_ok(sockit_close(peer));
+    close_loop(loop);
+}
+
+/* Lowering the hard limit under what is queued: every write is refused until the
+ * queue is back under it. */
+static void test_limit_lowered_below_the_queue_refuses_writes(void **state)
+{
+    (void)state;
+    sockit_loop *loop = new_loop();
+    sockit *s, *peer;
+    tcp_pair(&s, &peer, true);
+    struct rec r;
+    rec_init(&r);
+    r.st = sockit_stream_new(loop, s, &rec_cb, &r);
+    assert_sock(r.st);
+    fill(r.st, 300000);
+    size_t q = sockit_stream_queued(r.st);
+    assert_ok(sockit_stream_set_watermarks(r.st, 1000, 10000, 100000));
+    int rc = sockit_stream_write(r.st, "x", 1);
+    if (rc != -ENOBUFS)
+        fail_msg("with %zu bytes queued and the limit lowered to 100000, a 1-byte write "
+                 "returned %d (%s), not -ENOBUFS; queued now %zu",
+                 q, rc, sockit_errname(rc), sockit_stream_queued(r.st));
+    assert_int_equal(sockit_stream_queued(r.st), q);
+    rec_abort(&r);
+    wait_closed(loop, &r);
+    rec_free(&r);
+    assert_ok(sockit_close(peer));
+    close_loop(loop);
+}
+
+/* An allocation that fails inside a write: either the write succeeds whole, or it
+ * fails having taken nothing, so a caller that retries does not send bytes twice. */
+static void test_write_that_fails_for_memory_has_sent_nothing(void **state)
+{
+    (void)state;
+    sockit_loop *loop = new_loop();
+    sockit *s, *peer;
+    tcp_pair(&s, &peer, true);
+    struct rec r;
+    rec_init(&r);
+    r.st = sockit_stream_new(loop, s, &rec_cb, &r);
+    assert_sock(r.st);
+    size_t total = 1 << 20;
+    unsigned char *src = pattern(total);
+    harness_inject(HARNESS_OP(SOCKIT__SYS_ALLOC), ENOMEM, 1, 0);
+    int rc = sockit_stream_write(r.st, src, total);
+    int hit = harness_injected();
+    harness_inject(0, 0, 0, 0);
+    struct sink k;
+    sink_init(&k, total);
+    sink_drain(loop, peer, &k, rc == 0 ? total : 1, false, rc == 0 ? 5.0 : 0.3);
+    if (rc < 0 && k.len > 0)
+        fail_msg("stream_write failed with %s after the peer got %zu of its bytes: a "
+                 "caller that retries sends them twice",
+                 sockit_errname(rc), k.len);
+    if (rc == 0)
+        assert_int_equal(k.len, total);
+    assert_true(hit <= 1);
+    rec_abort(&r);
+    wait_closed(loop, &r);
+    free(src);
+    free(k.buf);
     rec_free(&r);
     assert_ok(sockit_close(peer));
     close_loop(loop);
@@ -1721,6 +1787,37 @@ static void test_idle_timeout_closes_with_etimeout_naming_the_peer(void **state)
     close_loop(loop);
 }
 
+/* The program spent time outside the loop before making a stream with an idle
+ * timeout: the timeout counts from when it was set, not from the loop's last look
+ * at the clock. */
+static void test_idle_timeout_set_after_time_outside_the_loop_is_not_early(void **state)
+{
+    (void)state;
+    sockit_loop *loop = new_loop();
+    sockit_loop_run_once(loop, 0);
+    struct timespec nap = {0, 300 * 1000000};
+    nanosleep(&nap, NULL); /* busy elsewhere */
+    sockit *s, *peer;
+    unix_pair(&s, &peer);
+    struct rec r;
+    rec_init(&r);
+    r.st = sockit_stream_new(loop, s, &rec_cb, &r);
+    assert_sock(r.st);
+    double t0 = harness_now();
+    assert_ok(sockit_stream_set_idle_timeout(r.st, 0.2));
+    RUN_UNTIL(loop, r.closes > 0, 3.0);
+    double took = harness_now() - t0;
+    wait_closed(loop, &r);
+    assert_code(r.code, SOCKIT_ETIMEOUT);
+    if (took < 0.17)
+        fail_msg("a 0.2 s idle timeout set after 0.3 s outside the loop ended the stream "
+                 "after %.3f s",
+                 took);
+    rec_free(&r);
+    assert_ok(sockit_close(peer));
+    close_loop(loop);
+}
+
 /* Bytes keep an idle timeout from firing; 0 turns it off. */
 static void test_idle_timeout_is_reset_by_traffic_and_zero_turns_it_off(void **state)
 {
@@ -2684,6 +2781,8 @@ int main(void)
         harness_test(test_write_queues_past_high_and_drains_to_low),
         harness_test(test_watermarks_set_by_the_caller_decide_blocked_and_drain),
         harness_test(test_write_past_the_hard_limit_is_enobufs_and_queues_nothing),
+        harness_test(test_limit_lowered_below_the_queue_refuses_writes),
+        harness_fault_test(test_write_that_fails_for_memory_has_sent_nothing),
         harness_test(test_write_ref_done_once_with_zero_after_the_bytes_went_out),
         harness_test(test_write_ref_done_gets_a_code_when_the_stream_is_aborted_first),
         harness_test(test_peer_reset_during_a_queued_write_is_one_error_then_close),
@@ -2713,6 +2812,7 @@ int main(void)
         harness_test(test_close_with_linger_zero_and_a_full_queue_aborts),
         harness_test(test_abort_resets_the_peer),
         harness_test(test_idle_timeout_closes_with_etimeout_naming_the_peer),
+        harness_test(test_idle_timeout_set_after_time_outside_the_loop_is_not_early),
         harness_test(test_idle_timeout_is_reset_by_traffic_and_zero_turns_it_off),
         harness_test(test_idle_timeouts_of_many_streams_end_each_on_its_own_schedule),
         harness_test(test_idle_timeout_after_an_earlier_stream_with_it_closed_and_on_two_loops),
