@@ -603,8 +603,9 @@ SOCKIT_API int sockit_server_close(sockit_server *server);
  *      were started);
  *   3. the backend waits for I/O: not at all if calls are queued, a stop was asked or
  *      a socket has read-ahead bytes; else until the next timer; else without limit;
- *   4. I/O callbacks run; then wakeups, signals and posted calls (delivered through
- *      one internal descriptor);
+ *   4. the time is updated again (when the wait reported I/O), and I/O callbacks
+ *      run; then wakeups, signals and posted calls (delivered through one internal
+ *      descriptor);
  *   5. calls queued with call_soon before this step run (those they queue wait for
  *      the next iteration);
  *   6. watchers closed during the iteration are freed.

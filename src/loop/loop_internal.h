@@ -105,6 +105,7 @@ struct sockit_loop {
     sockit__backend backend;
     pid_t pid; /* the process that made it */
     int64_t now;
+    bool time_fresh; /* now was read after this iteration's wait */
     uint64_t iteration;
     bool running;
     atomic_bool stop_asked;
