@@ -125,6 +125,32 @@ elif scenario == "two":
     echo_check(b, b"the other one\n")
     a.close()
     b.close()
+elif scenario == "19000":
+    import resource
+    soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+    n = 19000
+    if hard < n + 50:
+        print("skipped: hard RLIMIT_NOFILE is %d, below %d" % (hard, n + 50))
+        sys.exit(0)
+    resource.setrlimit(resource.RLIMIT_NOFILE, (hard, hard))
+    socks = []
+    t0 = time.monotonic()
+    for i in range(n):
+        socks.append(connect())
+    for i, s in enumerate(socks):
+        s.sendall(b"%d\n" % i)
+    for i, s in enumerate(socks):
+        want = b"%d\n" % i
+        got = b""
+        while len(got) < len(want):
+            chunk = s.recv(16)
+            if not chunk:
+                raise SystemExit("connection %d closed" % i)
+            got += chunk
+        assert got == want, (i, got)
+    print("19000 connections open at once, all answered in %.1f s" % (time.monotonic() - t0))
+    for s in socks:
+        s.close()
 elif scenario == "hold":
     socks = [connect() for _ in range(50)]
     for s in socks:
@@ -182,6 +208,15 @@ else
     fail max "clients failed"
 fi
 stop_echo max-stop TERM
+
+# 19,000 connections held at once by one process, every one answered.
+start_echo c19000 0
+if timeout 100 python3 "$work/clients.py" "$echo_port" 19000 >"$work/c19000.clients" 2>&1; then
+    pass "c19000 ($(tail -n 1 "$work/c19000.clients"))"
+else
+    fail c19000 "clients failed"
+fi
+stop_echo c19000-stop TERM
 
 # SIGTERM with 50 clients connected and idle.
 start_echo hold 0

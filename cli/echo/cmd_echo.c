@@ -86,6 +86,9 @@ static void help(void)
            "  --grace SECS          on SIGINT/SIGTERM, let replies drain this long before\n"
            "                        the remaining clients are reset (default 1)\n"
            "  --json                one JSON object per event on stdout\n\n"
+           "It raises its descriptor limit (RLIMIT_NOFILE) to the hard limit, so it can\n"
+           "hold as many clients as the system allows; past that, waiting clients are\n"
+           "told at once (end of stream), never left hanging.\n"
            "PORT 0 picks a free port; the one bound is printed first. Exit status: 0 after\n"
            "SIGINT or SIGTERM, 1 if it cannot serve, 2 bad usage. See sockit(1).\n");
 }
@@ -139,6 +142,7 @@ int cmd_echo(int argc, char **argv)
     if (target.is_unix && (rc = cli_check_unix_path(host, true)) != 0)
         return rc;
 
+    cli_raise_fd_limit();
     sockit_server_config cfg = {
         .mode = SOCKIT_EVENTS,
         .stream = &echo_callbacks,
