@@ -77,8 +77,7 @@ static void on_error(sockit_stream *st, int code, void *user)
     (void)st;
     client *me = user;
     if (code == SOCKIT_ELINELEN)
-        fprintf(stderr, "chat_server: %s: line over %d bytes, dropped\n", me->name,
-                LINE_MAX_BYTES);
+        fprintf(stderr, "chat_server: %s: line over %d bytes, dropped\n", me->name, LINE_MAX_BYTES);
 }
 
 static void on_close(sockit_stream *st, void *user)

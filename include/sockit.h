@@ -933,8 +933,7 @@ typedef struct sockit_listener_config {
     /* Streams start with the callbacks and user below; on_accept (may be NULL) is
      * called with each new stream before any of its callbacks, to give it its own
      * user pointer, callbacks, framing or idle timeout, or to close it. */
-    void (*on_accept)(sockit_listener *l, sockit_stream *st, const sockit_addr *peer,
-                      void *user);
+    void (*on_accept)(sockit_listener *l, sockit_stream *st, const sockit_addr *peer, void *user);
     const sockit_stream_callbacks *callbacks; /* each stream's, until changed */
     void *user;                               /* each stream's user, until changed */
     /* false: the client is closed at once, before a stream is made. */

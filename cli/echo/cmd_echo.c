@@ -10,7 +10,7 @@
 #include <string.h>
 
 #define ECHO_USAGE                                                                                 \
-    "sockit echo [--idle SECS] [--max-connections N] [--grace SECS] [--json] [HOST] PORT | "      \
+    "sockit echo [--idle SECS] [--max-connections N] [--grace SECS] [--json] [HOST] PORT | "       \
     "unix:PATH"
 
 typedef struct echo_stats {
@@ -96,9 +96,9 @@ static void help(void)
 int cmd_echo(int argc, char **argv)
 {
     static const struct option longopts[] = {
-        {"idle", required_argument, NULL, 'i'}, {"max-connections", required_argument, NULL, 'm'},
+        {"idle", required_argument, NULL, 'i'},  {"max-connections", required_argument, NULL, 'm'},
         {"grace", required_argument, NULL, 'g'}, {"json", no_argument, NULL, 'j'},
-        {"help", no_argument, NULL, 'h'},       {NULL, 0, NULL, 0},
+        {"help", no_argument, NULL, 'h'},        {NULL, 0, NULL, 0},
     };
     double idle = 300, grace = 1;
     long max_conns = 0;
@@ -134,8 +134,8 @@ int cmd_echo(int argc, char **argv)
             return rc;
     }
     hostport target;
-    int rc = cli_parse_operands(ECHO_USAGE, argc - optind, argv + optind, HOSTPORT_LISTENER,
-                                &target);
+    int rc =
+        cli_parse_operands(ECHO_USAGE, argc - optind, argv + optind, HOSTPORT_LISTENER, &target);
     if (rc != 0)
         return rc;
     const char *host = target.host[0] != '\0' ? target.host : NULL;
@@ -153,8 +153,8 @@ int cmd_echo(int argc, char **argv)
         .idle_timeout = idle == 0 ? -1 : idle,
         .close_grace = grace == 0 ? -1 : grace,
     };
-    sockit_server *srv = sockit_server_new(host, target.is_unix ? 0 : target.port, SOCK_STREAM,
-                                           &cfg);
+    sockit_server *srv =
+        sockit_server_new(host, target.is_unix ? 0 : target.port, SOCK_STREAM, &cfg);
     if (srv == NULL)
         return cli_fail_lib();
     sockit_addr bound;
