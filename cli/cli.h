@@ -76,6 +76,11 @@ const char *cli_addr_text(const sockit_addr *a, char *buf, size_t size);
  * ("unix:(unnamed, pid 4242, uid 1000)"), since its address says nothing. */
 const char *cli_peer_name(const sockit *s, const sockit_addr *a, char *buf, size_t size);
 
+/* Raises the soft RLIMIT_NOFILE to the hard limit (a server of many clients needs
+ * them; the soft default is meant for select()). Returns the soft limit now, at
+ * most 1,000,000. */
+long cli_raise_fd_limit(void);
+
 /* Subcommands. */
 int cmd_tcp_server(int argc, char **argv);
 int cmd_tcp_client(int argc, char **argv);

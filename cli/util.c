@@ -8,6 +8,7 @@
 #include <stdarg.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/resource.h>
 #include <sys/socket.h>
 #include <sys/un.h>
 
@@ -205,4 +206,22 @@ const char *cli_peer_name(const sockit *s, const sockit_addr *a, char *buf, size
         return buf;
     }
     return cli_addr_text(a, buf, size);
+}
+
+long cli_raise_fd_limit(void)
+{
+    struct rlimit rl;
+    if (getrlimit(RLIMIT_NOFILE, &rl) != 0)
+        return 1;
+    if (rl.rlim_cur < rl.rlim_max) {
+        /* A server of many clients needs many descriptors; the hard limit is what the
+         * administrator allows, the soft one a default meant for select(). */
+        struct rlimit raised = {rl.rlim_max, rl.rlim_max};
+        if (setrlimit(RLIMIT_NOFILE, &raised) == 0)
+            rl.rlim_cur = rl.rlim_max;
+    }
+    rlim_t fds = rl.rlim_cur;
+    if (fds == RLIM_INFINITY || fds > 1000000)
+        fds = 1000000;
+    return (long)fds;
 }

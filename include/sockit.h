@@ -603,8 +603,9 @@ SOCKIT_API int sockit_server_close(sockit_server *server);
  *      were started);
  *   3. the backend waits for I/O: not at all if calls are queued, a stop was asked or
  *      a socket has read-ahead bytes; else until the next timer; else without limit;
- *   4. I/O callbacks run; then wakeups, signals and posted calls (delivered through
- *      one internal descriptor);
+ *   4. the time is updated again (when the wait reported I/O), and I/O callbacks
+ *      run; then wakeups, signals and posted calls (delivered through one internal
+ *      descriptor);
  *   5. calls queued with call_soon before this step run (those they queue wait for
  *      the next iteration);
  *   6. watchers closed during the iteration are freed.
@@ -932,8 +933,7 @@ typedef struct sockit_listener_config {
     /* Streams start with the callbacks and user below; on_accept (may be NULL) is
      * called with each new stream before any of its callbacks, to give it its own
      * user pointer, callbacks, framing or idle timeout, or to close it. */
-    void (*on_accept)(sockit_listener *l, sockit_stream *st, const sockit_addr *peer,
-                      void *user);
+    void (*on_accept)(sockit_listener *l, sockit_stream *st, const sockit_addr *peer, void *user);
     const sockit_stream_callbacks *callbacks; /* each stream's, until changed */
     void *user;                               /* each stream's user, until changed */
     /* false: the client is closed at once, before a stream is made. */

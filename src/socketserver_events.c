@@ -50,8 +50,8 @@ static int start(sockit_server *srv)
     if (srv->ev_loop == NULL)
         return sockit_errcode();
     srv->ev_wake = sockit_io_new(srv->ev_loop, srv->wake_fd, on_wake, srv);
-    int rc = srv->ev_wake != NULL ? sockit_io_start(srv->ev_wake, SOCKIT_EVENT_READ)
-                                  : sockit_errcode();
+    int rc =
+        srv->ev_wake != NULL ? sockit_io_start(srv->ev_wake, SOCKIT_EVENT_READ) : sockit_errcode();
     if (rc == 0) {
         /* Only the listener and the streams keep the loop running. */
         sockit_io_keepalive(srv->ev_wake, false);
@@ -65,9 +65,9 @@ static int start(sockit_server *srv)
             .max_connections = c->max_connections,
             .idle_timeout = c->idle_timeout,
         };
-        srv->ev_listener = sockit__listener_borrow(srv->ev_loop, srv->sock, &lc,
-                                                   c->overflow == SOCKIT_OVERFLOW_REFUSE,
-                                                   &srv->running, srv);
+        srv->ev_listener =
+            sockit__listener_borrow(srv->ev_loop, srv->sock, &lc,
+                                    c->overflow == SOCKIT_OVERFLOW_REFUSE, &srv->running, srv);
         if (srv->ev_listener == NULL)
             rc = sockit_errcode();
     }

@@ -35,8 +35,7 @@ static void ev_error(sockit_stream *st, int code, void *user)
 static const sockit_stream_callbacks ev_callbacks = {
     .on_data = ev_line, .on_error = ev_error, .on_close = ev_close};
 
-static void ev_connected(sockit_server *srv, sockit_stream *st, const sockit_addr *peer,
-                         void *user)
+static void ev_connected(sockit_server *srv, sockit_stream *st, const sockit_addr *peer, void *user)
 {
     (void)srv;
     (void)peer;
@@ -50,9 +49,8 @@ static sockit_server_config ev_config(void)
     atomic_store(&ev_connects, 0);
     atomic_store(&ev_closes, 0);
     atomic_store(&ev_errors, 0);
-    return (sockit_server_config){.mode = SOCKIT_EVENTS,
-                                  .stream = &ev_callbacks,
-                                  .on_connect = ev_connected};
+    return (sockit_server_config){
+        .mode = SOCKIT_EVENTS, .stream = &ev_callbacks, .on_connect = ev_connected};
 }
 
 typedef struct ev_run {
@@ -448,8 +446,8 @@ int main(void)
                                         harness_fd_setup, harness_fd_teardown),
         cmocka_unit_test_setup_teardown(test_events_server_rejects_bad_config, harness_fd_setup,
                                         harness_fd_teardown),
-        cmocka_unit_test_setup_teardown(test_events_server_closed_without_serving,
-                                        harness_fd_setup, harness_fd_teardown),
+        cmocka_unit_test_setup_teardown(test_events_server_closed_without_serving, harness_fd_setup,
+                                        harness_fd_teardown),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -27,7 +27,8 @@
 #include <unistd.h>
 
 #define USAGE                                                                                      \
-    "usage: sockit_server [--server sequential|threads|processes|pool|events] [--workers N] [-u]\n"       \
+    "usage: sockit_server [--server sequential|threads|processes|pool|events] [--workers N] "      \
+    "[-u]\n"                                                                                       \
     "                     [--mode echo|oneshot|sink] [--port PORT]"
 /* Enough that the children limit is never what a run measures. */
 #define MAX_CHILDREN 10000
@@ -188,8 +189,7 @@ static const sockit_stream_callbacks ev_echo_callbacks = {
     .on_data = ev_echo, .on_drain = ev_drained, .on_error = ev_error};
 static const sockit_stream_callbacks ev_oneshot_callbacks = {.on_data = ev_oneshot,
                                                              .on_error = ev_error};
-static const sockit_stream_callbacks ev_sink_callbacks = {.on_data = ev_sink,
-                                                          .on_error = ev_error};
+static const sockit_stream_callbacks ev_sink_callbacks = {.on_data = ev_sink, .on_error = ev_error};
 
 static const sockit_stream_callbacks *callbacks_for(enum peer_mode mode)
 {

@@ -10,7 +10,7 @@
 #include <string.h>
 
 #define ECHO_USAGE                                                                                 \
-    "sockit echo [--idle SECS] [--max-connections N] [--grace SECS] [--json] [HOST] PORT | "      \
+    "sockit echo [--idle SECS] [--max-connections N] [--grace SECS] [--json] [HOST] PORT | "       \
     "unix:PATH"
 
 typedef struct echo_stats {
@@ -86,6 +86,9 @@ static void help(void)
            "  --grace SECS          on SIGINT/SIGTERM, let replies drain this long before\n"
            "                        the remaining clients are reset (default 1)\n"
            "  --json                one JSON object per event on stdout\n\n"
+           "It raises its descriptor limit (RLIMIT_NOFILE) to the hard limit, so it can\n"
+           "hold as many clients as the system allows; past that, waiting clients are\n"
+           "told at once (end of stream), never left hanging.\n"
            "PORT 0 picks a free port; the one bound is printed first. Exit status: 0 after\n"
            "SIGINT or SIGTERM, 1 if it cannot serve, 2 bad usage. See sockit(1).\n");
 }
@@ -93,9 +96,9 @@ static void help(void)
 int cmd_echo(int argc, char **argv)
 {
     static const struct option longopts[] = {
-        {"idle", required_argument, NULL, 'i'}, {"max-connections", required_argument, NULL, 'm'},
+        {"idle", required_argument, NULL, 'i'},  {"max-connections", required_argument, NULL, 'm'},
         {"grace", required_argument, NULL, 'g'}, {"json", no_argument, NULL, 'j'},
-        {"help", no_argument, NULL, 'h'},       {NULL, 0, NULL, 0},
+        {"help", no_argument, NULL, 'h'},        {NULL, 0, NULL, 0},
     };
     double idle = 300, grace = 1;
     long max_conns = 0;
@@ -131,14 +134,15 @@ int cmd_echo(int argc, char **argv)
             return rc;
     }
     hostport target;
-    int rc = cli_parse_operands(ECHO_USAGE, argc - optind, argv + optind, HOSTPORT_LISTENER,
-                                &target);
+    int rc =
+        cli_parse_operands(ECHO_USAGE, argc - optind, argv + optind, HOSTPORT_LISTENER, &target);
     if (rc != 0)
         return rc;
     const char *host = target.host[0] != '\0' ? target.host : NULL;
     if (target.is_unix && (rc = cli_check_unix_path(host, true)) != 0)
         return rc;
 
+    cli_raise_fd_limit();
     sockit_server_config cfg = {
         .mode = SOCKIT_EVENTS,
         .stream = &echo_callbacks,
@@ -149,8 +153,8 @@ int cmd_echo(int argc, char **argv)
         .idle_timeout = idle == 0 ? -1 : idle,
         .close_grace = grace == 0 ? -1 : grace,
     };
-    sockit_server *srv = sockit_server_new(host, target.is_unix ? 0 : target.port, SOCK_STREAM,
-                                           &cfg);
+    sockit_server *srv =
+        sockit_server_new(host, target.is_unix ? 0 : target.port, SOCK_STREAM, &cfg);
     if (srv == NULL)
         return cli_fail_lib();
     sockit_addr bound;

@@ -101,20 +101,8 @@ static void help(bool listen)
 
 long netopts_max_clients(void)
 {
-    struct rlimit rl;
-    if (getrlimit(RLIMIT_NOFILE, &rl) != 0)
-        return 1;
-    if (rl.rlim_cur < rl.rlim_max) {
-        /* A server of many clients needs many descriptors; the hard limit is what the
-         * administrator allows, the soft one a default meant for select(). */
-        struct rlimit raised = {rl.rlim_max, rl.rlim_max};
-        if (setrlimit(RLIMIT_NOFILE, &raised) == 0)
-            rl.rlim_cur = rl.rlim_max;
-    }
-    rlim_t fds = rl.rlim_cur;
-    if (fds == RLIM_INFINITY || fds > 1000000)
-        fds = 1000000;
-    return fds > NETOPTS_FD_RESERVE ? (long)(fds - NETOPTS_FD_RESERVE) : 1;
+    long fds = cli_raise_fd_limit();
+    return fds > NETOPTS_FD_RESERVE ? fds - NETOPTS_FD_RESERVE : 1;
 }
 
 /* The [HOST] PORT, HOST:PORT or unix:PATH operands (hostport.h's rule). */

@@ -92,6 +92,12 @@ static void wake_ready(void *ctx, uint64_t token, int events)
         loop->woken = true;
         return;
     }
+    /* Callbacks see the time after the wait, not before it: a timeout a callback
+     * starts (a stream's idle clock) must not count the wait it just ended. */
+    if (!loop->time_fresh) {
+        loop->now = sockit__now_ns();
+        loop->time_fresh = true;
+    }
     sockit__io_ready(loop, token, events);
 }
 
@@ -202,6 +208,7 @@ static int iterate(sockit_loop *loop, int64_t timeout_ns)
         if (next >= 0 && (wait < 0 || next < wait))
             wait = next;
     }
+    loop->time_fresh = false;
     int rc = loop->backend.ops->wait(&loop->backend, wait, wake_ready, loop);
     if (rc < 0)
         return sockit__failf(rc, "loop: waiting for events (%s)", loop->backend.ops->name);

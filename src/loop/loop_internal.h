@@ -83,7 +83,10 @@ typedef struct sockit__call {
  * bytes in its owner instead of a watcher of its own. Embedded in the owner, which
  * finds itself from it by its kind. Counts as an open I/O watcher (loop_close is
  * -EBUSY while one is open) and, while it watches events, keeps the loop running. */
-typedef enum sockit__handle_kind { SOCKIT__HANDLE_STREAM, SOCKIT__HANDLE_KINDS } sockit__handle_kind;
+typedef enum sockit__handle_kind {
+    SOCKIT__HANDLE_STREAM,
+    SOCKIT__HANDLE_KINDS
+} sockit__handle_kind;
 typedef struct sockit__handle {
     int fd;
     uint32_t gen;   /* of the current registration */
@@ -105,6 +108,7 @@ struct sockit_loop {
     sockit__backend backend;
     pid_t pid; /* the process that made it */
     int64_t now;
+    bool time_fresh; /* now was read after this iteration's wait */
     uint64_t iteration;
     bool running;
     atomic_bool stop_asked;

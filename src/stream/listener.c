@@ -32,8 +32,8 @@ struct sockit_listener {
     int64_t last_report;
     unsigned unreported;
     bool paused, held, backing_off;
-    int depth;    /* inside its own accept loop (callbacks may close it) */
-    bool doomed;  /* closed from inside a callback: freed when the loop unwinds */
+    int depth;   /* inside its own accept loop (callbacks may close it) */
+    bool doomed; /* closed from inside a callback: freed when the loop unwinds */
     /* A server's listener (socketserver_events.c): the socket stays the server's,
      * clients beyond max_connections are refused rather than left waiting when
      * refuse is set, and the count is mirrored for sockit_server_active. */
@@ -232,7 +232,9 @@ sockit_listener *sockit_listener_new(sockit_loop *loop, sockit *listening,
 {
     if (loop == NULL || listening == NULL || cfg == NULL) {
         sockit__failf(-EINVAL, "listener_new: no %s",
-                      loop == NULL ? "loop" : listening == NULL ? "socket" : "config");
+                      loop == NULL        ? "loop"
+                      : listening == NULL ? "socket"
+                                          : "config");
         return NULL;
     }
     if (listening->type != SOCK_STREAM) {
@@ -247,10 +249,8 @@ sockit_listener *sockit_listener_new(sockit_loop *loop, sockit *listening,
     }
     int accepting = 0;
     socklen_t alen = sizeof accepting;
-    if (getsockopt(listening->fd, SOL_SOCKET, SO_ACCEPTCONN, &accepting, &alen) < 0 ||
-        !accepting) {
-        sockit__failf(-EINVAL, "listener_new (fd %d): the socket is not listening",
-                      listening->fd);
+    if (getsockopt(listening->fd, SOL_SOCKET, SO_ACCEPTCONN, &accepting, &alen) < 0 || !accepting) {
+        sockit__failf(-EINVAL, "listener_new (fd %d): the socket is not listening", listening->fd);
         return NULL;
     }
     sockit_listener *l = sockit__calloc(1, sizeof *l);
@@ -277,8 +277,8 @@ sockit_listener *sockit_listener_new(sockit_loop *loop, sockit *listening,
 }
 
 sockit_listener *sockit__listener_borrow(sockit_loop *loop, sockit *listening,
-                                        const sockit_listener_config *cfg, bool refuse,
-                                        atomic_int *mirror, void *owner)
+                                         const sockit_listener_config *cfg, bool refuse,
+                                         atomic_int *mirror, void *owner)
 {
     sockit_listener *l = sockit_listener_new(loop, listening, cfg);
     if (l != NULL) {

@@ -10,7 +10,6 @@
 #include <sys/socket.h>
 #include <unistd.h>
 
-
 void sockit__stream_handle_ready(sockit__handle *h, int events)
 {
     /* The handle is the stream's first member. */

@@ -96,8 +96,9 @@ static int find_bucket(sockit_loop *loop, uint32_t timeout_ms)
         return (int)free_at;
     }
     if (loop->nstream_buckets >= SOCKIT__IDLE_BUCKETS)
-        return sockit__failf(-ENOSPC, "stream idle timeout: more than %d different timeouts "
-                                      "in use on one loop",
+        return sockit__failf(-ENOSPC,
+                             "stream idle timeout: more than %d different timeouts "
+                             "in use on one loop",
                              SOCKIT__IDLE_BUCKETS - 1);
     sockit__idle_bucket **a = sockit__realloc(
         loop->stream_buckets, (loop->nstream_buckets + 1) * sizeof *loop->stream_buckets);

@@ -60,7 +60,7 @@ typedef struct sockit__stream_ext {
     char *pend;
     size_t pend_off, pend_len, pend_cap;
     sockit__wchunk *wq_head, *wq_tail;
-    size_t queued; /* user bytes written and not yet handed to the kernel */
+    size_t queued;                         /* user bytes written and not yet handed to the kernel */
     sockit__wchunk *done_head, *done_tail; /* finished caller's chunks, for done calls */
     size_t low, high, limit;
     bool custom_marks; /* set_watermarks was called: keep the ext for them */
@@ -101,10 +101,10 @@ struct sockit_stream {
     unsigned eof : 1;              /* the peer ended its side */
     unsigned shut_asked : 1;       /* shutdown: shut the write side once drained */
     unsigned shut_done : 1;
-    unsigned closing : 1;   /* close or abort was called, or the stream ended itself: no
-                               more callbacks but write-done and on_close */
-    unsigned ended : 1;     /* the descriptor is gone; on_close is scheduled or ran */
-    unsigned over_high : 1; /* the queue passed the high watermark: on_drain when at low */
+    unsigned closing : 1;    /* close or abort was called, or the stream ended itself: no
+                                more callbacks but write-done and on_close */
+    unsigned ended : 1;      /* the descriptor is gone; on_close is scheduled or ran */
+    unsigned over_high : 1;  /* the queue passed the high watermark: on_drain when at low */
     unsigned delivering : 1; /* inside the framing loop */
     unsigned deliver_scheduled : 1;
     unsigned done_scheduled : 1;
@@ -192,8 +192,8 @@ void sockit__listener_stream_ended(sockit_listener *l, sockit_stream *st);
  * caller's; refuse: clients over max_connections are closed at once instead of
  * waiting; mirror counts the open streams for other threads; owner is the server. */
 sockit_listener *sockit__listener_borrow(sockit_loop *loop, sockit *listening,
-                                        const sockit_listener_config *cfg, bool refuse,
-                                        atomic_int *mirror, void *owner);
+                                         const sockit_listener_config *cfg, bool refuse,
+                                         atomic_int *mirror, void *owner);
 void *sockit__listener_owner(const sockit_listener *l);
 /* Stops accepting for good and forgets the socket (which the caller then closes);
  * the streams stay counted until they end. */

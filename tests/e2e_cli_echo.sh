@@ -1,0 +1,237 @@
+#!/usr/bin/env bash
+# sockit echo, the echo server on the event-driven server: python3 clients over TCP
+# and a Unix socket get back exactly what they sent, 200 at once; a client that
+# sends and never reads does not stop the others; --json events; --idle frees a
+# silent client; --max-connections holds the next one back; SIGTERM and SIGINT stop
+# it with exit status 0 within 1 s even with clients connected; bad usage exits 2
+# with a one-line reason.
+source "$(dirname "$0")/e2e_cli_common.bash"
+
+start_echo() { # NAME ARGS...: starts sockit echo, sets echo_pid and echo_port
+    local name=$1
+    shift
+    spawn 60 "$sockit" echo "$@" >"$work/$name.out" 2>"$work/$name.err"
+    echo_pid=$spawn_pid
+    echo_port=""
+    if wait_match "$work/$name.out" '(Listening on|"bound")' 10; then
+        echo_port=$(sed -n 's/^Listening on .*:\([0-9]*\)$/\1/p; s/.*"port": *\([0-9]*\).*/\1/p' \
+            "$work/$name.out" | head -n 1)
+    fi
+}
+
+stop_echo() { # NAME SIGNAL: the server exits 0 within 1 s of SIGNAL
+    local name=$1 sig=$2 t0 ms
+    t0=$(date +%s%N)
+    kill "-$sig" "$echo_pid"
+    wait_exit "$echo_pid" 5
+    ms=$((($(date +%s%N) - t0) / 1000000))
+    if [ "$exit_rc" -ne 0 ]; then
+        fail "$name" "exit status $exit_rc after SIG$sig"
+    elif [ "$ms" -ge 1000 ]; then
+        fail "$name" "took $ms ms to stop after SIG$sig"
+    else
+        pass "$name ($ms ms)"
+    fi
+}
+
+cat >"$work/clients.py" <<'PY'
+import os, socket, sys, threading, time
+
+target, scenario = sys.argv[1], sys.argv[2]
+
+def connect():
+    if target.startswith("unix:"):
+        s = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+        s.settimeout(5)
+        s.connect(target[5:])
+    else:
+        s = socket.create_connection(("127.0.0.1", int(target)), timeout=5)
+    return s
+
+def echo_check(s, payload):
+    s.sendall(payload)
+    got = b""
+    while len(got) < len(payload):
+        chunk = s.recv(65536)
+        if not chunk:
+            raise SystemExit("closed after %d of %d bytes" % (len(got), len(payload)))
+        got += chunk
+    if got != payload:
+        raise SystemExit("echo differs")
+
+if scenario == "many":
+    socks = [connect() for _ in range(200)]
+    for i, s in enumerate(socks):
+        s.sendall(b"client %d\n" % i)
+    for i, s in enumerate(socks):
+        want = b"client %d\n" % i
+        got = b""
+        while len(got) < len(want):
+            got += s.recv(100)
+        assert got == want, (i, got)
+    big = os.urandom(1 << 20)
+    echo_check(socks[0], big)
+    for s in socks:
+        s.close()
+elif scenario == "hog":
+    hog = connect()
+    hog.setblocking(False)
+    sent = 0
+    block = b"h" * 65536
+    deadline = time.monotonic() + 3
+    # It writes and never reads, until the server stops reading it (its replies queue).
+    while time.monotonic() < deadline:
+        try:
+            sent += hog.send(block)
+        except BlockingIOError:
+            time.sleep(0.05)
+            try:
+                sent += hog.send(block)
+            except BlockingIOError:
+                break
+    other = connect()
+    t0 = time.monotonic()
+    echo_check(other, b"still served\n")
+    took = time.monotonic() - t0
+    assert took < 1.0, "the other client waited %.2f s" % took
+    print("hog sent", sent, "other served in %.3f s" % took)
+    other.close()
+    hog.close()
+elif scenario == "idle":
+    s = connect()
+    t0 = time.monotonic()
+    assert s.recv(10) == b""
+    took = time.monotonic() - t0
+    assert 0.2 <= took < 3.0, took
+elif scenario == "max":
+    a = connect(); echo_check(a, b"a\n")
+    b = connect(); b.sendall(b"b\n")
+    b.settimeout(0.5)
+    try:
+        b.recv(10)
+        raise SystemExit("second client served beyond --max-connections 1")
+    except socket.timeout:
+        pass
+    a.close()
+    b.settimeout(5)
+    got = b""
+    while len(got) < 2:
+        got += b.recv(10)
+    assert got == b"b\n"
+    b.close()
+elif scenario == "two":
+    a, b = connect(), connect()
+    echo_check(a, b"over a unix socket\n")
+    echo_check(b, b"the other one\n")
+    a.close()
+    b.close()
+elif scenario == "19000":
+    import resource
+    soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+    n = 19000
+    if hard < n + 50:
+        print("skipped: hard RLIMIT_NOFILE is %d, below %d" % (hard, n + 50))
+        sys.exit(0)
+    resource.setrlimit(resource.RLIMIT_NOFILE, (hard, hard))
+    socks = []
+    t0 = time.monotonic()
+    for i in range(n):
+        socks.append(connect())
+    for i, s in enumerate(socks):
+        s.sendall(b"%d\n" % i)
+    for i, s in enumerate(socks):
+        want = b"%d\n" % i
+        got = b""
+        while len(got) < len(want):
+            chunk = s.recv(16)
+            if not chunk:
+                raise SystemExit("connection %d closed" % i)
+            got += chunk
+        assert got == want, (i, got)
+    print("19000 connections open at once, all answered in %.1f s" % (time.monotonic() - t0))
+    for s in socks:
+        s.close()
+elif scenario == "hold":
+    socks = [connect() for _ in range(50)]
+    for s in socks:
+        echo_check(s, b"x\n")
+    print("holding", flush=True)
+    time.sleep(30)
+PY
+
+# 200 clients at once, and 1 MiB through one of them.
+start_echo many 0
+if [ -n "$echo_port" ] && timeout 30 python3 "$work/clients.py" "$echo_port" many >"$work/many.clients" 2>&1; then
+    pass many
+else
+    fail many "clients failed"
+fi
+stop_echo many-stop TERM
+
+# A client that never reads holds up nobody.
+start_echo hog 0
+if timeout 30 python3 "$work/clients.py" "$echo_port" hog >"$work/hog.clients" 2>&1; then
+    pass "hog ($(tail -n 1 "$work/hog.clients"))"
+else
+    fail hog "clients failed"
+fi
+stop_echo hog-stop INT
+
+# Over a Unix socket, with --json events.
+sock=$work/echo.sock
+start_echo unix --json "unix:$sock"
+if timeout 30 python3 "$work/clients.py" "unix:$sock" two >"$work/unix.clients" 2>&1; then
+    pass unix
+else
+    fail unix "clients failed"
+fi
+stop_echo unix-stop TERM
+if json_check "$work/unix.out" "bound connected connected exit" 'exit.reason=signal' \
+    'exit.connections=2' >"$work/unix-json.check" 2>&1; then
+    pass unix-json
+else
+    fail unix-json "$(cat "$work/unix-json.check")"
+fi
+
+# --idle frees a silent client; --max-connections holds the next one back.
+start_echo idle --idle 0.3 0
+if timeout 10 python3 "$work/clients.py" "$echo_port" idle >"$work/idle.clients" 2>&1; then
+    pass idle
+else
+    fail idle "client not closed by --idle"
+fi
+stop_echo idle-stop TERM
+start_echo max --max-connections 1 0
+if timeout 10 python3 "$work/clients.py" "$echo_port" max >"$work/max.clients" 2>&1; then
+    pass max
+else
+    fail max "clients failed"
+fi
+stop_echo max-stop TERM
+
+# 19,000 connections held at once by one process, every one answered.
+start_echo c19000 0
+if timeout 100 python3 "$work/clients.py" "$echo_port" 19000 >"$work/c19000.clients" 2>&1; then
+    pass "c19000 ($(tail -n 1 "$work/c19000.clients"))"
+else
+    fail c19000 "clients failed"
+fi
+stop_echo c19000-stop TERM
+
+# SIGTERM with 50 clients connected and idle.
+start_echo hold 0
+spawn 40 python3 "$work/clients.py" "$echo_port" hold >"$work/hold.clients" 2>&1
+if wait_match "$work/hold.clients" '^holding' 10; then
+    stop_echo hold-stop TERM
+else
+    fail hold "clients did not connect"
+fi
+
+expect_error bad-port-big 2 "65536" "$sockit" echo 65536
+expect_error bad-port-abc 2 "abc" "$sockit" echo abc
+expect_error bad-idle 2 "--idle" "$sockit" echo --idle -1 0
+expect_error bad-max 2 "--max-connections" "$sockit" echo --max-connections 0 0
+expect_error bad-option 2 "unknown option" "$sockit" echo --frobnicate 0
+expect_error missing-port 2 "." "$sockit" echo
+if "$sockit" echo --help | grep -q "^usage: sockit echo"; then pass help; else fail help "no usage"; fi
+finish
