@@ -14,11 +14,13 @@
 #include <dirent.h>
 #include <fcntl.h>
 #include <math.h>
+#include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/resource.h>
 #include <sys/socket.h>
+#include <time.h>
 #include <unistd.h>
 
 /* ---- the loop ------------------------------------------------------------------- */
@@ -90,6 +92,8 @@ struct server {
     struct conn *conns[MAX_CONNS];
     int nconns; /* open ones, in accept order */
     int freed;
+    double closed_at; /* harness_now() at the last on_close */
+    double accepted_at;
     bool lines;         /* on_accept puts the stream in line mode */
     bool chat;          /* a line is written to every other connection */
     double stream_idle; /* on_accept sets this idle timeout when > 0 */
@@ -193,6 +197,7 @@ static void conn_on_close(sockit_stream *st, void *user)
     c->closed = true;
     c->srv->closes++;
     c->srv->freed++;
+    c->srv->closed_at = harness_now();
     drop_conn(c->srv, c);
     free(c);
 }
@@ -205,6 +210,7 @@ static void on_accept(sockit_listener *l, sockit_stream *st, const sockit_addr *
     struct server *srv = user;
     assert_ptr_equal(l, srv->l);
     srv->accepts++;
+    srv->accepted_at = harness_now();
     struct conn *c = calloc(1, sizeof *c);
     assert_non_null(c);
     c->srv = srv;
@@ -970,6 +976,57 @@ static void test_accept_failures_back_off_and_serving_resumes(void **state)
     close_loop(loop);
 }
 
+/* A client that connects while the loop has been waiting a while: the idle timeout
+ * on_accept gives its stream counts from the accept, not from when the wait began. */
+struct late_client {
+    int port;
+    double connected_at;
+    sockit *c;
+};
+
+static void *late_client_main(void *arg)
+{
+    struct late_client *lc = arg;
+    struct timespec nap = {0, 500 * 1000000};
+    nanosleep(&nap, NULL);
+    lc->c = sockit_create_connection("127.0.0.1", lc->port, 5.0, NULL);
+    lc->connected_at = harness_now();
+    return NULL;
+}
+
+static void test_idle_timeout_set_in_on_accept_counts_from_the_accept(void **state)
+{
+    (void)state;
+    sockit_loop *loop = new_loop();
+    struct server srv;
+    memset(&srv, 0, sizeof srv);
+    srv.stream_idle = 0.3;
+    sockit_listener_config cfg = {0};
+    cfg.on_accept = on_accept;
+    struct late_client lc = {0};
+    listen_on(loop, &srv, &cfg, &lc.port);
+    pthread_t t;
+    assert_int_equal(pthread_create(&t, NULL, late_client_main, &lc), 0);
+    /* One long wait that the client's arrival ends. */
+    double until = harness_now() + 5.0;
+    while (srv.accepts == 0 && harness_now() < until)
+        sockit_loop_run_once(loop, 2.0);
+    pthread_join(t, NULL);
+    assert_sock(lc.c);
+    assert_int_equal(srv.accepts, 1);
+    RUN_UNTIL(loop, srv.freed == 1, 3.0);
+    assert_int_equal(srv.freed, 1);
+    assert_code(srv.last_error, SOCKIT_ETIMEOUT);
+    double lived = srv.closed_at - srv.accepted_at;
+    if (lived < 0.27 || lived > 1.5)
+        fail_msg("a 0.3 s idle timeout set in on_accept closed the stream %.3f s after the "
+                 "accept",
+                 lived);
+    assert_ok(sockit_close(lc.c));
+    sockit_listener_close(srv.l);
+    close_loop(loop);
+}
+
 /* ---- running out of descriptors ------------------------------------------------- */
 
 enum { MAX_HOGS = 256 };
@@ -1222,6 +1279,7 @@ int main(void)
         harness_test(test_ipv6_and_unix_listeners_serve_and_know_their_peers),
         harness_test(test_listener_closed_inside_on_accept_keeps_that_stream),
         harness_fault_test(test_accept_failures_back_off_and_serving_resumes),
+        harness_test(test_idle_timeout_set_in_on_accept_counts_from_the_accept),
         cmocka_unit_test_setup_teardown(
             test_out_of_descriptors_sheds_clients_without_spinning_and_recovers, harness_fd_setup,
             emfile_teardown),
