@@ -525,7 +525,8 @@ SOCKIT_API int sockit_server_serve_forever(sockit_server *server);
 /* Handles at most one request, waiting up to timeout seconds (< 0: no limit).
  * Returns 1 when one was handled (or dispatched to a thread, process or the pool),
  * 0 when the timeout passed (handle_timeout was called) or shutdown was asked, or a
- * code. */
+ * code. SOCKIT_EVENTS: runs one iteration of the server's loop, waiting up to
+ * timeout; returns 1, or 0 once shutdown was asked (handle_timeout is not used). */
 SOCKIT_API int sockit_server_handle_request(sockit_server *server, double timeout);
 /* Asks serve_forever / handle_request to return, at once. Safe from any thread, from
  * a signal handler (async-signal-safe), and from a handler running in a forked child
@@ -907,14 +908,15 @@ SOCKIT_API int sockit_stream_read_raw(sockit_stream *st);
 SOCKIT_API int sockit_stream_shutdown(sockit_stream *st);
 /* Closes: reading stops, the queue drains, then the descriptor is closed and
  * on_close runs. If the queue has not drained within linger seconds (< 0: no limit;
- * 0: do not wait) the stream is aborted instead. Closing again does nothing. */
+ * 0 or NaN: do not wait) the stream is aborted instead. Closing again does nothing. */
 SOCKIT_API void sockit_stream_close(sockit_stream *st, double linger);
 /* Closes at once, dropping the queue; a TCP peer gets a reset (RST). */
 SOCKIT_API void sockit_stream_abort(sockit_stream *st);
 /* Closes the stream with SOCKIT_ETIMEOUT to on_error if nothing is received or sent
  * for secs seconds (0: never, the default for sockit_stream_new and _new_fd; a
  * listener's streams start with its idle_timeout). The client sees an ordinary end
- * of stream. Returns 0 or -EINVAL (negative, NaN). */
+ * of stream. Returns 0, -EINVAL (negative, NaN, over 4e6 s), or -ENOSPC when the
+ * loop already has 254 other distinct timeouts in use. */
 SOCKIT_API int sockit_stream_set_idle_timeout(sockit_stream *st, double secs);
 
 SOCKIT_API void *sockit_stream_user(const sockit_stream *st);
@@ -943,7 +945,8 @@ typedef struct sockit_listener_config {
     void (*on_error)(sockit_listener *l, int code, void *user);
     int max_connections; /* streams of this listener open at once (0: no limit); more
                             wait in the kernel's backlog */
-    double idle_timeout; /* each stream's idle timeout (0: 300 s; < 0: none) */
+    double idle_timeout; /* each stream's idle timeout (0: 300 s; < 0: none; at most
+                            4e6 s) */
 } sockit_listener_config;
 
 /* Adopts a listening stream sockit (sockit_create_server's) and starts accepting.

@@ -48,6 +48,8 @@ static int validate(int type, const sockit_server_config *cfg)
         if (type != SOCK_STREAM)
             return bad_config("type", "must be SOCK_STREAM in SOCKIT_EVENTS mode (datagram "
                                       "endpoints on the loop are not built yet)");
+        if (cfg->idle_timeout > 4e6)
+            return bad_config("idle_timeout", "is over 4e6 s (SOCKIT_EVENTS keeps it in ms)");
     } else if (cfg->handler == NULL) {
         return bad_config("handler", "is NULL");
     }

@@ -6,6 +6,7 @@
 #include "cli.h"
 
 #include <getopt.h>
+#include <math.h>
 #include <signal.h>
 #include <string.h>
 
@@ -84,7 +85,8 @@ static void help(void)
            "  --max-connections N   at most N clients at once; more wait in the backlog\n"
            "                        (default: no limit but the descriptor limit)\n"
            "  --grace SECS          on SIGINT/SIGTERM, let replies drain this long before\n"
-           "                        the remaining clients are reset (default 1)\n"
+           "                        the remaining clients are reset (default 1; 0: no\n"
+           "                        limit)\n"
            "  --json                one JSON object per event on stdout\n\n"
            "It raises its descriptor limit (RLIMIT_NOFILE) to the hard limit, so it can\n"
            "hold as many clients as the system allows; past that, waiting clients are\n"
@@ -110,6 +112,8 @@ int cmd_echo(int argc, char **argv)
         switch (opt) {
         case 'i':
             rc = cli_parse_seconds(ECHO_USAGE, "--idle", optarg, &idle);
+            if (rc == 0 && idle > 4e6)
+                rc = cli_usage_error(ECHO_USAGE, "--idle '%s': at most 4000000 seconds", optarg);
             break;
         case 'm':
             rc = cli_parse_count(ECHO_USAGE, "--max-connections", optarg, 1, 1000000000L,
@@ -151,7 +155,9 @@ int cmd_echo(int argc, char **argv)
         .max_connections = (int)max_conns,
         /* Here 0 says never; the server's 0 would mean its default. */
         .idle_timeout = idle == 0 ? -1 : idle,
-        .close_grace = grace == 0 ? -1 : grace,
+        /* 0 means no limit, as for every time option of the tool. */
+        .close_grace = grace == 0 ? INFINITY : grace,
+        .listen = {.dualstack = true}, /* no HOST: IPv6 and IPv4, as sockit listen */
     };
     sockit_server *srv =
         sockit_server_new(host, target.is_unix ? 0 : target.port, SOCK_STREAM, &cfg);

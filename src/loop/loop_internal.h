@@ -151,6 +151,10 @@ struct sockit_loop {
     /* The streams' idle buckets (src/stream/stream_idle.c), by index. */
     struct sockit__idle_bucket **stream_buckets;
     size_t nstream_buckets;
+    /* Spares a stream write takes when the kernel did not take everything, so that
+     * a write that fails for memory has sent nothing (stream_write.c). */
+    struct sockit__stream_ext *spare_ext;
+    struct sockit__wchunk *spare_chunk;
 
     sockit_wakeup *wakeups;
     sockit_signal *signals;

@@ -189,8 +189,13 @@ static void admit(sockit_listener *l, int fd, const sockit_addr *peer)
         update_io(l);
     }
     double idle = c->idle_timeout == 0 ? DEFAULT_IDLE_S : c->idle_timeout;
-    if (idle > 0)
-        sockit_stream_set_idle_timeout(st, idle);
+    if (idle > 0 && sockit_stream_set_idle_timeout(st, idle) < 0) {
+        /* No bucket for one more timeout value: the client is not served without
+         * the timeout it was promised. */
+        report(l, sockit_errcode());
+        sockit_stream_abort(st);
+        return;
+    }
     if (c->on_accept != NULL)
         c->on_accept(l, st, peer, c->user);
 }
@@ -241,10 +246,11 @@ sockit_listener *sockit_listener_new(sockit_loop *loop, sockit *listening,
         sockit__failf(-EINVAL, "listener_new (fd %d): not a stream socket", listening->fd);
         return NULL;
     }
-    if (cfg->max_connections < 0 || cfg->idle_timeout != cfg->idle_timeout) {
+    if (cfg->max_connections < 0 || !(cfg->idle_timeout <= SOCKIT__IDLE_MAX_S)) {
         sockit__failf(-EINVAL, "listener_new: %s",
-                      cfg->max_connections < 0 ? "max_connections is negative"
-                                               : "idle_timeout is not a number");
+                      cfg->max_connections < 0
+                          ? "max_connections is negative"
+                          : "idle_timeout is not a number of seconds up to 4e6");
         return NULL;
     }
     int accepting = 0;

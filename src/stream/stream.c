@@ -44,7 +44,11 @@ sockit__stream_ext *sockit__stream_ext_get(sockit_stream *st)
 {
     if (st->ext != NULL)
         return st->ext;
-    sockit__stream_ext *x = sockit__calloc(1, sizeof *x);
+    sockit__stream_ext *x = st->loop->spare_ext;
+    if (x != NULL)
+        st->loop->spare_ext = NULL;
+    else
+        x = sockit__calloc(1, sizeof *x);
     if (x == NULL) {
         sockit__failf(-ENOMEM, "stream (fd %d): buffers", st->h.fd);
         return NULL;

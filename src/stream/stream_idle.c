@@ -211,10 +211,13 @@ void sockit__stream_buckets_free(sockit_loop *loop)
 
 int sockit_stream_set_idle_timeout(sockit_stream *st, double secs)
 {
-    if (st == NULL || !(secs >= 0) || secs > 4e6)
+    if (st == NULL || !(secs >= 0) || secs > SOCKIT__IDLE_MAX_S)
         return sockit__failf(-EINVAL, "stream_set_idle_timeout: %g s (need 0 to 4e6)", secs);
     if (st->ended)
         return 0;
+    /* Outside a run the loop's time may be long past: the clock starts now. */
+    if (!st->loop->running)
+        sockit_loop_update_time(st->loop);
     uint32_t ms = (uint32_t)(secs * 1e3 + 0.999);
     if (ms == 0 && secs > 0)
         ms = 1;

@@ -87,6 +87,9 @@ typedef struct sockit__idle_bucket {
     sockit_timer *timer; /* fires when the head's time is up */
 } sockit__idle_bucket;
 
+/* The longest idle timeout, in seconds (it is kept in ms in 32 bits). */
+#define SOCKIT__IDLE_MAX_S 4e6
+
 /* Distinct idle timeouts one loop can hold at once (bucket indexes are a byte). */
 #define SOCKIT__IDLE_BUCKETS 255
 
@@ -108,8 +111,9 @@ struct sockit_stream {
     unsigned delivering : 1; /* inside the framing loop */
     unsigned deliver_scheduled : 1;
     unsigned done_scheduled : 1;
-    uint32_t last_active; /* the loop's time in ms, of the last byte in or out */
-    uint32_t frame;       /* LINES: the maximum line (with '\n'); EXACT: the frame size */
+    unsigned eof_pending : 1; /* end of stream came while paused frames were kept */
+    uint32_t last_active;     /* the loop's time in ms, of the last byte in or out */
+    uint32_t frame;           /* LINES: the maximum line (with '\n'); EXACT: the frame size */
     sockit_loop *loop;
     const sockit_stream_callbacks *cb;
     void *user;

@@ -114,12 +114,18 @@ static void deliver_pending(sockit_stream *st)
         pend_release_if_empty(st);
 }
 
+static void received_eof(sockit_stream *st);
+
 static void deliver_later(sockit_loop *loop, void *arg)
 {
     (void)loop;
     sockit_stream *st = arg;
     st->deliver_scheduled = false;
     deliver_pending(st);
+    if (st->eof_pending && !st->closing && !st->paused) {
+        st->eof_pending = false;
+        received_eof(st);
+    }
     sockit__stream_unref(st);
 }
 
@@ -145,6 +151,15 @@ static void received_eof(sockit_stream *st)
 {
     st->eof = true;
     sockit__stream_update_io(st);
+    /* Whole frames still kept (read ahead, or held by a pause) go first, one by one. */
+    deliver_pending(st);
+    if (st->closing)
+        return;
+    if (st->paused && has_pending(st)) {
+        /* The rest waits for resume; end of stream is told after it. */
+        st->eof_pending = true;
+        return;
+    }
     sockit__stream_ext *x = st->ext;
     size_t left = x != NULL ? x->pend_len - x->pend_off : 0;
     if (left > 0 && !st->closing) {

@@ -33,7 +33,7 @@ static int check_write(sockit_stream *st, const void *buf, size_t len, const cha
                              st->closing ? "closed" : "shut down for writing");
     size_t queued = sockit__stream_queued(st);
     size_t limit = st->ext != NULL ? st->ext->limit : SOCKIT__STREAM_LIMIT;
-    if (len > limit - queued) {
+    if (queued > limit || len > limit - queued) {
         char name[SOCKIT_ADDRSTRLEN + 8];
         sockit__stream_name(st, name, sizeof name);
         return sockit__failf(-ENOBUFS,
@@ -76,33 +76,64 @@ static void queued_more(sockit_stream *st, size_t n)
     sockit__stream_update_io(st);
 }
 
+/* Whatever a write may need to queue is had before anything is sent, so a write
+ * that fails for memory has sent nothing. The common case (the kernel takes it all)
+ * must not allocate, so a small write's ext and chunk come from the loop's spares,
+ * made once and given back unused. */
+static sockit__wchunk *chunk_new(size_t cap)
+{
+    sockit__wchunk *c = sockit__malloc(sizeof *c + cap);
+    if (c != NULL)
+        *c = (sockit__wchunk){.data = (const char *)(c + 1), .cap = cap};
+    return c;
+}
+
+static int have_spares(sockit_stream *st, size_t len)
+{
+    sockit_loop *loop = st->loop;
+    if (st->ext == NULL && loop->spare_ext == NULL &&
+        (loop->spare_ext = sockit__calloc(1, sizeof(sockit__stream_ext))) == NULL)
+        return sockit__fail(-ENOMEM, "stream_write");
+    if (len <= CHUNK_MIN && loop->spare_chunk == NULL &&
+        (loop->spare_chunk = chunk_new(CHUNK_MIN)) == NULL)
+        return sockit__fail(-ENOMEM, "stream_write");
+    return 0;
+}
+
 int sockit_stream_write(sockit_stream *st, const void *buf, size_t len)
 {
     int rc = check_write(st, buf, len, "stream_write");
     if (rc < 0)
         return rc;
+    sockit__wchunk *tail = st->ext != NULL ? st->ext->wq_tail : NULL;
+    bool fits_tail = tail != NULL && !tail->ref && tail->cap - tail->len >= len;
+    sockit__wchunk *big = NULL;
+    if (!fits_tail) {
+        if (have_spares(st, len) < 0)
+            return -ENOMEM;
+        if (len > CHUNK_MIN && (big = chunk_new(len)) == NULL)
+            return sockit__failf(-ENOMEM, "stream_write: queueing %zu bytes", len);
+    }
     size_t sent = try_now(st, buf, len);
-    if (sent == len)
+    if (sent == len) {
+        sockit__free(big);
         return 0;
+    }
     const char *rest = (const char *)buf + sent;
     size_t left = len - sent;
-    sockit__stream_ext *x = sockit__stream_ext_get(st);
-    if (x == NULL)
-        return -ENOMEM;
-    sockit__wchunk *tail = x->wq_tail;
-    if (tail != NULL && !tail->ref && tail->cap - tail->len >= left) {
+    if (fits_tail) {
         memcpy((char *)(tail + 1) + tail->len, rest, left);
         tail->len += left;
         queued_more(st, left);
         return 0;
     }
-    size_t cap = left < CHUNK_MIN ? CHUNK_MIN : left;
-    sockit__wchunk *c = sockit__malloc(sizeof *c + cap);
+    sockit__stream_ext *x = sockit__stream_ext_get(st); /* the spare: cannot fail */
+    sockit__wchunk *c = big;
     if (c == NULL) {
-        sockit__stream_ext_trim(st);
-        return sockit__failf(-ENOMEM, "stream_write: queueing %zu bytes", left);
+        c = st->loop->spare_chunk;
+        st->loop->spare_chunk = NULL;
     }
-    *c = (sockit__wchunk){.data = (const char *)(c + 1), .len = left, .cap = cap};
+    c->len = left;
     memcpy(c + 1, rest, left);
     enqueue(x, c);
     queued_more(st, left);
