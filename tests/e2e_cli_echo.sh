@@ -23,10 +23,26 @@ stop_echo() { # NAME SIGNAL: the server exits 0 within 1 s of SIGNAL
     local name=$1 sig=$2 t0 ms
     t0=$(date +%s%N)
     kill "-$sig" "$echo_pid"
-    wait_exit "$echo_pid" 5
+    # Where it is if it has not stopped after 3 s (the kernel's view of each thread).
+    (
+        sleep 3
+        local child
+        child=$(pgrep -P "$echo_pid" | head -n 1)
+        [ -n "$child" ] || exit 0
+        for t in /proc/"$child"/task/*; do
+            echo "thread ${t##*/}: $(cat "$t/wchan" 2>/dev/null) $(head -c 300 "$t/stat" 2>/dev/null)"
+        done >"$work/$name.hung"
+    ) &
+    local watcher=$!
+    wait_exit "$echo_pid" 10
+    kill "$watcher" 2>/dev/null
+    wait "$watcher" 2>/dev/null
     ms=$((($(date +%s%N) - t0) / 1000000))
     if [ "$exit_rc" -ne 0 ]; then
-        fail "$name" "exit status $exit_rc after SIG$sig"
+        fail "$name" "exit status $exit_rc after SIG$sig ($ms ms)"
+        for f in "$work/${name%-stop}".out "$work/${name%-stop}".err; do
+            [ -s "$f" ] && tail -n 5 "$f" | sed "s|^|    ${f##*/}: |"
+        done
     elif [ "$ms" -ge 1000 ]; then
         fail "$name" "took $ms ms to stop after SIG$sig"
     else
