@@ -778,6 +778,9 @@ static void test_listener_new_refuses_what_is_not_a_listening_stream_socket(void
     cfg.idle_timeout = NAN;
     assert_null(sockit_listener_new(loop, l, &cfg));
     assert_int_equal(sockit_errcode(), -EINVAL);
+    cfg.idle_timeout = 4e6 + 1;
+    assert_null(sockit_listener_new(loop, l, &cfg));
+    assert_int_equal(sockit_errcode(), -EINVAL);
     assert_null(sockit_listener_new(NULL, l, &cfg));
     assert_int_equal(sockit_errcode(), -EINVAL);
     assert_null(sockit_listener_new(loop, NULL, &cfg));

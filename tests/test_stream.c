@@ -209,7 +209,7 @@ static void rec_abort(struct rec *r)
 static void wait_closed(sockit_loop *loop, struct rec *r)
 {
     RUN_UNTIL(loop, r->closes > 0, 5.0);
-    run_for(loop, 0.02);
+    run_for(loop, 0.01);
     assert_int_equal(r->closes, 1);
     assert_int_equal(r->late, 0);
     assert_int_equal(r->log[r->nlog - 1], 'C');
@@ -1720,6 +1720,36 @@ static void test_close_with_linger_zero_and_a_full_queue_aborts(void **state)
     close_loop(loop);
 }
 
+/* close with a NaN linger does not wait: like 0, a full queue is aborted. */
+static void test_close_with_a_nan_linger_aborts_a_full_queue(void **state)
+{
+    (void)state;
+    sockit_loop *loop = new_loop();
+    sockit *s, *peer;
+    tcp_pair(&s, &peer, true);
+    struct rec r;
+    rec_init(&r);
+    r.st = sockit_stream_new(loop, s, &rec_cb, &r);
+    assert_sock(r.st);
+    fill(r.st, 200000);
+    static char buf[1000];
+    struct done_log d = {0};
+    assert_ok(sockit_stream_write_ref(r.st, buf, sizeof buf, write_done, &d));
+    rec_close(&r, NAN);
+    wait_closed(loop, &r);
+    RUN_UNTIL(loop, d.calls > 0, 1.0);
+    assert_int_equal(d.calls, 1);
+    assert_code(d.status, -ECANCELED);
+    struct sink k;
+    sink_init(&k, 64 << 20);
+    sink_drain(loop, peer, &k, 0, true, 5.0);
+    assert_code(k.err, -ECONNRESET);
+    free(k.buf);
+    rec_free(&r);
+    assert_ok(sockit_close(peer));
+    close_loop(loop);
+}
+
 static void test_abort_resets_the_peer(void **state)
 {
     (void)state;
@@ -1818,6 +1848,57 @@ static void test_idle_timeout_set_after_time_outside_the_loop_is_not_early(void 
     close_loop(loop);
 }
 
+/* Idle timeouts up to 4e6 s; at most 254 distinct values in use on one loop at once
+ * (the next is -ENOSPC, and a value in use, or a freed one, is fine again). */
+static void test_idle_timeout_limits_and_distinct_values_per_loop(void **state)
+{
+    (void)state;
+    sockit_loop *loop = new_loop();
+    int p[2];
+    assert_int_equal(pipe(p), 0);
+    enum { N = 255 };
+    struct rec *r = calloc(N, sizeof *r);
+    assert_non_null(r);
+    for (int i = 0; i < N; i++) {
+        rec_init(&r[i]);
+        int fd = dup(p[0]);
+        assert_true(fd >= 0);
+        r[i].st = sockit_stream_new_fd(loop, fd, true, &rec_cb, &r[i]);
+        assert_sock(r[i].st);
+    }
+    assert_code(sockit_stream_set_idle_timeout(r[0].st, 4e6 + 1), -EINVAL);
+    assert_code(sockit_stream_set_idle_timeout(r[0].st, INFINITY), -EINVAL);
+    for (int i = 0; i < N - 1; i++) /* 254 distinct values, 1000 s and up */
+        assert_ok(sockit_stream_set_idle_timeout(r[i].st, 1000.0 + i));
+    assert_code(sockit_stream_set_idle_timeout(r[N - 1].st, 4e6), -ENOSPC);
+    assert_ok(sockit_stream_set_idle_timeout(r[N - 1].st, 1000.0)); /* in use: shared */
+    assert_ok(sockit_stream_set_idle_timeout(r[N - 1].st, 0));      /* off again */
+    assert_ok(sockit_stream_set_idle_timeout(r[0].st, 1000.0 + 1)); /* frees 1000 */
+    assert_ok(sockit_stream_set_idle_timeout(r[N - 1].st, 4e6));    /* now there is room */
+    run_for(loop, 0.05);
+    for (int i = 0; i < N; i++) {
+        assert_int_equal(r[i].closes + r[i].errors, 0);
+        rec_close(&r[i], -1);
+    }
+    int closed = 0;
+    double until = harness_now() + 5.0;
+    while (closed < N && harness_now() < until) {
+        sockit_loop_run_once(loop, 0.01);
+        closed = 0;
+        for (int i = 0; i < N; i++)
+            closed += r[i].closes;
+    }
+    for (int i = 0; i < N; i++) {
+        assert_int_equal(r[i].closes, 1);
+        assert_int_equal(r[i].late, 0);
+        rec_free(&r[i]);
+    }
+    free(r);
+    close(p[0]);
+    close(p[1]);
+    close_loop(loop);
+}
+
 /* Bytes keep an idle timeout from firing; 0 turns it off. */
 static void test_idle_timeout_is_reset_by_traffic_and_zero_turns_it_off(void **state)
 {
@@ -1829,15 +1910,15 @@ static void test_idle_timeout_is_reset_by_traffic_and_zero_turns_it_off(void **s
     rec_init(&r);
     r.st = sockit_stream_new(loop, s, &rec_cb, &r);
     assert_sock(r.st);
-    assert_ok(sockit_stream_set_idle_timeout(r.st, 0.3));
-    for (int i = 0; i < 6; i++) { /* 0.6 s with a byte every 0.1 s */
+    assert_ok(sockit_stream_set_idle_timeout(r.st, 0.25));
+    for (int i = 0; i < 5; i++) { /* 0.5 s with a byte every 0.1 s */
         peer_send(peer, "k", 1);
         run_for(loop, 0.1);
     }
     assert_int_equal(r.closes + r.errors, 0);
-    assert_int_equal(r.len, 6);
+    assert_int_equal(r.len, 5);
     assert_ok(sockit_stream_set_idle_timeout(r.st, 0));
-    run_for(loop, 0.5);
+    run_for(loop, 0.4);
     assert_int_equal(r.closes + r.errors, 0);
     rec_close(&r, -1);
     wait_closed(loop, &r);
@@ -2810,9 +2891,11 @@ int main(void)
         harness_test(test_close_whose_linger_runs_out_aborts),
         harness_test(test_close_with_linger_drains_the_queue_before_closing),
         harness_test(test_close_with_linger_zero_and_a_full_queue_aborts),
+        harness_test(test_close_with_a_nan_linger_aborts_a_full_queue),
         harness_test(test_abort_resets_the_peer),
         harness_test(test_idle_timeout_closes_with_etimeout_naming_the_peer),
         harness_test(test_idle_timeout_set_after_time_outside_the_loop_is_not_early),
+        harness_test(test_idle_timeout_limits_and_distinct_values_per_loop),
         harness_test(test_idle_timeout_is_reset_by_traffic_and_zero_turns_it_off),
         harness_test(test_idle_timeouts_of_many_streams_end_each_on_its_own_schedule),
         harness_test(test_idle_timeout_after_an_earlier_stream_with_it_closed_and_on_two_loops),
