@@ -23,20 +23,20 @@ stop_echo() { # NAME SIGNAL: the server exits 0 within 1 s of SIGNAL
     local name=$1 sig=$2 t0 ms
     t0=$(date +%s%N)
     kill "-$sig" "$echo_pid"
-    # Where it is if it has not stopped after 3 s (the kernel's view of each thread).
-    (
-        sleep 3
-        local child
+    # Not stopped after 3 s: where its threads wait (the kernel's view) is kept for the
+    # report before waiting up to 7 s more.
+    local i child t
+    for ((i = 0; i < 30; i++)); do
+        kill -0 "$echo_pid" 2>/dev/null || break
+        sleep 0.1
+    done
+    if kill -0 "$echo_pid" 2>/dev/null; then
         child=$(pgrep -P "$echo_pid" | head -n 1)
-        [ -n "$child" ] || exit 0
         for t in /proc/"$child"/task/*; do
-            echo "thread ${t##*/}: $(cat "$t/wchan" 2>/dev/null) $(head -c 300 "$t/stat" 2>/dev/null)"
+            [ -n "$child" ] && echo "thread ${t##*/}: $(cat "$t/wchan" 2>/dev/null)"
         done >"$work/$name.hung"
-    ) &
-    local watcher=$!
-    wait_exit "$echo_pid" 10
-    kill "$watcher" 2>/dev/null
-    wait "$watcher" 2>/dev/null
+    fi
+    wait_exit "$echo_pid" 7
     ms=$((($(date +%s%N) - t0) / 1000000))
     if [ "$exit_rc" -ne 0 ]; then
         fail "$name" "exit status $exit_rc after SIG$sig ($ms ms)"
