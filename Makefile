@@ -79,6 +79,9 @@ bench: bench-build
 	python3 bench/idle_memory.py --build $(BUILD)/plain --out bench/results/idle_memory.md
 	bench/report_section.sh bench/results/REPORT.md "Memory per idle connection" \
 	    bench/results/idle_memory.md
+	bench/spin_bench.sh $(BUILD)/plain > bench/results/spin.md
+	bench/report_section.sh bench/results/REPORT.md "The spin option at 1 connection" \
+	    bench/results/spin.md
 
 bench-quick: bench-build
 	python3 bench/run_bench.py --build $(BUILD)/plain --quick $(BENCH_FLAGS)

@@ -504,6 +504,8 @@ typedef struct sockit_server_config {
      * callbacks. May be NULL. */
     void (*on_connect)(sockit_server *server, sockit_stream *st, const sockit_addr *peer,
                        void *user);
+    /* SOCKIT_EVENTS: the loop's spin before it sleeps (sockit_loop_options.spin_us). */
+    unsigned spin_us;
 } sockit_server_config;
 
 /* Creates a server bound to host:port (sockit_create_server rules: NULL host for
@@ -621,10 +623,15 @@ typedef struct sockit_loop_options {
     size_t size;         /* sizeof(sockit_loop_options) */
     const char *backend; /* "epoll", "poll" (NULL: $SOCKIT_LOOP_BACKEND, else epoll) */
     size_t max_posts;    /* sockit_loop_post calls waiting at once (0: 65536) */
+    /* Microseconds the loop polls without sleeping before it blocks (0: never): when
+     * the next event comes that soon, it is seen without a wake-up's latency, at
+     * the price of a core kept busy for that long each time the loop runs dry. At
+     * most 1,000,000. */
+    unsigned spin_us;
 } sockit_loop_options;
 #define SOCKIT_LOOP_OPTIONS_INIT                                                                   \
     {                                                                                              \
-        sizeof(sockit_loop_options), NULL, 0                                                       \
+        sizeof(sockit_loop_options), NULL, 0, 0                                                    \
     }
 
 /* Readiness events, Python's selectors.EVENT_READ and EVENT_WRITE. */

@@ -46,7 +46,9 @@ static int start(sockit_server *srv)
 {
     if (srv->ev_loop != NULL)
         return 0;
-    srv->ev_loop = sockit_loop_new(NULL);
+    sockit_loop_options lo = SOCKIT_LOOP_OPTIONS_INIT;
+    lo.spin_us = srv->cfg.spin_us;
+    srv->ev_loop = sockit_loop_new(&lo);
     if (srv->ev_loop == NULL)
         return sockit_errcode();
     srv->ev_wake = sockit_io_new(srv->ev_loop, srv->wake_fd, on_wake, srv);

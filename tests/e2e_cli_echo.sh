@@ -248,6 +248,7 @@ expect_error bad-port-abc 2 "abc" "$sockit" echo abc
 expect_error bad-idle 2 "--idle" "$sockit" echo --idle -1 0
 expect_error bad-max 2 "--max-connections" "$sockit" echo --max-connections 0 0
 expect_error bad-option 2 "unknown option" "$sockit" echo --frobnicate 0
+expect_error bad-spin 2 "--spin" "$sockit" echo --spin 2000000 0
 expect_error missing-port 2 "." "$sockit" echo
 if "$sockit" echo --help | grep -q "^usage: sockit echo"; then pass help; else fail help "no usage"; fi
 finish

@@ -75,6 +75,82 @@ static void test_loop_new_rejects_unknown_backend_and_bad_options(void **state)
     }
 }
 
+static void spin_timer_fired(sockit_timer *t, void *user)
+{
+    (void)t;
+    *(double *)user = harness_now();
+}
+
+static void spin_io_ready(sockit_io *io, int events, void *user)
+{
+    (void)events;
+    *(double *)user = harness_now();
+    sockit_io_stop(io);
+}
+
+/* spin_us: the loop polls that long before it sleeps, yet a timer due sooner fires
+ * on time, an event that comes while it spins is delivered, and a spin far longer
+ * than the wait never holds a run_once past its timeout. */
+static void test_loop_spin_polls_before_sleeping_and_keeps_every_deadline(void **state)
+{
+    (void)state;
+    sockit_loop_options o = SOCKIT_LOOP_OPTIONS_INIT;
+    o.spin_us = 1000001;
+    assert_null(sockit_loop_new(&o));
+    assert_int_equal(sockit_errcode(), -EINVAL);
+    assert_non_null(strstr(sockit_errmsg(), "spin_us"));
+
+    o.spin_us = 500000; /* half a second of spinning, far longer than every wait below */
+    sockit_loop *loop = sockit_loop_new(&o);
+    assert_sock(loop);
+    const char *want = getenv("SOCKIT_LOOP_BACKEND");
+    if (want != NULL && want[0] != '\0')
+        assert_string_equal(sockit_loop_backend(loop), want);
+
+    double fired = 0;
+    sockit_timer *t = sockit_timer_new(loop, spin_timer_fired, &fired);
+    assert_sock(t);
+    double t0 = harness_now();
+    assert_ok(sockit_timer_start(t, 0.02, 0));
+    assert_ok(sockit_loop_run(loop));
+    assert_true(fired - t0 >= 0.019 && fired - t0 < 0.3);
+
+    /* A byte written by another process arrives while the loop spins. */
+    int p[2];
+    assert_ok(pipe(p));
+    double seen = 0;
+    sockit_io *io = sockit_io_new(loop, p[0], spin_io_ready, &seen);
+    assert_sock(io);
+    assert_ok(sockit_io_start(io, SOCKIT_EVENT_READ));
+    pid_t child = fork();
+    assert_true(child >= 0);
+    if (child == 0) {
+        struct timespec ts = {0, 10 * 1000000};
+        nanosleep(&ts, NULL);
+        _exit(write(p[1], "x", 1) == 1 ? 0 : 1);
+    }
+    t0 = harness_now();
+    assert_ok(sockit_loop_run(loop));
+    assert_true(seen > 0 && seen - t0 < 0.3);
+    int status;
+    assert_int_equal(waitpid(child, &status, 0), child);
+
+    /* A run_once timeout shorter than the spin bounds it. */
+    t0 = harness_now();
+    assert_ok(sockit_io_start(io, SOCKIT_EVENT_READ)); /* the byte is still unread */
+    char c;
+    assert_int_equal(read(p[0], &c, 1), 1);
+    assert_true(sockit_loop_run_once(loop, 0.02) >= 0);
+    assert_true(harness_now() - t0 < 0.3);
+
+    sockit_io_close(io);
+    sockit_timer_close(t);
+    sockit_loop_run_once(loop, 0);
+    close(p[0]);
+    close(p[1]);
+    close_loop(loop);
+}
+
 static void test_loop_now_is_monotonic_seconds_updated_per_iteration(void **state)
 {
     (void)state;
@@ -1119,6 +1195,7 @@ int main(void)
     const struct CMUnitTest tests[] = {
         harness_test(test_loop_with_nothing_to_do_returns_at_once),
         harness_test(test_loop_new_rejects_unknown_backend_and_bad_options),
+        harness_test(test_loop_spin_polls_before_sleeping_and_keeps_every_deadline),
         harness_test(test_loop_now_is_monotonic_seconds_updated_per_iteration),
         harness_test(test_timers_fire_in_due_order_and_ties_in_start_order),
         harness_test(test_repeating_timer_fires_until_stopped),

@@ -66,6 +66,7 @@ typedef struct bench_config {
     const char *expect; /* connect mode: the exact reply wanted, or NULL */
     size_t expect_len;
     unsigned sources; /* >1: bind connections to 127.0.0.1..127.0.0.<sources> */
+    unsigned spin_us; /* the worker loops' spin before sleeping */
 } bench_config;
 
 /* What the command line asked for (bench_args.c). */

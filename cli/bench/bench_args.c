@@ -15,7 +15,7 @@ static const char usage[] =
     "sockit bench [-u] [-c CONNS] [-d SECS] [-n REQUESTS] [-m BYTES] [--pipeline DEPTH] "
     "[--mode echo|stream|connect] [--payload random|line] [--rate N] [-t THREADS] "
     "[--timeout SECS] [--warmup SECS] "
-    "[--expect TEXT] [--sources N] [--server-pid PID] [--json] HOST PORT | unix:PATH";
+    "[--expect TEXT] [--sources N] [--server-pid PID] [--spin US] [--json] HOST PORT | unix:PATH";
 
 #define MAX_THREADS   64
 #define MAX_CONNS     1000000L
@@ -56,6 +56,9 @@ static void help(void)
            "  --expect TEXT    connect mode: the reply must be exactly TEXT\n"
            "  --sources N      spread connections over 127.0.0.1..127.0.0.N\n"
            "  --server-pid PID also report that local process's CPU per request\n"
+           "  --spin US        each worker's loop polls this many microseconds before it\n"
+           "                   sleeps (0-1000000; default 0): at 1 connection the\n"
+           "                   generator's own wake-up then stops counting in latency\n"
            "  --json           print the result as one JSON object\n\n"
            "HOST PORT may be HOST:PORT or [V6]:PORT.\n"
            "Exit status: 0 every request answered, 1 any error (a request unanswered or\n"
@@ -135,6 +138,7 @@ enum {
     OPT_EXPECT,
     OPT_SOURCES,
     OPT_SERVER_PID,
+    OPT_SPIN,
     OPT_JSON
 };
 
@@ -157,6 +161,7 @@ static int parse_args(int argc, char **argv, bench_options *o)
         {"expect", required_argument, NULL, OPT_EXPECT},
         {"sources", required_argument, NULL, OPT_SOURCES},
         {"server-pid", required_argument, NULL, OPT_SERVER_PID},
+        {"spin", required_argument, NULL, OPT_SPIN},
         {"json", no_argument, NULL, OPT_JSON},
         {"help", no_argument, NULL, 'h'},
         {NULL, 0, NULL, 0},
@@ -222,6 +227,10 @@ static int parse_args(int argc, char **argv, bench_options *o)
             break;
         case OPT_SERVER_PID:
             rc = parse_pid(optarg, &o->server_pid);
+            break;
+        case OPT_SPIN:
+            if ((rc = cli_parse_count(usage, "--spin", optarg, 0, 1000000, &v)) == 0)
+                cfg->spin_us = (unsigned)v;
             break;
         case OPT_JSON:
             o->json = true;

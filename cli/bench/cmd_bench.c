@@ -124,8 +124,10 @@ static int open_loops(bench_shared *sh, int n, supervisor *sv, sockit_signal *si
          * worker's post stops it. */
         sockit_signal_keepalive(sigs[i], true);
     }
+    sockit_loop_options lo = SOCKIT_LOOP_OPTIONS_INIT;
+    lo.spin_us = sh->cfg->spin_us;
     for (int i = 0; i < n; i++) {
-        sh->workers[i].loop = sockit_loop_new(NULL);
+        sh->workers[i].loop = sockit_loop_new(&lo);
         if (sh->workers[i].loop == NULL)
             return -1;
     }

@@ -87,6 +87,8 @@ static void help(void)
            "  --grace SECS          on SIGINT/SIGTERM, let replies drain this long before\n"
            "                        the remaining clients are reset (default 1; 0: no\n"
            "                        limit)\n"
+           "  --spin US             poll this many microseconds before sleeping when idle\n"
+           "                        (0-1000000; default 0): lower latency for a busy core\n"
            "  --json                one JSON object per event on stdout\n\n"
            "It raises its descriptor limit (RLIMIT_NOFILE) to the hard limit, so it can\n"
            "hold as many clients as the system allows; past that, waiting clients are\n"
@@ -98,16 +100,20 @@ static void help(void)
 int cmd_echo(int argc, char **argv)
 {
     static const struct option longopts[] = {
-        {"idle", required_argument, NULL, 'i'},  {"max-connections", required_argument, NULL, 'm'},
-        {"grace", required_argument, NULL, 'g'}, {"json", no_argument, NULL, 'j'},
-        {"help", no_argument, NULL, 'h'},        {NULL, 0, NULL, 0},
+        {"idle", required_argument, NULL, 'i'},
+        {"max-connections", required_argument, NULL, 'm'},
+        {"grace", required_argument, NULL, 'g'},
+        {"spin", required_argument, NULL, 's'},
+        {"json", no_argument, NULL, 'j'},
+        {"help", no_argument, NULL, 'h'},
+        {NULL, 0, NULL, 0},
     };
     double idle = 300, grace = 1;
-    long max_conns = 0;
+    long max_conns = 0, spin = 0;
     echo_stats es = {0};
     opterr = 0;
     int opt;
-    while ((opt = getopt_long(argc, argv, ":i:m:g:jh", longopts, NULL)) != -1) {
+    while ((opt = getopt_long(argc, argv, ":i:m:g:s:jh", longopts, NULL)) != -1) {
         int rc = 0;
         switch (opt) {
         case 'i':
@@ -121,6 +127,9 @@ int cmd_echo(int argc, char **argv)
             break;
         case 'g':
             rc = cli_parse_seconds(ECHO_USAGE, "--grace", optarg, &grace);
+            break;
+        case 's':
+            rc = cli_parse_count(ECHO_USAGE, "--spin", optarg, 0, 1000000, &spin);
             break;
         case 'j':
             cli_json_enable(stdout);
@@ -158,6 +167,7 @@ int cmd_echo(int argc, char **argv)
         /* 0 means no limit, as for every time option of the tool. */
         .close_grace = grace == 0 ? INFINITY : grace,
         .listen = {.dualstack = true}, /* no HOST: IPv6 and IPv4, as sockit listen */
+        .spin_us = (unsigned)spin,
     };
     sockit_server *srv =
         sockit_server_new(host, target.is_unix ? 0 : target.port, SOCK_STREAM, &cfg);

@@ -118,6 +118,12 @@ sockit_loop *sockit_loop_new(const sockit_loop_options *opts)
         return NULL;
     }
     loop->pid = getpid();
+    if (o.spin_us > 1000000) {
+        sockit__failf(-EINVAL, "loop_new: spin_us %u (at most 1000000)", o.spin_us);
+        sockit__free(loop);
+        return NULL;
+    }
+    loop->spin_ns = (int64_t)o.spin_us * 1000;
     loop->max_posts = o.max_posts ? o.max_posts : DEFAULT_MAX_POSTS;
     loop->next_gen = 1;
     atomic_init(&loop->stop_asked, false);
@@ -209,7 +215,25 @@ static int iterate(sockit_loop *loop, int64_t timeout_ns)
             wait = next;
     }
     loop->time_fresh = false;
-    int rc = loop->backend.ops->wait(&loop->backend, wait, wake_ready, loop);
+    int rc;
+    if (loop->spin_ns > 0 && wait != 0) {
+        /* Poll without sleeping for up to spin_ns (never past the wait's own end);
+         * block for the rest only if nothing came. */
+        int64_t start = sockit__now_ns(), spent = 0;
+        int64_t budget = wait > 0 && wait < loop->spin_ns ? wait : loop->spin_ns;
+        do {
+            rc = loop->backend.ops->wait(&loop->backend, 0, wake_ready, loop);
+            if (rc != 0 || loop->woken)
+                break;
+            spent = sockit__now_ns() - start;
+        } while (spent < budget);
+        if (rc == 0 && !loop->woken)
+            rc = loop->backend.ops->wait(&loop->backend,
+                                         wait < 0 ? -1 : (wait > spent ? wait - spent : 0),
+                                         wake_ready, loop);
+    } else {
+        rc = loop->backend.ops->wait(&loop->backend, wait, wake_ready, loop);
+    }
     if (rc < 0)
         return sockit__failf(rc, "loop: waiting for events (%s)", loop->backend.ops->name);
     loop->now = sockit__now_ns();

@@ -109,6 +109,7 @@ struct sockit_loop {
     pid_t pid; /* the process that made it */
     int64_t now;
     bool time_fresh; /* now was read after this iteration's wait */
+    int64_t spin_ns; /* sockit_loop_options.spin_us */
     uint64_t iteration;
     bool running;
     atomic_bool stop_asked;
