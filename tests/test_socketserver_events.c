@@ -351,6 +351,43 @@ static void test_events_server_new_client_served_while_500_drip(void **state)
     ev_stop(&r);
 }
 
+/* 500 clients drip a byte every 2 s (a quarter of them every 0.5 s, never a whole
+ * line); a client that comes in the middle is served within 1 s, by concurrency: no
+ * timeout is involved (the server's idle timeout is the default 300 s). */
+static void test_events_server_new_client_served_while_500_drip_every_2s(void **state)
+{
+    (void)state;
+    sockit_server_config cfg = ev_config();
+    ev_run r;
+    ev_start(&r, &cfg, false);
+    enum { N = 500 };
+    sockit **drip = calloc(N, sizeof *drip);
+    assert_non_null(drip);
+    for (int i = 0; i < N; i++)
+        drip[i] = ev_client(&r);
+    double served_in = -1;
+    for (int tick = 0; tick < 6; tick++) { /* 3 s */
+        for (int i = tick % 4; i < N; i += 4)
+            assert_ok(sockit_sendall(drip[i], "d", 1, 0, NULL));
+        if (tick == 3) {
+            double t0 = harness_now();
+            sockit *c = ev_client(&r);
+            ev_roundtrip(c, "in the middle\n");
+            served_in = harness_now() - t0;
+            sockit_close(c);
+        }
+        srv_sleep(0.5);
+    }
+    assert_true(served_in >= 0 && served_in < 1.0);
+    /* The drippers are all still connected: nobody was timed out. */
+    assert_int_equal(sockit_server_active(r.srv), N);
+    assert_int_equal(atomic_load(&ev_errors), 0);
+    for (int i = 0; i < N; i++)
+        sockit_close(drip[i]);
+    free(drip);
+    ev_stop(&r);
+}
+
 static bool all_1000_connected(void) { return atomic_load(&ev_connects) == 1000; }
 
 static void test_events_server_close_with_1000_open_returns_within_grace(void **state)
@@ -439,6 +476,9 @@ int main(void)
                                         harness_fd_setup, harness_fd_teardown),
         cmocka_unit_test_setup_teardown(test_events_server_new_client_served_while_500_drip,
                                         harness_fd_setup, harness_fd_teardown),
+        cmocka_unit_test_setup_teardown(
+            test_events_server_new_client_served_while_500_drip_every_2s, harness_fd_setup,
+            harness_fd_teardown),
         cmocka_unit_test_setup_teardown(
             test_events_server_close_with_1000_open_returns_within_grace, harness_fd_setup,
             harness_fd_teardown),
