@@ -81,6 +81,11 @@ const char *cli_peer_name(const sockit *s, const sockit_addr *a, char *buf, size
  * most 1,000,000. */
 long cli_raise_fd_limit(void);
 
+/* A server subcommand is serving: says where ("Listening on ADDR", or a bound
+ * event with --json) and sends SIGINT and SIGTERM to on_stop (which calls
+ * sockit_server_shutdown). */
+void cli_server_started(sockit_server *srv, void (*on_stop)(int));
+
 /* Subcommands. */
 int cmd_tcp_server(int argc, char **argv);
 int cmd_tcp_client(int argc, char **argv);

@@ -5,6 +5,7 @@
 #include <errno.h>
 #include <getopt.h>
 #include <math.h>
+#include <signal.h>
 #include <stdarg.h>
 #include <stdlib.h>
 #include <string.h>
@@ -224,4 +225,24 @@ long cli_raise_fd_limit(void)
     if (fds == RLIM_INFINITY || fds > 1000000)
         fds = 1000000;
     return (long)fds;
+}
+
+void cli_server_started(sockit_server *srv, void (*on_stop)(int))
+{
+    sockit_addr bound;
+    char text[SOCKIT_ADDRSTRLEN];
+    sockit_server_address(srv, &bound);
+    cli_addr_text(&bound, text, sizeof text);
+    if (cli_json_on())
+        cli_event("bound", "address", 's', text, "port", 'i', (long long)sockit_addr_port(&bound),
+                  NULL);
+    else
+        printf("Listening on %s\n", text);
+    fflush(stdout);
+    struct sigaction sa;
+    memset(&sa, 0, sizeof sa);
+    sa.sa_handler = on_stop;
+    sigemptyset(&sa.sa_mask);
+    sigaction(SIGINT, &sa, NULL);
+    sigaction(SIGTERM, &sa, NULL);
 }

@@ -146,6 +146,17 @@ typedef void (*sockit__freeaddrinfo_fn)(struct addrinfo *);
 void sockit__set_getaddrinfo_pair(sockit__getaddrinfo_fn fn, sockit__freeaddrinfo_fn free_fn);
 void sockit__call_freeaddrinfo(struct addrinfo *res);
 
+/* ---- running out of descriptors at accept (shed.c) -------------------------------- */
+
+/* Opens the spare descriptor (/dev/null) into *reserve_fd if it is not open. */
+void sockit__reserve_fd(int *reserve_fd);
+/* Gives up the spare, accepts and closes every connection pending on listen_fd, and
+ * takes the spare back. True when the backlog was emptied (false: no spare, or the
+ * freed number went elsewhere; the caller backs off). */
+bool sockit__shed_backlog(int listen_fd, int *reserve_fd);
+/* The next accept back-off after a resource error: 10 ms, doubling to 1 s. */
+int64_t sockit__backoff_next(int64_t current_ns);
+
 /* ---- buffered reading (reader.c) ------------------------------------------------ */
 
 /* Moves up to len buffered bytes into buf. Returns the count (0 if none). */

@@ -149,24 +149,8 @@ int refserver_run(int argc, char **argv, int type, const char *default_reply,
     sockit_server *srv = sockit_server_new(rs.host, rs.port, type, &cfg);
     if (srv == NULL)
         return cli_fail_lib();
-    sockit_addr bound;
-    char text[SOCKIT_ADDRSTRLEN];
-    sockit_server_address(srv, &bound);
-    cli_addr_text(&bound, text, sizeof text);
-    if (cli_json_on())
-        cli_event("bound", "address", 's', text, "port", 'i', (long long)sockit_addr_port(&bound),
-                  NULL);
-    else
-        printf("Listening on %s\n", text);
-    fflush(stdout);
-
     running = srv;
-    struct sigaction sa;
-    memset(&sa, 0, sizeof sa);
-    sa.sa_handler = on_signal;
-    sigemptyset(&sa.sa_mask);
-    sigaction(SIGINT, &sa, NULL);
-    sigaction(SIGTERM, &sa, NULL);
+    cli_server_started(srv, on_signal);
 
     int rc = 0;
     const char *reason = "signal";

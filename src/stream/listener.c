@@ -1,22 +1,18 @@
 /* Accepting on a loop: each connection becomes a stream. verify runs before a stream
  * is made; max_connections stops watching the listener (clients wait in the
  * kernel's backlog) until one of its streams ends. Running out of descriptors is
- * handled as the blocking server does (socketserver_shed.c): the spare descriptor is
+ * handled as the blocking server does (shed.c, shared with it): the spare descriptor is
  * given up to accept and close every pending client, so they read end of stream at
  * once and the listener goes quiet instead of staying readable and spinning the
  * loop; other resource errors stop accepting for a back-off that doubles. */
 #include "stream_internal.h"
 
 #include <errno.h>
-#include <fcntl.h>
 #include <stdio.h>
 #include <string.h>
 #include <unistd.h>
 
 #define ACCEPT_BATCH       64 /* per readiness, so one busy listener cannot starve the loop */
-#define SHED_MAX           4096
-#define BACKOFF_MIN_NS     (10 * 1000000LL)
-#define BACKOFF_MAX_NS     (1000 * 1000000LL)
 #define DEFAULT_IDLE_S     300.0
 #define REPORT_INTERVAL_NS 1000000000LL
 
@@ -75,36 +71,6 @@ static void report(sockit_listener *l, int code)
     l->last_report = now;
 }
 
-static void reserve(sockit_listener *l)
-{
-    if (l->reserve_fd < 0)
-        l->reserve_fd = open("/dev/null", O_RDONLY | O_CLOEXEC);
-}
-
-/* Accepts and closes every pending client with the spare descriptor. True when the
- * backlog was emptied. */
-static bool shed(sockit_listener *l)
-{
-    if (l->reserve_fd < 0)
-        return false;
-    close(l->reserve_fd);
-    l->reserve_fd = -1;
-    bool emptied = false;
-    for (int i = 0; i < SHED_MAX; i++) {
-        int fd = sockit__sys_accept4(sockit_fileno(l->sock), NULL, NULL, SOCK_CLOEXEC);
-        if (fd >= 0) {
-            close(fd);
-            continue;
-        }
-        if (errno == EINTR || errno == ECONNABORTED)
-            continue;
-        emptied = errno == EAGAIN || errno == EWOULDBLOCK;
-        break;
-    }
-    reserve(l);
-    return emptied;
-}
-
 static void backoff_over(sockit_timer *t, void *arg)
 {
     (void)t;
@@ -120,8 +86,7 @@ static void back_off(sockit_listener *l)
         if (l->backoff == NULL)
             return; /* stays watched: the next readiness tries again */
     }
-    int64_t b = l->backoff_ns == 0 ? BACKOFF_MIN_NS : l->backoff_ns * 2;
-    l->backoff_ns = b > BACKOFF_MAX_NS ? BACKOFF_MAX_NS : b;
+    l->backoff_ns = sockit__backoff_next(l->backoff_ns);
     l->backing_off = true;
     sockit_timer_start(l->backoff, (double)l->backoff_ns / 1e9, 0.0);
     update_io(l);
@@ -218,7 +183,8 @@ static void on_readable(sockit_io *io, int events, void *arg)
             if (err == EAGAIN || err == EWOULDBLOCK)
                 break;
             report(l, -err);
-            if ((err == EMFILE || err == ENFILE) && shed(l))
+            if ((err == EMFILE || err == ENFILE) &&
+                sockit__shed_backlog(sockit_fileno(l->sock), &l->reserve_fd))
                 break; /* the backlog is empty: the listener is quiet until a client */
             back_off(l);
             break;
@@ -278,7 +244,7 @@ sockit_listener *sockit_listener_new(sockit_loop *loop, sockit *listening,
         return NULL;
     }
     l->sock = listening;
-    reserve(l);
+    sockit__reserve_fd(&l->reserve_fd);
     return l;
 }
 
