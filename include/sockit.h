@@ -976,6 +976,129 @@ SOCKIT_API int sockit_listener_address(const sockit_listener *l, sockit_addr *ou
  * they live on until they close. NULL is a no-op. */
 SOCKIT_API void sockit_listener_close(sockit_listener *l);
 
+/* Asynchronous connect (asyncio's loop.create_connection): everything
+ * sockit_create_connection promises, on the loop. The name is resolved on a
+ * resolver thread that posts back to the loop, every resolved address is tried with
+ * Happy Eyeballs (RFC 8305: families alternate, a new attempt every 250 ms or as
+ * soon as one fails), and one deadline covers resolution and every attempt.
+ *   host, port, source: as sockit_create_connection ("unix:/path" with port 0, a
+ *     numeric address, a name; NULL host: loopback). timeout in seconds (< 0: no
+ *     limit; 0: one try that a loopback connect can win).
+ *   done(c, st, code, user) is called exactly once, always from the loop, never from
+ *     inside this call: with the connected stream and 0 (the stream has callbacks
+ *     cb and the user pointer user, and starts reading when done returns), or with
+ *     NULL and the code: the first attempt's reason (-ECONNREFUSED, ...),
+ *     SOCKIT_ETIMEOUT, a SOCKIT_EAI_* code, -ECANCELED after sockit_connect_cancel;
+ *     sockit_errmsg() then names every address tried and why, as the blocking call
+ *     does. The sockit_connect is freed when done returns.
+ * Returns the pending connect, or NULL with the code set at once for an argument
+ * that can never work: no loop, bad port (SOCKIT_EBADPORT), NaN timeout (-EINVAL),
+ * a source of another family (SOCKIT_EBADADDR), -ENOMEM. A pending connect keeps
+ * sockit_loop_run going. */
+typedef struct sockit_connect sockit_connect;
+typedef void (*sockit_connect_fn)(sockit_connect *c, sockit_stream *st, int code, void *user);
+SOCKIT_API sockit_connect *sockit_stream_connect(sockit_loop *loop, const char *host, int port,
+                                                 double timeout, const sockit_addr *source,
+                                                 const sockit_stream_callbacks *cb,
+                                                 sockit_connect_fn done, void *user);
+/* Gives up a pending connect: attempts in flight are closed and done runs with
+ * -ECANCELED from the loop. Only before done has run (from inside done: nothing to
+ * do). NULL is a no-op. */
+SOCKIT_API void sockit_connect_cancel(sockit_connect *c);
+
+/* Name resolution on the loop (asyncio's loop.getaddrinfo): sockit_getaddrinfo's
+ * arguments and results, delivered to done(r, code, ai, n, user) exactly once, from
+ * the loop, never from inside this call: code 0 with n >= 1 entries (ai valid
+ * during the call only), or n 0 and the code: a SOCKIT_EAI_* code, SOCKIT_ENOADDR,
+ * SOCKIT_ETIMEOUT when timeout seconds passed first (< 0: no limit), -ECANCELED.
+ * A numeric host costs no thread; a name is looked up on one of a few resolver
+ * threads shared by the process (getaddrinfo cannot be interrupted: a lookup given
+ * up finishes there and its result is dropped, and it keeps nothing of the loop, so
+ * the loop can be closed meanwhile). Returns the pending lookup, or NULL with the
+ * code set for arguments that can never work (SOCKIT_EBADPORT for a port outside
+ * 0-65535 or empty, -EINVAL: no loop, no done, NaN timeout), -ENOMEM. A pending
+ * lookup keeps sockit_loop_run going; loop_close is -EBUSY while one is pending. */
+typedef struct sockit_resolve sockit_resolve;
+typedef void (*sockit_resolve_fn)(sockit_resolve *r, int code, const sockit_addrinfo *ai, size_t n,
+                                  void *user);
+SOCKIT_API sockit_resolve *sockit_loop_getaddrinfo(sockit_loop *loop, const char *host,
+                                                   const char *port, int family, int type,
+                                                   int flags, double timeout,
+                                                   sockit_resolve_fn done, void *user);
+/* Gives up a pending lookup: done runs with -ECANCELED from the loop. Only before
+ * done has run. NULL is a no-op. */
+SOCKIT_API void sockit_resolve_cancel(sockit_resolve *r);
+
+/* ------------------------------------------------------------------------------
+ * 11. Datagram endpoints: asyncio's datagram transports and protocols
+ *
+ * A sockit_datagram is a datagram socket (UDP or Unix, bound, connected or both)
+ * driven by a loop. Datagrams are received in batches (recvmmsg) and each reaches
+ * on_datagram with its sender; sends made while a batch is being delivered are
+ * sent together when the batch's callbacks have returned (sendmmsg), so an echo
+ * costs two system calls per batch, not two per datagram.
+ *
+ * Rules, in addition to the loop's (section 8):
+ *   - Everything here is for the loop's own thread.
+ *   - A datagram reaches on_datagram in a buffer the loop owns, valid only during
+ *     the call, with its sender's address (NULL for an unnamed Unix sender, which
+ *     cannot be answered). A datagram longer than the endpoint's max_size comes
+ *     with truncated true and its first max_size bytes: never silently cut.
+ *   - A datagram send never blocks: one the kernel does not take at once (or one
+ *     made during a batch) is copied to the queue and sent as the socket becomes
+ *     writable. Past the queue's limit a send fails with -ENOBUFS and queues
+ *     nothing.
+ *   - on_error reports what fails one datagram, not the endpoint (asyncio's
+ *     error_received): a queued send the kernel refused (that datagram is dropped),
+ *     an ICMP error the kernel passed on (-ECONNREFUSED on a connected endpoint).
+ *     The endpoint stays open; sockit_errmsg() names the address.
+ *   - on_close is the last callback, exactly once, from the loop.
+ * ------------------------------------------------------------------------------ */
+
+typedef struct sockit_datagram sockit_datagram;
+typedef struct sockit_datagram_callbacks {
+    void (*on_datagram)(sockit_datagram *d, const char *data, size_t len, const sockit_addr *from,
+                        bool truncated, void *user);
+    void (*on_error)(sockit_datagram *d, int code, void *user);
+    void (*on_close)(sockit_datagram *d, void *user);
+} sockit_datagram_callbacks;
+
+/* Adopts a datagram sockit (the endpoint owns it from now on; it is switched to
+ * non-blocking) and starts receiving. Returns NULL on failure, the sockit then
+ * still the caller's: -EINVAL (no loop or socket, a stream socket), -ENOMEM, the
+ * backend's refusal. */
+SOCKIT_API sockit_datagram *sockit_datagram_new(sockit_loop *loop, sockit *s,
+                                                const sockit_datagram_callbacks *cb, void *user);
+/* Sends one datagram to `to` (NULL: the connected peer). Returns 0 when it was sent
+ * or queued, -ENOBUFS past the queue's limit, -EMSGSIZE for more than 65,507 bytes
+ * over UDP (or than the queue's limit), -EDESTADDRREQ with no address on an
+ * unconnected endpoint, SOCKIT_EBADADDR for an empty address, -EINVAL (NULL buffer
+ * with len > 0), -EPIPE once closed, or the kernel's refusal of a send tried at
+ * once (-ECONNREFUSED, -ENETUNREACH, -EAFNOSUPPORT for an address of another
+ * family). */
+SOCKIT_API int sockit_datagram_send(sockit_datagram *d, const void *buf, size_t len,
+                                    const sockit_addr *to);
+/* Bytes queued and not yet sent. */
+SOCKIT_API size_t sockit_datagram_queued(const sockit_datagram *d);
+/* The queue's limit in bytes (default 1 MiB): -EINVAL for 0. */
+SOCKIT_API int sockit_datagram_set_limit(sockit_datagram *d, size_t limit);
+/* The longest datagram received whole (default 65,536, 1 to 65,536; -EINVAL past). */
+SOCKIT_API int sockit_datagram_set_max_size(sockit_datagram *d, size_t max_size);
+/* Stops and restarts receiving; datagrams wait in the kernel's buffer meanwhile
+ * (and beyond it are dropped by the kernel, as UDP does). */
+SOCKIT_API void sockit_datagram_pause(sockit_datagram *d);
+SOCKIT_API void sockit_datagram_resume(sockit_datagram *d);
+/* Stops receiving, sends what is queued if the kernel takes it now, drops the rest,
+ * closes the socket and runs on_close from the loop. Returns the datagrams dropped.
+ * Closing again does nothing (0). */
+SOCKIT_API size_t sockit_datagram_close(sockit_datagram *d);
+SOCKIT_API void *sockit_datagram_user(const sockit_datagram *d);
+SOCKIT_API void sockit_datagram_set_user(sockit_datagram *d, void *user);
+SOCKIT_API int sockit_datagram_fd(const sockit_datagram *d);
+SOCKIT_API sockit_loop *sockit_datagram_loop(const sockit_datagram *d);
+/* The bound address (the real port when 0 was asked for). 0 or a code. */
+SOCKIT_API int sockit_datagram_address(const sockit_datagram *d, sockit_addr *out);
+
 #ifdef __cplusplus
 }
 #endif
