@@ -988,23 +988,23 @@ SOCKIT_API void sockit_listener_close(sockit_listener *l);
  *     inside this call: with the connected stream and 0 (the stream has callbacks
  *     cb and the user pointer user, and starts reading when done returns), or with
  *     NULL and the code: the first attempt's reason (-ECONNREFUSED, ...),
- *     SOCKIT_ETIMEOUT, a SOCKIT_EAI_* code, -ECANCELED after sockit_connect_cancel;
+ *     SOCKIT_ETIMEOUT, a SOCKIT_EAI_* code, -ECANCELED after sockit_connector_cancel;
  *     sockit_errmsg() then names every address tried and why, as the blocking call
- *     does. The sockit_connect is freed when done returns.
+ *     does. The sockit_connector is freed when done returns.
  * Returns the pending connect, or NULL with the code set at once for an argument
  * that can never work: no loop, bad port (SOCKIT_EBADPORT), NaN timeout (-EINVAL),
  * a source of another family (SOCKIT_EBADADDR), -ENOMEM. A pending connect keeps
  * sockit_loop_run going. */
-typedef struct sockit_connect sockit_connect;
-typedef void (*sockit_connect_fn)(sockit_connect *c, sockit_stream *st, int code, void *user);
-SOCKIT_API sockit_connect *sockit_stream_connect(sockit_loop *loop, const char *host, int port,
-                                                 double timeout, const sockit_addr *source,
-                                                 const sockit_stream_callbacks *cb,
-                                                 sockit_connect_fn done, void *user);
+typedef struct sockit_connector sockit_connector;
+typedef void (*sockit_connector_fn)(sockit_connector *c, sockit_stream *st, int code, void *user);
+SOCKIT_API sockit_connector *sockit_stream_connect(sockit_loop *loop, const char *host, int port,
+                                                   double timeout, const sockit_addr *source,
+                                                   const sockit_stream_callbacks *cb,
+                                                   sockit_connector_fn done, void *user);
 /* Gives up a pending connect: attempts in flight are closed and done runs with
  * -ECANCELED from the loop. Only before done has run (from inside done: nothing to
  * do). NULL is a no-op. */
-SOCKIT_API void sockit_connect_cancel(sockit_connect *c);
+SOCKIT_API void sockit_connector_cancel(sockit_connector *c);
 
 /* Name resolution on the loop (asyncio's loop.getaddrinfo): sockit_getaddrinfo's
  * arguments and results, delivered to done(r, code, ai, n, user) exactly once, from

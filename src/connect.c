@@ -1,5 +1,6 @@
 /* sockit_create_connection: every resolved address, raced with Happy Eyeballs
  * (RFC 8305), under one deadline that covers name resolution and every attempt. */
+#include "connect_race.h"
 #include "internal.h"
 #include "resolve_deadline.h"
 
@@ -9,95 +10,13 @@
 #include <string.h>
 #include <unistd.h>
 
-/* RFC 8305 section 5 recommends 250 ms between connection attempts: long enough
- * for a healthy path to answer, short enough that a dead one costs little. */
-#define CONNECT_ATTEMPT_DELAY_NS (250 * 1000000LL)
-/* Resolved addresses beyond this many are not tried. */
-#define CONNECT_MAX_ADDRS 16
-/* Room for the "tried ..." list in the error message. */
-#define CONNECT_TRIED_LEN 900
-
-typedef struct attempt {
-    sockit_addr addr;
-    int family;
-    int fd;    /* -1 when not started or finished */
-    int error; /* 0: not tried yet or in flight */
-    bool started;
-} attempt;
-
-typedef struct race {
-    attempt at[CONNECT_MAX_ADDRS];
-    size_t count;
-    size_t next;     /* the next attempt to start */
-    size_t inflight; /* attempts with fd >= 0 */
-    const sockit_addr *source;
-} race;
-
-/* RFC 8305 section 4: alternate families, starting with the family of the first
- * address, so one broken family delays a connection by one attempt at most. */
-static void order_interleaved(race *r, const sockit_addrinfo *ai, size_t n)
-{
-    int first = ai[0].family;
-    size_t a = 0, b = 0;
-    while (r->count < n) {
-        while (a < n && ai[a].family != first)
-            a++;
-        while (b < n && ai[b].family == first)
-            b++;
-        if (a < n)
-            r->at[r->count++].addr = ai[a++].addr;
-        if (b < n)
-            r->at[r->count++].addr = ai[b++].addr;
-    }
-    for (size_t i = 0; i < r->count; i++) {
-        r->at[i].family = r->at[i].addr.u.sa.sa_family;
-        r->at[i].fd = -1;
-    }
-}
-
-static void finish(race *r, attempt *at, int error)
-{
-    if (at->fd >= 0) {
-        close(at->fd);
-        at->fd = -1;
-        r->inflight--;
-    }
-    at->error = error;
-}
-
-/* Starts the next attempt. Returns its index if it connected at once, else -1. */
-static int start_next(race *r)
-{
-    size_t i = r->next++;
-    attempt *at = &r->at[i];
-    at->started = true;
-    at->fd = socket(at->family, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
-    if (at->fd < 0) {
-        at->error = -errno;
-        return -1;
-    }
-    r->inflight++;
-    if (r->source != NULL && bind(at->fd, &r->source->u.sa, r->source->len) < 0) {
-        finish(r, at, -errno);
-        return -1;
-    }
-    if (sockit__sys_connect(at->fd, &at->addr.u.sa, at->addr.len) == 0)
-        return (int)i;
-    int err = errno;
-    /* A non-blocking connect interrupted by a signal still proceeds in the kernel,
-     * exactly as one in progress does. */
-    if (err != EINPROGRESS && err != EINTR)
-        finish(r, at, -err);
-    return -1;
-}
-
 /* Polls every attempt in flight until wake. Returns the index of a connected
  * attempt, or -1 with *err 0 (none yet, or EINTR: the caller recomputes the time
  * left) or -errno of poll. Sets *any_failed when an attempt failed. */
-static int poll_inflight(race *r, int64_t wake, bool *any_failed, int *err)
+static int poll_inflight(sockit__race *r, int64_t wake, bool *any_failed, int *err)
 {
-    struct pollfd pfd[CONNECT_MAX_ADDRS];
-    size_t idx[CONNECT_MAX_ADDRS];
+    struct pollfd pfd[SOCKIT__RACE_MAX];
+    size_t idx[SOCKIT__RACE_MAX];
     nfds_t n = 0;
     for (size_t i = 0; i < r->next; i++) {
         if (r->at[i].fd >= 0) {
@@ -111,24 +30,20 @@ static int poll_inflight(race *r, int64_t wake, bool *any_failed, int *err)
         return -1;
     }
     for (nfds_t k = 0; k < n && ready > 0; k++) {
-        if (pfd[k].revents == 0)
-            continue;
-        attempt *at = &r->at[idx[k]];
-        int soerr = 0;
-        socklen_t len = sizeof soerr;
-        if (getsockopt(at->fd, SOL_SOCKET, SO_ERROR, &soerr, &len) < 0)
-            soerr = errno;
-        if (soerr == 0 && (pfd[k].revents & POLLOUT))
+        short ev = pfd[k].revents;
+        int rc =
+            sockit__race_check(r, idx[k], (ev & POLLOUT) != 0, (ev & (POLLERR | POLLHUP)) != 0);
+        if (rc == 1)
             return (int)idx[k];
-        finish(r, at, soerr != 0 ? -soerr : -ECONNRESET);
-        *any_failed = true;
+        if (rc < 0)
+            *any_failed = true;
     }
     return -1;
 }
 
 /* Runs the race until one attempt connects. Returns its index, or -1 with *code:
  * 0 when every attempt failed, SOCKIT_ETIMEOUT, or -errno of poll. */
-static int run_race(race *r, int64_t deadline, int *code)
+static int run_race(sockit__race *r, int64_t deadline, int *code)
 {
     int64_t next_start = sockit__now_ns();
     for (;;) {
@@ -138,12 +53,12 @@ static int run_race(race *r, int64_t deadline, int *code)
          * which a loopback connect can complete. */
         bool may_start = r->next < r->count && (r->next == 0 || !expired);
         if (may_start && (r->inflight == 0 || now >= next_start)) {
-            int won = start_next(r);
+            int won = sockit__race_start_next(r);
             if (won >= 0)
                 return won;
             /* An attempt that failed at once (no route, no IPv6) hands over at once. */
             bool pending = r->at[r->next - 1].fd >= 0;
-            next_start = pending ? now + CONNECT_ATTEMPT_DELAY_NS : now;
+            next_start = pending ? now + SOCKIT__ATTEMPT_DELAY_NS : now;
             continue;
         }
         if (r->inflight == 0) {
@@ -170,31 +85,6 @@ static int run_race(race *r, int64_t deadline, int *code)
         if (any_failed)
             next_start = sockit__now_ns();
     }
-}
-
-static void describe_failure(const race *r, char *buf, size_t size)
-{
-    char tried[CONNECT_TRIED_LEN] = "", untried[CONNECT_TRIED_LEN] = "";
-    size_t nt = 0, nu = 0;
-    for (size_t i = 0; i < r->count; i++) {
-        const attempt *at = &r->at[i];
-        if (at->started) {
-            sockit__tried_append(tried, sizeof tried, &nt, &at->addr, at->error);
-            continue;
-        }
-        char text[SOCKIT_ADDRSTRLEN];
-        sockit__addr_text(&at->addr, text, sizeof text);
-        int w = snprintf(untried + nu, sizeof untried - nu, "%s%s", nu ? ", " : "", text);
-        if (w > 0 && (size_t)w < sizeof untried - nu)
-            nu += (size_t)w;
-        else
-            untried[nu] = '\0';
-    }
-    snprintf(buf, size, "%s%s%s%s", nt ? "tried " : "", tried,
-             nu == 0 ? ""
-             : nt    ? "; not tried: "
-                     : "not tried: ",
-             untried);
 }
 
 /* Wraps a connected descriptor in the mode the caller asked for. */
@@ -280,9 +170,9 @@ sockit *sockit_create_connection(const char *host, int port, double timeout,
             return NULL;
         }
     }
-    sockit_addrinfo ai[CONNECT_MAX_ADDRS];
+    sockit_addrinfo ai[SOCKIT__RACE_MAX];
     ssize_t n = sockit__resolve_deadline(host, port, family, SOCK_STREAM, 0, deadline, ai,
-                                         CONNECT_MAX_ADDRS);
+                                         SOCKIT__RACE_MAX);
     if (n < 0) {
         if (n == SOCKIT_ETIMEOUT)
             sockit__failf(SOCKIT_ETIMEOUT, "connect to %s: resolving the name", where);
@@ -291,40 +181,14 @@ sockit *sockit_create_connection(const char *host, int port, double timeout,
         return NULL;
     }
 
-    race r;
-    memset(&r, 0, sizeof r);
-    r.source = source;
-    order_interleaved(&r, ai, (size_t)n);
+    sockit__race r;
+    sockit__race_init(&r, ai, (size_t)n, source);
     int code = 0;
     int won = run_race(&r, deadline, &code);
     if (won >= 0) {
-        int fd = r.at[won].fd;
         int fam = r.at[won].family;
-        /* The winner's descriptor is handed over; only the losers are closed. */
-        r.at[won].fd = -1;
-        r.inflight--;
-        for (size_t i = 0; i < r.next; i++)
-            finish(&r, &r.at[i], r.at[i].error);
-        return adopt(fd, fam, timeout, where);
+        return adopt(sockit__race_take(&r, (size_t)won), fam, timeout, where);
     }
-    /* Attempts still in flight are abandoned for the reason the race ended. */
-    for (size_t i = 0; i < r.next; i++)
-        if (r.at[i].fd >= 0)
-            finish(&r, &r.at[i], code);
-    if (code == 0)
-        code = r.at[0].error;
-    if (r.count == 1 && r.at[0].started) {
-        /* One address: its reason is the message's own; only the address is added. */
-        char text[SOCKIT_ADDRSTRLEN];
-        sockit__addr_text(&r.at[0].addr, text, sizeof text);
-        if (strcmp(text, where) == 0)
-            sockit__failf(code, "connect to %s", where);
-        else
-            sockit__failf(code, "connect to %s (%s)", where, text);
-        return NULL;
-    }
-    char tried[CONNECT_TRIED_LEN];
-    describe_failure(&r, tried, sizeof tried);
-    sockit__failf(code, "connect to %s (%s)", where, tried);
+    sockit__race_fail(&r, code, where);
     return NULL;
 }

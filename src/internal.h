@@ -116,6 +116,15 @@ ssize_t sockit__copy_addrinfo(const struct addrinfo *res, sockit_addrinfo *out, 
  * each caller can name its own operation. */
 ssize_t sockit__resolve_now(const char *host, const char *service, const struct addrinfo *hints,
                             sockit_addrinfo *out, size_t max);
+/* As sockit__resolve_now, into an array it allocates (*out, freed with sockit__free)
+ * holding every usable entry. Returns the count or a code (-ENOMEM). */
+ssize_t sockit__resolve_all(const char *host, const char *service, const struct addrinfo *hints,
+                            sockit_addrinfo **out);
+/* How getaddrinfo should get a port text: 1 with the decimal number in num when it
+ * is one, 0 for a service name to pass on, or SOCKIT_EBADPORT. */
+int sockit__classify_port(const char *port, char *num, size_t size);
+/* The message text of host and a port given as text ("[::1]:80", "unix:/x"). */
+void sockit__join_hostport(char *buf, size_t size, const char *host, const char *port);
 
 /* Resolves host:port for bind/connect/sendto of one socket: a Unix socket takes host
  * as its path; an IP socket resolves host (NULL/"" = wildcard when passive) in its

@@ -90,8 +90,29 @@ ssize_t sockit__resolve_now(const char *host, const char *service, const struct 
     return n;
 }
 
-/* The message text of host and a port given as text. */
-static void join_hostport(char *buf, size_t size, const char *host, const char *port)
+ssize_t sockit__resolve_all(const char *host, const char *service, const struct addrinfo *hints,
+                            sockit_addrinfo **out)
+{
+    *out = NULL;
+    struct addrinfo *res = NULL;
+    int rc = sockit__call_getaddrinfo(host, service, hints, &res);
+    int err = errno;
+    if (rc != 0)
+        return sockit__from_eai(rc, err);
+    size_t count = 0;
+    const struct addrinfo *ai = res;
+    for (int seen = 0; ai != NULL && seen < RESOLVE_MAX_ENTRIES; seen++, ai = ai->ai_next)
+        count += usable(ai);
+    ssize_t n = SOCKIT_ENOADDR;
+    if (count > 0) {
+        *out = sockit__calloc(count, sizeof **out);
+        n = *out != NULL ? sockit__copy_addrinfo(res, *out, count) : -ENOMEM;
+    }
+    sockit__call_freeaddrinfo(res);
+    return n;
+}
+
+void sockit__join_hostport(char *buf, size_t size, const char *host, const char *port)
 {
     if (size == 0)
         return;
@@ -111,7 +132,7 @@ void sockit__hostport(char *buf, size_t size, const char *host, int port)
 {
     char num[16];
     snprintf(num, sizeof num, "%d", port);
-    join_hostport(buf, size, host, num);
+    sockit__join_hostport(buf, size, host, num);
 }
 
 int sockit__check_port(const char *op, int port, bool allow_zero)
@@ -122,10 +143,8 @@ int sockit__check_port(const char *op, int port, bool allow_zero)
     return 0;
 }
 
-/* What getaddrinfo should get for a port text: 1 and the decimal number in num when
- * it is one (getaddrinfo itself would wrap 65536 to 0 and read "-1" and " 80" as
- * numbers), 0 for a service name to pass on, or SOCKIT_EBADPORT. */
-static int classify_port(const char *port, char *num, size_t size)
+/* getaddrinfo itself would wrap 65536 to 0 and read "-1" and " 80" as numbers. */
+int sockit__classify_port(const char *port, char *num, size_t size)
 {
     size_t n = strlen(port);
     size_t digits = strspn(port, "0123456789");
@@ -152,11 +171,11 @@ ssize_t sockit_getaddrinfo(const char *host, const char *port, int family, int t
 {
     const char *service = port != NULL ? port : "0";
     char where[SOCKIT_ADDRSTRLEN + 64];
-    join_hostport(where, sizeof where, host, service);
+    sockit__join_hostport(where, sizeof where, host, service);
     if (out == NULL || max == 0)
         return sockit__failf(-EINVAL, "getaddrinfo %s: no room for results", where);
     char num[24];
-    int kind = classify_port(service, num, sizeof num);
+    int kind = sockit__classify_port(service, num, sizeof num);
     if (kind < 0)
         return sockit__failf(kind, "getaddrinfo %s: port '%s' is not a number 0-65535", where,
                              service);

@@ -179,7 +179,8 @@ static bool has_work_now(sockit_loop *loop)
 
 static bool is_alive(sockit_loop *loop)
 {
-    return loop->alive > 0 || loop->nsoon > 0 || atomic_load(&loop->posts_waiting) > 0;
+    return loop->alive > 0 || loop->nsoon > 0 || atomic_load(&loop->posts_waiting) > 0 ||
+           loop->work_pending > 0;
 }
 
 static void handle_wake(sockit_loop *loop)
@@ -197,6 +198,7 @@ static void handle_wake(sockit_loop *loop)
     sockit__wakeups_run(loop);
     sockit__signals_run(loop);
     sockit__posts_run(loop);
+    sockit__work_run_done(loop);
 }
 
 /* One iteration; timeout_ns < 0 waits as long as needed. Returns 0 or a code. */
@@ -318,6 +320,11 @@ int sockit_loop_close(sockit_loop *loop)
                              "loop_close: watchers still open: %d io, %d timer, %d signal, "
                              "%d wakeup (close them first)",
                              o[SOCKIT__IO], o[SOCKIT__TIMER], o[SOCKIT__SIGNAL], o[SOCKIT__WAKEUP]);
+    if (!forked && loop->work_pending > 0)
+        return sockit__failf(-EBUSY,
+                             "loop_close: %d name lookups still pending (cancel them first)",
+                             loop->work_pending);
+    sockit__work_forget(loop);
     sockit__signals_forget_loop(loop);
     loop->backend.ops->close(&loop->backend, forked);
     close(loop->wakefd);

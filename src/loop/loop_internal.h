@@ -157,6 +157,12 @@ struct sockit_loop {
     struct sockit__stream_ext *spare_ext;
     struct sockit__wchunk *spare_chunk;
 
+    /* Work handed to the pool's threads (work.c): submitted and not yet given up or
+     * finished, which keeps the loop running and its close -EBUSY; and the list of
+     * finished work waiting for its after call (under the pool's lock). */
+    int work_pending;
+    struct sockit__work *work_done;
+
     sockit_wakeup *wakeups;
     sockit_signal *signals;
     int sig_watchers[SOCKIT__NSIG]; /* started watchers of this loop, by signal */
@@ -200,6 +206,41 @@ void sockit__handle_init(sockit_loop *loop, sockit__handle *h, int fd, sockit__h
 int sockit__handle_watch(sockit_loop *loop, sockit__handle *h, int events);
 void sockit__handle_close(sockit_loop *loop, sockit__handle *h);
 void sockit__timer_free(sockit_timer *t);
+
+/* Work done on a small pool of threads shared by the process (work.c), for what
+ * cannot be made non-blocking (getaddrinfo). run is called on a pool thread; then
+ * after on the loop's thread, in the phase that runs posts. Work given up with
+ * sockit__work_abandon is never reported to the loop: drop frees it once run has
+ * returned (or at once if it had not started), from whichever thread gets there, so
+ * an abandoned work keeps nothing of the loop and the loop may close meanwhile. */
+typedef struct sockit__work sockit__work;
+struct sockit__work {
+    void (*run)(sockit__work *w);
+    void (*after)(sockit__work *w);
+    void (*drop)(sockit__work *w);
+    sockit_loop *loop;
+    sockit__work *next;
+    uint8_t state; /* internal to work.c */
+    bool abandoned;
+};
+/* Queues w (its three functions set). Returns 0, or -EAGAIN when no thread could be
+ * started and none is running. From the loop's thread. */
+int sockit__work_submit(sockit_loop *loop, sockit__work *w);
+/* Gives w up: after will not be called, drop will. From the loop's thread. */
+void sockit__work_abandon(sockit__work *w);
+/* Runs the after calls of finished work (the posts phase). */
+void sockit__work_run_done(sockit_loop *loop);
+/* Drops the abandoned work still listed when the loop closes. */
+void sockit__work_forget(sockit_loop *loop);
+
+/* Name resolution on the loop (getaddrinfo.c), as sockit_loop_getaddrinfo with an
+ * absolute deadline (SOCKIT__NEVER: none) and without a message on success; the
+ * port text is checked by the caller. discard gives a pending lookup up without
+ * calling done (what sockit_stream_connect's cancel needs). */
+sockit_resolve *sockit__resolve_start(sockit_loop *loop, const char *host, const char *port,
+                                      int family, int type, int flags, int64_t deadline,
+                                      sockit_resolve_fn done, void *user);
+void sockit__resolve_discard(sockit_resolve *r);
 void sockit__signal_free(sockit_signal *s);
 
 #endif /* SOCKIT_LOOP_INTERNAL_H */
