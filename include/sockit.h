@@ -1053,6 +1053,8 @@ SOCKIT_API void sockit_resolve_cancel(sockit_resolve *r);
  *     an ICMP error the kernel passed on (-ECONNREFUSED on a connected endpoint).
  *     The endpoint stays open; sockit_errmsg() names the address.
  *   - on_close is the last callback, exactly once, from the loop.
+ *   - An endpoint keeps sockit_loop_run going while it receives (not paused) or has
+ *     datagrams queued; sockit_loop_close is -EBUSY while one is open.
  * ------------------------------------------------------------------------------ */
 
 typedef struct sockit_datagram sockit_datagram;
@@ -1070,9 +1072,9 @@ typedef struct sockit_datagram_callbacks {
 SOCKIT_API sockit_datagram *sockit_datagram_new(sockit_loop *loop, sockit *s,
                                                 const sockit_datagram_callbacks *cb, void *user);
 /* Sends one datagram to `to` (NULL: the connected peer). Returns 0 when it was sent
- * or queued, -ENOBUFS past the queue's limit, -EMSGSIZE for more than 65,507 bytes
- * over UDP (or than the queue's limit), -EDESTADDRREQ with no address on an
- * unconnected endpoint, SOCKIT_EBADADDR for an empty address, -EINVAL (NULL buffer
+ * or queued, -ENOBUFS past the queue's limit, -EMSGSIZE for more than UDP carries
+ * (65,507 bytes over IPv4, 65,527 over IPv6) or than the queue's limit, -EDESTADDRREQ with no
+ * address on an unconnected endpoint, SOCKIT_EBADADDR for an empty address, -EINVAL (NULL buffer
  * with len > 0), -EPIPE once closed, or the kernel's refusal of a send tried at
  * once (-ECONNREFUSED, -ENETUNREACH, -EAFNOSUPPORT for an address of another
  * family). */

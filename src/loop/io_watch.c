@@ -200,8 +200,12 @@ void sockit__io_ready(sockit_loop *loop, uint64_t token, int events)
         sockit__handle *h = (sockit__handle *)(w & ~SLOT_HANDLE);
         int mine = events & h->events;
         /* A registration that has ended is never the new owner's. */
-        if (h->gen == gen && mine != 0)
-            sockit__stream_handle_ready(h, mine);
+        if (h->gen == gen && mine != 0) {
+            if (h->kind == SOCKIT__HANDLE_STREAM)
+                sockit__stream_handle_ready(h, mine);
+            else
+                sockit__datagram_handle_ready(h, mine);
+        }
         return;
     }
     sockit_io *io = (sockit_io *)w;

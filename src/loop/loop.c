@@ -337,6 +337,7 @@ int sockit_loop_close(sockit_loop *loop)
     sockit__free(loop->posts_spare);
     sockit__free(loop->stream_buf);
     sockit__stream_buckets_free(loop);
+    sockit__datagram_batch_free(loop);
     sockit__free(loop->spare_ext);
     sockit__free(loop->spare_chunk);
     sockit__free(loop);

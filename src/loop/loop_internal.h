@@ -85,6 +85,7 @@ typedef struct sockit__call {
  * -EBUSY while one is open) and, while it watches events, keeps the loop running. */
 typedef enum sockit__handle_kind {
     SOCKIT__HANDLE_STREAM,
+    SOCKIT__HANDLE_DATAGRAM,
     SOCKIT__HANDLE_KINDS
 } sockit__handle_kind;
 typedef struct sockit__handle {
@@ -95,6 +96,9 @@ typedef struct sockit__handle {
 } sockit__handle;
 /* Called with the ready subset of the watched events. */
 void sockit__stream_handle_ready(sockit__handle *h, int events);
+void sockit__datagram_handle_ready(sockit__handle *h, int events);
+/* Frees the loop's datagram receive batch (datagram.c) when the loop closes. */
+void sockit__datagram_batch_free(sockit_loop *loop);
 /* Frees the streams' idle buckets (stream_idle.c) when the loop closes. */
 void sockit__stream_buckets_free(sockit_loop *loop);
 
@@ -156,6 +160,9 @@ struct sockit_loop {
      * a write that fails for memory has sent nothing (stream_write.c). */
     struct sockit__stream_ext *spare_ext;
     struct sockit__wchunk *spare_chunk;
+    /* Where datagram endpoints receive (src/stream/datagram.c): one batch of
+     * buffers and headers for the whole loop, made on first use. */
+    struct sockit__dgram_batch *dgram_batch;
 
     /* Work handed to the pool's threads (work.c): submitted and not yet given up or
      * finished, which keeps the loop running and its close -EBUSY; and the list of

@@ -1,0 +1,282 @@
+/* Datagram endpoints on the loop: making one, receiving in batches (recvmmsg) and
+ * handing each datagram to on_datagram with its sender, closing. The send queue is
+ * datagram_send.c. */
+#include "datagram_internal.h"
+
+#include <errno.h>
+#include <fcntl.h>
+#include <string.h>
+#include <unistd.h>
+
+void sockit__datagram_batch_free(sockit_loop *loop)
+{
+    if (loop->dgram_batch == NULL)
+        return;
+    sockit__free(loop->dgram_batch->buf);
+    sockit__free(loop->dgram_batch);
+    loop->dgram_batch = NULL;
+}
+
+static sockit__dgram_batch *batch_get(sockit_loop *loop)
+{
+    if (loop->dgram_batch != NULL)
+        return loop->dgram_batch;
+    sockit__dgram_batch *b = sockit__calloc(1, sizeof *b);
+    if (b == NULL)
+        return NULL;
+    /* Not cleared: untouched pages cost no memory until a datagram lands there. */
+    b->buf = sockit__malloc((size_t)SOCKIT__DGRAM_BATCH * SOCKIT__DGRAM_ROOM);
+    if (b->buf == NULL) {
+        sockit__free(b);
+        return NULL;
+    }
+    loop->dgram_batch = b;
+    return b;
+}
+
+void sockit__datagram_name(const sockit_datagram *d, const sockit_addr *a, char *buf, size_t size)
+{
+    if (a != NULL && a->len > 0 && sockit_addr_format(a, buf, size) > 0)
+        return;
+    sockit_addr peer;
+    peer.len = sizeof peer.u;
+    if (d->connected && getpeername(d->h.fd, &peer.u.sa, &peer.len) == 0 &&
+        sockit_addr_format(&peer, buf, size) > 0)
+        return;
+    snprintf(buf, size, "fd %d", d->h.fd);
+}
+
+void sockit__datagram_update_io(sockit_datagram *d)
+{
+    if (d->h.fd < 0)
+        return;
+    int want = (d->paused || d->closing ? 0 : SOCKIT_EVENT_READ) |
+               (d->q_head != NULL ? SOCKIT_EVENT_WRITE : 0);
+    sockit__handle_watch(d->loop, &d->h, want);
+}
+
+static void report(sockit_datagram *d, int code, const char *op, const sockit_addr *a)
+{
+    if (d->closing || d->cb == NULL || d->cb->on_error == NULL)
+        return;
+    char name[SOCKIT_ADDRSTRLEN];
+    sockit__datagram_name(d, a, name, sizeof name);
+    sockit__failf(code, "%s (%s)", op, name);
+    d->cb->on_error(d, code, d->user);
+}
+
+/* Delivers one received batch. Returns false when the endpoint was closed or
+ * paused from a callback. */
+static bool deliver(sockit_datagram *d, sockit__dgram_batch *b, int n)
+{
+    for (int i = 0; i < n; i++) {
+        if (d->closing || d->paused)
+            return false;
+        struct msghdr *m = &b->msgs[i].msg_hdr;
+        size_t len = b->msgs[i].msg_len;
+        bool truncated = (m->msg_flags & MSG_TRUNC) != 0;
+        sockit_addr *from = &b->from[i];
+        from->len = m->msg_namelen;
+        /* An unnamed Unix sender has only a family (or nothing): it cannot be
+         * answered, so there is no address to give. */
+        const sockit_addr *sender = from->len > sizeof(sa_family_t) ? from : NULL;
+        if (d->verify != NULL && sender != NULL && !d->verify(d->verify_ctx, sender))
+            continue;
+        if (d->cb != NULL && d->cb->on_datagram != NULL)
+            d->cb->on_datagram(d, (char *)b->iov[i].iov_base, len, sender, truncated, d->user);
+    }
+    return !d->closing && !d->paused;
+}
+
+static void receive(sockit_datagram *d)
+{
+    sockit__dgram_batch *b = batch_get(d->loop);
+    if (b == NULL) {
+        report(d, -ENOMEM, "recv", NULL);
+        return;
+    }
+    for (int round = 0; round < SOCKIT__DGRAM_ROUNDS; round++) {
+        for (int i = 0; i < SOCKIT__DGRAM_BATCH; i++) {
+            b->iov[i] = (struct iovec){b->buf + (size_t)i * SOCKIT__DGRAM_ROOM, d->max_size};
+            b->msgs[i].msg_hdr = (struct msghdr){
+                .msg_name = &b->from[i].u,
+                .msg_namelen = sizeof b->from[i].u,
+                .msg_iov = &b->iov[i],
+                .msg_iovlen = 1,
+            };
+        }
+        /* MSG_TRUNC in each message's flags says which datagrams were longer than
+         * their room, for UDP and Unix datagrams alike. */
+        int n = recvmmsg(d->h.fd, b->msgs, SOCKIT__DGRAM_BATCH, MSG_DONTWAIT, NULL);
+        if (n < 0) {
+            int err = errno;
+            if (err == EAGAIN || err == EWOULDBLOCK)
+                break;
+            if (err == EINTR)
+                continue;
+            /* An ICMP error the kernel queued on the socket (a connected endpoint's
+             * peer refused): reported, consumed, and receiving goes on. */
+            report(d, -err, "recv", NULL);
+            if (d->closing || (err != ECONNREFUSED && err != EHOSTUNREACH && err != ENETUNREACH &&
+                               err != EMSGSIZE))
+                break;
+            continue;
+        }
+        d->delivering = true;
+        bool more = deliver(d, b, n);
+        d->delivering = false;
+        /* The replies made during the batch go out together. */
+        if (d->h.fd >= 0 && d->q_head != NULL)
+            sockit__datagram_flush(d, !d->closing);
+        if (!more || n < SOCKIT__DGRAM_BATCH)
+            break;
+    }
+}
+
+void sockit__datagram_handle_ready(sockit__handle *h, int events)
+{
+    sockit_datagram *d = (sockit_datagram *)h;
+    if ((events & SOCKIT_EVENT_WRITE) && d->q_head != NULL)
+        sockit__datagram_flush(d, true);
+    if ((events & SOCKIT_EVENT_READ) && !d->paused && !d->closing)
+        receive(d);
+    if (d->h.fd >= 0)
+        sockit__datagram_update_io(d);
+}
+
+sockit_datagram *sockit__datagram_make(sockit_loop *loop, int fd, bool owned,
+                                       const sockit_datagram_callbacks *cb, void *user)
+{
+    sockit_datagram *d = sockit__calloc(1, sizeof *d);
+    if (d == NULL) {
+        sockit__failf(-ENOMEM, "datagram_new");
+        return NULL;
+    }
+    d->loop = loop;
+    d->cb = cb;
+    d->user = user;
+    d->owned = owned;
+    d->max_size = SOCKIT__DGRAM_ROOM;
+    d->limit = SOCKIT__DGRAM_LIMIT;
+    sockit_addr a;
+    a.len = sizeof a.u;
+    d->family = getsockname(fd, &a.u.sa, &a.len) == 0 ? a.u.sa.sa_family : AF_UNSPEC;
+    a.len = sizeof a.u;
+    d->connected = getpeername(fd, &a.u.sa, &a.len) == 0;
+    sockit__handle_init(loop, &d->h, fd, SOCKIT__HANDLE_DATAGRAM);
+    int rc = sockit__handle_watch(loop, &d->h, SOCKIT_EVENT_READ);
+    if (rc < 0) {
+        sockit__handle_close(loop, &d->h);
+        sockit__free(d);
+        return NULL;
+    }
+    return d;
+}
+
+sockit_datagram *sockit_datagram_new(sockit_loop *loop, sockit *s,
+                                     const sockit_datagram_callbacks *cb, void *user)
+{
+    if (loop == NULL || s == NULL) {
+        sockit__failf(-EINVAL, "datagram_new: %s", loop == NULL ? "no loop" : "no socket");
+        return NULL;
+    }
+    if (s->type != SOCK_DGRAM) {
+        sockit__failf(-EINVAL, "datagram_new (fd %d): not a datagram socket", s->fd);
+        return NULL;
+    }
+    bool was_blocking = s->timeout != 0.0;
+    if (was_blocking) {
+        int rc = sockit__set_nonblock(s->fd, true);
+        if (rc < 0) {
+            sockit__failf(rc, "datagram_new (fd %d): O_NONBLOCK", s->fd);
+            return NULL;
+        }
+    }
+    sockit_datagram *d = sockit__datagram_make(loop, s->fd, true, cb, user);
+    if (d == NULL) {
+        if (was_blocking)
+            sockit__set_nonblock(s->fd, false);
+        return NULL;
+    }
+    /* The endpoint has the descriptor now; the object goes. */
+    sockit__rbuf_free(s);
+    sockit__free(s);
+    return d;
+}
+
+static void run_on_close(sockit_loop *loop, void *arg)
+{
+    (void)loop;
+    sockit_datagram *d = arg;
+    if (d->cb != NULL && d->cb->on_close != NULL)
+        d->cb->on_close(d, d->user);
+    sockit__free(d);
+}
+
+size_t sockit_datagram_close(sockit_datagram *d)
+{
+    if (d == NULL || d->closing)
+        return 0;
+    d->closing = true;
+    if (d->q_head != NULL)
+        sockit__datagram_flush(d, false);
+    size_t dropped = sockit__datagram_drop_queue(d);
+    int fd = d->h.fd;
+    sockit__handle_close(d->loop, &d->h);
+    d->h.fd = -1;
+    if (d->owned)
+        close(fd);
+    if (sockit_loop_call_soon(d->loop, run_on_close, d) < 0)
+        run_on_close(d->loop, d); /* no memory for the deferred call: now rather than never */
+    return dropped;
+}
+
+void sockit_datagram_pause(sockit_datagram *d)
+{
+    if (d == NULL || d->paused || d->closing)
+        return;
+    d->paused = true;
+    if (!d->delivering)
+        sockit__datagram_update_io(d);
+}
+
+void sockit_datagram_resume(sockit_datagram *d)
+{
+    if (d == NULL || !d->paused || d->closing)
+        return;
+    d->paused = false;
+    if (!d->delivering)
+        sockit__datagram_update_io(d);
+}
+
+int sockit_datagram_set_max_size(sockit_datagram *d, size_t max_size)
+{
+    if (d == NULL || max_size == 0 || max_size > SOCKIT__DGRAM_ROOM)
+        return sockit__failf(-EINVAL, "datagram_set_max_size: %zu (1 to %d)", max_size,
+                             SOCKIT__DGRAM_ROOM);
+    d->max_size = max_size;
+    return 0;
+}
+
+void *sockit_datagram_user(const sockit_datagram *d) { return d != NULL ? d->user : NULL; }
+
+void sockit_datagram_set_user(sockit_datagram *d, void *user)
+{
+    if (d != NULL)
+        d->user = user;
+}
+
+int sockit_datagram_fd(const sockit_datagram *d) { return d != NULL ? d->h.fd : -1; }
+
+sockit_loop *sockit_datagram_loop(const sockit_datagram *d) { return d != NULL ? d->loop : NULL; }
+
+int sockit_datagram_address(const sockit_datagram *d, sockit_addr *out)
+{
+    if (d == NULL || out == NULL || d->h.fd < 0)
+        return sockit__failf(-EBADF, "datagram_address: %s",
+                             d == NULL || d->h.fd < 0 ? "closed" : "no output");
+    out->len = sizeof out->u;
+    if (getsockname(d->h.fd, &out->u.sa, &out->len) < 0)
+        return sockit__failf(-errno, "datagram_address (fd %d)", d->h.fd);
+    return 0;
+}

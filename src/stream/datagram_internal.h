@@ -1,0 +1,79 @@
+/* The datagram endpoint's internals, shared by datagram.c (life and receiving),
+ * datagram_send.c (the send queue) and the event server's datagram side. Never
+ * installed.
+ *
+ * Shape, chosen for a completion backend: receives land in the loop's batch of
+ * buffers and are handed on from there (sockit__datagram_deliver), and sends are a
+ * queue of datagrams flushed with sendmmsg, which a completion backend can submit
+ * as they are. */
+#ifndef SOCKIT_DATAGRAM_INTERNAL_H
+#define SOCKIT_DATAGRAM_INTERNAL_H
+
+#include "../loop/loop_internal.h"
+
+#include <sys/socket.h>
+
+/* Datagrams one recvmmsg takes, and the room of each: 64 KiB holds any UDP
+ * datagram whole. The batch's 2 MiB are address space: the kernel writes (and the
+ * process pays RSS for) only the pages datagrams fill. */
+#define SOCKIT__DGRAM_BATCH 32
+#define SOCKIT__DGRAM_ROOM  65536
+/* Batches one readiness report reads before the loop moves on (fairness). */
+#define SOCKIT__DGRAM_ROUNDS 4
+/* Datagrams one sendmmsg sends. */
+#define SOCKIT__DGRAM_SEND_BATCH 64
+#define SOCKIT__DGRAM_LIMIT      ((size_t)1024 * 1024)
+
+typedef struct sockit__dgram_batch {
+    struct mmsghdr msgs[SOCKIT__DGRAM_BATCH];
+    struct iovec iov[SOCKIT__DGRAM_BATCH];
+    sockit_addr from[SOCKIT__DGRAM_BATCH];
+    char *buf; /* SOCKIT__DGRAM_BATCH * SOCKIT__DGRAM_ROOM */
+} sockit__dgram_batch;
+
+/* One queued datagram; its bytes follow. to.len 0: the connected peer. */
+typedef struct sockit__dgram_out sockit__dgram_out;
+struct sockit__dgram_out {
+    sockit__dgram_out *next;
+    size_t len;
+    sockit_addr to;
+    char data[];
+};
+
+struct sockit_datagram {
+    sockit__handle h; /* the descriptor (fd -1 once closed) */
+    sockit_loop *loop;
+    const sockit_datagram_callbacks *cb;
+    void *user;
+    int family;
+    bool owned;     /* the endpoint closes the descriptor */
+    bool connected; /* a send without an address goes to the peer */
+    bool paused;
+    bool closing;    /* close was called: no callbacks but on_close */
+    bool delivering; /* inside a batch's callbacks: sends wait for its end */
+    size_t max_size;
+    size_t limit;
+    size_t queued; /* bytes */
+    sockit__dgram_out *q_head, *q_tail;
+    /* The event server's verify_request: a datagram it rejects is dropped. */
+    bool (*verify)(void *ctx, const sockit_addr *from);
+    void *verify_ctx;
+};
+
+/* datagram.c: makes an endpoint over fd (non-blocking already). owned false: the
+ * descriptor is the caller's (the event server's socket) and is left open. */
+sockit_datagram *sockit__datagram_make(sockit_loop *loop, int fd, bool owned,
+                                       const sockit_datagram_callbacks *cb, void *user);
+/* The events the registration should wait for now, applied. */
+void sockit__datagram_update_io(sockit_datagram *d);
+/* The address text for a message: "127.0.0.1:5000", "unix:/x", or "fd 7". */
+void sockit__datagram_name(const sockit_datagram *d, const sockit_addr *a, char *buf, size_t size);
+
+/* datagram_send.c: sends what is queued until the kernel refuses (then waits for
+ * writability) or the queue is empty. report false: a datagram the kernel refuses
+ * is dropped without on_error (closing). */
+void sockit__datagram_flush(sockit_datagram *d, bool report);
+/* Drops the queue; returns the datagrams dropped. */
+size_t sockit__datagram_drop_queue(sockit_datagram *d);
+
+#endif

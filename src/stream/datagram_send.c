@@ -1,0 +1,164 @@
+/* A datagram endpoint's sends: tried at once when nothing waits, else queued (a
+ * copy, bounded by the limit) and flushed with sendmmsg, in order. */
+#include "datagram_internal.h"
+
+#include <errno.h>
+#include <string.h>
+
+/* The largest UDP payload: 65,535 less the UDP header and, over IPv4, the IP one
+ * (IPv6's is outside its payload length). */
+#define UDP4_MAX 65507
+#define UDP6_MAX 65527
+
+static size_t max_payload(const sockit_datagram *d)
+{
+    if (d->family == AF_INET)
+        return UDP4_MAX;
+    if (d->family == AF_INET6)
+        return UDP6_MAX;
+    return SIZE_MAX;
+}
+
+static int enqueue(sockit_datagram *d, const void *buf, size_t len, const sockit_addr *to)
+{
+    if (d->queued + len > d->limit || (len == 0 && d->queued >= d->limit))
+        return sockit__failf(-ENOBUFS,
+                             "datagram_send: %zu bytes queued, %zu more would pass the limit "
+                             "of %zu",
+                             d->queued, len, d->limit);
+    sockit__dgram_out *o = sockit__malloc(sizeof *o + len);
+    if (o == NULL)
+        return sockit__failf(-ENOMEM, "datagram_send: queueing %zu bytes", len);
+    o->next = NULL;
+    o->len = len;
+    if (to != NULL)
+        o->to = *to;
+    else
+        o->to.len = 0;
+    if (len > 0)
+        memcpy(o->data, buf, len);
+    if (d->q_tail != NULL)
+        d->q_tail->next = o;
+    else
+        d->q_head = o;
+    d->q_tail = o;
+    d->queued += len;
+    return 0;
+}
+
+static void pop(sockit_datagram *d)
+{
+    sockit__dgram_out *o = d->q_head;
+    d->q_head = o->next;
+    if (d->q_head == NULL)
+        d->q_tail = NULL;
+    d->queued -= o->len;
+    sockit__free(o);
+}
+
+size_t sockit__datagram_drop_queue(sockit_datagram *d)
+{
+    size_t n = 0;
+    for (; d->q_head != NULL; n++)
+        pop(d);
+    return n;
+}
+
+static bool would_block(int err) { return err == EAGAIN || err == EWOULDBLOCK || err == ENOBUFS; }
+
+void sockit__datagram_flush(sockit_datagram *d, bool report)
+{
+    struct mmsghdr msgs[SOCKIT__DGRAM_SEND_BATCH];
+    struct iovec iov[SOCKIT__DGRAM_SEND_BATCH];
+    /* Each round either sends at least one datagram or drops the one the kernel
+     * refused, so this ends. */
+    while (d->q_head != NULL && d->h.fd >= 0) {
+        unsigned n = 0;
+        for (sockit__dgram_out *o = d->q_head; o != NULL && n < SOCKIT__DGRAM_SEND_BATCH;
+             o = o->next, n++) {
+            iov[n] = (struct iovec){o->data, o->len};
+            msgs[n].msg_hdr = (struct msghdr){
+                .msg_name = o->to.len > 0 ? &o->to.u : NULL,
+                .msg_namelen = o->to.len,
+                .msg_iov = &iov[n],
+                .msg_iovlen = 1,
+            };
+        }
+        int sent = sendmmsg(d->h.fd, msgs, n, MSG_DONTWAIT | MSG_NOSIGNAL);
+        if (sent > 0) {
+            for (int i = 0; i < sent; i++)
+                pop(d);
+            continue;
+        }
+        int err = errno;
+        if (sent < 0 && err == EINTR)
+            continue;
+        if (sent < 0 && would_block(err))
+            break;
+        /* The first datagram was refused (-EMSGSIZE, an ICMP error, no route): it is
+         * dropped and the rest go on. */
+        sockit_addr to = d->q_head->to;
+        pop(d);
+        if (report && !d->closing && d->cb != NULL && d->cb->on_error != NULL) {
+            char name[SOCKIT_ADDRSTRLEN];
+            sockit__datagram_name(d, &to, name, sizeof name);
+            int code = sent < 0 ? -err : -EIO;
+            sockit__failf(code, "send (%s)", name);
+            d->cb->on_error(d, code, d->user);
+        }
+    }
+    if (!d->delivering)
+        sockit__datagram_update_io(d);
+}
+
+int sockit_datagram_send(sockit_datagram *d, const void *buf, size_t len, const sockit_addr *to)
+{
+    if (d == NULL || d->closing)
+        return sockit__failf(-EPIPE, "datagram_send: the endpoint is closed");
+    if (buf == NULL && len > 0)
+        return sockit__failf(-EINVAL, "datagram_send: NULL buffer with length %zu", len);
+    if (to != NULL && to->len == 0)
+        return sockit__failf(SOCKIT_EBADADDR, "datagram_send: empty address");
+    if (to == NULL && !d->connected)
+        return sockit__failf(-EDESTADDRREQ,
+                             "datagram_send: no address, and the endpoint is not connected");
+    if (len > max_payload(d) || len > d->limit)
+        return sockit__failf(-EMSGSIZE, "datagram_send: %zu bytes, more than %s allows", len,
+                             len > max_payload(d) ? "UDP" : "the queue's limit");
+    /* Order is kept: nothing overtakes what is queued, and a batch's replies wait
+     * for its end to go out together. */
+    if (d->q_head != NULL || d->delivering) {
+        int rc = enqueue(d, buf, len, to);
+        if (rc == 0 && !d->delivering && d->q_head == d->q_tail)
+            sockit__datagram_update_io(d);
+        return rc;
+    }
+    for (;;) {
+        ssize_t n = sendto(d->h.fd, buf, len, MSG_DONTWAIT | MSG_NOSIGNAL,
+                           to != NULL ? &to->u.sa : NULL, to != NULL ? to->len : 0);
+        if (n >= 0)
+            return 0;
+        int err = errno;
+        if (err == EINTR)
+            continue;
+        if (would_block(err)) {
+            int rc = enqueue(d, buf, len, to);
+            if (rc == 0)
+                sockit__datagram_update_io(d);
+            return rc;
+        }
+        char name[SOCKIT_ADDRSTRLEN];
+        sockit__datagram_name(d, to, name, sizeof name);
+        return sockit__failf(-err, "datagram_send (%s)", name);
+    }
+}
+
+size_t sockit_datagram_queued(const sockit_datagram *d) { return d != NULL ? d->queued : 0; }
+
+int sockit_datagram_set_limit(sockit_datagram *d, size_t limit)
+{
+    if (d == NULL || limit == 0)
+        return sockit__failf(-EINVAL, "datagram_set_limit: %zu (must be > 0)", limit);
+    d->limit = limit;
+    return 0;
+}
