@@ -409,6 +409,9 @@ typedef struct sockit_server sockit_server;
 /* Section 10's streams, which SOCKIT_EVENTS servers are made of. */
 typedef struct sockit_stream sockit_stream;
 typedef struct sockit_stream_callbacks sockit_stream_callbacks;
+/* Section 11's datagram endpoints, which SOCKIT_EVENTS datagram servers are. */
+typedef struct sockit_datagram sockit_datagram;
+typedef struct sockit_datagram_callbacks sockit_datagram_callbacks;
 
 typedef enum sockit_server_mode {
     SOCKIT_SEQUENTIAL = 0, /* one request at a time, in the serving thread */
@@ -425,7 +428,8 @@ typedef enum sockit_server_mode {
     SOCKIT_EVENTS          /* event-driven: every connection is a sockit_stream on
                               one loop run by the serving thread (section 10);
                               config.stream and on_connect replace the handler.
-                              Stream sockets (TCP, Unix) */
+                              A datagram server is one sockit_datagram on that
+                              loop (section 11) with config.datagram's callbacks */
 } sockit_server_mode;
 
 /* What a handler gets. Valid only during the call. */
@@ -506,6 +510,11 @@ typedef struct sockit_server_config {
                        void *user);
     /* SOCKIT_EVENTS: the loop's spin before it sleeps (sockit_loop_options.spin_us). */
     unsigned spin_us;
+    /* SOCKIT_EVENTS datagram servers: the endpoint's callbacks, with config.user. A
+     * datagram verify_request rejects is dropped; max_datagram is the endpoint's
+     * max_size (a longer one arrives truncated, flagged); max_connections and
+     * idle_timeout do not apply. */
+    const sockit_datagram_callbacks *datagram;
 } sockit_server_config;
 
 /* Creates a server bound to host:port (sockit_create_server rules: NULL host for
@@ -1057,13 +1066,12 @@ SOCKIT_API void sockit_resolve_cancel(sockit_resolve *r);
  *     datagrams queued; sockit_loop_close is -EBUSY while one is open.
  * ------------------------------------------------------------------------------ */
 
-typedef struct sockit_datagram sockit_datagram;
-typedef struct sockit_datagram_callbacks {
+struct sockit_datagram_callbacks {
     void (*on_datagram)(sockit_datagram *d, const char *data, size_t len, const sockit_addr *from,
                         bool truncated, void *user);
     void (*on_error)(sockit_datagram *d, int code, void *user);
     void (*on_close)(sockit_datagram *d, void *user);
-} sockit_datagram_callbacks;
+};
 
 /* Adopts a datagram sockit (the endpoint owns it from now on; it is switched to
  * non-blocking) and starts receiving. Returns NULL on failure, the sockit then

@@ -43,11 +43,14 @@ static int validate(int type, const sockit_server_config *cfg)
     if (cfg->mode < SOCKIT_SEQUENTIAL || cfg->mode > SOCKIT_EVENTS)
         return bad_config("mode", "is not a sockit_server_mode");
     if (cfg->mode == SOCKIT_EVENTS) {
-        if (cfg->stream == NULL && cfg->on_connect == NULL)
+        if (type == SOCK_STREAM && cfg->stream == NULL && cfg->on_connect == NULL)
             return bad_config("stream", "is NULL (SOCKIT_EVENTS needs stream callbacks)");
-        if (type != SOCK_STREAM)
-            return bad_config("type", "must be SOCK_STREAM in SOCKIT_EVENTS mode (datagram "
-                                      "endpoints on the loop are not built yet)");
+        if (type == SOCK_DGRAM && cfg->datagram == NULL)
+            return bad_config("datagram",
+                              "is NULL (a SOCKIT_EVENTS datagram server needs its callbacks)");
+        if (cfg->max_datagram > 65536)
+            return bad_config("max_datagram", "is over 65536 (SOCKIT_EVENTS receives into "
+                                              "64 KiB buffers)");
         if (cfg->idle_timeout > 4e6)
             return bad_config("idle_timeout", "is over 4e6 s (SOCKIT_EVENTS keeps it in ms)");
     } else if (cfg->handler == NULL) {
@@ -168,7 +171,7 @@ sockit_server *sockit_server_new(const char *host, int port, int type,
     sockit__srv_reserve(srv);
     srv->pfd_cap = 3 + (srv->cfg.mode == SOCKIT_PROCESSES ? srv->cfg.max_children : 0);
     srv->pfd = sockit__calloc((size_t)srv->pfd_cap, sizeof *srv->pfd);
-    if (type == SOCK_DGRAM)
+    if (type == SOCK_DGRAM && srv->cfg.mode != SOCKIT_EVENTS)
         srv->dgram_buf = sockit__malloc(srv->cfg.max_datagram);
     if (type == SOCK_STREAM && srv->cfg.mode == SOCKIT_SEQUENTIAL) {
         srv->conn = sockit__calloc(1, sizeof *srv->conn);
@@ -180,7 +183,8 @@ sockit_server *sockit_server_new(const char *host, int port, int type,
     }
     if (srv->cfg.mode == SOCKIT_PROCESSES)
         srv->children = sockit__calloc((size_t)srv->cfg.max_children, sizeof *srv->children);
-    if (srv->pfd == NULL || (type == SOCK_DGRAM && srv->dgram_buf == NULL) ||
+    if (srv->pfd == NULL ||
+        (type == SOCK_DGRAM && srv->cfg.mode != SOCKIT_EVENTS && srv->dgram_buf == NULL) ||
         (srv->cfg.mode == SOCKIT_PROCESSES && srv->children == NULL)) {
         sockit__fail(-ENOMEM, "sockit_server_new");
         goto fail_quiet;

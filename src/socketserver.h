@@ -91,6 +91,7 @@ struct sockit_server {
      * listener on sock, the watcher of wake_fd. Made by the first serve. */
     sockit_loop *ev_loop;
     sockit_listener *ev_listener;
+    sockit_datagram *ev_datagram; /* a datagram server's endpoint */
     sockit_io *ev_wake;
 
     pthread_mutex_t mu;     /* guards everything below */

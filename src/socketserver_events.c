@@ -3,8 +3,10 @@
  * makes each connection a stream with config.stream's callbacks. Shutdown reaches
  * the loop through the server's wake descriptor, so it stays async-signal-safe and
  * callable from any thread; close stops accepting and gives every stream the grace
- * period to drain its queued bytes before it is aborted. */
+ * period to drain its queued bytes before it is aborted. A datagram server is one
+ * datagram endpoint on the loop, borrowing the server's socket. */
 #include "socketserver.h"
+#include "stream/datagram_internal.h"
 #include "stream/stream_internal.h"
 
 #include <errno.h>
@@ -41,6 +43,30 @@ static void serving_failed(sockit_listener *l, int code, void *user)
     sockit__srv_report(sockit__listener_owner(l), NULL, code);
 }
 
+static bool verify_datagram(void *ctx, const sockit_addr *from)
+{
+    sockit_server *srv = ctx;
+    return srv->cfg.verify_request(srv, from, srv->cfg.user);
+}
+
+/* A datagram server's endpoint borrows the server's socket, which stays the
+ * server's to close. */
+static int start_datagram(sockit_server *srv)
+{
+    const sockit_server_config *c = &srv->cfg;
+    sockit_datagram *d =
+        sockit__datagram_make(srv->ev_loop, sockit_fileno(srv->sock), false, c->datagram, c->user);
+    if (d == NULL)
+        return sockit_errcode();
+    sockit_datagram_set_max_size(d, c->max_datagram);
+    if (c->verify_request != NULL) {
+        d->verify = verify_datagram;
+        d->verify_ctx = srv;
+    }
+    srv->ev_datagram = d;
+    return 0;
+}
+
 /* The loop and the listener are made on the first serve and kept until close. */
 static int start(sockit_server *srv)
 {
@@ -54,9 +80,12 @@ static int start(sockit_server *srv)
     srv->ev_wake = sockit_io_new(srv->ev_loop, srv->wake_fd, on_wake, srv);
     int rc =
         srv->ev_wake != NULL ? sockit_io_start(srv->ev_wake, SOCKIT_EVENT_READ) : sockit_errcode();
-    if (rc == 0) {
-        /* Only the listener and the streams keep the loop running. */
+    if (rc == 0)
+        /* Only the listener, the streams or the endpoint keep the loop running. */
         sockit_io_keepalive(srv->ev_wake, false);
+    if (rc == 0 && srv->type == SOCK_DGRAM) {
+        rc = start_datagram(srv);
+    } else if (rc == 0) {
         const sockit_server_config *c = &srv->cfg;
         sockit_listener_config lc = {
             .on_accept = accepted,
@@ -108,6 +137,11 @@ void sockit__srv_events_stop_accepting(sockit_server *srv)
 {
     if (srv->ev_listener != NULL)
         sockit__listener_let_go(srv->ev_listener);
+    if (srv->ev_datagram != NULL) {
+        /* Replies still queued get this one chance; on_close runs below. */
+        sockit_datagram_close(srv->ev_datagram);
+        srv->ev_datagram = NULL;
+    }
 }
 
 void sockit__srv_events_close(sockit_server *srv, int64_t grace_end, bool abandon)
@@ -116,6 +150,10 @@ void sockit__srv_events_close(sockit_server *srv, int64_t grace_end, bool abando
         return;
     sockit_loop *loop = srv->ev_loop;
     sockit_listener *l = srv->ev_listener;
+    if (srv->ev_datagram != NULL) {
+        sockit_datagram_close(srv->ev_datagram);
+        srv->ev_datagram = NULL;
+    }
     if (l != NULL) {
         int64_t left = grace_end - sockit__now_ns();
         bool now = abandon || left <= 0;

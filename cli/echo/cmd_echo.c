@@ -2,7 +2,8 @@
  * connection is a stream on one loop, and what it sends comes back as it arrives. A
  * peer that does not read what it sent back is not allowed to grow the server's
  * memory: past the stream's high watermark the server stops reading from it until
- * its queue drains. */
+ * its queue drains. With -u each datagram goes back to its sender, the replies to
+ * one receive batch in one sendmmsg. */
 #include "cli.h"
 
 #include <getopt.h>
@@ -11,11 +12,11 @@
 #include <string.h>
 
 #define ECHO_USAGE                                                                                 \
-    "sockit echo [--idle SECS] [--max-connections N] [--grace SECS] [--json] [HOST] PORT | "       \
-    "unix:PATH"
+    "sockit echo [-u] [--idle SECS] [--max-connections N] [--grace SECS] [--json] [HOST] PORT "    \
+    "| unix:PATH"
 
 typedef struct echo_stats {
-    long long connections, bytes;
+    long long connections, bytes, datagrams, dropped;
     bool json;
 } echo_stats;
 
@@ -74,12 +75,53 @@ static const sockit_stream_callbacks echo_callbacks = {
     .on_error = on_error,
 };
 
+static void on_datagram(sockit_datagram *d, const char *data, size_t len, const sockit_addr *from,
+                        bool truncated, void *user)
+{
+    echo_stats *es = user;
+    es->datagrams++;
+    es->bytes += (long long)len;
+    /* An unnamed Unix sender cannot be answered; a truncated datagram is not echoed
+     * cut (the client would take it for the whole). */
+    if (from == NULL || truncated) {
+        es->dropped++;
+        if (es->json && truncated)
+            cli_event("error", "code", 's', "ETRUNCATED", "message", 's',
+                      "datagram longer than 65536 bytes, not echoed", NULL);
+        return;
+    }
+    if (sockit_datagram_send(d, data, len, from) < 0) {
+        /* The queue is full: UDP drops, and so does an echo that cannot keep up. */
+        es->dropped++;
+        if (es->json)
+            cli_event("error", "code", 's', sockit_errname(sockit_errcode()), "message", 's',
+                      sockit_errmsg(), NULL);
+    }
+}
+
+static void on_datagram_error(sockit_datagram *d, int code, void *user)
+{
+    (void)d;
+    echo_stats *es = user;
+    if (es->json)
+        cli_event("error", "code", 's', sockit_errname(code), "message", 's', sockit_errmsg(),
+                  NULL);
+}
+
+static const sockit_datagram_callbacks echo_datagram_callbacks = {
+    .on_datagram = on_datagram,
+    .on_error = on_datagram_error,
+};
+
 static void help(void)
 {
     printf("usage: %s\n\n", ECHO_USAGE);
     printf("An echo server: every byte a client sends comes back to it. All clients are\n"
            "served at once by one event loop (sockit_server in SOCKIT_EVENTS mode), so one\n"
            "slow or idle client never holds up another.\n\n"
+           "  -u, --udp             echo datagrams (UDP, or a Unix datagram socket): each\n"
+           "                        goes back to its sender; --idle, --max-connections\n"
+           "                        and --grace do not apply\n"
            "  --idle SECS           close a client that sends and takes nothing for SECS\n"
            "                        (default 300; 0: never)\n"
            "  --max-connections N   at most N clients at once; more wait in the backlog\n"
@@ -100,6 +142,7 @@ static void help(void)
 int cmd_echo(int argc, char **argv)
 {
     static const struct option longopts[] = {
+        {"udp", no_argument, NULL, 'u'},
         {"idle", required_argument, NULL, 'i'},
         {"max-connections", required_argument, NULL, 'm'},
         {"grace", required_argument, NULL, 'g'},
@@ -110,12 +153,16 @@ int cmd_echo(int argc, char **argv)
     };
     double idle = 300, grace = 1;
     long max_conns = 0, spin = 0;
+    bool udp = false;
     echo_stats es = {0};
     opterr = 0;
     int opt;
-    while ((opt = getopt_long(argc, argv, ":i:m:g:s:jh", longopts, NULL)) != -1) {
+    while ((opt = getopt_long(argc, argv, ":ui:m:g:s:jh", longopts, NULL)) != -1) {
         int rc = 0;
         switch (opt) {
+        case 'u':
+            udp = true;
+            break;
         case 'i':
             rc = cli_parse_seconds(ECHO_USAGE, "--idle", optarg, &idle);
             if (rc == 0 && idle > 4e6)
@@ -168,9 +215,10 @@ int cmd_echo(int argc, char **argv)
         .close_grace = grace == 0 ? INFINITY : grace,
         .listen = {.dualstack = true}, /* no HOST: IPv6 and IPv4, as sockit listen */
         .spin_us = (unsigned)spin,
+        .datagram = &echo_datagram_callbacks,
     };
-    sockit_server *srv =
-        sockit_server_new(host, target.is_unix ? 0 : target.port, SOCK_STREAM, &cfg);
+    sockit_server *srv = sockit_server_new(host, target.is_unix ? 0 : target.port,
+                                           udp ? SOCK_DGRAM : SOCK_STREAM, &cfg);
     if (srv == NULL)
         return cli_fail_lib();
     running = srv;
@@ -182,7 +230,11 @@ int cmd_echo(int argc, char **argv)
         status = cli_fail_lib();
     sockit_server_close(srv);
     running = NULL;
-    cli_event("exit", "reason", 's', status == CLI_OK ? "signal" : "error", "connections", 'i',
-              es.connections, "bytes", 'i', es.bytes, NULL);
+    if (udp)
+        cli_event("exit", "reason", 's', status == CLI_OK ? "signal" : "error", "datagrams", 'i',
+                  es.datagrams, "dropped", 'i', es.dropped, "bytes", 'i', es.bytes, NULL);
+    else
+        cli_event("exit", "reason", 's', status == CLI_OK ? "signal" : "error", "connections", 'i',
+                  es.connections, "bytes", 'i', es.bytes, NULL);
     return status;
 }
