@@ -107,7 +107,8 @@ CONNECT_SERVERS = [
     sockit("events"), sockit("sequential"), sockit("threads"), sockit("processes"),
     sockit("pool", workers=50),
 ]
-UDP_SERVERS = [UDP_RECVFROM, UDP_MMSG, PY_UDP, sockit("sequential", udp=True),
+UDP_SERVERS = [UDP_RECVFROM, UDP_MMSG, PY_UDP, sockit("events", udp=True),
+               sockit("sequential", udp=True),
                sockit("threads", udp=True)]
 STREAM_SERVERS = [EPOLL, LIBUV, LIBEVENT, sockit("events"), sockit("threads"), IPERF3]
 

@@ -4,7 +4,9 @@
 # sends and never reads does not stop the others; --json events; --idle frees a
 # silent client; --max-connections holds the next one back; SIGTERM and SIGINT stop
 # it with exit status 0 within 1 s even with clients connected; bad usage exits 2
-# with a one-line reason.
+# with a one-line reason. With -u: datagrams over IPv4, IPv6 and a Unix datagram
+# socket come back whole to their senders, a 65,507-byte one too, and --json counts
+# them.
 source "$(dirname "$0")/e2e_cli_common.bash"
 
 start_echo() { # NAME ARGS...: starts sockit echo, sets echo_pid and echo_port
@@ -167,6 +169,32 @@ elif scenario == "19000":
     print("19000 connections open at once, all answered in %.1f s" % (time.monotonic() - t0))
     for s in socks:
         s.close()
+elif scenario in ("udp4", "udp6", "udpunix"):
+    socks = []
+    for k in range(5):
+        if scenario == "udpunix":
+            s = socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM)
+            s.bind(os.path.join(os.path.dirname(target[5:]), "client%d.sock" % k))
+            s.connect(target[5:])
+        else:
+            fam = socket.AF_INET if scenario == "udp4" else socket.AF_INET6
+            s = socket.socket(fam, socket.SOCK_DGRAM)
+            s.connect(("127.0.0.1" if scenario == "udp4" else "::1", int(target)))
+        s.settimeout(2)
+        socks.append(s)
+    # 100 rounds of one datagram in flight per socket: every one answered, in order.
+    for r in range(100):
+        for k, s in enumerate(socks):
+            s.send(b"%d:%d" % (k, r))
+        for k, s in enumerate(socks):
+            got = s.recv(100)
+            assert got == b"%d:%d" % (k, r), (k, r, got)
+    big = os.urandom(65507 if scenario != "udpunix" else 60000)
+    socks[0].send(big)
+    assert socks[0].recv(70000) == big, "the big datagram came back different"
+    socks[0].send(b"")
+    assert socks[0].recv(10) == b"", "the empty datagram"
+    print("502 datagrams echoed")
 elif scenario == "hold":
     socks = [connect() for _ in range(50)]
     for s in socks:
@@ -242,6 +270,32 @@ if wait_match "$work/hold.clients" '^holding' 10; then
 else
     fail hold "clients did not connect"
 fi
+
+# -u: UDP over IPv4 and IPv6 (no HOST: both), a Unix datagram socket with --json.
+start_echo udp -u 0
+for fam in udp4 udp6; do
+    if [ -n "$echo_port" ] && timeout 30 python3 "$work/clients.py" "$echo_port" $fam >"$work/$fam.clients" 2>&1; then
+        pass "$fam"
+    else
+        fail "$fam" "$(tail -n 3 "$work/$fam.clients")"
+    fi
+done
+stop_echo udp-stop TERM
+usock=$work/udpecho.sock
+start_echo udpunix -u --json "unix:$usock"
+if timeout 30 python3 "$work/clients.py" "unix:$usock" udpunix >"$work/udpunix.clients" 2>&1; then
+    pass udpunix
+else
+    fail udpunix "$(tail -n 3 "$work/udpunix.clients")"
+fi
+stop_echo udpunix-stop TERM
+if json_check "$work/udpunix.out" "bound exit" 'exit.reason=signal' 'exit.datagrams=502' \
+    'exit.dropped=0' >"$work/udpunix-json.check" 2>&1; then
+    pass udpunix-json
+else
+    fail udpunix-json "$(cat "$work/udpunix-json.check")"
+fi
+expect_error udp-idle 2 "not to -u" "$sockit" echo -u --idle 5 0
 
 expect_error bad-port-big 2 "65536" "$sockit" echo 65536
 expect_error bad-port-abc 2 "abc" "$sockit" echo abc

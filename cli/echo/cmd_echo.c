@@ -120,8 +120,9 @@ static void help(void)
            "served at once by one event loop (sockit_server in SOCKIT_EVENTS mode), so one\n"
            "slow or idle client never holds up another.\n\n"
            "  -u, --udp             echo datagrams (UDP, or a Unix datagram socket): each\n"
-           "                        goes back to its sender; --idle, --max-connections\n"
-           "                        and --grace do not apply\n"
+           "                        goes back to its sender, whole (a datagram over 64 KiB\n"
+           "                        is not echoed cut: it is dropped and counted); --idle\n"
+           "                        and --max-connections do not apply\n"
            "  --idle SECS           close a client that sends and takes nothing for SECS\n"
            "                        (default 300; 0: never)\n"
            "  --max-connections N   at most N clients at once; more wait in the backlog\n"
@@ -153,7 +154,7 @@ int cmd_echo(int argc, char **argv)
     };
     double idle = 300, grace = 1;
     long max_conns = 0, spin = 0;
-    bool udp = false;
+    bool udp = false, conn_option = false;
     echo_stats es = {0};
     opterr = 0;
     int opt;
@@ -164,11 +165,13 @@ int cmd_echo(int argc, char **argv)
             udp = true;
             break;
         case 'i':
+            conn_option = true;
             rc = cli_parse_seconds(ECHO_USAGE, "--idle", optarg, &idle);
             if (rc == 0 && idle > 4e6)
                 rc = cli_usage_error(ECHO_USAGE, "--idle '%s': at most 4000000 seconds", optarg);
             break;
         case 'm':
+            conn_option = true;
             rc = cli_parse_count(ECHO_USAGE, "--max-connections", optarg, 1, 1000000000L,
                                  &max_conns);
             break;
@@ -193,6 +196,9 @@ int cmd_echo(int argc, char **argv)
         if (rc != 0)
             return rc;
     }
+    if (udp && conn_option)
+        return cli_usage_error(ECHO_USAGE, "--idle and --max-connections apply to connections, "
+                                           "not to -u (datagrams)");
     hostport target;
     int rc =
         cli_parse_operands(ECHO_USAGE, argc - optind, argv + optind, HOSTPORT_LISTENER, &target);
