@@ -44,6 +44,41 @@ static void ev_connected(sockit_server *srv, sockit_stream *st, const sockit_add
     sockit_stream_read_lines(st, 0);
 }
 
+static atomic_int ev_dgrams, ev_dgram_closes;
+
+/* Echoes each datagram; a truncated one comes back as "T" and what arrived. */
+static void ev_datagram(sockit_datagram *d, const char *data, size_t len, const sockit_addr *from,
+                        bool truncated, void *user)
+{
+    (void)user;
+    atomic_fetch_add(&ev_dgrams, 1);
+    char out[64];
+    if (truncated && len < sizeof out) {
+        out[0] = 'T';
+        memcpy(out + 1, data, len);
+        sockit_datagram_send(d, out, len + 1, from);
+        return;
+    }
+    sockit_datagram_send(d, data, len, from);
+}
+
+static void ev_datagram_closed(sockit_datagram *d, void *user)
+{
+    (void)d;
+    (void)user;
+    atomic_fetch_add(&ev_dgram_closes, 1);
+}
+
+static const sockit_datagram_callbacks ev_datagram_callbacks = {.on_datagram = ev_datagram,
+                                                                .on_close = ev_datagram_closed};
+
+static sockit_server_config ev_dgram_config(void)
+{
+    atomic_store(&ev_dgrams, 0);
+    atomic_store(&ev_dgram_closes, 0);
+    return (sockit_server_config){.mode = SOCKIT_EVENTS, .datagram = &ev_datagram_callbacks};
+}
+
 static sockit_server_config ev_config(void)
 {
     atomic_store(&ev_connects, 0);
@@ -441,7 +476,130 @@ static void test_events_server_rejects_bad_config(void **state)
     cfg = ev_config();
     assert_null(sockit_server_new("127.0.0.1", 0, SOCK_DGRAM, &cfg));
     assert_int_equal(sockit_errcode(), -EINVAL);
-    assert_non_null(strstr(sockit_errmsg(), "SOCK_STREAM"));
+    assert_non_null(strstr(sockit_errmsg(), "datagram"));
+    cfg = ev_dgram_config();
+    cfg.max_datagram = 65537;
+    assert_null(sockit_server_new("127.0.0.1", 0, SOCK_DGRAM, &cfg));
+    assert_int_equal(sockit_errcode(), -EINVAL);
+    assert_non_null(strstr(sockit_errmsg(), "max_datagram"));
+}
+
+/* ---- datagram servers ----------------------------------------------------------------- */
+
+static void ev_dgram_start(ev_run *r, const sockit_server_config *cfg)
+{
+    memset(r, 0, sizeof *r);
+    r->srv = sockit_server_new("127.0.0.1", 0, SOCK_DGRAM, cfg);
+    assert_sock(r->srv);
+    sockit_addr a;
+    assert_ok(sockit_server_address(r->srv, &a));
+    r->port = sockit_addr_port(&a);
+    assert_int_equal(pthread_create(&r->tid, NULL, ev_serve, r), 0);
+}
+
+static sockit *ev_dgram_client(const ev_run *r)
+{
+    sockit *c = sockit_socket(AF_INET, SOCK_DGRAM);
+    assert_sock(c);
+    assert_ok(sockit_connect(c, "127.0.0.1", r->port));
+    assert_ok(sockit_settimeout(c, 2.0));
+    return c;
+}
+
+static void test_events_server_echoes_datagrams_to_each_sender(void **state)
+{
+    (void)state;
+    sockit_server_config cfg = ev_dgram_config();
+    ev_run r;
+    ev_dgram_start(&r, &cfg);
+    sockit *c[4];
+    for (int k = 0; k < 4; k++)
+        c[k] = ev_dgram_client(&r);
+    for (int round = 0; round < 50; round++) {
+        char msg[32], got[64];
+        for (int k = 0; k < 4; k++) {
+            int n = snprintf(msg, sizeof msg, "%d:%d", k, round);
+            assert_ok(sockit_send(c[k], msg, (size_t)n, 0));
+        }
+        for (int k = 0; k < 4; k++) {
+            int n = snprintf(msg, sizeof msg, "%d:%d", k, round);
+            assert_int_equal(sockit_recv(c[k], got, sizeof got, 0), n);
+            assert_memory_equal(got, msg, (size_t)n);
+        }
+    }
+    assert_int_equal(atomic_load(&ev_dgrams), 200);
+    /* No connections in a datagram server. */
+    assert_int_equal(sockit_server_active(r.srv), 0);
+    for (int k = 0; k < 4; k++)
+        sockit_close(c[k]);
+    ev_stop(&r);
+    assert_int_equal(atomic_load(&ev_dgram_closes), 1);
+}
+
+static bool reject_odd_port(sockit_server *srv, const sockit_addr *peer, void *user)
+{
+    (void)srv;
+    (void)user;
+    return sockit_addr_port(peer) % 2 == 0;
+}
+
+static void test_events_server_verify_drops_a_datagram(void **state)
+{
+    (void)state;
+    sockit_server_config cfg = ev_dgram_config();
+    cfg.verify_request = reject_odd_port;
+    ev_run r;
+    ev_dgram_start(&r, &cfg);
+    /* One client on an even port and one on an odd one. */
+    sockit *even = NULL, *odd = NULL;
+    while (even == NULL || odd == NULL) {
+        sockit *c = ev_dgram_client(&r);
+        sockit_addr me;
+        assert_ok(sockit_getsockname(c, &me));
+        sockit **slot = sockit_addr_port(&me) % 2 == 0 ? &even : &odd;
+        if (*slot == NULL)
+            *slot = c;
+        else
+            sockit_close(c);
+    }
+    char got[16];
+    assert_ok(sockit_send(odd, "no", 2, 0));
+    assert_ok(sockit_send(even, "yes", 3, 0));
+    assert_int_equal(sockit_recv(even, got, sizeof got, 0), 3);
+    assert_ok(sockit_settimeout(odd, 0.2));
+    assert_int_equal(sockit_recv(odd, got, sizeof got, 0), SOCKIT_ETIMEOUT);
+    assert_int_equal(atomic_load(&ev_dgrams), 1);
+    sockit_close(even);
+    sockit_close(odd);
+    ev_stop(&r);
+}
+
+static void test_events_server_truncates_past_max_datagram_flagged(void **state)
+{
+    (void)state;
+    sockit_server_config cfg = ev_dgram_config();
+    cfg.max_datagram = 8;
+    ev_run r;
+    ev_dgram_start(&r, &cfg);
+    sockit *c = ev_dgram_client(&r);
+    char got[32];
+    assert_ok(sockit_send(c, "0123456789abcdef", 16, 0));
+    /* The truncated one is not echoed (ev_datagram answers "T" + its 8 bytes). */
+    assert_int_equal(sockit_recv(c, got, sizeof got, 0), 9);
+    assert_memory_equal(got, "T01234567", 9);
+    sockit_close(c);
+    ev_stop(&r);
+}
+
+static void test_events_datagram_server_stops_on_shutdown_from_another_thread(void **state)
+{
+    (void)state;
+    sockit_server_config cfg = ev_dgram_config();
+    ev_run r;
+    ev_dgram_start(&r, &cfg);
+    double t0 = harness_now();
+    ev_stop(&r);
+    assert_true(harness_now() - t0 < 1.0);
 }
 
 static void test_events_server_closed_without_serving(void **state)
@@ -486,6 +644,15 @@ int main(void)
                                         harness_fd_setup, harness_fd_teardown),
         cmocka_unit_test_setup_teardown(test_events_server_rejects_bad_config, harness_fd_setup,
                                         harness_fd_teardown),
+        cmocka_unit_test_setup_teardown(test_events_server_echoes_datagrams_to_each_sender,
+                                        harness_fd_setup, harness_fd_teardown),
+        cmocka_unit_test_setup_teardown(test_events_server_verify_drops_a_datagram,
+                                        harness_fd_setup, harness_fd_teardown),
+        cmocka_unit_test_setup_teardown(test_events_server_truncates_past_max_datagram_flagged,
+                                        harness_fd_setup, harness_fd_teardown),
+        cmocka_unit_test_setup_teardown(
+            test_events_datagram_server_stops_on_shutdown_from_another_thread, harness_fd_setup,
+            harness_fd_teardown),
         cmocka_unit_test_setup_teardown(test_events_server_closed_without_serving, harness_fd_setup,
                                         harness_fd_teardown),
     };
