@@ -125,10 +125,16 @@ static void receive(sockit_datagram *d)
         d->delivering = true;
         bool more = deliver(d, b, n);
         d->delivering = false;
-        /* The replies made during the batch go out together. */
+        /* The replies made during the batch go out together, before the next
+         * batch reuses the buffers they point into. */
+        if (b->nout > 0)
+            sockit__datagram_flush_batch(d, !d->closing);
         if (d->h.fd >= 0 && d->q_head != NULL)
             sockit__datagram_flush(d, !d->closing);
-        if (!more || n < SOCKIT__DGRAM_BATCH)
+        /* A short batch does not mean the socket is empty: while its replies went
+         * out, more may have come, and one more recvmmsg is cheaper than going
+         * back through the loop's wait to find them. */
+        if (!more)
             break;
     }
 }
@@ -218,6 +224,8 @@ size_t sockit_datagram_close(sockit_datagram *d)
     if (d == NULL || d->closing)
         return 0;
     d->closing = true;
+    if (d->delivering && d->loop->dgram_batch->nout > 0)
+        sockit__datagram_flush_batch(d, false);
     if (d->q_head != NULL)
         sockit__datagram_flush(d, false);
     size_t dropped = sockit__datagram_drop_queue(d);

@@ -19,16 +19,26 @@
 #define SOCKIT__DGRAM_BATCH 32
 #define SOCKIT__DGRAM_ROOM  65536
 /* Batches one readiness report reads before the loop moves on (fairness). */
-#define SOCKIT__DGRAM_ROUNDS 4
+#define SOCKIT__DGRAM_ROUNDS 16
 /* Datagrams one sendmmsg sends. */
 #define SOCKIT__DGRAM_SEND_BATCH 64
 #define SOCKIT__DGRAM_LIMIT      ((size_t)1024 * 1024)
 
+/* The loop's receive batch, and the sends the endpoint being delivered makes
+ * meanwhile: those point into the batch's own buffers when they echo what came
+ * (else their bytes are copied to the arena) and leave in one sendmmsg when the
+ * batch's callbacks have returned, so a reply costs no allocation. */
 typedef struct sockit__dgram_batch {
     struct mmsghdr msgs[SOCKIT__DGRAM_BATCH];
     struct iovec iov[SOCKIT__DGRAM_BATCH];
     sockit_addr from[SOCKIT__DGRAM_BATCH];
     char *buf; /* SOCKIT__DGRAM_BATCH * SOCKIT__DGRAM_ROOM */
+    struct mmsghdr out_msgs[SOCKIT__DGRAM_SEND_BATCH];
+    struct iovec out_iov[SOCKIT__DGRAM_SEND_BATCH];
+    sockit_addr out_to[SOCKIT__DGRAM_SEND_BATCH];
+    unsigned nout;
+    size_t arena_used;
+    char arena[SOCKIT__DGRAM_ROOM];
 } sockit__dgram_batch;
 
 /* One queued datagram; its bytes follow. to.len 0: the connected peer. */
@@ -73,6 +83,9 @@ void sockit__datagram_name(const sockit_datagram *d, const sockit_addr *a, char 
  * writability) or the queue is empty. report false: a datagram the kernel refuses
  * is dropped without on_error (closing). */
 void sockit__datagram_flush(sockit_datagram *d, bool report);
+/* Sends the replies the batch holds (inside a batch of d's), queueing what the
+ * kernel does not take. */
+void sockit__datagram_flush_batch(sockit_datagram *d, bool report);
 /* Drops the queue; returns the datagrams dropped. */
 size_t sockit__datagram_drop_queue(sockit_datagram *d);
 

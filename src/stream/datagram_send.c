@@ -66,6 +66,16 @@ size_t sockit__datagram_drop_queue(sockit_datagram *d)
 
 static bool would_block(int err) { return err == EAGAIN || err == EWOULDBLOCK || err == ENOBUFS; }
 
+static void report_refused(sockit_datagram *d, const sockit_addr *to, int code, bool report)
+{
+    if (!report || d->closing || d->cb == NULL || d->cb->on_error == NULL)
+        return;
+    char name[SOCKIT_ADDRSTRLEN];
+    sockit__datagram_name(d, to, name, sizeof name);
+    sockit__failf(code, "send (%s)", name);
+    d->cb->on_error(d, code, d->user);
+}
+
 void sockit__datagram_flush(sockit_datagram *d, bool report)
 {
     struct mmsghdr msgs[SOCKIT__DGRAM_SEND_BATCH];
@@ -99,16 +109,74 @@ void sockit__datagram_flush(sockit_datagram *d, bool report)
          * dropped and the rest go on. */
         sockit_addr to = d->q_head->to;
         pop(d);
-        if (report && !d->closing && d->cb != NULL && d->cb->on_error != NULL) {
-            char name[SOCKIT_ADDRSTRLEN];
-            sockit__datagram_name(d, &to, name, sizeof name);
-            int code = sent < 0 ? -err : -EIO;
-            sockit__failf(code, "send (%s)", name);
-            d->cb->on_error(d, code, d->user);
-        }
+        report_refused(d, to.len > 0 ? &to : NULL, sent < 0 ? -err : -EIO, report);
     }
     if (!d->delivering)
         sockit__datagram_update_io(d);
+}
+
+void sockit__datagram_flush_batch(sockit_datagram *d, bool report)
+{
+    sockit__dgram_batch *b = d->loop->dgram_batch;
+    unsigned done = 0;
+    while (done < b->nout && d->h.fd >= 0) {
+        int sent =
+            sendmmsg(d->h.fd, b->out_msgs + done, b->nout - done, MSG_DONTWAIT | MSG_NOSIGNAL);
+        if (sent > 0) {
+            done += (unsigned)sent;
+            continue;
+        }
+        int err = errno;
+        if (sent < 0 && err == EINTR)
+            continue;
+        if (sent < 0 && would_block(err))
+            break;
+        /* The first one was refused: dropped, and the rest go on. */
+        const sockit_addr *to =
+            b->out_msgs[done].msg_hdr.msg_name != NULL ? &b->out_to[done] : NULL;
+        report_refused(d, to, sent < 0 ? -err : -EIO, report);
+        done++;
+    }
+    /* What the kernel did not take now is copied to the queue, in order. */
+    for (unsigned i = done; i < b->nout && d->h.fd >= 0; i++) {
+        struct msghdr *m = &b->out_msgs[i].msg_hdr;
+        if (enqueue(d, m->msg_iov->iov_base, m->msg_iov->iov_len,
+                    m->msg_name != NULL ? &b->out_to[i] : NULL) < 0)
+            break; /* past the limit: dropped, as a full UDP buffer would */
+    }
+    b->nout = 0;
+    b->arena_used = 0;
+}
+
+/* A send made while d's batch is delivered: held in the batch (see its struct). */
+static int batch_add(sockit_datagram *d, sockit__dgram_batch *b, const void *buf, size_t len,
+                     const sockit_addr *to)
+{
+    const char *p = buf;
+    bool in_batch =
+        p >= b->buf && p + len <= b->buf + (size_t)SOCKIT__DGRAM_BATCH * SOCKIT__DGRAM_ROOM;
+    if (b->nout == SOCKIT__DGRAM_SEND_BATCH || (!in_batch && b->arena_used + len > sizeof b->arena))
+        sockit__datagram_flush_batch(d, true);
+    if (d->q_head != NULL)
+        return enqueue(d, buf, len, to); /* the kernel is full: behind the queue */
+    if (!in_batch && len > 0) {
+        memcpy(b->arena + b->arena_used, buf, len);
+        p = b->arena + b->arena_used;
+        b->arena_used += len;
+    }
+    unsigned i = b->nout++;
+    b->out_iov[i] = (struct iovec){(void *)p, len};
+    if (to != NULL) {
+        b->out_to[i].len = to->len;
+        memcpy(&b->out_to[i].u, &to->u, to->len);
+    }
+    b->out_msgs[i].msg_hdr = (struct msghdr){
+        .msg_name = to != NULL ? &b->out_to[i].u : NULL,
+        .msg_namelen = to != NULL ? to->len : 0,
+        .msg_iov = &b->out_iov[i],
+        .msg_iovlen = 1,
+    };
+    return 0;
 }
 
 int sockit_datagram_send(sockit_datagram *d, const void *buf, size_t len, const sockit_addr *to)
@@ -127,6 +195,8 @@ int sockit_datagram_send(sockit_datagram *d, const void *buf, size_t len, const 
                              len > max_payload(d) ? "UDP" : "the queue's limit");
     /* Order is kept: nothing overtakes what is queued, and a batch's replies wait
      * for its end to go out together. */
+    if (d->delivering && d->q_head == NULL)
+        return batch_add(d, d->loop->dgram_batch, buf, len, to);
     if (d->q_head != NULL || d->delivering) {
         int rc = enqueue(d, buf, len, to);
         if (rc == 0 && !d->delivering && d->q_head == d->q_tail)
