@@ -278,6 +278,14 @@ static int check_args(sockit_connector *c, const char *host, int port, const soc
         if (source != NULL && fam != AF_INET && fam != AF_INET6)
             return sockit__failf(SOCKIT_EBADADDR, "connect to %s: source is not an IP address",
                                  c->where);
+        /* A numeric host of the other family can never be reached from this source:
+         * said now, rather than by the resolver later. */
+        sockit_addr numeric;
+        if (source != NULL && host != NULL && sockit_addr_ip(&numeric, host, port) == 0 &&
+            sockit_addr_family(&numeric) != fam)
+            return sockit__failf(SOCKIT_EBADADDR,
+                                 "connect to %s: the source is an IPv%c address, the host IPv%c",
+                                 c->where, fam == AF_INET ? '4' : '6', fam == AF_INET ? '6' : '4');
         return 0;
     }
     if (port != 0)
