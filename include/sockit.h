@@ -515,6 +515,15 @@ typedef struct sockit_server_config {
      * max_size (a longer one arrives truncated, flagged); max_connections and
      * idle_timeout do not apply. */
     const sockit_datagram_callbacks *datagram;
+    /* SOCKIT_EVENTS: loops run at once, each in a thread of its own (0 or 1: one,
+     * in the serving thread; at most 256). TCP and UDP: each loop has its own
+     * socket on the server's address (SO_REUSEPORT), and the kernel spreads
+     * connections or senders over them; Unix sockets: every loop watches the one
+     * socket. A connection stays on its loop, and so do its callbacks: state that
+     * callbacks share across connections needs a lock when loops > 1.
+     * max_connections is shared out between the loops (each gets its part, so the
+     * total is never passed; with fewer than loops, that many loops run). */
+    int loops;
 } sockit_server_config;
 
 /* Creates a server bound to host:port (sockit_create_server rules: NULL host for

@@ -48,6 +48,8 @@ static int validate(int type, const sockit_server_config *cfg)
         if (type == SOCK_DGRAM && cfg->datagram == NULL)
             return bad_config("datagram",
                               "is NULL (a SOCKIT_EVENTS datagram server needs its callbacks)");
+        if (cfg->loops < 0 || cfg->loops > 256)
+            return bad_config("loops", "must be 0 to 256");
         if (cfg->max_datagram > 65536)
             return bad_config("max_datagram", "is over 65536 (SOCKIT_EVENTS receives into "
                                               "64 KiB buffers)");
@@ -55,6 +57,8 @@ static int validate(int type, const sockit_server_config *cfg)
             return bad_config("idle_timeout", "is over 4e6 s (SOCKIT_EVENTS keeps it in ms)");
     } else if (cfg->handler == NULL) {
         return bad_config("handler", "is NULL");
+    } else if (cfg->loops > 1) {
+        return bad_config("loops", "applies to SOCKIT_EVENTS only");
     }
     if (type != SOCK_STREAM && type != SOCK_DGRAM)
         return bad_config("type", "must be SOCK_STREAM or SOCK_DGRAM");
@@ -156,6 +160,9 @@ sockit_server *sockit_server_new(const char *host, int port, int type,
 
     sockit_server_options opts = cfg->listen;
     opts.type = type;
+    /* Several loops each bind their own socket to this address (socketserver_events.c). */
+    if (cfg->mode == SOCKIT_EVENTS && cfg->loops > 1)
+        opts.reuse_port = true;
     srv->sock = sockit_create_server(host, port, &opts);
     if (srv->sock == NULL)
         goto fail_quiet;

@@ -54,6 +54,8 @@ typedef struct sockit__srv_shared {
     sockit__errlog log;
 } sockit__srv_shared;
 
+typedef struct sockit__ev_shard sockit__ev_shard;
+
 struct sockit_server {
     sockit *sock; /* the listening socket, or the datagram socket */
     int type;
@@ -87,12 +89,13 @@ struct sockit_server {
     atomic_int running; /* of those, handlers running (sockit_server_active) */
     atomic_int queued;  /* of those, waiting for a pool worker (sockit_server_waiting) */
 
-    /* SOCKIT_EVENTS (socketserver_events.c): the serving thread's loop, the
-     * listener on sock, the watcher of wake_fd. Made by the first serve. */
-    sockit_loop *ev_loop;
-    sockit_listener *ev_listener;
-    sockit_datagram *ev_datagram; /* a datagram server's endpoint */
+    /* SOCKIT_EVENTS (socketserver_events.c): one shard per loop (shard 0 is the
+     * serving thread's), the watcher of wake_fd on shard 0, the bound address.
+     * Made by the first serve. */
+    struct sockit__ev_shard *ev_shards;
+    int ev_nshards;
     sockit_io *ev_wake;
+    sockit_addr bound;
 
     pthread_mutex_t mu;     /* guards everything below */
     pthread_cond_t cv;      /* the pool's queue changed */

@@ -1,16 +1,42 @@
-/* SOCKIT_EVENTS: the event-driven server. The serving thread runs one loop; the
- * server's listening socket is watched by a listener (src/stream/listener.c) that
- * makes each connection a stream with config.stream's callbacks. Shutdown reaches
- * the loop through the server's wake descriptor, so it stays async-signal-safe and
- * callable from any thread; close stops accepting and gives every stream the grace
- * period to drain its queued bytes before it is aborted. A datagram server is one
- * datagram endpoint on the loop, borrowing the server's socket. */
+/* SOCKIT_EVENTS: the event-driven server. Each of config.loops loops (one by
+ * default) is a shard: its own loop, and on it a listener that makes each
+ * connection a stream with config.stream's callbacks, or, for a datagram server,
+ * one datagram endpoint. Shard 0 runs in the serving thread; the others in threads
+ * of their own, started by the first serve and stopped when serving stops.
+ *
+ * With several loops, TCP and UDP shards each have their own socket bound to the
+ * server's address with SO_REUSEPORT, so the kernel spreads connections (or
+ * senders) over them and no loop hands work to another; Unix sockets cannot be
+ * spread so, and there every shard watches the one socket (whichever is free
+ * accepts). bench/REPORT.md compares this with one acceptor handing connections
+ * out (bench/peers/sockit_acceptor_server.c).
+ *
+ * Shutdown reaches shard 0 through the server's wake descriptor (async-signal-safe,
+ * any thread), and shard 0 stops the others. close stops accepting and gives every
+ * stream the grace period to drain its queued bytes before it is aborted, every
+ * shard draining at once in a thread of its own. */
 #include "socketserver.h"
 #include "stream/datagram_internal.h"
 #include "stream/stream_internal.h"
 
 #include <errno.h>
+#include <netinet/in.h>
+#include <signal.h>
 #include <unistd.h>
+
+struct sockit__ev_shard {
+    sockit_server *srv;
+    sockit_loop *loop;
+    sockit_listener *listener;
+    sockit_datagram *datagram;
+    sockit *sock; /* shard 0 and Unix shards: the server's own */
+    bool own_sock;
+    pthread_t thread;
+    bool thread_running;
+    int rc;            /* what its loop_run returned */
+    int64_t grace_end; /* close: the drain's deadline */
+    bool abandon;
+};
 
 static void on_wake(sockit_io *io, int events, void *arg)
 {
@@ -21,26 +47,27 @@ static void on_wake(sockit_io *io, int events, void *arg)
     while (read(srv->wake_fd, &n, sizeof n) > 0)
         continue;
     if (atomic_load(&srv->stop))
-        sockit_loop_stop(srv->ev_loop);
+        sockit_loop_stop(srv->ev_shards[0].loop);
 }
 
 static bool verify(sockit_listener *l, const sockit_addr *peer, void *user)
 {
-    sockit_server *srv = sockit__listener_owner(l);
-    return srv->cfg.verify_request(srv, peer, user);
+    sockit__ev_shard *sh = sockit__listener_owner(l);
+    return sh->srv->cfg.verify_request(sh->srv, peer, user);
 }
 
 static void accepted(sockit_listener *l, sockit_stream *st, const sockit_addr *peer, void *user)
 {
-    sockit_server *srv = sockit__listener_owner(l);
-    if (srv->cfg.on_connect != NULL)
-        srv->cfg.on_connect(srv, st, peer, user);
+    sockit__ev_shard *sh = sockit__listener_owner(l);
+    if (sh->srv->cfg.on_connect != NULL)
+        sh->srv->cfg.on_connect(sh->srv, st, peer, user);
 }
 
 static void serving_failed(sockit_listener *l, int code, void *user)
 {
     (void)user;
-    sockit__srv_report(sockit__listener_owner(l), NULL, code);
+    sockit__ev_shard *sh = sockit__listener_owner(l);
+    sockit__srv_report(sh->srv, NULL, code);
 }
 
 static bool verify_datagram(void *ctx, const sockit_addr *from)
@@ -49,64 +76,206 @@ static bool verify_datagram(void *ctx, const sockit_addr *from)
     return srv->cfg.verify_request(srv, from, srv->cfg.user);
 }
 
-/* A datagram server's endpoint borrows the server's socket, which stays the
- * server's to close. */
-static int start_datagram(sockit_server *srv)
+/* A socket for one more shard: bound to the server's address with SO_REUSEPORT,
+ * with the server socket's IPV6_V6ONLY, listening with its backlog. */
+static sockit *reuseport_socket(sockit_server *srv, int *err)
 {
-    const sockit_server_config *c = &srv->cfg;
-    sockit_datagram *d =
-        sockit__datagram_make(srv->ev_loop, sockit_fileno(srv->sock), false, c->datagram, c->user);
-    if (d == NULL)
-        return sockit_errcode();
-    sockit_datagram_set_max_size(d, c->max_datagram);
-    if (c->verify_request != NULL) {
-        d->verify = verify_datagram;
-        d->verify_ctx = srv;
+    sockit_addr a;
+    int rc = sockit_getsockname(srv->sock, &a);
+    sockit *s = rc == 0 ? sockit_socket(sockit_addr_family(&a), srv->type) : NULL;
+    if (s == NULL) {
+        *err = sockit_errcode();
+        return NULL;
     }
-    srv->ev_datagram = d;
+    int one = 1, v6only = 0;
+    socklen_t len = sizeof v6only;
+    int fd = sockit_fileno(srv->sock);
+    if (setsockopt(sockit_fileno(s), SOL_SOCKET, SO_REUSEPORT, &one, sizeof one) < 0 ||
+        (sockit_addr_family(&a) == AF_INET6 &&
+         (getsockopt(fd, IPPROTO_IPV6, IPV6_V6ONLY, &v6only, &len) < 0 ||
+          setsockopt(sockit_fileno(s), IPPROTO_IPV6, IPV6_V6ONLY, &v6only, sizeof v6only) < 0)))
+        rc = sockit__failf(-errno, "sockit_server: SO_REUSEPORT socket for another loop");
+    if (rc == 0)
+        rc = sockit_bind_addr(s, &a);
+    if (rc == 0 && srv->type == SOCK_STREAM) {
+        int backlog = srv->cfg.listen.backlog > 0 ? srv->cfg.listen.backlog : SOMAXCONN;
+        rc = sockit_listen(s, backlog);
+    }
+    if (rc == 0)
+        rc = sockit_settimeout(s, 0.0);
+    if (rc < 0) {
+        *err = rc;
+        sockit_close(s);
+        return NULL;
+    }
+    return s;
+}
+
+/* max_connections shared out between the loops: each gets its part, the first ones
+ * the remainder, so the total is never passed. */
+static int shard_max(const sockit_server *srv, int i)
+{
+    int total = srv->cfg.max_connections, n = srv->ev_nshards;
+    if (total == 0)
+        return 0;
+    return total / n + (i < total % n ? 1 : 0);
+}
+
+static int start_shard(sockit_server *srv, int i)
+{
+    sockit__ev_shard *sh = &srv->ev_shards[i];
+    const sockit_server_config *c = &srv->cfg;
+    sh->srv = srv;
+    sockit_loop_options lo = SOCKIT_LOOP_OPTIONS_INIT;
+    lo.spin_us = c->spin_us;
+    sh->loop = sockit_loop_new(&lo);
+    if (sh->loop == NULL)
+        return sockit_errcode();
+    sh->sock = srv->sock;
+    bool spread = i > 0 && sockit_addr_family(&srv->bound) != AF_UNIX;
+    int rc = 0;
+    if (spread) {
+        sh->sock = reuseport_socket(srv, &rc);
+        if (sh->sock == NULL)
+            return rc;
+        sh->own_sock = true;
+    }
+    if (srv->type == SOCK_DGRAM) {
+        sockit_datagram *d =
+            sockit__datagram_make(sh->loop, sockit_fileno(sh->sock), false, c->datagram, c->user);
+        if (d == NULL)
+            return sockit_errcode();
+        sockit_datagram_set_max_size(d, c->max_datagram);
+        if (c->verify_request != NULL) {
+            d->verify = verify_datagram;
+            d->verify_ctx = srv;
+        }
+        sh->datagram = d;
+        d->owner_slot = &sh->datagram; /* a callback may close it before the server does */
+        return 0;
+    }
+    sockit_listener_config lc = {
+        .on_accept = accepted,
+        .callbacks = c->stream,
+        .user = c->user,
+        .verify = c->verify_request != NULL ? verify : NULL,
+        .on_error = serving_failed,
+        .max_connections = shard_max(srv, i),
+        .idle_timeout = c->idle_timeout,
+    };
+    sh->listener = sockit__listener_borrow(
+        sh->loop, sh->sock, &lc, c->overflow == SOCKIT_OVERFLOW_REFUSE, &srv->running, sh);
+    return sh->listener != NULL ? 0 : sockit_errcode();
+}
+
+static void free_shard(sockit__ev_shard *sh)
+{
+    if (sh->listener != NULL)
+        sockit__listener_free(sh->listener);
+    sh->listener = NULL;
+    if (sh->datagram != NULL)
+        sockit_datagram_close(sh->datagram);
+    sh->datagram = NULL;
+    if (sh->loop != NULL) {
+        while (sockit_loop_run_once(sh->loop, 0) > 0)
+            continue;
+        sockit_loop_close(sh->loop);
+    }
+    sh->loop = NULL;
+    if (sh->own_sock)
+        sockit_close(sh->sock);
+    sh->sock = NULL;
+    sh->own_sock = false;
+}
+
+static void free_shards(sockit_server *srv)
+{
+    sockit_io_close(srv->ev_wake);
+    srv->ev_wake = NULL;
+    for (int i = srv->ev_nshards - 1; i >= 0; i--)
+        free_shard(&srv->ev_shards[i]);
+    sockit__free(srv->ev_shards);
+    srv->ev_shards = NULL;
+    srv->ev_nshards = 0;
+}
+
+/* The shards are made on the first serve and kept until close. */
+static int start(sockit_server *srv)
+{
+    if (srv->ev_shards != NULL)
+        return 0;
+    int n = srv->cfg.loops > 1 ? srv->cfg.loops : 1;
+    if (srv->cfg.max_connections > 0 && srv->cfg.max_connections < n)
+        n = srv->cfg.max_connections; /* a loop allowed no connection would have no limit */
+    int rc = sockit_getsockname(srv->sock, &srv->bound);
+    if (rc < 0)
+        return rc;
+    srv->ev_shards = sockit__calloc((size_t)n, sizeof *srv->ev_shards);
+    if (srv->ev_shards == NULL)
+        return sockit__fail(-ENOMEM, "sockit_server: loops");
+    srv->ev_nshards = n;
+    for (int i = 0; i < n && rc == 0; i++)
+        rc = start_shard(srv, i);
+    if (rc == 0) {
+        srv->ev_wake = sockit_io_new(srv->ev_shards[0].loop, srv->wake_fd, on_wake, srv);
+        rc = srv->ev_wake != NULL ? sockit_io_start(srv->ev_wake, SOCKIT_EVENT_READ)
+                                  : sockit_errcode();
+    }
+    if (rc < 0) {
+        free_shards(srv);
+        return rc;
+    }
+    /* Only the listeners, the streams or the endpoints keep a loop running. */
+    sockit_io_keepalive(srv->ev_wake, false);
     return 0;
 }
 
-/* The loop and the listener are made on the first serve and kept until close. */
-static int start(sockit_server *srv)
+static void *shard_main(void *arg)
 {
-    if (srv->ev_loop != NULL)
-        return 0;
-    sockit_loop_options lo = SOCKIT_LOOP_OPTIONS_INIT;
-    lo.spin_us = srv->cfg.spin_us;
-    srv->ev_loop = sockit_loop_new(&lo);
-    if (srv->ev_loop == NULL)
-        return sockit_errcode();
-    srv->ev_wake = sockit_io_new(srv->ev_loop, srv->wake_fd, on_wake, srv);
-    int rc =
-        srv->ev_wake != NULL ? sockit_io_start(srv->ev_wake, SOCKIT_EVENT_READ) : sockit_errcode();
-    if (rc == 0)
-        /* Only the listener, the streams or the endpoint keep the loop running. */
-        sockit_io_keepalive(srv->ev_wake, false);
-    if (rc == 0 && srv->type == SOCK_DGRAM) {
-        rc = start_datagram(srv);
-    } else if (rc == 0) {
-        const sockit_server_config *c = &srv->cfg;
-        sockit_listener_config lc = {
-            .on_accept = accepted,
-            .callbacks = c->stream,
-            .user = c->user,
-            .verify = c->verify_request != NULL ? verify : NULL,
-            .on_error = serving_failed,
-            .max_connections = c->max_connections,
-            .idle_timeout = c->idle_timeout,
-        };
-        srv->ev_listener =
-            sockit__listener_borrow(srv->ev_loop, srv->sock, &lc,
-                                    c->overflow == SOCKIT_OVERFLOW_REFUSE, &srv->running, srv);
-        if (srv->ev_listener == NULL)
-            rc = sockit_errcode();
+    sockit__ev_shard *sh = arg;
+    sh->rc = sockit_loop_run(sh->loop);
+    return NULL;
+}
+
+/* Runs shards 1.. in their threads, with every signal blocked there: signals are
+ * the program's, for the threads it knows. Returns 0 or a code. */
+static int start_threads(sockit_server *srv)
+{
+    sigset_t all, old;
+    sigfillset(&all);
+    pthread_sigmask(SIG_SETMASK, &all, &old);
+    int rc = 0;
+    for (int i = 1; i < srv->ev_nshards && rc == 0; i++) {
+        sockit__ev_shard *sh = &srv->ev_shards[i];
+        if (sh->thread_running)
+            continue;
+        int err = pthread_create(&sh->thread, NULL, shard_main, sh);
+        if (err != 0)
+            rc = sockit__failf(-err, "sockit_server: a thread for loop %d", i);
+        else
+            sh->thread_running = true;
     }
-    if (rc < 0) {
-        sockit_io_close(srv->ev_wake);
-        srv->ev_wake = NULL;
-        sockit_loop_close(srv->ev_loop);
-        srv->ev_loop = NULL;
+    pthread_sigmask(SIG_SETMASK, &old, NULL);
+    return rc;
+}
+
+static int stop_threads(sockit_server *srv)
+{
+    int rc = 0;
+    for (int i = 1; i < srv->ev_nshards; i++) {
+        sockit__ev_shard *sh = &srv->ev_shards[i];
+        if (!sh->thread_running)
+            continue;
+        /* A loop that ran out of work returned by itself; one still running is
+         * asked to stop (a stop asked of a loop that has returned is consumed by the
+         * next run, which then returns at once). */
+        sockit_loop_stop(sh->loop);
+        pthread_join(sh->thread, NULL);
+        sh->thread_running = false;
+        /* Had it returned before the stop, the stop would end its next run at once. */
+        atomic_store(&sh->loop->stop_asked, false);
+        if (sh->rc < 0 && rc == 0)
+            rc = sh->rc;
     }
     return rc;
 }
@@ -120,57 +289,87 @@ int sockit__srv_events_serve(sockit_server *srv, double timeout, bool once)
         uint64_t n;
         while (read(srv->wake_fd, &n, sizeof n) > 0)
             continue;
-        return 0;
+        return stop_threads(srv);
     }
-    if (once) {
-        rc = sockit_loop_run_once(srv->ev_loop, timeout);
+    rc = start_threads(srv);
+    sockit_loop *loop = srv->ev_shards[0].loop;
+    if (rc == 0 && once) {
+        rc = sockit_loop_run_once(loop, timeout);
         if (rc < 0)
             return rc;
-        return atomic_exchange(&srv->stop, 0) ? 0 : 1;
+        if (!atomic_exchange(&srv->stop, 0))
+            return 1;
+        return stop_threads(srv);
     }
-    rc = sockit_loop_run(srv->ev_loop);
+    if (rc == 0)
+        rc = sockit_loop_run(loop);
     atomic_store(&srv->stop, 0);
-    return rc;
+    int trc = stop_threads(srv);
+    return rc < 0 ? rc : trc;
 }
 
 void sockit__srv_events_stop_accepting(sockit_server *srv)
 {
-    if (srv->ev_listener != NULL)
-        sockit__listener_let_go(srv->ev_listener);
-    if (srv->ev_datagram != NULL) {
-        /* Replies still queued get this one chance; on_close runs below. */
-        sockit_datagram_close(srv->ev_datagram);
-        srv->ev_datagram = NULL;
+    for (int i = 0; i < srv->ev_nshards; i++)
+        if (srv->ev_shards[i].listener != NULL)
+            sockit__listener_let_go(srv->ev_shards[i].listener);
+}
+
+/* Closes a shard's streams, draining until grace_end, and runs its loop until the
+ * last on_close has run. */
+static void drain_shard(sockit__ev_shard *sh)
+{
+    sockit_listener *l = sh->listener;
+    if (sh->datagram != NULL) {
+        sockit_datagram_close(sh->datagram);
+        sh->datagram = NULL;
     }
+    if (l != NULL) {
+        int64_t left = sh->grace_end - sockit__now_ns();
+        bool now = sh->abandon || left <= 0;
+        sockit__listener_close_streams(l, now, now ? 0.0 : (double)left / 1e9);
+        /* Each stream drains and closes, or is aborted when its linger ends. */
+        while (sockit_listener_count(l) > 0 && sockit_loop_run_once(sh->loop, 0.1) >= 0)
+            continue;
+    }
+    while (sockit_loop_run_once(sh->loop, 0) > 0)
+        continue;
+}
+
+static void *drain_main(void *arg)
+{
+    drain_shard(arg);
+    return NULL;
 }
 
 void sockit__srv_events_close(sockit_server *srv, int64_t grace_end, bool abandon)
 {
-    if (srv->ev_loop == NULL)
+    if (srv->ev_shards == NULL)
         return;
-    sockit_loop *loop = srv->ev_loop;
-    sockit_listener *l = srv->ev_listener;
-    if (srv->ev_datagram != NULL) {
-        sockit_datagram_close(srv->ev_datagram);
-        srv->ev_datagram = NULL;
+    stop_threads(srv);
+    /* Every shard drains at once: one after another, the last would find its
+     * streams' lingers spent while the first drained. */
+    int n = srv->ev_nshards;
+    for (int i = 0; i < n; i++) {
+        srv->ev_shards[i].grace_end = grace_end;
+        srv->ev_shards[i].abandon = abandon;
     }
-    if (l != NULL) {
-        int64_t left = grace_end - sockit__now_ns();
-        bool now = abandon || left <= 0;
-        sockit__listener_close_streams(l, now, now ? 0.0 : (double)left / 1e9);
-        /* Each stream drains and closes, or is aborted when its linger ends; the loop
-         * runs until the last on_close has run. */
-        while (sockit_listener_count(l) > 0 && sockit_loop_run_once(loop, 0.1) >= 0)
-            continue;
+    sigset_t all, old;
+    sigfillset(&all);
+    pthread_sigmask(SIG_SETMASK, &all, &old);
+    for (int i = 1; i < n; i++) {
+        sockit__ev_shard *sh = &srv->ev_shards[i];
+        sh->thread_running = pthread_create(&sh->thread, NULL, drain_main, sh) == 0;
+        if (!sh->thread_running)
+            drain_shard(sh); /* no thread: drained here, in turn */
     }
-    while (sockit_loop_run_once(loop, 0) > 0)
-        continue;
-    if (l != NULL)
-        sockit__listener_free(l);
-    sockit_io_close(srv->ev_wake);
-    sockit_loop_run_once(loop, 0);
-    sockit_loop_close(loop);
-    srv->ev_loop = NULL;
-    srv->ev_listener = NULL;
-    srv->ev_wake = NULL;
+    pthread_sigmask(SIG_SETMASK, &old, NULL);
+    drain_shard(&srv->ev_shards[0]);
+    for (int i = 1; i < n; i++) {
+        sockit__ev_shard *sh = &srv->ev_shards[i];
+        if (sh->thread_running)
+            pthread_join(sh->thread, NULL);
+        sh->thread_running = false;
+    }
+    free_shards(srv);
 }

@@ -121,8 +121,8 @@ static void help(void)
            "slow or idle client never holds up another.\n\n"
            "  -u, --udp             echo datagrams (UDP, or a Unix datagram socket): each\n"
            "                        goes back to its sender, whole (a datagram over 64 KiB\n"
-           "                        is not echoed cut: it is dropped and counted); --idle\n"
-           "                        and --max-connections do not apply\n"
+           "                        is not echoed cut: it is dropped and counted); --idle,\n"
+           "                        --max-connections and --grace do not apply\n"
            "  --idle SECS           close a client that sends and takes nothing for SECS\n"
            "                        (default 300; 0: never)\n"
            "  --max-connections N   at most N clients at once; more wait in the backlog\n"
@@ -176,6 +176,7 @@ int cmd_echo(int argc, char **argv)
                                  &max_conns);
             break;
         case 'g':
+            conn_option = true;
             rc = cli_parse_seconds(ECHO_USAGE, "--grace", optarg, &grace);
             break;
         case 's':
@@ -197,8 +198,8 @@ int cmd_echo(int argc, char **argv)
             return rc;
     }
     if (udp && conn_option)
-        return cli_usage_error(ECHO_USAGE, "--idle and --max-connections apply to connections, "
-                                           "not to -u (datagrams)");
+        return cli_usage_error(ECHO_USAGE, "--idle, --max-connections and --grace apply to "
+                                           "connections, not to -u (datagrams)");
     hostport target;
     int rc =
         cli_parse_operands(ECHO_USAGE, argc - optind, argv + optind, HOSTPORT_LISTENER, &target);

@@ -50,7 +50,7 @@ void sockit__datagram_update_io(sockit_datagram *d)
 {
     if (d->h.fd < 0)
         return;
-    int want = (d->paused || d->closing ? 0 : SOCKIT_EVENT_READ) |
+    int want = (d->paused || d->closing || d->kept_head != NULL ? 0 : SOCKIT_EVENT_READ) |
                (d->q_head != NULL ? SOCKIT_EVENT_WRITE : 0);
     sockit__handle_watch(d->loop, &d->h, want);
 }
@@ -65,27 +65,110 @@ static void report(sockit_datagram *d, int code, const char *op, const sockit_ad
     d->cb->on_error(d, code, d->user);
 }
 
-/* Delivers one received batch. Returns false when the endpoint was closed or
- * paused from a callback. */
+/* Hands one datagram to the user, unless verify rejects it. */
+static void deliver_one(sockit_datagram *d, const char *data, size_t len, const sockit_addr *from,
+                        bool truncated)
+{
+    /* An unnamed Unix sender has only a family (or nothing): it cannot be answered,
+     * so on_datagram gets no address; verify still sees what there is. */
+    const sockit_addr *sender = from->len > sizeof(sa_family_t) ? from : NULL;
+    if (d->verify != NULL && !d->verify(d->verify_ctx, from))
+        return;
+    if (d->cb != NULL && d->cb->on_datagram != NULL)
+        d->cb->on_datagram(d, data, len, sender, truncated, d->user);
+}
+
+/* Keeps a received datagram a pause left undelivered. Returns false for no memory
+ * (the datagram is then lost, as the kernel would lose it). */
+static bool keep(sockit_datagram *d, const char *data, size_t len, const sockit_addr *from,
+                 bool truncated)
+{
+    sockit__dgram_out *o = sockit__malloc(sizeof *o + len);
+    if (o == NULL)
+        return false;
+    o->next = NULL;
+    o->len = len;
+    o->to = *from;
+    o->truncated = truncated;
+    if (len > 0)
+        memcpy(o->data, data, len);
+    if (d->kept_tail != NULL)
+        d->kept_tail->next = o;
+    else
+        d->kept_head = o;
+    d->kept_tail = o;
+    return true;
+}
+
+static void drop_kept(sockit_datagram *d)
+{
+    while (d->kept_head != NULL) {
+        sockit__dgram_out *o = d->kept_head;
+        d->kept_head = o->next;
+        sockit__free(o);
+    }
+    d->kept_tail = NULL;
+}
+
+/* Delivers one received batch; what a pause inside it left is kept. Returns false
+ * when the endpoint was closed or paused from a callback. */
 static bool deliver(sockit_datagram *d, sockit__dgram_batch *b, int n)
 {
     for (int i = 0; i < n; i++) {
-        if (d->closing || d->paused)
-            return false;
         struct msghdr *m = &b->msgs[i].msg_hdr;
-        size_t len = b->msgs[i].msg_len;
-        bool truncated = (m->msg_flags & MSG_TRUNC) != 0;
         sockit_addr *from = &b->from[i];
         from->len = m->msg_namelen;
-        /* An unnamed Unix sender has only a family (or nothing): it cannot be
-         * answered, so there is no address to give. */
-        const sockit_addr *sender = from->len > sizeof(sa_family_t) ? from : NULL;
-        if (d->verify != NULL && sender != NULL && !d->verify(d->verify_ctx, sender))
+        if (d->closing)
+            return false;
+        /* Behind kept ones too: a pause and a resume inside one batch keep order. */
+        if (d->paused || d->kept_head != NULL) {
+            if (!keep(d, b->iov[i].iov_base, b->msgs[i].msg_len, from,
+                      (m->msg_flags & MSG_TRUNC) != 0))
+                report(d, -ENOMEM, "recv: keeping datagrams past a pause", NULL);
             continue;
-        if (d->cb != NULL && d->cb->on_datagram != NULL)
-            d->cb->on_datagram(d, (char *)b->iov[i].iov_base, len, sender, truncated, d->user);
+        }
+        /* MSG_TRUNC in each message's flags says which datagrams were longer than
+         * their room, for UDP and Unix datagrams alike. */
+        deliver_one(d, b->iov[i].iov_base, b->msgs[i].msg_len, from,
+                    (m->msg_flags & MSG_TRUNC) != 0);
     }
-    return !d->closing && !d->paused;
+    return !d->closing && !d->paused && d->kept_head == NULL;
+}
+
+static void deliver_kept(sockit_loop *loop, void *arg);
+
+/* Kept datagrams come first, from the loop; call_soon runs in order, so one
+ * scheduled before a close runs before the close's on_close frees d. */
+static void schedule_kept(sockit_datagram *d)
+{
+    if (d->kept_head != NULL && !d->paused && !d->kept_scheduled && !d->delivering &&
+        sockit_loop_call_soon(d->loop, deliver_kept, d) == 0)
+        d->kept_scheduled = true;
+}
+
+/* Delivers what a pause kept, from the loop after a resume, before reading more. */
+static void deliver_kept(sockit_loop *loop, void *arg)
+{
+    (void)loop;
+    sockit_datagram *d = arg;
+    d->kept_scheduled = false;
+    if (d->closing)
+        return;
+    d->delivering = true;
+    while (d->kept_head != NULL && !d->paused && !d->closing) {
+        sockit__dgram_out *o = d->kept_head;
+        d->kept_head = o->next;
+        if (d->kept_head == NULL)
+            d->kept_tail = NULL;
+        deliver_one(d, o->data, o->len, &o->to, o->truncated);
+        sockit__free(o);
+    }
+    d->delivering = false;
+    schedule_kept(d);
+    if (d->loop->dgram_batch != NULL && d->loop->dgram_batch->nout > 0)
+        sockit__datagram_flush_batch(d, !d->closing);
+    if (d->h.fd >= 0)
+        sockit__datagram_update_io(d);
 }
 
 static void receive(sockit_datagram *d)
@@ -95,7 +178,7 @@ static void receive(sockit_datagram *d)
         report(d, -ENOMEM, "recv", NULL);
         return;
     }
-    for (int round = 0; round < SOCKIT__DGRAM_ROUNDS; round++) {
+    for (int round = 0; round < SOCKIT__DGRAM_ROUNDS && d->kept_head == NULL; round++) {
         for (int i = 0; i < SOCKIT__DGRAM_BATCH; i++) {
             b->iov[i] = (struct iovec){b->buf + (size_t)i * SOCKIT__DGRAM_ROOM, d->max_size};
             b->msgs[i].msg_hdr = (struct msghdr){
@@ -105,8 +188,6 @@ static void receive(sockit_datagram *d)
                 .msg_iovlen = 1,
             };
         }
-        /* MSG_TRUNC in each message's flags says which datagrams were longer than
-         * their room, for UDP and Unix datagrams alike. */
         int n = recvmmsg(d->h.fd, b->msgs, SOCKIT__DGRAM_BATCH, MSG_DONTWAIT, NULL);
         if (n < 0) {
             int err = errno;
@@ -125,6 +206,7 @@ static void receive(sockit_datagram *d)
         d->delivering = true;
         bool more = deliver(d, b, n);
         d->delivering = false;
+        schedule_kept(d); /* paused and resumed inside the batch */
         /* The replies made during the batch go out together, before the next
          * batch reuses the buffers they point into. */
         if (b->nout > 0)
@@ -224,6 +306,9 @@ size_t sockit_datagram_close(sockit_datagram *d)
     if (d == NULL || d->closing)
         return 0;
     d->closing = true;
+    if (d->owner_slot != NULL)
+        *d->owner_slot = NULL;
+    drop_kept(d);
     if (d->delivering && d->loop->dgram_batch->nout > 0)
         sockit__datagram_flush_batch(d, false);
     if (d->q_head != NULL)
@@ -253,6 +338,7 @@ void sockit_datagram_resume(sockit_datagram *d)
     if (d == NULL || !d->paused || d->closing)
         return;
     d->paused = false;
+    schedule_kept(d);
     if (!d->delivering)
         sockit__datagram_update_io(d);
 }

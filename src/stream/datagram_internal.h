@@ -46,7 +46,8 @@ typedef struct sockit__dgram_out sockit__dgram_out;
 struct sockit__dgram_out {
     sockit__dgram_out *next;
     size_t len;
-    sockit_addr to;
+    sockit_addr to; /* a received one kept by a pause: its sender (len 0: unnamed) */
+    bool truncated; /* a received one: it came truncated */
     char data[];
 };
 
@@ -63,8 +64,15 @@ struct sockit_datagram {
     bool delivering; /* inside a batch's callbacks: sends wait for its end */
     size_t max_size;
     size_t limit;
-    size_t queued; /* bytes */
+    size_t queued; /* bytes, the batch's held replies included */
     sockit__dgram_out *q_head, *q_tail;
+    /* Received and not yet delivered: the rest of a batch a callback paused in,
+     * delivered first on resume. */
+    sockit__dgram_out *kept_head, *kept_tail;
+    bool kept_scheduled;
+    /* The event server's slot for this endpoint, cleared when it is closed, so the
+     * server never closes one a callback already closed. */
+    sockit_datagram **owner_slot;
     /* The event server's verify_request: a datagram it rejects is dropped. */
     bool (*verify)(void *ctx, const sockit_addr *from);
     void *verify_ctx;

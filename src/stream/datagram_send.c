@@ -31,6 +31,7 @@ static int enqueue(sockit_datagram *d, const void *buf, size_t len, const sockit
         return sockit__failf(-ENOMEM, "datagram_send: queueing %zu bytes", len);
     o->next = NULL;
     o->len = len;
+    o->truncated = false;
     if (to != NULL)
         o->to = *to;
     else
@@ -118,6 +119,10 @@ void sockit__datagram_flush(sockit_datagram *d, bool report)
 void sockit__datagram_flush_batch(sockit_datagram *d, bool report)
 {
     sockit__dgram_batch *b = d->loop->dgram_batch;
+    /* The held replies leave the count here; what goes to the queue comes back in
+     * through enqueue, which they fit, since they were counted when made. */
+    for (unsigned i = 0; i < b->nout; i++)
+        d->queued -= b->out_iov[i].iov_len;
     unsigned done = 0;
     while (done < b->nout && d->h.fd >= 0) {
         int sent =
@@ -140,10 +145,15 @@ void sockit__datagram_flush_batch(sockit_datagram *d, bool report)
     /* What the kernel did not take now is copied to the queue, in order. */
     for (unsigned i = done; i < b->nout && d->h.fd >= 0; i++) {
         struct msghdr *m = &b->out_msgs[i].msg_hdr;
-        if (enqueue(d, m->msg_iov->iov_base, m->msg_iov->iov_len,
-                    m->msg_name != NULL ? &b->out_to[i] : NULL) < 0)
-            break; /* past the limit: dropped, as a full UDP buffer would */
+        int rc = enqueue(d, m->msg_iov->iov_base, m->msg_iov->iov_len,
+                         m->msg_name != NULL ? &b->out_to[i] : NULL);
+        if (rc < 0) {
+            /* No memory for the copy: this one is lost, and said so. */
+            report_refused(d, m->msg_name != NULL ? &b->out_to[i] : NULL, rc, report);
+        }
     }
+    if (d->q_head != NULL && !d->delivering)
+        sockit__datagram_update_io(d);
     b->nout = 0;
     b->arena_used = 0;
 }
@@ -152,6 +162,11 @@ void sockit__datagram_flush_batch(sockit_datagram *d, bool report)
 static int batch_add(sockit_datagram *d, sockit__dgram_batch *b, const void *buf, size_t len,
                      const sockit_addr *to)
 {
+    if (d->queued + len > d->limit)
+        return sockit__failf(-ENOBUFS,
+                             "datagram_send: %zu bytes waiting, %zu more would pass the limit "
+                             "of %zu",
+                             d->queued, len, d->limit);
     const char *p = buf;
     bool in_batch =
         p >= b->buf && p + len <= b->buf + (size_t)SOCKIT__DGRAM_BATCH * SOCKIT__DGRAM_ROOM;
@@ -165,6 +180,7 @@ static int batch_add(sockit_datagram *d, sockit__dgram_batch *b, const void *buf
         b->arena_used += len;
     }
     unsigned i = b->nout++;
+    d->queued += len;
     b->out_iov[i] = (struct iovec){(void *)p, len};
     if (to != NULL) {
         b->out_to[i].len = to->len;
