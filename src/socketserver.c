@@ -95,6 +95,7 @@ static void apply_defaults(sockit_server_config *c)
 
 static void free_server(sockit_server *srv)
 {
+    sockit__srv_events_free(srv);
     sockit_close(srv->sock);
     if (srv->wake_fd >= 0)
         close(srv->wake_fd);
@@ -197,6 +198,8 @@ sockit_server *sockit_server_new(const char *host, int port, int type,
         goto fail_quiet;
     }
     if (srv->cfg.mode == SOCKIT_POOL && sockit__srv_pool_start(srv) < 0)
+        goto fail_quiet;
+    if (srv->cfg.mode == SOCKIT_EVENTS && sockit__srv_events_prepare(srv) < 0)
         goto fail_quiet;
     return srv;
 

@@ -123,7 +123,12 @@ void sockit__srv_unref(sockit_server *srv);
  * to timeout seconds). Returns 0 when stopped, 1 after an iteration (once), or a
  * code. */
 int sockit__srv_events_serve(sockit_server *srv, double timeout, bool once);
-/* Stops watching the listening socket, before close closes it. */
+/* From sockit_server_new: the shards and their sockets (SO_REUSEPORT). 0 or a code. */
+int sockit__srv_events_prepare(sockit_server *srv);
+/* Frees the shards (from freeing the server). */
+void sockit__srv_events_free(sockit_server *srv);
+/* Stops watching the listening sockets and closes the shards' own, before close
+ * closes the server's. */
 void sockit__srv_events_stop_accepting(sockit_server *srv);
 /* Closes every stream (draining until grace_end, then aborting; abandon: at once)
  * and frees the loop. */

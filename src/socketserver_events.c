@@ -131,15 +131,6 @@ static int start_shard(sockit_server *srv, int i)
     sh->loop = sockit_loop_new(&lo);
     if (sh->loop == NULL)
         return sockit_errcode();
-    sh->sock = srv->sock;
-    bool spread = i > 0 && sockit_addr_family(&srv->bound) != AF_UNIX;
-    int rc = 0;
-    if (spread) {
-        sh->sock = reuseport_socket(srv, &rc);
-        if (sh->sock == NULL)
-            return rc;
-        sh->own_sock = true;
-    }
     if (srv->type == SOCK_DGRAM) {
         sockit_datagram *d =
             sockit__datagram_make(sh->loop, sockit_fileno(sh->sock), false, c->datagram, c->user);
@@ -168,7 +159,8 @@ static int start_shard(sockit_server *srv, int i)
     return sh->listener != NULL ? 0 : sockit_errcode();
 }
 
-static void free_shard(sockit__ev_shard *sh)
+/* Frees what serving made: the listener or endpoint and the loop. */
+static void stop_loop(sockit__ev_shard *sh)
 {
     if (sh->listener != NULL)
         sockit__listener_free(sh->listener);
@@ -182,28 +174,39 @@ static void free_shard(sockit__ev_shard *sh)
         sockit_loop_close(sh->loop);
     }
     sh->loop = NULL;
+}
+
+static void close_socket(sockit__ev_shard *sh)
+{
     if (sh->own_sock)
         sockit_close(sh->sock);
     sh->sock = NULL;
     sh->own_sock = false;
 }
 
-static void free_shards(sockit_server *srv)
+static void stop_loops(sockit_server *srv)
 {
+    /* The wake watcher is on shard 0's loop: it goes first. */
     sockit_io_close(srv->ev_wake);
     srv->ev_wake = NULL;
     for (int i = srv->ev_nshards - 1; i >= 0; i--)
-        free_shard(&srv->ev_shards[i]);
+        stop_loop(&srv->ev_shards[i]);
+}
+
+static void free_shards(sockit_server *srv)
+{
+    if (srv->ev_shards == NULL)
+        return;
+    stop_loops(srv);
+    for (int i = 0; i < srv->ev_nshards; i++)
+        close_socket(&srv->ev_shards[i]);
     sockit__free(srv->ev_shards);
     srv->ev_shards = NULL;
     srv->ev_nshards = 0;
 }
 
-/* The shards are made on the first serve and kept until close. */
-static int start(sockit_server *srv)
+int sockit__srv_events_prepare(sockit_server *srv)
 {
-    if (srv->ev_shards != NULL)
-        return 0;
     int n = srv->cfg.loops > 1 ? srv->cfg.loops : 1;
     if (srv->cfg.max_connections > 0 && srv->cfg.max_connections < n)
         n = srv->cfg.max_connections; /* a loop allowed no connection would have no limit */
@@ -212,9 +215,31 @@ static int start(sockit_server *srv)
         return rc;
     srv->ev_shards = sockit__calloc((size_t)n, sizeof *srv->ev_shards);
     if (srv->ev_shards == NULL)
-        return sockit__fail(-ENOMEM, "sockit_server: loops");
+        return sockit__fail(-ENOMEM, "sockit_server_new: loops");
     srv->ev_nshards = n;
-    for (int i = 0; i < n && rc == 0; i++)
+    /* The sockets are made with the server, so connections that come before the
+     * first serve are already spread over them. */
+    for (int i = 0; i < n && rc == 0; i++) {
+        sockit__ev_shard *sh = &srv->ev_shards[i];
+        sh->srv = srv;
+        sh->sock = srv->sock;
+        if (i > 0 && sockit_addr_family(&srv->bound) != AF_UNIX) {
+            sh->sock = reuseport_socket(srv, &rc);
+            sh->own_sock = sh->sock != NULL;
+        }
+    }
+    return rc;
+}
+
+void sockit__srv_events_free(sockit_server *srv) { free_shards(srv); }
+
+/* The loops are made on the first serve and kept until close. */
+static int start(sockit_server *srv)
+{
+    if (srv->ev_shards[0].loop != NULL)
+        return 0;
+    int rc = 0;
+    for (int i = 0; i < srv->ev_nshards && rc == 0; i++)
         rc = start_shard(srv, i);
     if (rc == 0) {
         srv->ev_wake = sockit_io_new(srv->ev_shards[0].loop, srv->wake_fd, on_wake, srv);
@@ -222,7 +247,7 @@ static int start(sockit_server *srv)
                                   : sockit_errcode();
     }
     if (rc < 0) {
-        free_shards(srv);
+        stop_loops(srv);
         return rc;
     }
     /* Only the listeners, the streams or the endpoints keep a loop running. */
@@ -310,9 +335,14 @@ int sockit__srv_events_serve(sockit_server *srv, double timeout, bool once)
 
 void sockit__srv_events_stop_accepting(sockit_server *srv)
 {
-    for (int i = 0; i < srv->ev_nshards; i++)
-        if (srv->ev_shards[i].listener != NULL)
-            sockit__listener_let_go(srv->ev_shards[i].listener);
+    /* The other loops' sockets close now, as the server's does: a client that
+     * connected in the grace period would otherwise wait in a backlog nobody serves. */
+    for (int i = 0; i < srv->ev_nshards; i++) {
+        sockit__ev_shard *sh = &srv->ev_shards[i];
+        if (sh->listener != NULL)
+            sockit__listener_let_go(sh->listener);
+        close_socket(sh);
+    }
 }
 
 /* Closes a shard's streams, draining until grace_end, and runs its loop until the
@@ -344,7 +374,7 @@ static void *drain_main(void *arg)
 
 void sockit__srv_events_close(sockit_server *srv, int64_t grace_end, bool abandon)
 {
-    if (srv->ev_shards == NULL)
+    if (srv->ev_shards == NULL || srv->ev_shards[0].loop == NULL)
         return;
     stop_threads(srv);
     /* Every shard drains at once: one after another, the last would find its

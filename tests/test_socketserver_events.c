@@ -611,6 +611,210 @@ static void test_events_server_closed_without_serving(void **state)
     assert_ok(sockit_server_close(srv));
 }
 
+/* ---- several loops -------------------------------------------------------------------- */
+
+#define EV_MAX_THREADS 8
+static pthread_mutex_t ev_threads_mu = PTHREAD_MUTEX_INITIALIZER;
+static pthread_t ev_threads[EV_MAX_THREADS];
+static int ev_nthreads;
+
+static void ev_note_thread(void)
+{
+    pthread_mutex_lock(&ev_threads_mu);
+    pthread_t me = pthread_self();
+    bool seen = false;
+    for (int i = 0; i < ev_nthreads; i++)
+        seen = seen || pthread_equal(ev_threads[i], me);
+    if (!seen && ev_nthreads < EV_MAX_THREADS)
+        ev_threads[ev_nthreads++] = me;
+    pthread_mutex_unlock(&ev_threads_mu);
+}
+
+static int ev_threads_seen(void)
+{
+    pthread_mutex_lock(&ev_threads_mu);
+    int n = ev_nthreads;
+    pthread_mutex_unlock(&ev_threads_mu);
+    return n;
+}
+
+static void ev_connected_noting(sockit_server *srv, sockit_stream *st, const sockit_addr *peer,
+                                void *user)
+{
+    ev_note_thread();
+    ev_connected(srv, st, peer, user);
+}
+
+static void test_events_server_two_loops_spread_tcp_clients(void **state)
+{
+    (void)state;
+    ev_nthreads = 0;
+    sockit_server_config cfg = ev_config();
+    cfg.loops = 2;
+    cfg.on_connect = ev_connected_noting;
+    ev_run r;
+    ev_start(&r, &cfg, false);
+    /* 40 connections from 40 source ports: SO_REUSEPORT hashes them over both
+     * loops (all on one would be a 1 in 2^39 chance). */
+    sockit *c[40];
+    for (int i = 0; i < 40; i++)
+        c[i] = ev_client(&r);
+    for (int i = 0; i < 40; i++)
+        ev_roundtrip(c[i], "spread\n");
+    assert_int_equal(ev_threads_seen(), 2);
+    assert_int_equal(sockit_server_active(r.srv), 40);
+    for (int i = 0; i < 40; i++)
+        sockit_close(c[i]);
+    ev_stop(&r);
+}
+
+static void test_events_server_two_loops_share_a_unix_socket(void **state)
+{
+    (void)state;
+    sockit_server_config cfg = ev_config();
+    cfg.loops = 2;
+    ev_run r;
+    ev_start(&r, &cfg, true);
+    sockit *c[10];
+    for (int i = 0; i < 10; i++)
+        c[i] = ev_client(&r);
+    for (int i = 0; i < 10; i++)
+        ev_roundtrip(c[i], "unix\n");
+    for (int i = 0; i < 10; i++)
+        sockit_close(c[i]);
+    ev_stop(&r);
+}
+
+static void test_events_server_two_loops_keep_max_connections_in_total(void **state)
+{
+    (void)state;
+    sockit_server_config cfg = ev_config();
+    cfg.loops = 2;
+    cfg.max_connections = 3;
+    cfg.overflow = SOCKIT_OVERFLOW_REFUSE;
+    ev_run r;
+    ev_start(&r, &cfg, false);
+    /* Refused clients read end of stream; the ones served answer. Each loop may
+     * hold its part (2 and 1), so at most 3 are served whichever loop they reach. */
+    int served = 0;
+    sockit *c[12];
+    for (int i = 0; i < 12; i++) {
+        c[i] = ev_client(&r);
+        assert_ok(sockit_sendall(c[i], "x\n", 2, 0, NULL));
+        char buf[4];
+        ssize_t n = sockit_recv(c[i], buf, sizeof buf, 0);
+        if (n == 2)
+            served++;
+        else
+            assert_true(n == 0 || n == -ECONNRESET);
+    }
+    assert_true(served >= 1 && served <= 3);
+    assert_true(sockit_server_active(r.srv) <= 3);
+    for (int i = 0; i < 12; i++)
+        sockit_close(c[i]);
+    ev_stop(&r);
+}
+
+static void test_events_server_two_loops_stop_and_close_within_grace(void **state)
+{
+    (void)state;
+    sockit_server_config cfg = ev_config();
+    cfg.loops = 2;
+    cfg.close_grace = 0.5;
+    ev_run r;
+    ev_start(&r, &cfg, false);
+    sockit *c[20];
+    for (int i = 0; i < 20; i++) {
+        c[i] = ev_client(&r);
+        ev_roundtrip(c[i], "hold\n");
+    }
+    double t0 = harness_now();
+    sockit_server_shutdown(r.srv);
+    assert_int_equal(pthread_join(r.tid, NULL), 0);
+    assert_int_equal(r.rc, 0);
+    assert_true(harness_now() - t0 < 1.0);
+    /* Idle clients keep their streams open: close ends them within the grace. */
+    t0 = harness_now();
+    assert_ok(sockit_server_close(r.srv));
+    assert_true(harness_now() - t0 < 0.5 + 1.0);
+    assert_int_equal(atomic_load(&ev_closes), 20);
+    for (int i = 0; i < 20; i++) {
+        char buf[4];
+        assert_int_equal(sockit_recv(c[i], buf, sizeof buf, 0), 0);
+        sockit_close(c[i]);
+    }
+}
+
+static void test_events_server_two_loops_serve_again_after_shutdown(void **state)
+{
+    (void)state;
+    sockit_server_config cfg = ev_config();
+    cfg.loops = 2;
+    ev_run r;
+    ev_start(&r, &cfg, false);
+    sockit_server_shutdown(r.srv);
+    assert_int_equal(pthread_join(r.tid, NULL), 0);
+    assert_int_equal(r.rc, 0);
+    /* Serving again brings every loop back. */
+    assert_int_equal(pthread_create(&r.tid, NULL, ev_serve, &r), 0);
+    sockit *c[20];
+    for (int i = 0; i < 20; i++)
+        c[i] = ev_client(&r);
+    for (int i = 0; i < 20; i++)
+        ev_roundtrip(c[i], "again\n");
+    for (int i = 0; i < 20; i++)
+        sockit_close(c[i]);
+    ev_stop(&r);
+}
+
+static void test_events_datagram_server_two_loops_answer_every_sender(void **state)
+{
+    (void)state;
+    sockit_server_config cfg = ev_dgram_config();
+    cfg.loops = 2;
+    ev_run r;
+    ev_dgram_start(&r, &cfg);
+    sockit *c[16];
+    for (int k = 0; k < 16; k++)
+        c[k] = ev_dgram_client(&r);
+    for (int round = 0; round < 20; round++) {
+        for (int k = 0; k < 16; k++) {
+            char msg[16], got[16];
+            int n = snprintf(msg, sizeof msg, "%d.%d", k, round);
+            assert_ok(sockit_send(c[k], msg, (size_t)n, 0));
+            assert_int_equal(sockit_recv(c[k], got, sizeof got, 0), n);
+            assert_memory_equal(got, msg, (size_t)n);
+        }
+    }
+    for (int k = 0; k < 16; k++)
+        sockit_close(c[k]);
+    ev_stop(&r);
+    assert_int_equal(atomic_load(&ev_dgram_closes), 2);
+}
+
+static int no_handler(sockit_request *req)
+{
+    (void)req;
+    return 0;
+}
+
+static void test_events_server_rejects_bad_loops(void **state)
+{
+    (void)state;
+    sockit_server_config cfg = ev_config();
+    cfg.loops = 257;
+    assert_null(sockit_server_new("127.0.0.1", 0, SOCK_STREAM, &cfg));
+    assert_int_equal(sockit_errcode(), -EINVAL);
+    assert_non_null(strstr(sockit_errmsg(), "loops"));
+    cfg.loops = -1;
+    assert_null(sockit_server_new("127.0.0.1", 0, SOCK_STREAM, &cfg));
+    assert_int_equal(sockit_errcode(), -EINVAL);
+    sockit_server_config threads = {.mode = SOCKIT_THREADS, .handler = no_handler, .loops = 2};
+    assert_null(sockit_server_new("127.0.0.1", 0, SOCK_STREAM, &threads));
+    assert_int_equal(sockit_errcode(), -EINVAL);
+    assert_non_null(strstr(sockit_errmsg(), "SOCKIT_EVENTS only"));
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -653,6 +857,20 @@ int main(void)
         cmocka_unit_test_setup_teardown(
             test_events_datagram_server_stops_on_shutdown_from_another_thread, harness_fd_setup,
             harness_fd_teardown),
+        cmocka_unit_test_setup_teardown(test_events_server_two_loops_spread_tcp_clients,
+                                        harness_fd_setup, harness_fd_teardown),
+        cmocka_unit_test_setup_teardown(test_events_server_two_loops_share_a_unix_socket,
+                                        harness_fd_setup, harness_fd_teardown),
+        cmocka_unit_test_setup_teardown(test_events_server_two_loops_keep_max_connections_in_total,
+                                        harness_fd_setup, harness_fd_teardown),
+        cmocka_unit_test_setup_teardown(test_events_server_two_loops_stop_and_close_within_grace,
+                                        harness_fd_setup, harness_fd_teardown),
+        cmocka_unit_test_setup_teardown(test_events_server_two_loops_serve_again_after_shutdown,
+                                        harness_fd_setup, harness_fd_teardown),
+        cmocka_unit_test_setup_teardown(test_events_datagram_server_two_loops_answer_every_sender,
+                                        harness_fd_setup, harness_fd_teardown),
+        cmocka_unit_test_setup_teardown(test_events_server_rejects_bad_loops, harness_fd_setup,
+                                        harness_fd_teardown),
         cmocka_unit_test_setup_teardown(test_events_server_closed_without_serving, harness_fd_setup,
                                         harness_fd_teardown),
     };
