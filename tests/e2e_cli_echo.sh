@@ -24,7 +24,14 @@ start_echo() { # NAME ARGS...: starts sockit echo, sets echo_pid and echo_port
 stop_echo() { # NAME SIGNAL: the server exits 0 within 1 s of SIGNAL
     local name=$1 sig=$2 t0 ms
     t0=$(date +%s%N)
-    kill "-$sig" "$echo_pid"
+    # The signal goes to sockit itself, not to the timeout(1) around it: timeout
+    # passes a signal on to its child twice (directly and to its process group) and
+    # follows it with SIGCONT, and under AddressSanitizer the extra signals can land
+    # while LeakSanitizer has the exiting process stopped for its leak check, whose
+    # tracer then spins (seen as a stop that took 10 s with the process running).
+    local target
+    target=$(pgrep -P "$echo_pid" | head -n 1)
+    kill "-$sig" "${target:-$echo_pid}"
     # Not stopped after 3 s: where its threads wait (the kernel's view) is kept for the
     # report before waiting up to 7 s more.
     local i child t
@@ -34,9 +41,17 @@ stop_echo() { # NAME SIGNAL: the server exits 0 within 1 s of SIGNAL
     done
     if kill -0 "$echo_pid" 2>/dev/null; then
         child=$(pgrep -P "$echo_pid" | head -n 1)
-        for t in /proc/"$child"/task/*; do
-            [ -n "$child" ] && echo "thread ${t##*/}: $(cat "$t/wchan" 2>/dev/null)"
-        done >"$work/$name.hung"
+        {
+            for t in /proc/"$child"/task/*; do
+                [ -n "$child" ] && echo "thread ${t##*/}: $(cat "$t/wchan" 2>/dev/null)" \
+                    "$(awk '{print "state " $3 ", utime " $14 ", stime " $15}' "$t/stat" 2>/dev/null)"
+            done
+            # Where each thread is, in user space too, when gdb is there to say.
+            if [ -n "$child" ] && command -v gdb >/dev/null; then
+                timeout 20 gdb -p "$child" -batch -ex "thread apply all bt" 2>/dev/null |
+                    grep -E '^(#|Thread)' | head -n 40
+            fi
+        } >"$work/$name.hung"
     fi
     wait_exit "$echo_pid" 7
     ms=$((($(date +%s%N) - t0) / 1000000))
@@ -45,6 +60,7 @@ stop_echo() { # NAME SIGNAL: the server exits 0 within 1 s of SIGNAL
         for f in "$work/${name%-stop}".out "$work/${name%-stop}".err; do
             [ -s "$f" ] && tail -n 5 "$f" | sed "s|^|    ${f##*/}: |"
         done
+        [ -s "$work/$name.hung" ] && sed "s|^|    $name.hung: |" "$work/$name.hung"
     elif [ "$ms" -ge 1000 ]; then
         fail "$name" "took $ms ms to stop after SIG$sig"
     else

@@ -14,8 +14,12 @@
  * datagram, as in Python's ThreadingUDPServer and ForkingUDPServer. events is the
  * event-driven server (SOCKIT_EVENTS): stream callbacks instead of a handler,
  * every connection on one loop; with -u, one datagram endpoint on the loop whose
- * replies to a receive batch leave in one sendmmsg. SIGTERM and
+ * replies to a receive batch leave in one sendmmsg. --loops N runs events with N
+ * loops: --accept reuseport (the default) is the library's config.loops, one
+ * SO_REUSEPORT socket per loop; --accept handoff is handoff.c, one acceptor handing
+ * connections out (TCP only). SIGTERM and
  * SIGINT stop it at once: connections still open are shut down, children killed. */
+#include "handoff.h"
 #include "peer_common.h"
 
 #include <sockit.h>
@@ -30,7 +34,8 @@
 #define USAGE                                                                                      \
     "usage: sockit_server [--server sequential|threads|processes|pool|events] [--workers N] "      \
     "[-u]\n"                                                                                       \
-    "                     [--mode echo|oneshot|sink] [--port PORT]"
+    "                     [--loops N [--accept reuseport|handoff]] [--mode echo|oneshot|sink] "    \
+    "[--port PORT]"
 /* Enough that the children limit is never what a run measures. */
 #define MAX_CHILDREN 10000
 /* One recv or sendall of echo and sink; the handler's thread has room for it. */
@@ -45,8 +50,14 @@ static volatile sig_atomic_t serving_fd = -1;
 static bool sequential;
 static sockit_handler_fn tcp_handler;
 
+static bool handing_off;
+
 static void on_stop(int sig)
 {
+    if (handing_off) {
+        handoff_stop();
+        return;
+    }
     if (getpid() == server_pid) {
         sockit_server_shutdown(the_server);
         if (serving_fd >= 0)
@@ -216,12 +227,12 @@ static const sockit_stream_callbacks *callbacks_for(enum peer_mode mode)
     return &ev_echo_callbacks;
 }
 
-static int parse_workers(const char *text)
+static int parse_count(const char *option, const char *text)
 {
     char *end;
     long n = strtol(text, &end, 10);
     if (end == text || *end != '\0' || n < 1 || n > 10000)
-        peer_usage_error("--workers '%s': not a number in 1-10000", text);
+        peer_usage_error("%s '%s': not a number in 1-10000", option, text);
     return (int)n;
 }
 
@@ -235,6 +246,7 @@ int main(int argc, char **argv)
                                 .handle_error = on_error,
                                 .listen.backlog = PEER_BACKLOG};
     bool udp = false;
+    int loops = 0;
     for (int i = 1; i < argc; i++) {
         const char *value;
         if (peer_parse_arg(argc, argv, &i, PEER_ALL_MODES, USAGE, &args))
@@ -242,8 +254,15 @@ int main(int argc, char **argv)
         if ((value = peer_option(argc, argv, &i, "--server")) != NULL)
             cfg.mode = parse_server(value);
         else if ((value = peer_option(argc, argv, &i, "--workers")) != NULL)
-            cfg.threads = parse_workers(value);
-        else if (strcmp(argv[i], "-u") == 0)
+            cfg.threads = parse_count("--workers", value);
+        else if ((value = peer_option(argc, argv, &i, "--loops")) != NULL)
+            loops = parse_count("--loops", value);
+        else if ((value = peer_option(argc, argv, &i, "--accept")) != NULL) {
+            if (strcmp(value, "handoff") == 0)
+                handing_off = true;
+            else if (strcmp(value, "reuseport") != 0)
+                peer_usage_error("--accept '%s': not reuseport or handoff", value);
+        } else if (strcmp(argv[i], "-u") == 0)
             udp = true;
         else
             peer_usage_error("'%s': unknown argument", argv[i]);
@@ -259,7 +278,18 @@ int main(int argc, char **argv)
     if (cfg.mode == SOCKIT_EVENTS) {
         cfg.stream = callbacks_for(args.mode);
         cfg.datagram = &ev_datagram_callbacks;
+        cfg.loops = loops;
         cfg.idle_timeout = -1; /* a benchmark's idle connections are meant to stay */
+    }
+    if (handing_off) {
+        if (cfg.mode != SOCKIT_EVENTS || udp || loops < 1)
+            peer_usage_error("--accept handoff: needs --server events --loops N, TCP");
+        int lfd = peer_socket(SOCK_STREAM, true, args.port);
+        peer_on_stop_signals(on_stop);
+        peer_announce(peer_bound_port(lfd));
+        int status = handoff_serve(lfd, loops, cfg.stream);
+        close(lfd);
+        return status;
     }
     the_server = sockit_server_new("127.0.0.1", args.port, udp ? SOCK_DGRAM : SOCK_STREAM, &cfg);
     sockit_addr me;
