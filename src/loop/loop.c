@@ -336,6 +336,7 @@ int sockit_loop_close(sockit_loop *loop)
     sockit__free(loop->posts);
     sockit__free(loop->posts_spare);
     sockit__free(loop->stream_buf);
+    sockit__free(loop->filter_buf);
     sockit__stream_buckets_free(loop);
     sockit__datagram_batch_free(loop);
     sockit__free(loop->spare_ext);

@@ -153,6 +153,7 @@ struct sockit_loop {
     /* Where streams receive (src/stream): one buffer for the whole loop, lent to
      * each on_data call, so an idle stream holds none. Made on first use. */
     char *stream_buf;
+    char *filter_buf; /* where stream filters decode into (stream_filter.c) */
     /* The streams' idle buckets (src/stream/stream_idle.c), by index. */
     struct sockit__idle_bucket **stream_buckets;
     size_t nstream_buckets;

@@ -64,7 +64,8 @@ void sockit__stream_ext_trim(sockit_stream *st)
 {
     sockit__stream_ext *x = st->ext;
     if (x == NULL || st->delivering || x->pend_off < x->pend_len || x->wq_head != NULL ||
-        x->done_head != NULL || x->custom_marks || x->linger != NULL || st->over_high)
+        x->done_head != NULL || x->custom_marks || x->linger != NULL || st->over_high ||
+        x->filter != NULL)
         return;
     sockit__free(x->pend);
     sockit__free(x);
@@ -294,6 +295,8 @@ void sockit__stream_end(sockit_stream *st, int status, bool reset)
         return;
     st->ended = st->closing = true;
     sockit__stream_drop_queue(st, status);
+    if (st->filtered && st->ext->filter != NULL)
+        sockit__filter_free(st);
     if (st->ext != NULL && st->ext->linger != NULL) {
         sockit_timer_close(st->ext->linger);
         st->ext->linger = NULL;
@@ -347,6 +350,10 @@ void sockit_stream_close(sockit_stream *st, double linger)
 {
     if (st == NULL || st->closing)
         return;
+    /* A filter's end of the user's side goes on the wire first (a linger of 0 drops
+     * it with the rest). */
+    if (st->filtered)
+        sockit__filter_user_end(st);
     st->closing = true;
     if (st->ext == NULL || st->ext->wq_head == NULL) {
         sockit__stream_end(st, 0, false);
@@ -382,6 +389,8 @@ int sockit_stream_shutdown(sockit_stream *st)
     }
     if (st->shut_asked)
         return 0;
+    if (st->filtered)
+        sockit__filter_user_end(st);
     st->shut_asked = true;
     if (st->ext == NULL || st->ext->wq_head == NULL)
         sockit__stream_flush(st);

@@ -46,8 +46,9 @@ struct sockit__wchunk {
     size_t cap;  /* copied chunks: room for more copies appended (coalescing) */
     sockit_write_done_fn done;
     void *arg;
-    int status; /* for a finished caller's chunk waiting for its done call */
-    bool ref;   /* the caller's bytes (write_ref), not a copy */
+    int status;  /* for a finished caller's chunk waiting for its done call */
+    bool ref;    /* the caller's bytes (write_ref), not a copy */
+    size_t user; /* filtered stream: user bytes this chunk's sending accounts for */
 };
 
 /* What a stream holds only while it needs it: bytes received and not delivered, the
@@ -66,6 +67,11 @@ typedef struct sockit__stream_ext {
     bool custom_marks; /* set_watermarks was called: keep the ext for them */
     int64_t linger_at; /* close's deadline for draining, 0: none */
     sockit_timer *linger;
+    /* A filter between the wire and the user (stream_filter.c); the ext is kept for
+     * as long as it is set. */
+    const struct sockit__filter_ops *filter;
+    void *filter_ctx;
+    bool filter_ended; /* on_user_end was called */
 } sockit__stream_ext;
 
 /* The peer's address as messages and sockit_stream_peer need it, in 20 bytes
@@ -112,6 +118,7 @@ struct sockit_stream {
     unsigned deliver_scheduled : 1;
     unsigned done_scheduled : 1;
     unsigned eof_pending : 1; /* end of stream came while paused frames were kept */
+    unsigned filtered : 1;    /* a filter is set (ext->filter) */
     uint32_t last_active;     /* the loop's time in ms, of the last byte in or out */
     uint32_t frame;           /* LINES: the maximum line (with '\n'); EXACT: the frame size */
     sockit_loop *loop;
@@ -162,6 +169,46 @@ void sockit__stream_flush(sockit_stream *st);
 void sockit__stream_drop_queue(sockit_stream *st, int status);
 /* Runs the done calls of finished caller's chunks. */
 void sockit__stream_run_done(sockit_stream *st);
+
+/* stream_filter.c: a filter transforms bytes both ways between the wire and the
+ * user (TLS over memory BIOs is one). Wire bytes read go to on_wire, which hands
+ * what it decodes to sockit__filter_deliver; user writes go to on_user, which
+ * sends what it encodes with sockit__filter_send_wire (as may on_wire, for a
+ * protocol's own messages). The queue's watermarks and hard limit count user
+ * bytes: a write's bytes are counted until the last wire bytes its on_user produced
+ * have gone to the kernel. Each entry returns 0 or a code, which ends the stream
+ * with that error. */
+typedef struct sockit__filter_ops {
+    const char *name; /* for messages: "tls" */
+    int (*on_wire)(void *ctx, sockit_stream *st, const char *data, size_t len);
+    /* The peer ended the wire: 0 passes end of stream on to the user. */
+    int (*on_wire_eof)(void *ctx, sockit_stream *st);
+    int (*on_user)(void *ctx, sockit_stream *st, const char *data, size_t len);
+    /* The user's side ends (shutdown, or close): what ends it on the wire
+     * (TLS close_notify) is sent before the half-close or the close. */
+    int (*on_user_end)(void *ctx, sockit_stream *st);
+    void (*free)(void *ctx); /* when the stream ends */
+} sockit__filter_ops;
+/* Sets the filter of a stream no byte has gone through yet. 0, or -EBUSY (bytes
+ * queued or kept), -EEXIST (one is set), -ENOMEM. */
+int sockit__stream_set_filter(sockit_stream *st, const sockit__filter_ops *ops, void *ctx);
+/* From on_wire: decoded bytes for the user (data may be sockit__filter_buf). */
+void sockit__filter_deliver(sockit_stream *st, const char *data, size_t len);
+/* From the filter: wire bytes to send, tried now, the rest copied to the queue.
+ * 0 or -ENOMEM. */
+int sockit__filter_send_wire(sockit_stream *st, const void *data, size_t len);
+/* A loop-owned buffer of SOCKIT__STREAM_READ bytes a filter may decode into (the
+ * loop's read buffer holds the wire bytes being decoded). NULL for no memory. */
+char *sockit__filter_buf(sockit_loop *loop);
+/* The stream's hooks into its filter (stream_read.c, stream_write.c, stream.c). */
+void sockit__filter_wire(sockit_stream *st, const char *data, size_t len);
+void sockit__filter_wire_eof(sockit_stream *st);
+int sockit__filter_user(sockit_stream *st, const void *buf, size_t len);
+void sockit__filter_user_end(sockit_stream *st);
+void sockit__filter_free(sockit_stream *st);
+
+/* stream_write.c: queues wire bytes (user false: a filter's, counted by it). */
+int sockit__stream_send_bytes(sockit_stream *st, const void *buf, size_t len, bool user);
 
 /* stream.c: the ext */
 /* The stream's ext, made if needed (NULL on allocation failure, message set). */

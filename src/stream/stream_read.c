@@ -208,6 +208,16 @@ void sockit__stream_readable(sockit_stream *st)
         return;
     }
     sockit__stream_touch(st);
+    if (st->filtered) {
+        /* The filter decides what of it is the user's, and when the end is. */
+        if (n > 0)
+            sockit__filter_wire(st, loop->stream_buf, (size_t)n);
+        else
+            sockit__filter_wire_eof(st);
+        if (n == 0 && !st->ended && !st->eof)
+            received_eof(st);
+        return;
+    }
     if (n == 0)
         received_eof(st);
     else

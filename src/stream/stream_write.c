@@ -100,11 +100,8 @@ static int have_spares(sockit_stream *st, size_t len)
     return 0;
 }
 
-int sockit_stream_write(sockit_stream *st, const void *buf, size_t len)
+int sockit__stream_send_bytes(sockit_stream *st, const void *buf, size_t len, bool user)
 {
-    int rc = check_write(st, buf, len, "stream_write");
-    if (rc < 0)
-        return rc;
     sockit__wchunk *tail = st->ext != NULL ? st->ext->wq_tail : NULL;
     bool fits_tail = tail != NULL && !tail->ref && tail->cap - tail->len >= len;
     sockit__wchunk *big = NULL;
@@ -124,7 +121,7 @@ int sockit_stream_write(sockit_stream *st, const void *buf, size_t len)
     if (fits_tail) {
         memcpy((char *)(tail + 1) + tail->len, rest, left);
         tail->len += left;
-        queued_more(st, left);
+        queued_more(st, user ? left : 0);
         return 0;
     }
     sockit__stream_ext *x = sockit__stream_ext_get(st); /* the spare: cannot fail */
@@ -136,8 +133,32 @@ int sockit_stream_write(sockit_stream *st, const void *buf, size_t len)
     c->len = left;
     memcpy(c + 1, rest, left);
     enqueue(x, c);
-    queued_more(st, left);
+    queued_more(st, user ? left : 0);
     return 0;
+}
+
+/* Through the filter: its wire bytes are queued by sockit__filter_send_wire, and
+ * the write's user bytes are counted on the last chunk they made, released when
+ * that chunk has gone to the kernel. */
+static int filtered_write(sockit_stream *st, const void *buf, size_t len)
+{
+    int rc = sockit__filter_user(st, buf, len);
+    sockit__stream_ext *x = st->ext;
+    if (rc == 0 && x != NULL && x->wq_tail != NULL && len > 0) {
+        x->wq_tail->user += len;
+        queued_more(st, len);
+    }
+    return rc;
+}
+
+int sockit_stream_write(sockit_stream *st, const void *buf, size_t len)
+{
+    int rc = check_write(st, buf, len, "stream_write");
+    if (rc < 0)
+        return rc;
+    if (st->filtered)
+        return filtered_write(st, buf, len);
+    return sockit__stream_send_bytes(st, buf, len, true);
 }
 
 static void done_later(sockit_loop *loop, void *arg)
@@ -182,6 +203,21 @@ int sockit_stream_write_ref(sockit_stream *st, const void *buf, size_t len,
         sockit__stream_ext_trim(st);
         return sockit__fail(-ENOMEM, "stream_write_ref");
     }
+    if (st->filtered) {
+        /* The filter reads the caller's bytes now; done comes when what it made of
+         * them has gone, marked by an empty chunk behind them. */
+        *c = (sockit__wchunk){.data = buf, .done = done, .arg = arg, .ref = true};
+        rc = filtered_write(st, buf, len);
+        if (rc < 0) {
+            sockit__free(c);
+            return rc;
+        }
+        if (x->wq_head == NULL)
+            finish_ref(st, c, 0);
+        else
+            enqueue(x, c);
+        return 0;
+    }
     *c = (sockit__wchunk){.data = buf, .len = len, .done = done, .arg = arg, .ref = true};
     c->sent = try_now(st, buf, len);
     if (c->sent == len) {
@@ -210,6 +246,8 @@ void sockit__stream_run_done(sockit_stream *st)
 
 static void finish_chunk(sockit_stream *st, sockit__wchunk *c, int status)
 {
+    if (st->filtered && status == 0)
+        st->ext->queued -= c->user;
     if (c->ref)
         finish_ref(st, c, status);
     else
@@ -244,9 +282,24 @@ static void drained(sockit_stream *st)
     }
 }
 
+/* Finishes the chunks at the head that have nothing left to send (a filtered
+ * write_ref's empty marker). */
+static void pop_sent(sockit_stream *st, sockit__stream_ext *x)
+{
+    while (x->wq_head != NULL && x->wq_head->sent == x->wq_head->len) {
+        sockit__wchunk *c = x->wq_head;
+        x->wq_head = c->next;
+        if (x->wq_head == NULL)
+            x->wq_tail = NULL;
+        finish_chunk(st, c, 0);
+    }
+}
+
 void sockit__stream_flush(sockit_stream *st)
 {
     sockit__stream_ext *x = st->ext;
+    if (x != NULL)
+        pop_sent(st, x);
     while (x != NULL && x->wq_head != NULL) {
         struct iovec iov[FLUSH_IOV];
         int n = 0;
@@ -271,7 +324,8 @@ void sockit__stream_flush(sockit_stream *st)
             return;
         }
         sockit__stream_touch(st);
-        x->queued -= (size_t)w;
+        if (!st->filtered)
+            x->queued -= (size_t)w; /* filtered: per chunk, in finish_chunk */
         size_t left = (size_t)w;
         while (left > 0) {
             sockit__wchunk *c = x->wq_head;
@@ -286,6 +340,7 @@ void sockit__stream_flush(sockit_stream *st)
                 x->wq_tail = NULL;
             finish_chunk(st, c, 0);
         }
+        pop_sent(st, x);
         if ((size_t)w < want)
             break; /* the kernel is full */
     }
