@@ -82,6 +82,9 @@ bench: bench-build
 	bench/spin_bench.sh $(BUILD)/plain > bench/results/spin.md
 	bench/report_section.sh bench/results/REPORT.md "The spin option at 1 connection" \
 	    bench/results/spin.md
+	python3 bench/loops_bench.py $(BUILD)/plain 5 > bench/results/loops.md
+	bench/report_section.sh bench/results/REPORT.md "Several loops (SOCKIT_EVENTS loops = N)" \
+	    bench/results/loops.md
 
 bench-quick: bench-build
 	python3 bench/run_bench.py --build $(BUILD)/plain --quick $(BENCH_FLAGS)

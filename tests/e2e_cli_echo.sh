@@ -228,6 +228,28 @@ else
 fi
 stop_echo many-stop TERM
 
+# --loops 2: the same 200 clients and 1 MiB, over two loops; and datagrams too.
+start_echo loops --loops 2 --json 0
+if [ -n "$echo_port" ] && timeout 30 python3 "$work/clients.py" "$echo_port" many >"$work/loops.clients" 2>&1; then
+    pass loops
+else
+    fail loops "clients failed"
+fi
+stop_echo loops-stop TERM
+if json_check "$work/loops.out" "bound $(printf 'connected %.0s' {1..200})exit" \
+    'exit.connections=200' >"$work/loops-json.check" 2>&1; then
+    pass loops-json
+else
+    fail loops-json "$(cat "$work/loops-json.check")"
+fi
+start_echo udploops -u --loops 2 0
+if [ -n "$echo_port" ] && timeout 30 python3 "$work/clients.py" "$echo_port" udp4 >"$work/udploops.clients" 2>&1; then
+    pass udploops
+else
+    fail udploops "$(tail -n 3 "$work/udploops.clients")"
+fi
+stop_echo udploops-stop TERM
+
 # A client that never reads holds up nobody.
 start_echo hog 0
 if timeout 30 python3 "$work/clients.py" "$echo_port" hog >"$work/hog.clients" 2>&1; then
@@ -319,6 +341,7 @@ expect_error bad-idle 2 "--idle" "$sockit" echo --idle -1 0
 expect_error bad-max 2 "--max-connections" "$sockit" echo --max-connections 0 0
 expect_error bad-option 2 "unknown option" "$sockit" echo --frobnicate 0
 expect_error bad-spin 2 "--spin" "$sockit" echo --spin 2000000 0
+expect_error bad-loops 2 "--loops" "$sockit" echo --loops 0 0
 expect_error missing-port 2 "." "$sockit" echo
 if "$sockit" echo --help | grep -q "^usage: sockit echo"; then pass help; else fail help "no usage"; fi
 finish

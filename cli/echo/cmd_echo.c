@@ -9,14 +9,16 @@
 #include <getopt.h>
 #include <math.h>
 #include <signal.h>
+#include <stdatomic.h>
 #include <string.h>
 
 #define ECHO_USAGE                                                                                 \
-    "sockit echo [-u] [--idle SECS] [--max-connections N] [--grace SECS] [--json] [HOST] PORT "    \
-    "| unix:PATH"
+    "sockit echo [-u] [--loops N] [--idle SECS] [--max-connections N] [--grace SECS] [--json] "    \
+    "[HOST] PORT | unix:PATH"
 
+/* Atomic: with --loops N the callbacks run in N threads. */
 typedef struct echo_stats {
-    long long connections, bytes, datagrams, dropped;
+    atomic_llong connections, bytes, datagrams, dropped;
     bool json;
 } echo_stats;
 
@@ -31,7 +33,7 @@ static void on_signal(int sig)
 static void on_data(sockit_stream *st, const char *data, size_t len, void *user)
 {
     echo_stats *es = user;
-    es->bytes += (long long)len;
+    atomic_fetch_add(&es->bytes, (long long)len);
     if (sockit_stream_write(st, data, len) < 0) {
         cli_fail("%s", sockit_errmsg());
         sockit_stream_abort(st);
@@ -62,7 +64,7 @@ static void on_connect(sockit_server *srv, sockit_stream *st, const sockit_addr 
     (void)srv;
     (void)st;
     echo_stats *es = user;
-    es->connections++;
+    atomic_fetch_add(&es->connections, 1);
     if (es->json) {
         char text[SOCKIT_ADDRSTRLEN];
         cli_event("connected", "peer", 's', cli_addr_text(peer, text, sizeof text), NULL);
@@ -79,12 +81,12 @@ static void on_datagram(sockit_datagram *d, const char *data, size_t len, const 
                         bool truncated, void *user)
 {
     echo_stats *es = user;
-    es->datagrams++;
-    es->bytes += (long long)len;
+    atomic_fetch_add(&es->datagrams, 1);
+    atomic_fetch_add(&es->bytes, (long long)len);
     /* An unnamed Unix sender cannot be answered; a truncated datagram is not echoed
      * cut (the client would take it for the whole). */
     if (from == NULL || truncated) {
-        es->dropped++;
+        atomic_fetch_add(&es->dropped, 1);
         if (es->json && truncated)
             cli_event("error", "code", 's', "ETRUNCATED", "message", 's',
                       "datagram longer than 65536 bytes, not echoed", NULL);
@@ -92,7 +94,7 @@ static void on_datagram(sockit_datagram *d, const char *data, size_t len, const 
     }
     if (sockit_datagram_send(d, data, len, from) < 0) {
         /* The queue is full: UDP drops, and so does an echo that cannot keep up. */
-        es->dropped++;
+        atomic_fetch_add(&es->dropped, 1);
         if (es->json)
             cli_event("error", "code", 's', sockit_errname(sockit_errcode()), "message", 's',
                       sockit_errmsg(), NULL);
@@ -123,6 +125,9 @@ static void help(void)
            "                        goes back to its sender, whole (a datagram over 64 KiB\n"
            "                        is not echoed cut: it is dropped and counted); --idle,\n"
            "                        --max-connections and --grace do not apply\n"
+           "  --loops N             N event loops, each in a thread of its own (1-256;\n"
+           "                        default 1): TCP and UDP clients are spread over them\n"
+           "                        by the kernel (SO_REUSEPORT); a Unix socket is shared\n"
            "  --idle SECS           close a client that sends and takes nothing for SECS\n"
            "                        (default 300; 0: never)\n"
            "  --max-connections N   at most N clients at once; more wait in the backlog\n"
@@ -144,6 +149,7 @@ int cmd_echo(int argc, char **argv)
 {
     static const struct option longopts[] = {
         {"udp", no_argument, NULL, 'u'},
+        {"loops", required_argument, NULL, 'l'},
         {"idle", required_argument, NULL, 'i'},
         {"max-connections", required_argument, NULL, 'm'},
         {"grace", required_argument, NULL, 'g'},
@@ -153,16 +159,19 @@ int cmd_echo(int argc, char **argv)
         {NULL, 0, NULL, 0},
     };
     double idle = 300, grace = 1;
-    long max_conns = 0, spin = 0;
+    long max_conns = 0, spin = 0, loops = 1;
     bool udp = false, conn_option = false;
     echo_stats es = {0};
     opterr = 0;
     int opt;
-    while ((opt = getopt_long(argc, argv, ":ui:m:g:s:jh", longopts, NULL)) != -1) {
+    while ((opt = getopt_long(argc, argv, ":ul:i:m:g:s:jh", longopts, NULL)) != -1) {
         int rc = 0;
         switch (opt) {
         case 'u':
             udp = true;
+            break;
+        case 'l':
+            rc = cli_parse_count(ECHO_USAGE, "--loops", optarg, 1, 256, &loops);
             break;
         case 'i':
             conn_option = true;
@@ -223,6 +232,7 @@ int cmd_echo(int argc, char **argv)
         .listen = {.dualstack = true}, /* no HOST: IPv6 and IPv4, as sockit listen */
         .spin_us = (unsigned)spin,
         .datagram = &echo_datagram_callbacks,
+        .loops = (int)loops,
     };
     sockit_server *srv = sockit_server_new(host, target.is_unix ? 0 : target.port,
                                            udp ? SOCK_DGRAM : SOCK_STREAM, &cfg);
@@ -239,7 +249,8 @@ int cmd_echo(int argc, char **argv)
     running = NULL;
     if (udp)
         cli_event("exit", "reason", 's', status == CLI_OK ? "signal" : "error", "datagrams", 'i',
-                  es.datagrams, "dropped", 'i', es.dropped, "bytes", 'i', es.bytes, NULL);
+                  atomic_load(&es.datagrams), "dropped", 'i', atomic_load(&es.dropped), "bytes",
+                  'i', atomic_load(&es.bytes), NULL);
     else
         cli_event("exit", "reason", 's', status == CLI_OK ? "signal" : "error", "connections", 'i',
                   es.connections, "bytes", 'i', es.bytes, NULL);
