@@ -41,6 +41,9 @@ void cli_event(const char *event, ...)
     if (json_out == NULL)
         return;
     FILE *f = json_out;
+    /* One line per event even when several threads tell events (sockit echo
+     * --loops N): the stream is held for the whole line. */
+    flockfile(f);
     fprintf(f, "{\"event\":");
     cli_json_string(f, event);
     va_list ap;
@@ -81,6 +84,7 @@ void cli_event(const char *event, ...)
     va_end(ap);
     fputs("}\n", f);
     fflush(f);
+    funlockfile(f);
 }
 
 int cli_fail(const char *fmt, ...)

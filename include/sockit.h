@@ -450,7 +450,8 @@ typedef struct sockit_request {
  * called and the server goes on serving. */
 typedef int (*sockit_handler_fn)(sockit_request *req);
 /* Returns false to reject the client before the handler runs (a stream connection
- * is closed at once, a datagram dropped). Runs in the serving thread. */
+ * is closed at once, a datagram dropped). Runs in the serving thread (SOCKIT_EVENTS
+ * with loops > 1: in the thread of the loop that got the client). */
 typedef bool (*sockit_verify_fn)(sockit_server *server, const sockit_addr *peer, void *user);
 /* Called with the code a handler returned (or a serving failure, e.g. -EMFILE);
  * req is NULL when no request was involved. The default prints one line to stderr,
@@ -511,9 +512,11 @@ typedef struct sockit_server_config {
     /* SOCKIT_EVENTS: the loop's spin before it sleeps (sockit_loop_options.spin_us). */
     unsigned spin_us;
     /* SOCKIT_EVENTS datagram servers: the endpoint's callbacks, with config.user. A
-     * datagram verify_request rejects is dropped; max_datagram is the endpoint's
+     * datagram verify_request rejects is dropped (verify sees every datagram, an
+     * unnamed Unix sender's empty address too); max_datagram is the endpoint's
      * max_size (a longer one arrives truncated, flagged); max_connections and
-     * idle_timeout do not apply. */
+     * idle_timeout do not apply. A callback may close the endpoint: the server then
+     * serves nothing more (serve_forever returns once shutdown is asked). */
     const sockit_datagram_callbacks *datagram;
     /* SOCKIT_EVENTS: loops run at once, each in a thread of its own (0 or 1: one,
      * in the serving thread; at most 256). TCP and UDP: each loop has its own
@@ -522,7 +525,9 @@ typedef struct sockit_server_config {
      * socket. A connection stays on its loop, and so do its callbacks: state that
      * callbacks share across connections needs a lock when loops > 1.
      * max_connections is shared out between the loops (each gets its part, so the
-     * total is never passed; with fewer than loops, that many loops run). */
+     * total is never passed; with fewer than loops, that many loops run). With
+     * loops > 1 the server's own socket has SO_REUSEPORT too, so another program's
+     * socket with SO_REUSEPORT (same user) could bind the port as well. */
     int loops;
 } sockit_server_config;
 
@@ -545,8 +550,10 @@ SOCKIT_API int sockit_server_serve_forever(sockit_server *server);
 /* Handles at most one request, waiting up to timeout seconds (< 0: no limit).
  * Returns 1 when one was handled (or dispatched to a thread, process or the pool),
  * 0 when the timeout passed (handle_timeout was called) or shutdown was asked, or a
- * code. SOCKIT_EVENTS: runs one iteration of the server's loop, waiting up to
- * timeout; returns 1, or 0 once shutdown was asked (handle_timeout is not used). */
+ * code. SOCKIT_EVENTS: runs one iteration of the serving thread's loop, waiting up
+ * to timeout; returns 1, or 0 once shutdown was asked (handle_timeout is not used).
+ * With loops > 1 the other loops run in their threads from the first call until
+ * shutdown is asked. */
 SOCKIT_API int sockit_server_handle_request(sockit_server *server, double timeout);
 /* Asks serve_forever / handle_request to return, at once. Safe from any thread, from
  * a signal handler (async-signal-safe), and from a handler running in a forked child
@@ -1029,13 +1036,15 @@ SOCKIT_API void sockit_connector_cancel(sockit_connector *c);
  * the loop, never from inside this call: code 0 with n >= 1 entries (ai valid
  * during the call only), or n 0 and the code: a SOCKIT_EAI_* code, SOCKIT_ENOADDR,
  * SOCKIT_ETIMEOUT when timeout seconds passed first (< 0: no limit), -ECANCELED.
- * A numeric host costs no thread; a name is looked up on one of a few resolver
- * threads shared by the process (getaddrinfo cannot be interrupted: a lookup given
- * up finishes there and its result is dropped, and it keeps nothing of the loop, so
- * the loop can be closed meanwhile). Returns the pending lookup, or NULL with the
- * code set for arguments that can never work (SOCKIT_EBADPORT for a port outside
- * 0-65535 or empty, -EINVAL: no loop, no done, NaN timeout), -ENOMEM. A pending
- * lookup keeps sockit_loop_run going; loop_close is -EBUSY while one is pending. */
+ * A numeric host costs no thread; a name is looked up on one of up to 4 resolver
+ * threads shared by the process, which exit when idle. getaddrinfo cannot be
+ * interrupted: a lookup given up (cancelled, timed out) finishes on its thread and
+ * its result is dropped; it holds nothing of the loop, which may be closed once done
+ * has run, while that thread still waits for the resolver. Returns the pending
+ * lookup, or NULL with the code set for arguments that can never work
+ * (SOCKIT_EBADPORT for a port outside 0-65535 or empty, -EINVAL: no loop, no done,
+ * NaN timeout), -ENOMEM. A pending lookup keeps sockit_loop_run going;
+ * loop_close is -EBUSY while one is pending. */
 typedef struct sockit_resolve sockit_resolve;
 typedef void (*sockit_resolve_fn)(sockit_resolve *r, int code, const sockit_addrinfo *ai, size_t n,
                                   void *user);
@@ -1053,8 +1062,9 @@ SOCKIT_API void sockit_resolve_cancel(sockit_resolve *r);
  * A sockit_datagram is a datagram socket (UDP or Unix, bound, connected or both)
  * driven by a loop. Datagrams are received in batches (recvmmsg) and each reaches
  * on_datagram with its sender; sends made while a batch is being delivered are
- * sent together when the batch's callbacks have returned (sendmmsg), so an echo
- * costs two system calls per batch, not two per datagram.
+ * held in the batch (counted in sockit_datagram_queued and against the limit at
+ * once) and sent together when the batch's callbacks have returned (sendmmsg), so
+ * an echo costs two system calls per batch, not two per datagram.
  *
  * Rules, in addition to the loop's (section 8):
  *   - Everything here is for the loop's own thread.
@@ -1062,10 +1072,11 @@ SOCKIT_API void sockit_resolve_cancel(sockit_resolve *r);
  *     the call, with its sender's address (NULL for an unnamed Unix sender, which
  *     cannot be answered). A datagram longer than the endpoint's max_size comes
  *     with truncated true and its first max_size bytes: never silently cut.
- *   - A datagram send never blocks: one the kernel does not take at once (or one
- *     made during a batch) is copied to the queue and sent as the socket becomes
- *     writable. Past the queue's limit a send fails with -ENOBUFS and queues
- *     nothing.
+ *   - A datagram send never blocks: one the kernel does not take at once is copied
+ *     to the queue and sent as the socket becomes writable. Past the queue's limit
+ *     a send fails with -ENOBUFS and queues nothing.
+ *   - A pause inside on_datagram keeps the rest of that batch in the endpoint; it
+ *     is delivered first on resume (from the loop), before anything newer.
  *   - on_error reports what fails one datagram, not the endpoint (asyncio's
  *     error_received): a queued send the kernel refused (that datagram is dropped),
  *     an ICMP error the kernel passed on (-ECONNREFUSED on a connected endpoint).
@@ -1108,8 +1119,9 @@ SOCKIT_API int sockit_datagram_set_max_size(sockit_datagram *d, size_t max_size)
 SOCKIT_API void sockit_datagram_pause(sockit_datagram *d);
 SOCKIT_API void sockit_datagram_resume(sockit_datagram *d);
 /* Stops receiving, sends what is queued if the kernel takes it now, drops the rest,
- * closes the socket and runs on_close from the loop. Returns the datagrams dropped.
- * Closing again does nothing (0). */
+ * closes the socket and runs on_close from the loop. Returns the sends dropped
+ * (received datagrams a pause kept are dropped too, and not counted). Closing again
+ * does nothing (0). */
 SOCKIT_API size_t sockit_datagram_close(sockit_datagram *d);
 SOCKIT_API void *sockit_datagram_user(const sockit_datagram *d);
 SOCKIT_API void sockit_datagram_set_user(sockit_datagram *d, void *user);

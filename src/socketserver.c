@@ -57,7 +57,7 @@ static int validate(int type, const sockit_server_config *cfg)
             return bad_config("idle_timeout", "is over 4e6 s (SOCKIT_EVENTS keeps it in ms)");
     } else if (cfg->handler == NULL) {
         return bad_config("handler", "is NULL");
-    } else if (cfg->loops > 1) {
+    } else if (cfg->loops > 1 || cfg->loops < 0) {
         return bad_config("loops", "applies to SOCKIT_EVENTS only");
     }
     if (type != SOCK_STREAM && type != SOCK_DGRAM)

@@ -8,8 +8,8 @@
  * server's address with SO_REUSEPORT, so the kernel spreads connections (or
  * senders) over them and no loop hands work to another; Unix sockets cannot be
  * spread so, and there every shard watches the one socket (whichever is free
- * accepts). bench/REPORT.md compares this with one acceptor handing connections
- * out (bench/peers/sockit_acceptor_server.c).
+ * accepts). bench/results/loops.md compares this with one acceptor handing
+ * connections out (bench/peers/handoff.c).
  *
  * Shutdown reaches shard 0 through the server's wake descriptor (async-signal-safe,
  * any thread), and shard 0 stops the others. close stops accepting and gives every
@@ -208,7 +208,7 @@ static void free_shards(sockit_server *srv)
 int sockit__srv_events_prepare(sockit_server *srv)
 {
     int n = srv->cfg.loops > 1 ? srv->cfg.loops : 1;
-    if (srv->cfg.max_connections > 0 && srv->cfg.max_connections < n)
+    if (srv->type == SOCK_STREAM && srv->cfg.max_connections > 0 && srv->cfg.max_connections < n)
         n = srv->cfg.max_connections; /* a loop allowed no connection would have no limit */
     int rc = sockit_getsockname(srv->sock, &srv->bound);
     if (rc < 0)
@@ -335,6 +335,9 @@ int sockit__srv_events_serve(sockit_server *srv, double timeout, bool once)
 
 void sockit__srv_events_stop_accepting(sockit_server *srv)
 {
+    /* The other loops may still run (handle_request leaves them running): they
+     * stop before anything of theirs is touched from this thread. */
+    stop_threads(srv);
     /* The other loops' sockets close now, as the server's does: a client that
      * connected in the grace period would otherwise wait in a backlog nobody serves. */
     for (int i = 0; i < srv->ev_nshards; i++) {

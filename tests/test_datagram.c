@@ -1561,6 +1561,167 @@ static void test_loop_run_lasts_while_the_endpoint_is_open(void **state)
     close_loop(loop);
 }
 
+/* ---- regressions from review ------------------------------------------------------ */
+
+struct fix {
+    sockit_datagram *d;
+    int datagrams, errors, closes;
+    int first_error;
+    size_t big;            /* on_datagram sends this many bytes of its own */
+    const sockit_addr *to; /* ... to here (NULL: the sender) */
+    bool close_in_error;   /* on_error closes the endpoint */
+    char *own;             /* the caller's buffer of big bytes */
+};
+
+static void fix_datagram(sockit_datagram *d, const char *data, size_t len, const sockit_addr *from,
+                         bool truncated, void *user)
+{
+    (void)data;
+    (void)len;
+    (void)truncated;
+    struct fix *f = user;
+    f->datagrams++;
+    if (f->big > 0) {
+        int rc = sockit_datagram_send(d, f->own, f->big, f->to != NULL ? f->to : from);
+        assert_true(rc == 0 || rc == -EPIPE);
+    }
+}
+
+static void fix_error(sockit_datagram *d, int code, void *user)
+{
+    struct fix *f = user;
+    if (f->errors++ == 0)
+        f->first_error = code;
+    if (f->close_in_error)
+        sockit_datagram_close(d);
+}
+
+static void fix_close(sockit_datagram *d, void *user)
+{
+    (void)d;
+    ((struct fix *)user)->closes++;
+}
+
+static const sockit_datagram_callbacks fix_cb = {fix_datagram, fix_error, fix_close};
+
+/* A reply bigger than the batch's 64 KiB arena, from the caller's own buffer, over a
+ * Unix datagram socket (no 65,507-byte cap): it must go whole, through the queue. */
+static void test_a_reply_bigger_than_the_batch_arena_arrives_whole(void **state)
+{
+    (void)state;
+    make_tmpdir();
+    char sp[128], pp[128];
+    tmp_path(sp, sizeof sp, "srv");
+    tmp_path(pp, sizeof pp, "peer");
+    sockit_addr saddr, paddr;
+    sockit *srv = unix_bound(sp, &saddr);
+    sockit *peer = unix_bound(pp, &paddr);
+    int big = 1 << 20;
+    setsockopt(sockit_fileno(peer), SOL_SOCKET, SO_RCVBUF, &big, sizeof big);
+    setsockopt(sockit_fileno(srv), SOL_SOCKET, SO_SNDBUF, &big, sizeof big);
+    sockit_loop *loop = new_loop();
+    struct fix f = {.big = 100 * 1024};
+    f.own = (char *)pattern(f.big);
+    f.d = sockit_datagram_new(loop, srv, &fix_cb, &f);
+    assert_sock(f.d);
+    peer_sendto(peer, "go", 2, &saddr);
+    char *got = malloc(f.big + 1);
+    assert_non_null(got);
+    ssize_t n = peer_recv(loop, peer, got, f.big + 1, NULL, 3.0);
+    assert_int_equal(n, (ssize_t)f.big);
+    assert_memory_equal(got, f.own, f.big);
+    free(got);
+    free(f.own);
+    sockit_datagram_close(f.d);
+    RUN_UNTIL(loop, f.closes == 1, 2.0);
+    close_loop(loop);
+    sockit_close(peer);
+    const char *names[] = {"srv", "peer"};
+    remove_tmpdir(names, 2);
+}
+
+/* An unconnected Unix socket is always "writable", even when its receiver is full:
+ * a queue waiting for that receiver must not spin the loop. */
+static void test_a_full_unix_receiver_does_not_spin_the_loop(void **state)
+{
+    (void)state;
+    make_tmpdir();
+    char rp[128];
+    tmp_path(rp, sizeof rp, "full");
+    sockit_addr raddr, me;
+    sockit *rcv = unix_bound(rp, &raddr); /* never reads */
+    int small = 4096;
+    setsockopt(sockit_fileno(rcv), SOL_SOCKET, SO_RCVBUF, &small, sizeof small);
+    sockit *snd = sockit_socket(AF_UNIX, SOCK_DGRAM);
+    assert_sock(snd);
+    sockit_loop *loop = new_loop();
+    struct fix f = {0};
+    f.d = sockit_datagram_new(loop, snd, &fix_cb, &f);
+    assert_sock(f.d);
+    (void)me;
+    char block[512] = {0};
+    for (int i = 0; i < 2000 && sockit_datagram_queued(f.d) == 0; i++)
+        assert_ok(sockit_datagram_send(f.d, block, sizeof block, &raddr));
+    assert_true(sockit_datagram_queued(f.d) > 0);
+    /* Waiting 0.3 s in steps of up to 0.1 s: a spinning loop would return at once,
+     * thousands of times. */
+    int iterations = 0;
+    double until = harness_now() + 0.3;
+    while (harness_now() < until) {
+        sockit_loop_run_once(loop, 0.1);
+        iterations++;
+    }
+    assert_true(iterations < 200);
+    assert_true(sockit_datagram_queued(f.d) > 0);
+    /* Once the receiver reads, the queue drains (the back-off tries again). */
+    char sink[1024];
+    until = harness_now() + 3.0;
+    while (sockit_datagram_queued(f.d) > 0 && harness_now() < until) {
+        while (recv(sockit_fileno(rcv), sink, sizeof sink, MSG_DONTWAIT) > 0)
+            continue;
+        sockit_loop_run_once(loop, 0.01);
+    }
+    assert_int_equal(sockit_datagram_queued(f.d), 0);
+    sockit_datagram_close(f.d);
+    RUN_UNTIL(loop, f.closes == 1, 2.0);
+    close_loop(loop);
+    sockit_close(rcv);
+    const char *names[] = {"full"};
+    remove_tmpdir(names, 1);
+}
+
+/* A reply the kernel refuses while a batch is settled reaches on_error after the
+ * batch is consistent: closing there is safe and nothing is sent twice. */
+static void test_closing_in_on_error_while_a_batch_is_settled(void **state)
+{
+    (void)state;
+    make_tmpdir();
+    char sp[128], pp[128], gone[128];
+    tmp_path(sp, sizeof sp, "srv");
+    tmp_path(pp, sizeof pp, "peer");
+    tmp_path(gone, sizeof gone, "nobody");
+    sockit_addr saddr, paddr, nobody;
+    sockit *srv = unix_bound(sp, &saddr);
+    sockit *peer = unix_bound(pp, &paddr);
+    assert_ok(sockit_addr_unix(&nobody, gone));
+    sockit_loop *loop = new_loop();
+    struct fix f = {.big = 8, .to = &nobody, .close_in_error = true};
+    f.own = (char *)pattern(8);
+    f.d = sockit_datagram_new(loop, srv, &fix_cb, &f);
+    assert_sock(f.d);
+    for (int i = 0; i < 5; i++)
+        peer_sendto(peer, "x", 1, &saddr);
+    RUN_UNTIL(loop, f.closes == 1, 2.0);
+    assert_int_equal(f.closes, 1);
+    assert_true(f.errors >= 1);
+    assert_true(f.first_error == -ENOENT || f.first_error == -ECONNREFUSED);
+    free(f.own);
+    close_loop(loop);
+    sockit_close(peer);
+    const char *names[] = {"srv", "peer"};
+    remove_tmpdir(names, 2);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -1596,6 +1757,9 @@ int main(void)
         harness_test(test_an_open_endpoint_keeps_the_loop_alive_and_busy),
         harness_test(test_a_paused_endpoint_with_a_queue_keeps_the_loop_alive),
         harness_test(test_loop_run_lasts_while_the_endpoint_is_open),
+        harness_test(test_a_reply_bigger_than_the_batch_arena_arrives_whole),
+        harness_test(test_a_full_unix_receiver_does_not_spin_the_loop),
+        harness_test(test_closing_in_on_error_while_a_batch_is_settled),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

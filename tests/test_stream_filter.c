@@ -60,6 +60,8 @@ static int pairs_wire(void *ctx, sockit_stream *st, const char *data, size_t len
         }
     }
     sockit__filter_deliver(st, out, n);
+    /* Whatever on_data did, this filter has not been freed under its own call. */
+    assert_int_equal(p->frees, 0);
     return 0;
 }
 
@@ -123,6 +125,7 @@ static void encode(const char *plain, char *wire)
 struct seen {
     char data[256];
     size_t len;
+    bool abort_on_data; /* on_data aborts the stream (while the filter decodes) */
     int eofs, errors, closes, drains, dones;
     int code, done_status;
     char errmsg[256];
@@ -130,12 +133,13 @@ struct seen {
 
 static void on_data(sockit_stream *st, const char *data, size_t len, void *user)
 {
-    (void)st;
     struct seen *s = user;
     if (s->len + len < sizeof s->data) {
         memcpy(s->data + s->len, data, len);
         s->len += len;
     }
+    if (s->abort_on_data)
+        sockit_stream_abort(st);
 }
 
 static void on_eof(sockit_stream *st, void *user)
@@ -477,6 +481,47 @@ static void test_a_filter_is_set_before_any_byte_and_once(void **state)
     assert_ok(sockit_loop_close(loop));
 }
 
+/* on_data ends the stream while on_wire is still decoding (one read holds two
+ * lines): the filter's context must outlive the filter's own call. */
+static void test_a_stream_aborted_from_on_data_inside_on_wire(void **state)
+{
+    (void)state;
+    struct rig r;
+    rig_open(&r);
+    r.seen.abort_on_data = true;
+    assert_ok(sockit_stream_read_lines(r.st, 0));
+    char wire[32];
+    encode("a\nbb\n", wire);
+    peer_send(&r, wire, 10);
+    RUN_UNTIL(r.loop, r.seen.closes == 1, 2.0);
+    assert_int_equal(r.seen.closes, 1);
+    assert_int_equal(r.seen.len, 2); /* "a\n", and nothing after the abort */
+    rig_close(&r);
+}
+
+/* A peer that makes the filter talk (pings) and never reads what it answers: the
+ * filter's own bytes are bounded too, and the stream ends with -ENOBUFS. */
+static void test_the_filters_own_bytes_are_bounded(void **state)
+{
+    (void)state;
+    struct rig r;
+    rig_open(&r);
+    int small = 4096;
+    setsockopt(sockit_stream_fd(r.st), SOL_SOCKET, SO_SNDBUF, &small, sizeof small);
+    setsockopt(r.peer, SOL_SOCKET, SO_RCVBUF, &small, sizeof small);
+    assert_ok(sockit_stream_set_watermarks(r.st, 100, 1000, 4000));
+    char pings[4096];
+    memset(pings, '?', sizeof pings);
+    double until = harness_now() + 5.0;
+    while (r.seen.closes == 0 && harness_now() < until) {
+        (void)send(r.peer, pings, sizeof pings, MSG_NOSIGNAL | MSG_DONTWAIT);
+        sockit_loop_run_once(r.loop, 0.001);
+    }
+    assert_int_equal(r.seen.closes, 1);
+    assert_int_equal(r.seen.code, -ENOBUFS);
+    rig_close(&r);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -491,6 +536,8 @@ int main(void)
         harness_test(test_shutdown_sends_the_filters_end_before_the_half_close),
         harness_test(test_close_sends_the_filters_end_then_closes),
         harness_test(test_a_filter_is_set_before_any_byte_and_once),
+        harness_test(test_a_stream_aborted_from_on_data_inside_on_wire),
+        harness_test(test_the_filters_own_bytes_are_bounded),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -1,5 +1,6 @@
 /* sockit echo: an echo server on the event-driven server (SOCKIT_EVENTS): every
- * connection is a stream on one loop, and what it sends comes back as it arrives. A
+ * connection is a stream on a loop (one, or --loops N), and what it sends comes back
+ * as it arrives. A
  * peer that does not read what it sent back is not allowed to grow the server's
  * memory: past the stream's high watermark the server stops reading from it until
  * its queue drains. With -u each datagram goes back to its sender, the replies to
@@ -13,8 +14,8 @@
 #include <string.h>
 
 #define ECHO_USAGE                                                                                 \
-    "sockit echo [-u] [--loops N] [--idle SECS] [--max-connections N] [--grace SECS] [--json] "    \
-    "[HOST] PORT | unix:PATH"
+    "sockit echo [-u] [--loops N] [--idle SECS] [--max-connections N] [--grace SECS] [--spin US] " \
+    "[--json] [HOST] PORT | unix:PATH"
 
 /* Atomic: with --loops N the callbacks run in N threads. */
 typedef struct echo_stats {
@@ -119,8 +120,8 @@ static void help(void)
 {
     printf("usage: %s\n\n", ECHO_USAGE);
     printf("An echo server: every byte a client sends comes back to it. All clients are\n"
-           "served at once by one event loop (sockit_server in SOCKIT_EVENTS mode), so one\n"
-           "slow or idle client never holds up another.\n\n"
+           "served at once by an event loop (sockit_server in SOCKIT_EVENTS mode; several\n"
+           "with --loops), so one slow or idle client never holds up another.\n\n"
            "  -u, --udp             echo datagrams (UDP, or a Unix datagram socket): each\n"
            "                        goes back to its sender, whole (a datagram over 64 KiB\n"
            "                        is not echoed cut: it is dropped and counted); --idle,\n"

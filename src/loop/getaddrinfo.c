@@ -32,6 +32,7 @@ struct sockit_resolve {
     sockit_timer *timer;
     ssize_t n; /* the result to deliver: the count or a code */
     sockit_addrinfo *ai;
+    bool delivering; /* inside done: a cancel there has nothing left to do */
     char where[SOCKIT_ADDRSTRLEN + 40];
 };
 
@@ -64,6 +65,7 @@ static void deliver(sockit_resolve *r)
         sockit__failf((int)n, "getaddrinfo %s", r->where);
     else if (n == SOCKIT_ETIMEOUT)
         sockit__failf((int)n, "getaddrinfo %s: no answer before the deadline", r->where);
+    r->delivering = true;
     r->done(r, n < 0 ? (int)n : 0, n > 0 ? r->ai : NULL, n > 0 ? (size_t)n : 0, r->user);
     resolve_free(r);
 }
@@ -150,7 +152,8 @@ sockit_resolve *sockit__resolve_start(sockit_loop *loop, const char *host, const
     }
     /* The timer counts from the loop's time, which is where the deadline is
      * measured too (both CLOCK_MONOTONIC). */
-    double after = 9.0e9; /* no deadline: never fires before a result moves it */
+    double after = 1e10; /* no deadline: never fires before a result moves it (the
+                            timer saturates past 9e9 s, so this cannot overflow) */
     if (deadline != SOCKIT__NEVER)
         after = deadline > loop->now ? (double)(deadline - loop->now) / 1e9 : 0;
     struct addrinfo hints;
@@ -229,7 +232,7 @@ void sockit__resolve_discard(sockit_resolve *r)
 
 void sockit_resolve_cancel(sockit_resolve *r)
 {
-    if (r == NULL || r->n == -ECANCELED)
+    if (r == NULL || r->delivering || r->n == -ECANCELED)
         return;
     give_up_job(r);
     sockit__free(r->ai);

@@ -20,7 +20,7 @@ enum { WORK_QUEUED = 1, WORK_RUNNING, WORK_FINISHED };
 static pthread_mutex_t pool_lock = PTHREAD_MUTEX_INITIALIZER;
 static pthread_cond_t pool_cv = PTHREAD_COND_INITIALIZER;
 static sockit__work *queue_head, *queue_tail;
-static int threads, idle;
+static int threads, idle, queued;
 
 /* Takes the next queued work, waiting a little for one. Under the lock. */
 static sockit__work *next_work(void)
@@ -42,6 +42,7 @@ static sockit__work *next_work(void)
         idle--;
     }
     sockit__work *w = queue_head;
+    queued--;
     queue_head = w->next;
     if (queue_head == NULL)
         queue_tail = NULL;
@@ -113,7 +114,7 @@ static void child_after_fork(void)
     pthread_mutex_init(&pool_lock, NULL);
     pthread_cond_init(&pool_cv, NULL);
     queue_head = queue_tail = NULL;
-    threads = idle = 0;
+    threads = idle = queued = 0;
 }
 
 static void register_fork_handler(void) { pthread_atfork(NULL, NULL, child_after_fork); }
@@ -128,7 +129,9 @@ int sockit__work_submit(sockit_loop *loop, sockit__work *w)
     w->state = WORK_QUEUED;
     pthread_mutex_lock(&pool_lock);
     int rc = 0;
-    if (idle == 0 && threads < SOCKIT__WORK_THREADS) {
+    /* A thread more unless the idle ones can take everything queued, this too: a
+     * burst must not line up behind one lingering thread. */
+    if (idle <= queued && threads < SOCKIT__WORK_THREADS) {
         rc = start_thread();
         /* Another thread will get to it; only with none at all is it an error. */
         if (rc < 0 && threads > 0)
@@ -140,6 +143,7 @@ int sockit__work_submit(sockit_loop *loop, sockit__work *w)
         else
             queue_head = w;
         queue_tail = w;
+        queued++;
         pthread_cond_signal(&pool_cv);
     }
     pthread_mutex_unlock(&pool_lock);

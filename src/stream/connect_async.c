@@ -42,7 +42,7 @@ static void step(sockit_connector *c);
  * the way). It is already scheduled, so this allocates nothing and cannot fail. */
 static void arm(sockit_connector *c, int64_t when)
 {
-    double after = 9.0e9;
+    double after = 1e10; /* saturates in the timer: never */
     if (when != SOCKIT__NEVER)
         after = when > c->loop->now ? (double)(when - c->loop->now) / 1e9 : 0;
     sockit_timer_start(c->timer, after, 0);
@@ -146,10 +146,13 @@ static int poll_now(sockit_connector *c)
     if (n == 0 || poll(pfd, n, 0) <= 0)
         return -1;
     for (nfds_t k = 0; k < n; k++) {
-        if ((pfd[k].revents & POLLOUT) == 0)
+        short ev = pfd[k].revents;
+        if ((ev & (POLLOUT | POLLERR | POLLHUP)) == 0)
             continue;
         close_watch(c, idx[k]);
-        if (sockit__race_check(r, idx[k], true, false) == 1)
+        /* A failed one is finished with its own reason, which the message keeps. */
+        if (sockit__race_check(r, idx[k], (ev & POLLOUT) != 0, (ev & (POLLERR | POLLHUP)) != 0) ==
+            1)
             return (int)idx[k];
     }
     return -1;
@@ -333,7 +336,7 @@ sockit_connector *sockit_stream_connect(sockit_loop *loop, const char *host, int
     c->timer = sockit_timer_new(loop, timer_fired, c);
     /* Scheduled now, so every later move is free of allocation (see arm). A Unix
      * race starts from the timer, so that done never runs inside this call. */
-    int rc = c->timer != NULL ? sockit_timer_start(c->timer, c->is_unix ? 0 : 9.0e9, 0)
+    int rc = c->timer != NULL ? sockit_timer_start(c->timer, c->is_unix ? 0 : 1e10, 0)
                               : sockit_errcode();
     if (rc == 0 && c->is_unix) {
         sockit_addrinfo one = {.family = AF_UNIX, .type = SOCK_STREAM, .addr = unix_addr};

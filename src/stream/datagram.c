@@ -51,7 +51,7 @@ void sockit__datagram_update_io(sockit_datagram *d)
     if (d->h.fd < 0)
         return;
     int want = (d->paused || d->closing || d->kept_head != NULL ? 0 : SOCKIT_EVENT_READ) |
-               (d->q_head != NULL ? SOCKIT_EVENT_WRITE : 0);
+               (d->q_head != NULL && !d->retrying ? SOCKIT_EVENT_WRITE : 0);
     sockit__handle_watch(d->loop, &d->h, want);
 }
 
@@ -63,6 +63,16 @@ static void report(sockit_datagram *d, int code, const char *op, const sockit_ad
     sockit__datagram_name(d, a, name, sizeof name);
     sockit__failf(code, "%s (%s)", op, name);
     d->cb->on_error(d, code, d->user);
+}
+
+/* The callbacks of a report or a kept delivery may close d: it is freed when the
+ * outermost of them has unwound (see run_on_close). */
+static void enter(sockit_datagram *d) { d->depth++; }
+
+static void leave(sockit_datagram *d)
+{
+    if (--d->depth == 0 && d->free_later)
+        sockit__free(d);
 }
 
 /* Hands one datagram to the user, unless verify rejects it. */
@@ -154,6 +164,7 @@ static void deliver_kept(sockit_loop *loop, void *arg)
     d->kept_scheduled = false;
     if (d->closing)
         return;
+    enter(d);
     d->delivering = true;
     while (d->kept_head != NULL && !d->paused && !d->closing) {
         sockit__dgram_out *o = d->kept_head;
@@ -169,6 +180,7 @@ static void deliver_kept(sockit_loop *loop, void *arg)
         sockit__datagram_flush_batch(d, !d->closing);
     if (d->h.fd >= 0)
         sockit__datagram_update_io(d);
+    leave(d);
 }
 
 static void receive(sockit_datagram *d)
@@ -224,12 +236,14 @@ static void receive(sockit_datagram *d)
 void sockit__datagram_handle_ready(sockit__handle *h, int events)
 {
     sockit_datagram *d = (sockit_datagram *)h;
+    enter(d);
     if ((events & SOCKIT_EVENT_WRITE) && d->q_head != NULL)
         sockit__datagram_flush(d, true);
     if ((events & SOCKIT_EVENT_READ) && !d->paused && !d->closing)
         receive(d);
     if (d->h.fd >= 0)
         sockit__datagram_update_io(d);
+    leave(d);
 }
 
 sockit_datagram *sockit__datagram_make(sockit_loop *loop, int fd, bool owned,
@@ -292,13 +306,48 @@ sockit_datagram *sockit_datagram_new(sockit_loop *loop, sockit *s,
     return d;
 }
 
+bool sockit__datagram_waits_writable(const sockit_datagram *d, int err)
+{
+    return err != ENOBUFS && (d->family != AF_UNIX || d->connected);
+}
+
+static void retry_fired(sockit_timer *t, void *arg)
+{
+    (void)t;
+    sockit_datagram *d = arg;
+    d->retrying = false;
+    enter(d);
+    if (!d->closing && d->q_head != NULL)
+        sockit__datagram_flush(d, true);
+    if (d->q_head == NULL)
+        d->retry_ns = 0;
+    leave(d);
+}
+
+/* 1 ms, doubling to 100 ms while the refusals go on. */
+void sockit__datagram_back_off(sockit_datagram *d)
+{
+    if (d->retrying)
+        return;
+    if (d->retry == NULL && (d->retry = sockit_timer_new(d->loop, retry_fired, d)) == NULL)
+        return; /* writability it is, then: the next report tries again */
+    d->retry_ns = d->retry_ns == 0 ? 1000000 : d->retry_ns * 2;
+    if (d->retry_ns > 100000000)
+        d->retry_ns = 100000000;
+    if (sockit_timer_start(d->retry, (double)d->retry_ns / 1e9, 0) == 0)
+        d->retrying = true;
+}
+
 static void run_on_close(sockit_loop *loop, void *arg)
 {
     (void)loop;
     sockit_datagram *d = arg;
     if (d->cb != NULL && d->cb->on_close != NULL)
         d->cb->on_close(d, d->user);
-    sockit__free(d);
+    if (d->depth > 0)
+        d->free_later = true; /* run from inside a callback: freed as it unwinds */
+    else
+        sockit__free(d);
 }
 
 size_t sockit_datagram_close(sockit_datagram *d)
@@ -306,6 +355,9 @@ size_t sockit_datagram_close(sockit_datagram *d)
     if (d == NULL || d->closing)
         return 0;
     d->closing = true;
+    sockit_timer_close(d->retry);
+    d->retry = NULL;
+    d->retrying = false;
     if (d->owner_slot != NULL)
         *d->owner_slot = NULL;
     drop_kept(d);

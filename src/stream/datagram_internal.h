@@ -62,6 +62,15 @@ struct sockit_datagram {
     bool paused;
     bool closing;    /* close was called: no callbacks but on_close */
     bool delivering; /* inside a batch's callbacks: sends wait for its end */
+    bool flushing;   /* settling the batch's held replies: sends go to the queue */
+    int depth;       /* inside a readiness report or kept delivery: freeing waits */
+    bool free_later; /* closed and on_close ran while depth > 0 */
+    /* A refusal that writability will not end (an unconnected Unix socket whose
+     * receiver is full is always "writable"; ENOBUFS): the queue is tried again
+     * after a back-off instead of on every writable report, which would spin. */
+    sockit_timer *retry;
+    int64_t retry_ns;
+    bool retrying;
     size_t max_size;
     size_t limit;
     size_t queued; /* bytes, the batch's held replies included */
@@ -94,6 +103,10 @@ void sockit__datagram_flush(sockit_datagram *d, bool report);
 /* Sends the replies the batch holds (inside a batch of d's), queueing what the
  * kernel does not take. */
 void sockit__datagram_flush_batch(sockit_datagram *d, bool report);
+/* After a refusal to send: whether writability can tell when to try again. */
+bool sockit__datagram_waits_writable(const sockit_datagram *d, int err);
+/* Arms the back-off before the queue is tried again (see struct). */
+void sockit__datagram_back_off(sockit_datagram *d);
 /* Drops the queue; returns the datagrams dropped. */
 size_t sockit__datagram_drop_queue(sockit_datagram *d);
 

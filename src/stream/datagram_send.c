@@ -47,6 +47,16 @@ static int enqueue(sockit_datagram *d, const void *buf, size_t len, const sockit
     return 0;
 }
 
+/* Queues a copy and makes sure writability is watched (outside a batch). */
+static int enqueue_and_watch(sockit_datagram *d, const void *buf, size_t len, const sockit_addr *to)
+{
+    bool was_empty = d->q_head == NULL;
+    int rc = enqueue(d, buf, len, to);
+    if (rc == 0 && was_empty && !d->delivering)
+        sockit__datagram_update_io(d);
+    return rc;
+}
+
 static void pop(sockit_datagram *d)
 {
     sockit__dgram_out *o = d->q_head;
@@ -104,8 +114,11 @@ void sockit__datagram_flush(sockit_datagram *d, bool report)
         int err = errno;
         if (sent < 0 && err == EINTR)
             continue;
-        if (sent < 0 && would_block(err))
+        if (sent < 0 && would_block(err)) {
+            if (!sockit__datagram_waits_writable(d, err))
+                sockit__datagram_back_off(d);
             break;
+        }
         /* The first datagram was refused (-EMSGSIZE, an ICMP error, no route): it is
          * dropped and the rest go on. */
         sockit_addr to = d->q_head->to;
@@ -119,6 +132,13 @@ void sockit__datagram_flush(sockit_datagram *d, bool report)
 void sockit__datagram_flush_batch(sockit_datagram *d, bool report)
 {
     sockit__dgram_batch *b = d->loop->dgram_batch;
+    /* The batch is settled (sent, or copied to the queue, and emptied) before any
+     * refusal is told: on_error may send again, or close the endpoint. */
+    int codes[SOCKIT__DGRAM_SEND_BATCH];
+    sockit_addr *refused[SOCKIT__DGRAM_SEND_BATCH];
+    sockit_addr kept_to[SOCKIT__DGRAM_SEND_BATCH];
+    unsigned nrefused = 0;
+    d->flushing = true;
     /* The held replies leave the count here; what goes to the queue comes back in
      * through enqueue, which they fit, since they were counted when made. */
     for (unsigned i = 0; i < b->nout; i++)
@@ -134,12 +154,19 @@ void sockit__datagram_flush_batch(sockit_datagram *d, bool report)
         int err = errno;
         if (sent < 0 && err == EINTR)
             continue;
-        if (sent < 0 && would_block(err))
+        if (sent < 0 && would_block(err)) {
+            if (!sockit__datagram_waits_writable(d, err))
+                sockit__datagram_back_off(d);
             break;
+        }
         /* The first one was refused: dropped, and the rest go on. */
-        const sockit_addr *to =
-            b->out_msgs[done].msg_hdr.msg_name != NULL ? &b->out_to[done] : NULL;
-        report_refused(d, to, sent < 0 ? -err : -EIO, report);
+        codes[nrefused] = sent < 0 ? -err : -EIO;
+        refused[nrefused] = NULL;
+        if (b->out_msgs[done].msg_hdr.msg_name != NULL) {
+            kept_to[nrefused] = b->out_to[done];
+            refused[nrefused] = &kept_to[nrefused];
+        }
+        nrefused++;
         done++;
     }
     /* What the kernel did not take now is copied to the queue, in order. */
@@ -147,33 +174,50 @@ void sockit__datagram_flush_batch(sockit_datagram *d, bool report)
         struct msghdr *m = &b->out_msgs[i].msg_hdr;
         int rc = enqueue(d, m->msg_iov->iov_base, m->msg_iov->iov_len,
                          m->msg_name != NULL ? &b->out_to[i] : NULL);
-        if (rc < 0) {
+        if (rc < 0 && nrefused < SOCKIT__DGRAM_SEND_BATCH) {
             /* No memory for the copy: this one is lost, and said so. */
-            report_refused(d, m->msg_name != NULL ? &b->out_to[i] : NULL, rc, report);
+            codes[nrefused] = rc;
+            refused[nrefused] = NULL;
+            if (m->msg_name != NULL) {
+                kept_to[nrefused] = b->out_to[i];
+                refused[nrefused] = &kept_to[nrefused];
+            }
+            nrefused++;
         }
     }
-    if (d->q_head != NULL && !d->delivering)
-        sockit__datagram_update_io(d);
     b->nout = 0;
     b->arena_used = 0;
+    d->flushing = false;
+    if (d->q_head != NULL && !d->delivering)
+        sockit__datagram_update_io(d);
+    for (unsigned i = 0; i < nrefused && !d->closing; i++)
+        report_refused(d, refused[i], codes[i], report);
 }
 
 /* A send made while d's batch is delivered: held in the batch (see its struct). */
 static int batch_add(sockit_datagram *d, sockit__dgram_batch *b, const void *buf, size_t len,
                      const sockit_addr *to)
 {
-    if (d->queued + len > d->limit)
+    if (d->queued + len > d->limit || (len == 0 && d->queued >= d->limit)) {
+        char name[SOCKIT_ADDRSTRLEN];
+        sockit__datagram_name(d, to, name, sizeof name);
         return sockit__failf(-ENOBUFS,
-                             "datagram_send: %zu bytes waiting, %zu more would pass the limit "
-                             "of %zu",
-                             d->queued, len, d->limit);
+                             "datagram_send (%s): %zu bytes waiting, %zu more would pass the "
+                             "limit of %zu",
+                             name, d->queued, len, d->limit);
+    }
     const char *p = buf;
     bool in_batch =
         p >= b->buf && p + len <= b->buf + (size_t)SOCKIT__DGRAM_BATCH * SOCKIT__DGRAM_ROOM;
-    if (b->nout == SOCKIT__DGRAM_SEND_BATCH || (!in_batch && b->arena_used + len > sizeof b->arena))
+    bool fits = in_batch || b->arena_used + len <= sizeof b->arena;
+    if (b->nout == SOCKIT__DGRAM_SEND_BATCH || !fits)
         sockit__datagram_flush_batch(d, true);
-    if (d->q_head != NULL)
-        return enqueue(d, buf, len, to); /* the kernel is full: behind the queue */
+    if (d->closing)
+        return sockit__failf(-EPIPE, "datagram_send: the endpoint was closed");
+    /* Behind the queue when the kernel is full; a copy bigger than the arena (a
+     * Unix datagram) goes to the queue too, the batch being empty now. */
+    if (d->q_head != NULL || (!in_batch && len > sizeof b->arena))
+        return enqueue_and_watch(d, buf, len, to);
     if (!in_batch && len > 0) {
         memcpy(b->arena + b->arena_used, buf, len);
         p = b->arena + b->arena_used;
@@ -211,14 +255,11 @@ int sockit_datagram_send(sockit_datagram *d, const void *buf, size_t len, const 
                              len > max_payload(d) ? "UDP" : "the queue's limit");
     /* Order is kept: nothing overtakes what is queued, and a batch's replies wait
      * for its end to go out together. */
-    if (d->delivering && d->q_head == NULL)
+    if (d->delivering && d->q_head == NULL && !d->flushing)
         return batch_add(d, d->loop->dgram_batch, buf, len, to);
-    if (d->q_head != NULL || d->delivering) {
-        int rc = enqueue(d, buf, len, to);
-        if (rc == 0 && !d->delivering && d->q_head == d->q_tail)
-            sockit__datagram_update_io(d);
-        return rc;
-    }
+    /* A send from on_error while a batch is being settled goes behind it too. */
+    if (d->q_head != NULL || d->delivering || d->flushing)
+        return enqueue_and_watch(d, buf, len, to);
     for (;;) {
         ssize_t n = sendto(d->h.fd, buf, len, MSG_DONTWAIT | MSG_NOSIGNAL,
                            to != NULL ? &to->u.sa : NULL, to != NULL ? to->len : 0);
@@ -229,6 +270,8 @@ int sockit_datagram_send(sockit_datagram *d, const void *buf, size_t len, const 
             continue;
         if (would_block(err)) {
             int rc = enqueue(d, buf, len, to);
+            if (rc == 0 && !sockit__datagram_waits_writable(d, err))
+                sockit__datagram_back_off(d);
             if (rc == 0)
                 sockit__datagram_update_io(d);
             return rc;

@@ -272,6 +272,10 @@ void sockit__stream_unref(sockit_stream *st)
 {
     if (--st->refs > 0)
         return;
+    /* The filter goes last: a callback it called may have ended the stream while
+     * the filter still runs (on_wire delivering to on_data, which aborts). */
+    if (st->filtered && st->ext != NULL && st->ext->filter != NULL)
+        sockit__filter_free(st);
     if (st->ext != NULL)
         sockit__free(st->ext->pend);
     sockit__free(st->ext);
@@ -295,8 +299,6 @@ void sockit__stream_end(sockit_stream *st, int status, bool reset)
         return;
     st->ended = st->closing = true;
     sockit__stream_drop_queue(st, status);
-    if (st->filtered && st->ext->filter != NULL)
-        sockit__filter_free(st);
     if (st->ext != NULL && st->ext->linger != NULL) {
         sockit_timer_close(st->ext->linger);
         st->ext->linger = NULL;

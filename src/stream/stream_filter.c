@@ -14,7 +14,7 @@ int sockit__stream_set_filter(sockit_stream *st, const sockit__filter_ops *ops, 
     sockit__stream_ext *x = st->ext;
     if (st->filtered)
         return sockit__failf(-EEXIST, "stream filter %s: the stream has one (%s)", ops->name,
-                             x->filter->name);
+                             x != NULL && x->filter != NULL ? x->filter->name : "ended");
     /* Bytes already through would be on the wrong side of it. */
     if (st->closing || (x != NULL && (x->wq_head != NULL || x->pend_off < x->pend_len)))
         return sockit__failf(-EBUSY, "stream filter %s: bytes have already gone through",
@@ -45,6 +45,12 @@ int sockit__filter_send_wire(sockit_stream *st, const void *data, size_t len)
 {
     if (st->ended)
         return -EPIPE;
+    sockit__stream_ext *x = st->ext;
+    if (x->wire > 2 * x->limit || len > 2 * x->limit - x->wire)
+        return sockit__failf(-ENOBUFS,
+                             "stream filter %s: %zu wire bytes queued, %zu more would pass "
+                             "twice the limit",
+                             x->filter->name, x->wire, len);
     return len > 0 ? sockit__stream_send_bytes(st, data, len, false) : 0;
 }
 
@@ -71,14 +77,29 @@ void sockit__filter_wire_eof(sockit_stream *st)
         failed(st, rc, "end of stream");
 }
 
+static void user_failed_later(sockit_loop *loop, void *arg)
+{
+    (void)loop;
+    sockit_stream *st = arg;
+    if (!st->ended)
+        failed(st, st->ext->filter_error, "send");
+    sockit__stream_unref(st);
+}
+
 int sockit__filter_user(sockit_stream *st, const void *buf, size_t len)
 {
     sockit__stream_ext *x = st->ext;
     int rc = x->filter->on_user(x->filter_ctx, st, buf, len);
-    if (rc < 0)
-        return sockit__failf(rc, "stream_write (%s): the filter refused %zu bytes", x->filter->name,
-                             len);
-    return 0;
+    if (rc == 0)
+        return 0;
+    /* The wire may hold part of what the filter made of it: the stream cannot go
+     * on. It ends from the loop, never from inside the write. */
+    if (x->filter_error == 0) {
+        x->filter_error = rc;
+        sockit__stream_defer(st, user_failed_later);
+    }
+    return sockit__failf(rc, "stream_write (%s): the filter refused %zu bytes", x->filter->name,
+                         len);
 }
 
 void sockit__filter_user_end(sockit_stream *st)

@@ -72,6 +72,8 @@ typedef struct sockit__stream_ext {
     const struct sockit__filter_ops *filter;
     void *filter_ctx;
     bool filter_ended; /* on_user_end was called */
+    int filter_error;  /* on_user failed: the stream ends with it, from the loop */
+    size_t wire;       /* filtered: bytes in the queue, the filter's own included */
 } sockit__stream_ext;
 
 /* The peer's address as messages and sockit_stream_peer need it, in 20 bytes
@@ -176,8 +178,15 @@ void sockit__stream_run_done(sockit_stream *st);
  * sends what it encodes with sockit__filter_send_wire (as may on_wire, for a
  * protocol's own messages). The queue's watermarks and hard limit count user
  * bytes: a write's bytes are counted until the last wire bytes its on_user produced
- * have gone to the kernel. Each entry returns 0 or a code, which ends the stream
- * with that error. */
+ * have gone to the kernel (a filter that holds a write's bytes back and sends none
+ * for it must count them itself: the stream charges them to the queue's last chunk,
+ * or to nothing when the queue is empty). Each entry returns 0 or a code: from
+ * on_wire or on_wire_eof it ends the stream with that error; from on_user it fails
+ * that write (the caller gets it) and ends the stream from the loop; on_user_end's
+ * is not reported, the stream ending anyway. What a filter sends of its own (not
+ * for a write) counts against nothing the user sees, so the queue's wire bytes are
+ * bounded too: past twice the hard limit sockit__filter_send_wire is -ENOBUFS (a
+ * peer that makes the filter talk and never reads cannot grow the queue). */
 typedef struct sockit__filter_ops {
     const char *name; /* for messages: "tls" */
     int (*on_wire)(void *ctx, sockit_stream *st, const char *data, size_t len);

@@ -118,6 +118,8 @@ int sockit__stream_send_bytes(sockit_stream *st, const void *buf, size_t len, bo
     }
     const char *rest = (const char *)buf + sent;
     size_t left = len - sent;
+    if (st->filtered)
+        st->ext->wire += left;
     if (fits_tail) {
         memcpy((char *)(tail + 1) + tail->len, rest, left);
         tail->len += left;
@@ -266,6 +268,7 @@ void sockit__stream_drop_queue(sockit_stream *st, int status)
     }
     x->wq_tail = NULL;
     x->queued = 0;
+    x->wire = 0;
 }
 
 /* Everything queued is with the kernel: a pending half-close or close happens. */
@@ -326,6 +329,8 @@ void sockit__stream_flush(sockit_stream *st)
         sockit__stream_touch(st);
         if (!st->filtered)
             x->queued -= (size_t)w; /* filtered: per chunk, in finish_chunk */
+        else
+            x->wire -= (size_t)w;
         size_t left = (size_t)w;
         while (left > 0) {
             sockit__wchunk *c = x->wq_head;
