@@ -815,6 +815,69 @@ static void test_events_server_rejects_bad_loops(void **state)
     assert_non_null(strstr(sockit_errmsg(), "SOCKIT_EVENTS only"));
 }
 
+static atomic_int ev_verifies, ev_unnamed;
+
+static bool count_verify(sockit_server *srv, const sockit_addr *peer, void *user)
+{
+    (void)srv;
+    (void)user;
+    atomic_fetch_add(&ev_verifies, 1);
+    if (peer->len <= sizeof(sa_family_t))
+        atomic_fetch_add(&ev_unnamed, 1);
+    return true;
+}
+
+static void closing_datagram(sockit_datagram *d, const char *data, size_t len,
+                             const sockit_addr *from, bool truncated, void *user)
+{
+    (void)from;
+    (void)truncated;
+    (void)user;
+    atomic_fetch_add(&ev_dgrams, 1);
+    if (len == 5 && memcmp(data, "close", 5) == 0)
+        sockit_datagram_close(d);
+}
+
+static const sockit_datagram_callbacks closing_callbacks = {.on_datagram = closing_datagram,
+                                                            .on_close = ev_datagram_closed};
+
+/* A Unix datagram server: verify sees the unnamed sender too; a callback closes the
+ * endpoint, and the server's close does not close it again. */
+static void test_events_datagram_server_unnamed_sender_and_closing_callback(void **state)
+{
+    (void)state;
+    sockit_server_config cfg = ev_dgram_config();
+    cfg.datagram = &closing_callbacks;
+    cfg.verify_request = count_verify;
+    atomic_store(&ev_verifies, 0);
+    atomic_store(&ev_unnamed, 0);
+    char path[108], host[120];
+    snprintf(path, sizeof path, "/tmp/sockit-evd-%d-%ld.sock", (int)getpid(), (long)random());
+    snprintf(host, sizeof host, "unix:%s", path);
+    ev_run r;
+    memset(&r, 0, sizeof r);
+    r.srv = sockit_server_new(host, 0, SOCK_DGRAM, &cfg);
+    assert_sock(r.srv);
+    assert_int_equal(pthread_create(&r.tid, NULL, ev_serve, &r), 0);
+    sockit *c = sockit_socket(AF_UNIX, SOCK_DGRAM); /* never bound: unnamed */
+    assert_sock(c);
+    sockit_addr to;
+    assert_ok(sockit_addr_unix(&to, path));
+    assert_int_equal(sockit_sendto_addr(c, "hello", 5, 0, &to), 5);
+    assert_int_equal(sockit_sendto_addr(c, "close", 5, 0, &to), 5);
+    double until = harness_now() + 5.0;
+    while (atomic_load(&ev_dgram_closes) == 0 && harness_now() < until)
+        srv_sleep(0.005);
+    assert_int_equal(atomic_load(&ev_dgram_closes), 1);
+    assert_int_equal(atomic_load(&ev_dgrams), 2);
+    assert_int_equal(atomic_load(&ev_verifies), 2);
+    assert_int_equal(atomic_load(&ev_unnamed), 2);
+    ev_stop(&r);
+    assert_int_equal(atomic_load(&ev_dgram_closes), 1);
+    sockit_close(c);
+    unlink(path);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -869,6 +932,9 @@ int main(void)
                                         harness_fd_setup, harness_fd_teardown),
         cmocka_unit_test_setup_teardown(test_events_datagram_server_two_loops_answer_every_sender,
                                         harness_fd_setup, harness_fd_teardown),
+        cmocka_unit_test_setup_teardown(
+            test_events_datagram_server_unnamed_sender_and_closing_callback, harness_fd_setup,
+            harness_fd_teardown),
         cmocka_unit_test_setup_teardown(test_events_server_rejects_bad_loops, harness_fd_setup,
                                         harness_fd_teardown),
         cmocka_unit_test_setup_teardown(test_events_server_closed_without_serving, harness_fd_setup,

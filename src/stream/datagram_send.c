@@ -243,16 +243,25 @@ int sockit_datagram_send(sockit_datagram *d, const void *buf, size_t len, const 
 {
     if (d == NULL || d->closing)
         return sockit__failf(-EPIPE, "datagram_send: the endpoint is closed");
-    if (buf == NULL && len > 0)
-        return sockit__failf(-EINVAL, "datagram_send: NULL buffer with length %zu", len);
+    /* Messages name where the datagram was going (or the endpoint's peer). */
+    char name[SOCKIT_ADDRSTRLEN];
+    const sockit_addr *named = to != NULL && to->len > 0 ? to : NULL;
+    if (buf == NULL && len > 0) {
+        sockit__datagram_name(d, named, name, sizeof name);
+        return sockit__failf(-EINVAL, "datagram_send (%s): NULL buffer with length %zu", name, len);
+    }
     if (to != NULL && to->len == 0)
-        return sockit__failf(SOCKIT_EBADADDR, "datagram_send: empty address");
+        return sockit__failf(SOCKIT_EBADADDR, "datagram_send (fd %d): empty address", d->h.fd);
     if (to == NULL && !d->connected)
         return sockit__failf(-EDESTADDRREQ,
-                             "datagram_send: no address, and the endpoint is not connected");
-    if (len > max_payload(d) || len > d->limit)
-        return sockit__failf(-EMSGSIZE, "datagram_send: %zu bytes, more than %s allows", len,
-                             len > max_payload(d) ? "UDP" : "the queue's limit");
+                             "datagram_send (fd %d): no address, and the endpoint is not "
+                             "connected",
+                             d->h.fd);
+    if (len > max_payload(d) || len > d->limit) {
+        sockit__datagram_name(d, named, name, sizeof name);
+        return sockit__failf(-EMSGSIZE, "datagram_send (%s): %zu bytes, more than %s allows", name,
+                             len, len > max_payload(d) ? "UDP" : "the queue's limit");
+    }
     /* Order is kept: nothing overtakes what is queued, and a batch's replies wait
      * for its end to go out together. */
     if (d->delivering && d->q_head == NULL && !d->flushing)
@@ -276,7 +285,6 @@ int sockit_datagram_send(sockit_datagram *d, const void *buf, size_t len, const 
                 sockit__datagram_update_io(d);
             return rc;
         }
-        char name[SOCKIT_ADDRSTRLEN];
         sockit__datagram_name(d, to, name, sizeof name);
         return sockit__failf(-err, "datagram_send (%s)", name);
     }
