@@ -17,13 +17,7 @@ static int poll_inflight(sockit__race *r, int64_t wake, bool *any_failed, int *e
 {
     struct pollfd pfd[SOCKIT__RACE_MAX];
     size_t idx[SOCKIT__RACE_MAX];
-    nfds_t n = 0;
-    for (size_t i = 0; i < r->next; i++) {
-        if (r->at[i].fd >= 0) {
-            pfd[n] = (struct pollfd){.fd = r->at[i].fd, .events = POLLOUT};
-            idx[n++] = i;
-        }
-    }
+    nfds_t n = sockit__race_pollfds(r, pfd, idx);
     int ready = poll(pfd, n, sockit__remaining_ms(wake));
     if (ready < 0) {
         *err = errno == EINTR ? 0 : -errno;

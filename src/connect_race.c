@@ -86,6 +86,18 @@ int sockit__race_check(sockit__race *r, size_t i, bool writable, bool failed)
     return code;
 }
 
+nfds_t sockit__race_pollfds(const sockit__race *r, struct pollfd *pfd, size_t *idx)
+{
+    nfds_t n = 0;
+    for (size_t i = 0; i < r->next; i++) {
+        if (r->at[i].fd >= 0) {
+            pfd[n] = (struct pollfd){.fd = r->at[i].fd, .events = POLLOUT};
+            idx[n++] = i;
+        }
+    }
+    return n;
+}
+
 int sockit__race_take(sockit__race *r, size_t won)
 {
     int fd = r->at[won].fd;

@@ -8,6 +8,8 @@
 
 #include "internal.h"
 
+#include <poll.h>
+
 /* RFC 8305 section 5 recommends 250 ms between connection attempts: long enough
  * for a healthy path to answer, short enough that a dead one costs little. */
 #define SOCKIT__ATTEMPT_DELAY_NS (250 * 1000000LL)
@@ -41,6 +43,9 @@ void sockit__race_finish(sockit__race *r, sockit__attempt *at, int error);
 /* Whether an attempt's connect has completed: 1 connected, 0 not yet, or the
  * failure (the attempt is then finished with it). revents from poll or the loop. */
 int sockit__race_check(sockit__race *r, size_t i, bool writable, bool failed);
+/* The attempts in flight as poll entries (POLLOUT), with their indexes in idx;
+ * both arrays hold SOCKIT__RACE_MAX. Returns how many. */
+nfds_t sockit__race_pollfds(const sockit__race *r, struct pollfd *pfd, size_t *idx);
 /* Takes the winner's descriptor out and closes every other attempt. */
 int sockit__race_take(sockit__race *r, size_t won);
 /* Closes what is still in flight with code, and sets the message for the failed

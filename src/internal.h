@@ -6,6 +6,7 @@
 #include "sys.h"
 
 #include <netdb.h>
+#include <pthread.h>
 #include <stdint.h>
 #include <stdio.h>
 
@@ -99,6 +100,12 @@ int sockit__set_nonblock(int fd, bool on);
 /* Raw connect of s to addr within deadline, honouring s's mode. Returns 0,
  * -EINPROGRESS (non-blocking), SOCKIT_ETIMEOUT or -errno. Sets no error message. */
 int sockit__connect_raw(sockit *s, const sockit_addr *addr, int64_t deadline);
+
+/* ---- threads (thread.c) ------------------------------------------------------ */
+
+/* Starts fn(arg) on a new thread with every signal blocked (detached, or joinable
+ * with its id in *out). Returns 0 or -errno. */
+int sockit__thread_create(pthread_t *out, bool detached, void *(*fn)(void *), void *arg);
 
 /* ---- addresses (addr.c, resolve.c) ---------------------------------------------- */
 

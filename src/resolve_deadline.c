@@ -9,7 +9,6 @@
 
 #include <errno.h>
 #include <pthread.h>
-#include <signal.h>
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
@@ -90,36 +89,17 @@ static resolve_job *job_new(const char *host, const char *service, const struct 
     return job;
 }
 
-static int start_lookup_thread(resolve_job *job)
-{
-    pthread_attr_t attr;
-    int rc = pthread_attr_init(&attr);
-    if (rc != 0)
-        return rc;
-    pthread_attr_setdetachstate(&attr, PTHREAD_CREATE_DETACHED);
-    /* The lookup thread inherits this mask: with every signal blocked there, the
-     * program's handlers keep running on the threads it knows about. */
-    sigset_t all, old;
-    sigfillset(&all);
-    pthread_sigmask(SIG_SETMASK, &all, &old);
-    pthread_t t;
-    rc = pthread_create(&t, &attr, lookup_main, job);
-    pthread_sigmask(SIG_SETMASK, &old, NULL);
-    pthread_attr_destroy(&attr);
-    return rc;
-}
-
 static ssize_t lookup_threaded(const char *host, const char *service, const struct addrinfo *hints,
                                int64_t deadline, sockit_addrinfo *out, size_t max)
 {
     resolve_job *job = job_new(host, service, hints);
     if (job == NULL)
         return -ENOMEM;
-    int rc = start_lookup_thread(job);
+    int rc = sockit__thread_create(NULL, true, lookup_main, job);
     if (rc != 0) {
         job_release(job);
         job_release(job);
-        return -rc;
+        return rc;
     }
     struct timespec until = {(time_t)(deadline / 1000000000), (long)(deadline % 1000000000)};
     pthread_mutex_lock(&job->mu);

@@ -21,7 +21,6 @@
 
 #include <errno.h>
 #include <netinet/in.h>
-#include <signal.h>
 #include <unistd.h>
 
 struct sockit__ev_shard {
@@ -262,25 +261,21 @@ static void *shard_main(void *arg)
     return NULL;
 }
 
-/* Runs shards 1.. in their threads, with every signal blocked there: signals are
- * the program's, for the threads it knows. Returns 0 or a code. */
+/* Runs shards 1.. in their threads (sockit__thread_create: signals blocked there,
+ * as they are the program's, for the threads it knows). Returns 0 or a code. */
 static int start_threads(sockit_server *srv)
 {
-    sigset_t all, old;
-    sigfillset(&all);
-    pthread_sigmask(SIG_SETMASK, &all, &old);
     int rc = 0;
     for (int i = 1; i < srv->ev_nshards && rc == 0; i++) {
         sockit__ev_shard *sh = &srv->ev_shards[i];
         if (sh->thread_running)
             continue;
-        int err = pthread_create(&sh->thread, NULL, shard_main, sh);
-        if (err != 0)
-            rc = sockit__failf(-err, "sockit_server: a thread for loop %d", i);
+        rc = sockit__thread_create(&sh->thread, false, shard_main, sh);
+        if (rc < 0)
+            sockit__failf(rc, "sockit_server: a thread for loop %d", i);
         else
             sh->thread_running = true;
     }
-    pthread_sigmask(SIG_SETMASK, &old, NULL);
     return rc;
 }
 
@@ -387,16 +382,12 @@ void sockit__srv_events_close(sockit_server *srv, int64_t grace_end, bool abando
         srv->ev_shards[i].grace_end = grace_end;
         srv->ev_shards[i].abandon = abandon;
     }
-    sigset_t all, old;
-    sigfillset(&all);
-    pthread_sigmask(SIG_SETMASK, &all, &old);
     for (int i = 1; i < n; i++) {
         sockit__ev_shard *sh = &srv->ev_shards[i];
-        sh->thread_running = pthread_create(&sh->thread, NULL, drain_main, sh) == 0;
+        sh->thread_running = sockit__thread_create(&sh->thread, false, drain_main, sh) == 0;
         if (!sh->thread_running)
             drain_shard(sh); /* no thread: drained here, in turn */
     }
-    pthread_sigmask(SIG_SETMASK, &old, NULL);
     drain_shard(&srv->ev_shards[0]);
     for (int i = 1; i < n; i++) {
         sockit__ev_shard *sh = &srv->ev_shards[i];

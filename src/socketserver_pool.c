@@ -3,7 +3,6 @@
  * kernel's backlog instead of in memory. */
 #include "socketserver.h"
 
-#include <signal.h>
 #include <stdlib.h>
 
 static void *worker_main(void *arg)
@@ -43,15 +42,12 @@ int sockit__srv_pool_start(sockit_server *srv)
     srv->workers = sockit__calloc((size_t)srv->cfg.threads, sizeof *srv->workers);
     if (srv->workers == NULL)
         return sockit__fail(-ENOMEM, "sockit_server_new: pool");
-    sigset_t all, old;
-    sigfillset(&all);
-    pthread_sigmask(SIG_SETMASK, &all, &old);
     int rc = 0;
     for (int i = 0; i < srv->cfg.threads && rc == 0; i++) {
         pthread_mutex_lock(&srv->mu);
         srv->refs++;
         pthread_mutex_unlock(&srv->mu);
-        rc = pthread_create(&srv->workers[i], NULL, worker_main, srv);
+        rc = sockit__thread_create(&srv->workers[i], false, worker_main, srv);
         if (rc == 0) {
             srv->nworkers++;
         } else {
@@ -60,10 +56,9 @@ int sockit__srv_pool_start(sockit_server *srv)
             pthread_mutex_unlock(&srv->mu);
         }
     }
-    pthread_sigmask(SIG_SETMASK, &old, NULL);
     if (rc != 0) {
         sockit__srv_pool_stop(srv, sockit__now_ns(), false);
-        return sockit__failf(-rc, "sockit_server_new: starting %d pool threads", srv->cfg.threads);
+        return sockit__failf(rc, "sockit_server_new: starting %d pool threads", srv->cfg.threads);
     }
     return 0;
 }

@@ -6,7 +6,6 @@
  * grows with the number served. */
 #include "socketserver.h"
 
-#include <signal.h>
 #include <stdlib.h>
 
 static void unlink_live(sockit_server *srv, sockit__thread *t)
@@ -63,12 +62,8 @@ int sockit__srv_thread_dispatch(sockit_server *srv, sockit__job *job)
     srv->nlive++;
     /* Handlers run with every signal blocked, so the program's signal handlers run
      * on the threads it made (sockit_server_shutdown works from any of them). */
-    sigset_t all, old;
-    sigfillset(&all);
-    pthread_sigmask(SIG_SETMASK, &all, &old);
     pthread_t tid;
-    int rc = pthread_create(&tid, NULL, thread_main, t);
-    pthread_sigmask(SIG_SETMASK, &old, NULL);
+    int rc = sockit__thread_create(&tid, false, thread_main, t);
     if (rc == 0) {
         t->tid = tid;
     } else {
@@ -79,7 +74,7 @@ int sockit__srv_thread_dispatch(sockit_server *srv, sockit__job *job)
     if (rc != 0) {
         atomic_fetch_sub(&srv->running, 1);
         sockit__free(t);
-        return -rc;
+        return rc;
     }
     return 0;
 }

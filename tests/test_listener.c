@@ -9,6 +9,7 @@
  * Clients are blocking sockits in this thread, read without waiting (MSG_DONTWAIT)
  * between iterations of the loop, so no thread is needed; every wait has a deadline. */
 #include "harness.h"
+#include "loop_harness.h"
 #include "sys.h"
 
 #include <dirent.h>
@@ -22,40 +23,6 @@
 #include <sys/socket.h>
 #include <time.h>
 #include <unistd.h>
-
-/* ---- the loop ------------------------------------------------------------------- */
-
-static sockit_loop *new_loop(void)
-{
-    sockit_loop *loop = sockit_loop_new(NULL);
-    assert_sock(loop);
-    const char *want = getenv("SOCKIT_LOOP_BACKEND");
-    /* A backend that silently fell back would make the per-backend entries lie. */
-    if (want != NULL && want[0] != '\0')
-        assert_string_equal(sockit_loop_backend(loop), want);
-    return loop;
-}
-
-#define RUN_UNTIL(loop, cond, secs)                                                                \
-    do {                                                                                           \
-        double until_ = harness_now() + (secs);                                                    \
-        while (!(cond) && harness_now() < until_)                                                  \
-            sockit_loop_run_once((loop), 0.01);                                                    \
-    } while (0)
-
-static void run_for(sockit_loop *loop, double secs)
-{
-    double until = harness_now() + secs;
-    while (harness_now() < until)
-        sockit_loop_run_once(loop, 0.01);
-}
-
-static void close_loop(sockit_loop *loop)
-{
-    for (int i = 0; i < 10; i++)
-        sockit_loop_run_once(loop, 0);
-    assert_ok(sockit_loop_close(loop));
-}
 
 /* ---- the server side ------------------------------------------------------------ */
 

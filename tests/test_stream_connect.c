@@ -19,6 +19,7 @@
  * it ends. Only loopback addresses are used. */
 #include "harness.h"
 #include "internal.h"
+#include "loop_harness.h"
 
 #include <arpa/inet.h>
 #include <math.h>
@@ -34,43 +35,6 @@
 /* The pending connect's type (sockit.h: the struct behind sockit_stream_connect's
  * result and done's first argument). */
 typedef sockit_connector pending_connect;
-
-/* ---- the loop ------------------------------------------------------------------- */
-
-static sockit_loop *new_loop(void)
-{
-    sockit_loop *loop = sockit_loop_new(NULL);
-    assert_sock(loop);
-    const char *want = getenv("SOCKIT_LOOP_BACKEND");
-    /* A backend that silently fell back would make the per-backend entries lie. */
-    if (want != NULL && want[0] != '\0')
-        assert_string_equal(sockit_loop_backend(loop), want);
-    return loop;
-}
-
-/* Runs the loop until cond holds or secs pass. */
-#define RUN_UNTIL(loop, cond, secs)                                                                \
-    do {                                                                                           \
-        double until_ = harness_now() + (secs);                                                    \
-        while (!(cond) && harness_now() < until_)                                                  \
-            sockit_loop_run_once((loop), 0.01);                                                    \
-    } while (0)
-
-/* Runs the loop for secs whatever happens. */
-static void run_for(sockit_loop *loop, double secs)
-{
-    double until = harness_now() + secs;
-    while (harness_now() < until)
-        sockit_loop_run_once(loop, 0.01);
-}
-
-/* Everything is gone: the loop has nothing left and closes cleanly. */
-static void close_loop(sockit_loop *loop)
-{
-    for (int i = 0; i < 10; i++)
-        sockit_loop_run_once(loop, 0);
-    assert_ok(sockit_loop_close(loop));
-}
 
 /* ---- addresses and peers -------------------------------------------------------- */
 

@@ -10,6 +10,7 @@
  * "EE" is a protocol error, and the filter ends the user's side with "BB". The peer
  * is a plain socket the test drives with non-blocking recv(2)/send(2). */
 #include "harness.h"
+#include "loop_harness.h"
 #include "stream/stream_internal.h"
 
 #include <errno.h>
@@ -18,13 +19,6 @@
 #include <string.h>
 #include <sys/socket.h>
 #include <unistd.h>
-
-#define RUN_UNTIL(loop, cond, secs)                                                                \
-    do {                                                                                           \
-        double until_ = harness_now() + (secs);                                                    \
-        while (!(cond) && harness_now() < until_)                                                  \
-            sockit_loop_run_once((loop), 0.01);                                                    \
-    } while (0)
 
 /* ---- the test filter ------------------------------------------------------------- */
 
@@ -189,11 +183,7 @@ static void rig_open(struct rig *r)
 {
     memset(r, 0, sizeof *r);
     r->filter.half = -1;
-    r->loop = sockit_loop_new(NULL);
-    assert_sock(r->loop);
-    const char *want = getenv("SOCKIT_LOOP_BACKEND");
-    if (want != NULL && want[0] != '\0')
-        assert_string_equal(sockit_loop_backend(r->loop), want);
+    r->loop = new_loop();
     int sv[2];
     assert_int_equal(socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0, sv), 0);
     assert_int_equal(fcntl(sv[1], F_SETFL, O_NONBLOCK), 0);
@@ -458,8 +448,7 @@ static void test_a_filter_is_set_before_any_byte_and_once(void **state)
     rig_close(&r);
 
     /* A stream with bytes queued already cannot take one. */
-    sockit_loop *loop = sockit_loop_new(NULL);
-    assert_sock(loop);
+    sockit_loop *loop = new_loop();
     int sv[2];
     assert_int_equal(socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0, sv), 0);
     int small = 4096;

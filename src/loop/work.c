@@ -8,7 +8,6 @@
 
 #include <errno.h>
 #include <pthread.h>
-#include <signal.h>
 #include <time.h>
 
 /* As libuv's default pool: enough for lookups to overlap, few enough that a burst
@@ -87,23 +86,10 @@ static void *worker_main(void *arg)
 /* Under the lock. */
 static int start_thread(void)
 {
-    pthread_attr_t attr;
-    int rc = pthread_attr_init(&attr);
-    if (rc != 0)
-        return -rc;
-    pthread_attr_setdetachstate(&attr, PTHREAD_CREATE_DETACHED);
-    /* With every signal blocked on the pool's threads, the program's handlers keep
-     * running on the threads it knows about. */
-    sigset_t all, old;
-    sigfillset(&all);
-    pthread_sigmask(SIG_SETMASK, &all, &old);
-    pthread_t t;
-    rc = pthread_create(&t, &attr, worker_main, NULL);
-    pthread_sigmask(SIG_SETMASK, &old, NULL);
-    pthread_attr_destroy(&attr);
+    int rc = sockit__thread_create(NULL, true, worker_main, NULL);
     if (rc == 0)
         threads++;
-    return -rc;
+    return rc;
 }
 
 /* A forked child has only the thread that forked: the pool's threads, its queue and

@@ -136,13 +136,7 @@ static int poll_now(sockit_connector *c)
     sockit__race *r = &c->race;
     struct pollfd pfd[SOCKIT__RACE_MAX];
     size_t idx[SOCKIT__RACE_MAX];
-    nfds_t n = 0;
-    for (size_t i = 0; i < r->next; i++) {
-        if (r->at[i].fd >= 0) {
-            pfd[n] = (struct pollfd){.fd = r->at[i].fd, .events = POLLOUT};
-            idx[n++] = i;
-        }
-    }
+    nfds_t n = sockit__race_pollfds(r, pfd, idx);
     if (n == 0 || poll(pfd, n, 0) <= 0)
         return -1;
     for (nfds_t k = 0; k < n; k++) {
