@@ -645,9 +645,13 @@ typedef struct sockit_loop sockit_loop;
  * SOCKIT_LOOP_OPTIONS_INIT does), so a program built against this header keeps
  * working when later versions add fields at the end. NULL means all defaults. */
 typedef struct sockit_loop_options {
-    size_t size;         /* sizeof(sockit_loop_options) */
-    const char *backend; /* "epoll", "poll" (NULL: $SOCKIT_LOOP_BACKEND, else epoll) */
-    size_t max_posts;    /* sockit_loop_post calls waiting at once (0: 65536) */
+    size_t size; /* sizeof(sockit_loop_options) */
+    /* "epoll", "poll", or "uring" where the library was built with liburing
+     * (readiness through io_uring polls; not the default yet). NULL:
+     * $SOCKIT_LOOP_BACKEND, else epoll. A named backend that cannot start fails the
+     * call with its reason; it never falls back. */
+    const char *backend;
+    size_t max_posts; /* sockit_loop_post calls waiting at once (0: 65536) */
     /* Microseconds the loop polls without sleeping before it blocks (0: never): when
      * the next event comes that soon, it is seen without a wake-up's latency, at
      * the price of a core kept busy for that long each time the loop runs dry. At
@@ -688,7 +692,7 @@ SOCKIT_API int sockit_loop_close(sockit_loop *loop);
 SOCKIT_API double sockit_loop_now(const sockit_loop *loop);
 /* Reads the clock again and updates sockit_loop_now. */
 SOCKIT_API void sockit_loop_update_time(sockit_loop *loop);
-/* "epoll" or "poll". */
+/* "epoll", "poll" or "uring". */
 SOCKIT_API const char *sockit_loop_backend(const sockit_loop *loop);
 
 /* Deferred calls. call_soon queues fn(loop, arg) for the next iteration, in order;

@@ -6,7 +6,19 @@
 #include <stdlib.h>
 #include <string.h>
 
-static const sockit__backend_ops *const known[] = {&sockit__epoll_backend, &sockit__poll_backend};
+/* uring only where liburing was found at build time (issue 12: not the default yet). */
+static const sockit__backend_ops *const known[] = {
+    &sockit__epoll_backend,
+    &sockit__poll_backend,
+#ifdef SOCKIT_HAVE_URING
+    &sockit__uring_backend,
+#endif
+};
+#ifdef SOCKIT_HAVE_URING
+#define KNOWN_NAMES "epoll, poll, uring"
+#else
+#define KNOWN_NAMES "epoll, poll (uring: built without liburing)"
+#endif
 
 int sockit__ns_to_ms(int64_t ns)
 {
@@ -32,6 +44,6 @@ int sockit__backend_open(sockit__backend *b, const char *name)
             return known[i]->open(b);
         }
     }
-    return sockit__failf(-EINVAL, "loop backend '%s' (from the %s): unknown; known: epoll, poll",
+    return sockit__failf(-EINVAL, "loop backend '%s' (from the %s): unknown; known: " KNOWN_NAMES,
                          name, from);
 }

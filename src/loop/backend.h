@@ -109,6 +109,9 @@ struct sockit__backend {
 
 extern const sockit__backend_ops sockit__epoll_backend;
 extern const sockit__backend_ops sockit__poll_backend;
+#ifdef SOCKIT_HAVE_URING
+extern const sockit__backend_ops sockit__uring_backend;
+#endif
 
 /* Opens the backend named by name (NULL: $SOCKIT_LOOP_BACKEND, else the default) into
  * b. An explicit name or the variable that names an unknown backend is -EINVAL with a
