@@ -101,6 +101,12 @@ int sockit__sys_epoll_wait(int epfd, struct epoll_event *events, int max, int ti
     return ask(SOCKIT__SYS_EPOLL_WAIT, &z) < 0 ? -1 : epoll_wait(epfd, events, max, timeout_ms);
 }
 
+int sockit__sys_ring_wait_fault(void)
+{
+    size_t z = 0;
+    return ask(SOCKIT__SYS_EPOLL_WAIT, &z) < 0 ? -1 : 0;
+}
+
 int sockit__sys_epoll_ctl(int epfd, int op, int fd, struct epoll_event *event)
 {
     size_t z = 0;

@@ -55,6 +55,10 @@ struct timespec;
 int sockit__sys_epoll_ctl(int epfd, int op, int fd, struct epoll_event *event);
 int sockit__sys_epoll_pwait2(int epfd, struct epoll_event *events, int max,
                              const struct timespec *timeout);
+/* The io_uring backend's wait asks here first, so an injected wait fault reaches it
+ * too (the hook sees SOCKIT__SYS_EPOLL_WAIT, the backend's wait whatever the
+ * mechanism). Returns 0, or -1 with errno set to the injected error. */
+int sockit__sys_ring_wait_fault(void);
 
 /* malloc, calloc, realloc and free, through the hook (op ALLOC). */
 void *sockit__malloc(size_t size);

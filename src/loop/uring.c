@@ -190,6 +190,8 @@ static int push_rearm(uring_impl *u, int fd)
 static int uring_wait(sockit__backend *b, int64_t timeout_ns, sockit__ready_fn ready, void *ctx)
 {
     uring_impl *u = b->impl;
+    if (sockit__sys_ring_wait_fault() < 0)
+        return errno == EINTR ? 0 : -errno;
     /* Level triggering: what was reported and is still watched is asked again. */
     for (size_t i = 0; i < u->nrearm; i++) {
         int fd = u->rearm[i];
