@@ -124,7 +124,6 @@ static int start_shard(sockit_server *srv, int i)
 {
     sockit__ev_shard *sh = &srv->ev_shards[i];
     const sockit_server_config *c = &srv->cfg;
-    sh->srv = srv;
     sockit_loop_options lo = SOCKIT_LOOP_OPTIONS_INIT;
     lo.spin_us = c->spin_us;
     sh->loop = sockit_loop_new(&lo);

@@ -87,6 +87,28 @@ static void report_refused(sockit_datagram *d, const sockit_addr *to, int code, 
     d->cb->on_error(d, code, d->user);
 }
 
+/* One sendmmsg of msgs[0, n), retried on EINTR. Returns how many the kernel took
+ * (> 0); 0 when it takes none for now (a back-off is armed where writability
+ * cannot tell when to try again); or the code that refused the first one, which
+ * the caller drops and reports. */
+static int send_batch(sockit_datagram *d, struct mmsghdr *msgs, unsigned n)
+{
+    for (;;) {
+        int sent = sendmmsg(d->h.fd, msgs, n, MSG_DONTWAIT | MSG_NOSIGNAL);
+        if (sent > 0)
+            return sent;
+        int err = sent < 0 ? errno : EIO;
+        if (err == EINTR)
+            continue;
+        if (sent < 0 && would_block(err)) {
+            if (!sockit__datagram_waits_writable(d, err))
+                sockit__datagram_back_off(d);
+            return 0;
+        }
+        return -err;
+    }
+}
+
 void sockit__datagram_flush(sockit_datagram *d, bool report)
 {
     struct mmsghdr msgs[SOCKIT__DGRAM_SEND_BATCH];
@@ -105,25 +127,19 @@ void sockit__datagram_flush(sockit_datagram *d, bool report)
                 .msg_iovlen = 1,
             };
         }
-        int sent = sendmmsg(d->h.fd, msgs, n, MSG_DONTWAIT | MSG_NOSIGNAL);
+        int sent = send_batch(d, msgs, n);
         if (sent > 0) {
             for (int i = 0; i < sent; i++)
                 pop(d);
             continue;
         }
-        int err = errno;
-        if (sent < 0 && err == EINTR)
-            continue;
-        if (sent < 0 && would_block(err)) {
-            if (!sockit__datagram_waits_writable(d, err))
-                sockit__datagram_back_off(d);
+        if (sent == 0)
             break;
-        }
         /* The first datagram was refused (-EMSGSIZE, an ICMP error, no route): it is
          * dropped and the rest go on. */
         sockit_addr to = d->q_head->to;
         pop(d);
-        report_refused(d, to.len > 0 ? &to : NULL, sent < 0 ? -err : -EIO, report);
+        report_refused(d, to.len > 0 ? &to : NULL, sent, report);
     }
     if (!d->delivering)
         sockit__datagram_update_io(d);
@@ -145,22 +161,15 @@ void sockit__datagram_flush_batch(sockit_datagram *d, bool report)
         d->queued -= b->out_iov[i].iov_len;
     unsigned done = 0;
     while (done < b->nout && d->h.fd >= 0) {
-        int sent =
-            sendmmsg(d->h.fd, b->out_msgs + done, b->nout - done, MSG_DONTWAIT | MSG_NOSIGNAL);
+        int sent = send_batch(d, b->out_msgs + done, b->nout - done);
         if (sent > 0) {
             done += (unsigned)sent;
             continue;
         }
-        int err = errno;
-        if (sent < 0 && err == EINTR)
-            continue;
-        if (sent < 0 && would_block(err)) {
-            if (!sockit__datagram_waits_writable(d, err))
-                sockit__datagram_back_off(d);
+        if (sent == 0)
             break;
-        }
         /* The first one was refused: dropped, and the rest go on. */
-        codes[nrefused] = sent < 0 ? -err : -EIO;
+        codes[nrefused] = sent;
         refused[nrefused] = NULL;
         if (b->out_msgs[done].msg_hdr.msg_name != NULL) {
             kept_to[nrefused] = b->out_to[done];
