@@ -646,10 +646,11 @@ typedef struct sockit_loop sockit_loop;
  * working when later versions add fields at the end. NULL means all defaults. */
 typedef struct sockit_loop_options {
     size_t size; /* sizeof(sockit_loop_options) */
-    /* "epoll", "poll", or "uring" where the library was built with liburing
-     * (readiness through io_uring polls; not the default yet). NULL:
-     * $SOCKIT_LOOP_BACKEND, else epoll. A named backend that cannot start fails the
-     * call with its reason; it never falls back. */
+    /* "uring" (where the library was built with liburing: sockit_loop_backends),
+     * "epoll" or "poll". NULL: $SOCKIT_LOOP_BACKEND, else the default: uring where
+     * this kernel and process allow it, else epoll (sockit_loop_backend_fallback
+     * says why). A named backend that cannot start fails the call with its reason;
+     * it never falls back. */
     const char *backend;
     size_t max_posts; /* sockit_loop_post calls waiting at once (0: 65536) */
     /* Microseconds the loop polls without sleeping before it blocks (0: never): when
@@ -692,8 +693,15 @@ SOCKIT_API int sockit_loop_close(sockit_loop *loop);
 SOCKIT_API double sockit_loop_now(const sockit_loop *loop);
 /* Reads the clock again and updates sockit_loop_now. */
 SOCKIT_API void sockit_loop_update_time(sockit_loop *loop);
-/* "epoll", "poll" or "uring". */
+/* "uring", "epoll" or "poll": the backend the loop runs on. */
 SOCKIT_API const char *sockit_loop_backend(const sockit_loop *loop);
+/* Why the loop is not on the default backend, e.g. "loop backend uring:
+ * io_uring_setup: Operation not permitted (denied: ...)"; NULL when it is (or a
+ * backend was named). Valid as long as the loop. */
+SOCKIT_API const char *sockit_loop_backend_fallback(const sockit_loop *loop);
+/* The backends this library was built with, the default first: "uring,epoll,poll"
+ * or "epoll,poll". */
+SOCKIT_API const char *sockit_loop_backends(void);
 
 /* Deferred calls. call_soon queues fn(loop, arg) for the next iteration, in order;
  * from the loop's thread only. post does the same from any thread

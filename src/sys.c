@@ -107,6 +107,8 @@ int sockit__sys_ring_wait_fault(void)
     return ask(SOCKIT__SYS_EPOLL_WAIT, &z) < 0 ? -1 : 0;
 }
 
+int sockit__sys_ring_fault(sockit__sysop op, size_t *len) { return ask(op, len) < 0 ? -errno : 0; }
+
 int sockit__sys_epoll_ctl(int epfd, int op, int fd, struct epoll_event *event)
 {
     size_t z = 0;

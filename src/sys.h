@@ -26,6 +26,7 @@ typedef enum sockit__sysop {
     SOCKIT__SYS_EPOLL_WAIT,
     SOCKIT__SYS_EPOLL_CTL,
     SOCKIT__SYS_ALLOC,
+    SOCKIT__SYS_RING_SETUP, /* io_uring_setup: an injected error refuses the ring */
     SOCKIT__SYSOPS
 } sockit__sysop;
 
@@ -59,6 +60,12 @@ int sockit__sys_epoll_pwait2(int epfd, struct epoll_event *events, int max,
  * too (the hook sees SOCKIT__SYS_EPOLL_WAIT, the backend's wait whatever the
  * mechanism). Returns 0, or -1 with errno set to the injected error. */
 int sockit__sys_ring_wait_fault(void);
+/* What the io_uring backend asks where no system call of its own is made: setting
+ * up a ring (RING_SETUP), submitting a send (SEND: *len may be lowered for a short
+ * send) and each receive or accept completion (RECV, ACCEPT: an injected error
+ * replaces the kernel's result, the bytes are dropped). Returns 0 or a negative
+ * code. */
+int sockit__sys_ring_fault(sockit__sysop op, size_t *len);
 
 /* malloc, calloc, realloc and free, through the hook (op ALLOC). */
 void *sockit__malloc(size_t size);

@@ -1083,7 +1083,11 @@ static void test_out_of_descriptors_sheds_clients_without_spinning_and_recovers(
     inbox_wait(loop, c0, &in0, 1, false, 5.0);
     assert_int_equal(srv.accepts, 1);
 
-    /* Two clients wait in the backlog while the process runs out of descriptors. */
+    /* Two clients wait in the backlog while the process runs out of descriptors.
+     * (Paused meanwhile: a listener on a completion backend accepts a client the
+     * moment it connects, so only a pause keeps them in the backlog.) */
+    assert_ok(sockit_listener_pause(srv.l));
+    sockit_loop_run_once(loop, 0);
     sockit *c1 = client(port);
     sockit *c2 = client(port);
     /* A third one's socket is made now and connected while out of descriptors. */
@@ -1097,6 +1101,7 @@ static void test_out_of_descriptors_sheds_clients_without_spinning_and_recovers(
     assert_int_equal(setrlimit(RLIMIT_NOFILE, &low), 0);
     limit_lowered = true;
     hog_all();
+    assert_ok(sockit_listener_resume(srv.l));
 
     double t0 = harness_now();
     struct inbox in1 = {0}, in2 = {0};

@@ -424,6 +424,9 @@ static void test_echo_round_trip_with_a_blocking_peer_thread(void **state)
 
 /* ---- writing -------------------------------------------------------------------- */
 
+/* On readiness backends a write the kernel takes whole is sent inside the call; on
+ * a completion backend (uring) it is queued and leaves with the next wait. Either
+ * way nothing waits past one iteration and the watermark is not passed. */
 static void test_write_the_kernel_takes_whole_queues_nothing(void **state)
 {
     (void)state;
@@ -436,9 +439,14 @@ static void test_write_the_kernel_takes_whole_queues_nothing(void **state)
     assert_sock(r.st);
     unsigned char *src = pattern(1000);
     assert_ok(sockit_stream_write(r.st, src, 1000));
-    assert_int_equal(sockit_stream_queued(r.st), 0);
+    bool completes = strcmp(sockit_loop_backend(loop), "uring") == 0;
+    assert_int_equal(sockit_stream_queued(r.st), completes ? 1000 : 0);
     assert_false(sockit_stream_write_blocked(r.st));
     assert_ok(sockit_stream_write(r.st, src, 0)); /* nothing is fine */
+    assert_true(sockit_loop_run_once(loop, 1.0) >= 0);
+    if (completes)
+        RUN_UNTIL(loop, sockit_stream_queued(r.st) == 0, 2.0);
+    assert_int_equal(sockit_stream_queued(r.st), 0);
     struct sink k;
     sink_init(&k, 2000);
     sink_drain(loop, peer, &k, 1000, false, 5.0);

@@ -9,11 +9,11 @@
  *   events (watch) and reports the ones that are ready (wait). The caller does the
  *   I/O itself afterwards.
  *
- *   completion (io_uring): the backend is also handed whole operations (submit): a
- *   receive into a buffer, a send from one, an accept, a connect. wait then reports
+ *   completion (io_uring): the backend is also handed whole operations: a multishot
+ *   receive into buffers of its own, a send, a multishot accept. wait then reports
  *   their results as well as readiness. A backend that has no completion path leaves
- *   submit and cancel NULL and the caller does the I/O after readiness instead; the
- *   layer above (streams) works either way.
+ *   recv, accept, send and cancel NULL and the caller does the I/O after readiness
+ *   instead; the layer above (streams, listeners) works either way.
  *
  * Rules every backend keeps:
  *   - Tokens, not pointers. Each watched descriptor carries a 64-bit token chosen by
@@ -40,15 +40,27 @@
  *     single-issuer creates them disabled and enables them on the first wait, in the
  *     thread that runs the loop.)
  *
- * Completion operations (for uring.c; NULL in readiness backends):
- *   - Ownership of buffers: a buffer passed with an operation belongs to the backend
- *     from submit until that operation's completion is delivered; the caller must
- *     keep it valid and untouched until then. A backend that provides its own receive
- *     buffers (a buffer ring) lends one with the completion; it is returned with
- *     recycle before the next wait.
- *   - Exactly one completion per submitted operation, always: after cancel, the
- *     operation still completes, with -ECANCELED if the cancellation won, or with its
- *     real result if the operation finished first. Nothing is freed until then.
+ * Completion operations (uring.c; NULL in readiness backends):
+ *   - Tags, like tokens: each operation carries a 64-bit tag chosen by the caller,
+ *     handed back with each of its completions. The caller keeps whatever the tag
+ *     names alive until the operation's final completion: unlike a watched
+ *     descriptor, an operation is never stale.
+ *   - Exactly one final completion per operation started, always (more false): after
+ *     cancel, the operation still completes, with -ECANCELED if the cancellation won,
+ *     or with its real result if it finished first. A multishot receive or accept
+ *     completes many times with more true first. The kernel may end an operation
+ *     that nobody cancelled (-ECANCELED when the thread that submitted it exits,
+ *     -ENOBUFS when the receive buffers ran out: the backend has added more by
+ *     then): the caller starts it again if it still wants it, so no byte is lost.
+ *   - Receive buffers are the backend's, shared by the whole loop: a completion lends
+ *     one (data) for the length of the call only.
+ *   - A send's bytes belong to the backend from send until its final completion; the
+ *     caller keeps them valid and untouched, and keeps one send in flight per
+ *     descriptor (two may complete in either order).
+ *   - Submission is batched into the next wait. Cancels are by tag, never by
+ *     descriptor, so one submitted after the descriptor was closed and its number
+ *     reused still cancels only what it should; one asked with now (a listener's,
+ *     whose socket must stop taking clients at once) goes to the kernel at once.
  */
 #ifndef SOCKIT_LOOP_BACKEND_H
 #define SOCKIT_LOOP_BACKEND_H
@@ -63,25 +75,10 @@ typedef void (*sockit__ready_fn)(void *ctx, uint64_t token, int events);
 
 typedef struct sockit__backend sockit__backend;
 
-/* A whole operation for a completion backend (see above). */
-typedef enum sockit__op_kind {
-    SOCKIT__OP_RECV,
-    SOCKIT__OP_SEND,
-    SOCKIT__OP_ACCEPT,
-    SOCKIT__OP_CONNECT
-} sockit__op_kind;
-
-typedef struct sockit__op sockit__op;
-struct sockit__op {
-    sockit__op_kind kind;
-    int fd;
-    void *buf; /* RECV, SEND; ACCEPT: a sockit_addr for the peer; CONNECT: the address */
-    size_t len;
-    /* Called once from wait with the result: bytes, a new descriptor (ACCEPT), 0
-     * (CONNECT), or a negative code (-ECANCELED after a winning cancel). */
-    void (*done)(sockit__op *op, ssize_t result);
-    void *user;
-};
+/* Called by wait for each completion: tag as given, res the result (bytes, a new
+ * descriptor, 0 for end of stream, or a negative code), data the lent receive
+ * buffer (NULL otherwise), more false on the operation's final completion. */
+typedef void (*sockit__complete_fn)(void *ctx, uint64_t tag, int res, const char *data, bool more);
 
 typedef struct sockit__backend_ops {
     const char *name;
@@ -96,15 +93,26 @@ typedef struct sockit__backend_ops {
     /* Waits up to timeout_ns (< 0: without limit, 0: not at all) and calls ready for
      * each ready descriptor. Returns the number reported or a code. */
     int (*wait)(sockit__backend *b, int64_t timeout_ns, sockit__ready_fn ready, void *ctx);
-    /* Completion backends only (NULL otherwise). submit returns 0 or a code (then no
-     * completion will come); cancel returns 0 or -ENOENT if op already completed. */
-    int (*submit)(sockit__backend *b, sockit__op *op);
-    int (*cancel)(sockit__backend *b, sockit__op *op);
+    /* Completion backends only (NULL otherwise). Each returns 0 or a code, and on a
+     * code no completion will come. recv: a multishot receive into the backend's
+     * buffers; accept: a multishot accept (the descriptors are non-blocking and
+     * close-on-exec); send: one send of buf (MSG_NOSIGNAL); cancel: every operation
+     * with tag (now: submitted at once, see above). */
+    int (*recv)(sockit__backend *b, int fd, uint64_t tag);
+    int (*accept)(sockit__backend *b, int fd, uint64_t tag);
+    int (*send)(sockit__backend *b, int fd, const void *buf, size_t len, uint64_t tag);
+    int (*cancel)(sockit__backend *b, uint64_t tag, bool now);
 } sockit__backend_ops;
 
 struct sockit__backend {
     const sockit__backend_ops *ops;
     void *impl;
+    /* Where a completion backend's wait reports completions (set by the loop). */
+    sockit__complete_fn complete;
+    void *complete_ctx;
+    /* Why the default backend was not used (sockit__backend_open's fallback), or
+     * empty. */
+    char fallback[160];
 };
 
 extern const sockit__backend_ops sockit__epoll_backend;
@@ -115,11 +123,16 @@ extern const sockit__backend_ops sockit__uring_backend;
 
 /* Opens the backend named by name (NULL: $SOCKIT_LOOP_BACKEND, else the default) into
  * b. An explicit name or the variable that names an unknown backend is -EINVAL with a
- * message listing the known ones. Returns 0 or a code. */
+ * message listing the known ones; a named backend that cannot start fails with its
+ * reason. The default is uring where it was built and starts, else epoll, with the
+ * reason kept in b->fallback. Returns 0 or a code. */
 int sockit__backend_open(sockit__backend *b, const char *name);
 
 /* Nanoseconds to milliseconds for poll-style timeouts: rounded up, so a wait never
  * wakes before the deadline and spins; < 0 stays -1. */
 int sockit__ns_to_ms(int64_t ns);
+
+/* The backends built in, separated by commas: "epoll,poll,uring". */
+const char *sockit__backend_names(void);
 
 #endif /* SOCKIT_LOOP_BACKEND_H */

@@ -230,6 +230,12 @@ int sockit__handle_watch(sockit_loop *loop, sockit__handle *h, int events)
     sockit__backend *b = &loop->backend;
     if (events == h->events)
         return 0;
+    if (h->ring) {
+        if ((h->events != 0) != (events != 0))
+            loop->alive += events != 0 ? 1 : -1;
+        h->events = (uint8_t)events;
+        return 0;
+    }
     if (h->events == 0) {
         int rc = grow_slots(loop, h->fd);
         if (rc < 0)

@@ -101,6 +101,31 @@ static void wake_ready(void *ctx, uint64_t token, int events)
     sockit__io_ready(loop, token, events);
 }
 
+static void complete(void *ctx, uint64_t tag, int res, const char *data, bool more)
+{
+    sockit_loop *loop = ctx;
+    if (!loop->time_fresh) {
+        loop->now = sockit__now_ns();
+        loop->time_fresh = true;
+    }
+    if (!more)
+        loop->ops_pending--;
+    void *obj = (void *)(uintptr_t)(tag & ~(uint64_t)SOCKIT__TAG_KIND);
+    switch (tag & SOCKIT__TAG_KIND) {
+    case SOCKIT__TAG_STREAM_RECV:
+        sockit__stream_recv_done(obj, res, data, more);
+        break;
+    case SOCKIT__TAG_STREAM_SEND:
+        sockit__stream_send_done(obj, res);
+        break;
+    case SOCKIT__TAG_ACCEPT:
+        sockit__listener_accept_done(obj, res, more);
+        break;
+    default:
+        break;
+    }
+}
+
 sockit_loop *sockit_loop_new(const sockit_loop_options *opts)
 {
     sockit_loop_options o = SOCKIT_LOOP_OPTIONS_INIT;
@@ -145,6 +170,8 @@ sockit_loop *sockit_loop_new(const sockit_loop_options *opts)
     rc = sockit__backend_open(&loop->backend, o.backend);
     if (rc < 0)
         goto fail_wakefd;
+    loop->backend.complete = complete;
+    loop->backend.complete_ctx = loop;
     rc = loop->backend.ops->watch(&loop->backend, loop->wakefd, SOCKIT__WAKE_TOKEN, 0,
                                   SOCKIT_EVENT_READ);
     if (rc < 0) {
@@ -174,13 +201,14 @@ static void free_closing(sockit_loop *loop)
 
 static bool has_work_now(sockit_loop *loop)
 {
-    return atomic_load(&loop->stop_asked) || loop->nsoon > 0 || sockit__io_read_ahead_waiting(loop);
+    return atomic_load(&loop->stop_asked) || loop->nsoon > 0 || loop->nsend > 0 ||
+           sockit__io_read_ahead_waiting(loop);
 }
 
 static bool is_alive(sockit_loop *loop)
 {
     return loop->alive > 0 || loop->nsoon > 0 || atomic_load(&loop->posts_waiting) > 0 ||
-           loop->work_pending > 0;
+           loop->work_pending > 0 || loop->ops_pending > 0;
 }
 
 static void handle_wake(sockit_loop *loop)
@@ -208,6 +236,10 @@ static int iterate(sockit_loop *loop, int64_t timeout_ns)
     loop->now = sockit__now_ns();
     sockit__timers_run(loop);
 
+    /* Sends written since the last wait go with this one (completion backends);
+     * one that could not be submitted is listed again and the wait does not sleep. */
+    if (loop->nsend > 0)
+        sockit__stream_submit_sends(loop);
     int64_t wait = timeout_ns;
     if (has_work_now(loop) || !is_alive(loop)) {
         wait = 0;
@@ -320,6 +352,11 @@ int sockit_loop_close(sockit_loop *loop)
                              "loop_close: watchers still open: %d io, %d timer, %d signal, "
                              "%d wakeup (close them first)",
                              o[SOCKIT__IO], o[SOCKIT__TIMER], o[SOCKIT__SIGNAL], o[SOCKIT__WAKEUP]);
+    if (!forked && loop->ops_pending > 0)
+        return sockit__failf(-EBUSY,
+                             "loop_close: %d I/O operations still completing (run the loop "
+                             "until it returns)",
+                             loop->ops_pending);
     if (!forked && loop->work_pending > 0)
         return sockit__failf(-EBUSY,
                              "loop_close: %d name lookups still pending (cancel them first)",
@@ -341,6 +378,7 @@ int sockit_loop_close(sockit_loop *loop)
     sockit__datagram_batch_free(loop);
     sockit__free(loop->spare_ext);
     sockit__free(loop->spare_chunk);
+    sockit__free(loop->send_list);
     sockit__free(loop);
     return 0;
 }
@@ -357,3 +395,10 @@ const char *sockit_loop_backend(const sockit_loop *loop)
 {
     return loop ? loop->backend.ops->name : "none";
 }
+
+const char *sockit_loop_backend_fallback(const sockit_loop *loop)
+{
+    return loop != NULL && loop->backend.fallback[0] != '\0' ? loop->backend.fallback : NULL;
+}
+
+const char *sockit_loop_backends(void) { return sockit__backend_names(); }

@@ -93,6 +93,9 @@ typedef struct sockit__handle {
     uint32_t gen;   /* of the current registration */
     uint8_t events; /* watched now */
     uint8_t kind;   /* sockit__handle_kind */
+    /* Its owner uses completions (a stream on io_uring), not readiness: events then
+     * only says what keeps the loop running, and nothing is registered. */
+    uint8_t ring;
 } sockit__handle;
 /* Called with the ready subset of the watched events. */
 void sockit__stream_handle_ready(sockit__handle *h, int events);
@@ -101,6 +104,28 @@ void sockit__datagram_handle_ready(sockit__handle *h, int events);
 void sockit__datagram_batch_free(sockit_loop *loop);
 /* Frees the streams' idle buckets (stream_idle.c) when the loop closes. */
 void sockit__stream_buckets_free(sockit_loop *loop);
+
+/* Completion tags (backend.h): the object's address with what the operation is in
+ * the low bits (allocations are aligned to 8 and more). */
+#define SOCKIT__TAG_STREAM_RECV 1u
+#define SOCKIT__TAG_STREAM_SEND 2u
+#define SOCKIT__TAG_ACCEPT      3u
+#define SOCKIT__TAG_KIND        7u
+static inline uint64_t sockit__tag(const void *obj, unsigned kind)
+{
+    return (uint64_t)(uintptr_t)obj | kind;
+}
+/* Where the loop sends each kind's completions (stream_read.c, stream_write.c,
+ * listener.c). */
+struct sockit_stream;
+struct sockit_listener;
+void sockit__stream_recv_done(struct sockit_stream *st, int res, const char *data, bool more);
+void sockit__stream_send_done(struct sockit_stream *st, int res);
+void sockit__listener_accept_done(struct sockit_listener *l, int res, bool more);
+/* Submits the sends of the streams that wrote since the last wait (stream_write.c). */
+void sockit__stream_submit_sends(sockit_loop *loop);
+/* Whether the loop's backend takes whole operations (io_uring). */
+static inline bool sockit__loop_completes(const sockit_loop *loop);
 
 /* What watches a descriptor: a sockit_io, or (low bit set) a sockit__handle. The
  * generation is the object's own, so a slot is one pointer. */
@@ -171,12 +196,25 @@ struct sockit_loop {
     int work_pending;
     struct sockit__work *work_done;
 
+    /* Completion operations started and not finally completed (backend.h): they keep
+     * the loop running, and its close -EBUSY, until their completions come. Streams
+     * that wrote since the last wait, whose sends go with it (each holds a
+     * reference while listed). */
+    int ops_pending;
+    struct sockit_stream **send_list;
+    size_t nsend, send_cap;
+
     sockit_wakeup *wakeups;
     sockit_signal *signals;
     int sig_watchers[SOCKIT__NSIG]; /* started watchers of this loop, by signal */
     atomic_uint sig_pending[SOCKIT__NSIG];
     sockit_loop *sig_next; /* the process-wide list of loops that watch signals */
 };
+
+static inline bool sockit__loop_completes(const sockit_loop *loop)
+{
+    return loop->backend.ops->recv != NULL;
+}
 
 /* Common watcher bookkeeping (loop.c). */
 void sockit__watcher_init(sockit__watcher *w, sockit_loop *loop, sockit__kind kind, void *user,

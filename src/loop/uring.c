@@ -1,30 +1,46 @@
-/* The io_uring backend, first step (issue 12): readiness through one-shot
- * IORING_OP_POLL_ADD, so the loop, the selector, streams and servers run on a ring
- * unchanged. One-shot, not multishot, because the loop promises level-triggered
- * readiness: a one-shot poll armed on a descriptor that is still ready completes at
- * once, so re-arming each reported descriptor before the next wait reports it again
- * for as long as it stays ready, exactly as epoll's level triggering does; a
- * multishot poll reports wake-ups (edges) and would stall a stream that read only
- * part of what was there. Re-arming costs one submission per report, batched into
- * the wait's own io_uring_enter. Completion operations (multishot receive into a
- * buffer ring, sends, accepts) are the next step; submit and cancel stay NULL.
+/* The io_uring backend: completions for streams and listeners, readiness for
+ * everything else (sockit_io watchers, the selector, datagram endpoints, pipes).
  *
- * Each watched descriptor has an entry: its token, the events asked, and the
- * sequence of its poll in flight. A completion carries (fd, sequence) as its
- * user_data, so one for a poll that was since removed or replaced is recognised and
- * dropped. Built only when pkg-config finds liburing (SOCKIT_HAVE_URING). */
-#include "backend.h"
+ * Completions (backend.h): a multishot receive per reading stream into the loop's
+ * provided-buffer ring (uring_bufs.c), so a stream costs no system call to read and
+ * no memory while idle; one send per stream in flight, submitted with the next wait;
+ * a multishot accept per listener. The caller's tag is the completion's user_data,
+ * as is; tags have bit 63 clear, which tells them from the polls' below.
+ *
+ * Readiness: one-shot IORING_OP_POLL_ADD, re-armed after each report, not multishot,
+ * because the loop promises level-triggered readiness: a one-shot poll armed on a
+ * descriptor that is still ready completes at once, so re-arming what was reported
+ * reports it again for as long as it stays ready, as epoll's level triggering does;
+ * a multishot poll reports wake-ups (edges) and would stall a watcher that read only
+ * part of what was there. Each watched descriptor has an entry: its token, the
+ * events asked and the sequence of its poll in flight; the poll's user_data is
+ * (bit 63, sequence, descriptor), so a completion of a poll since removed or
+ * replaced is recognised and dropped.
+ *
+ * The ring is made with COOP_TASKRUN (completions do not interrupt the loop's thread
+ * while it runs callbacks) and not SINGLE_ISSUER or DEFER_TASKRUN: those bind the ring
+ * to one thread for good, and a loop may be run by one thread and later by another
+ * (a server's loops drain on threads of their own when it closes). SQPOLL stays off:
+ * it keeps a kernel thread busy polling, and work queued before a setuid would run
+ * with the old credentials. Built only when pkg-config finds liburing. */
+#include "uring_internal.h"
 
 #ifdef SOCKIT_HAVE_URING
 
 #include <errno.h>
-#include <liburing.h>
 #include <poll.h>
 #include <string.h>
+#include <sys/socket.h>
+#include <unistd.h>
 
-#define URING_ENTRIES 256
-/* user_data of a poll removal's own completion, which reports nothing. */
-#define REMOVE_TAG UINT64_MAX
+/* Submission entries: a batch of re-arms and sends bigger than this is handed to the
+ * kernel in parts. Completions: room for a busy iteration's worth, so the kernel
+ * rarely has to hold them in its overflow list. */
+#define SQ_ENTRIES 1024
+#define CQ_ENTRIES 8192
+#define POLL_BIT   ((uint64_t)1 << 63)
+/* user_data of operations whose own completion reports nothing (removals, cancels). */
+#define QUIET_TAG UINT64_MAX
 
 typedef struct uring_entry {
     uint64_t token;
@@ -36,13 +52,17 @@ typedef struct uring_entry {
 
 typedef struct uring_impl {
     struct io_uring ring;
+    uring_bufs bufs;
     uring_entry *fds;
     size_t nfds;
     int *rearm; /* descriptors to arm again before the next wait */
     size_t nrearm, rearm_cap;
 } uring_impl;
 
-static uint64_t tag(int fd, uint32_t seq) { return ((uint64_t)seq << 32) | (uint32_t)fd; }
+static uint64_t poll_tag(int fd, uint32_t seq)
+{
+    return POLL_BIT | ((uint64_t)(seq & 0x7fffffffu) << 32) | (uint32_t)fd;
+}
 
 static struct io_uring_sqe *get_sqe(uring_impl *u)
 {
@@ -68,7 +88,7 @@ static int arm(uring_impl *u, int fd)
     if (sqe == NULL)
         return -EBUSY;
     io_uring_prep_poll_add(sqe, fd, to_poll(e->events));
-    io_uring_sqe_set_data64(sqe, tag(fd, e->seq));
+    io_uring_sqe_set_data64(sqe, poll_tag(fd, e->seq));
     e->armed = true;
     return 0;
 }
@@ -81,10 +101,113 @@ static int disarm(uring_impl *u, int fd)
     struct io_uring_sqe *sqe = get_sqe(u);
     if (sqe == NULL)
         return -EBUSY;
-    io_uring_prep_poll_remove(sqe, tag(fd, e->seq));
-    io_uring_sqe_set_data64(sqe, REMOVE_TAG);
+    io_uring_prep_poll_remove(sqe, poll_tag(fd, e->seq));
+    io_uring_sqe_set_data64(sqe, QUIET_TAG);
     e->armed = false;
     e->seq++; /* whatever the old poll still reports is stale now */
+    return 0;
+}
+
+/* Whether this kernel runs a multishot receive into provided buffers (6.0): asked
+ * once per process, with a socket pair, on the ring of the first loop. */
+static int probe_multishot_recv(uring_impl *u)
+{
+    static int known; /* 0: not asked yet; 1: works; < 0: the code it failed with */
+    int k = __atomic_load_n(&known, __ATOMIC_ACQUIRE);
+    if (k != 0)
+        return k > 0 ? 0 : k;
+    int sv[2];
+    if (socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0, sv) < 0)
+        return -errno;
+    int rc = -EIO;
+    struct io_uring_sqe *sqe = get_sqe(u);
+    if (sqe != NULL) {
+        io_uring_prep_recv_multishot(sqe, sv[0], NULL, 0, 0);
+        sqe->flags |= IOSQE_BUFFER_SELECT;
+        sqe->buf_group = URING_BUF_GROUP;
+        io_uring_sqe_set_data64(sqe, 1);
+        if (write(sv[1], "x", 1) == 1 && io_uring_submit(&u->ring) >= 0) {
+            struct io_uring_cqe *cqe;
+            if (io_uring_wait_cqe(&u->ring, &cqe) == 0) {
+                rc = cqe->res == 1 && (cqe->flags & IORING_CQE_F_MORE) ? 0
+                     : cqe->res < 0                                    ? cqe->res
+                                                                       : -EINVAL;
+                sockit__uring_bufs_recycle(&u->bufs, cqe->flags);
+                bool more = (cqe->flags & IORING_CQE_F_MORE) != 0;
+                io_uring_cqe_seen(&u->ring, cqe);
+                /* Closing the peer ends the receive (end of stream, its last
+                 * completion), which is waited for, so nothing of it is left. */
+                close(sv[1]);
+                sv[1] = -1;
+                while (more && io_uring_wait_cqe(&u->ring, &cqe) == 0) {
+                    more = (cqe->flags & IORING_CQE_F_MORE) != 0;
+                    sockit__uring_bufs_recycle(&u->bufs, cqe->flags);
+                    io_uring_cqe_seen(&u->ring, cqe);
+                }
+            }
+        }
+    }
+    close(sv[0]);
+    if (sv[1] >= 0)
+        close(sv[1]);
+    __atomic_store_n(&known, rc == 0 ? 1 : rc, __ATOMIC_RELEASE);
+    return rc;
+}
+
+static int setup(uring_impl *u)
+{
+    size_t z = 0;
+    int rc = sockit__sys_ring_fault(SOCKIT__SYS_RING_SETUP, &z);
+    if (rc < 0)
+        return sockit__failf(rc, "loop backend uring: io_uring_setup");
+    struct io_uring_params p = {
+        .flags = IORING_SETUP_CQSIZE | IORING_SETUP_SUBMIT_ALL | IORING_SETUP_COOP_TASKRUN,
+        .cq_entries = CQ_ENTRIES,
+    };
+    rc = io_uring_queue_init_params(SQ_ENTRIES, &u->ring, &p);
+    if (rc == -EINVAL) {
+        /* A kernel before 5.19 knows not every flag; without them it still works. */
+        memset(&p, 0, sizeof p);
+        p.flags = IORING_SETUP_CQSIZE;
+        p.cq_entries = CQ_ENTRIES;
+        rc = io_uring_queue_init_params(SQ_ENTRIES, &u->ring, &p);
+    }
+    if (rc < 0)
+        return sockit__failf(rc, "loop backend uring: io_uring_setup%s",
+                             rc == -EPERM    ? " (denied: kernel.io_uring_disabled, or a seccomp "
+                                               "profile)"
+                             : rc == -ENOMEM ? " (locked-memory limit too small?)"
+                                             : "");
+    if (!(p.features & IORING_FEAT_EXT_ARG)) {
+        io_uring_queue_exit(&u->ring);
+        return sockit__failf(-ENOSYS, "loop backend uring: the kernel lacks timed waits "
+                                      "(IORING_FEAT_EXT_ARG, 5.11)");
+    }
+    struct io_uring_probe *pr = io_uring_get_probe_ring(&u->ring);
+    static const int ops[] = {IORING_OP_POLL_ADD, IORING_OP_POLL_REMOVE, IORING_OP_RECV,
+                              IORING_OP_SEND,     IORING_OP_ACCEPT,      IORING_OP_ASYNC_CANCEL};
+    bool ok = pr != NULL;
+    for (size_t i = 0; ok && i < sizeof ops / sizeof ops[0]; i++)
+        ok = io_uring_opcode_supported(pr, ops[i]);
+    if (pr != NULL)
+        io_uring_free_probe(pr);
+    if (!ok) {
+        io_uring_queue_exit(&u->ring);
+        return sockit__failf(-ENOSYS, "loop backend uring: the kernel lacks an operation it "
+                                      "needs (poll, recv, send, accept, cancel)");
+    }
+    rc = sockit__uring_bufs_open(&u->bufs, &u->ring);
+    if (rc < 0) {
+        io_uring_queue_exit(&u->ring);
+        return rc;
+    }
+    rc = probe_multishot_recv(u);
+    if (rc < 0) {
+        sockit__uring_bufs_close(&u->bufs);
+        io_uring_queue_exit(&u->ring);
+        return sockit__failf(rc, "loop backend uring: multishot receive into provided buffers "
+                                 "(the kernel has it from 6.0)");
+    }
     return 0;
 }
 
@@ -93,20 +216,10 @@ static int uring_open(sockit__backend *b)
     uring_impl *u = sockit__calloc(1, sizeof *u);
     if (u == NULL)
         return sockit__failf(-ENOMEM, "loop backend uring");
-    int rc = io_uring_queue_init(URING_ENTRIES, &u->ring, 0);
+    int rc = setup(u);
     if (rc < 0) {
         sockit__free(u);
-        return sockit__failf(rc, "loop backend uring: io_uring_setup");
-    }
-    struct io_uring_probe *p = io_uring_get_probe_ring(&u->ring);
-    bool ok = p != NULL && io_uring_opcode_supported(p, IORING_OP_POLL_ADD) &&
-              io_uring_opcode_supported(p, IORING_OP_POLL_REMOVE);
-    if (p != NULL)
-        io_uring_free_probe(p);
-    if (!ok) {
-        io_uring_queue_exit(&u->ring);
-        sockit__free(u);
-        return sockit__failf(-ENOSYS, "loop backend uring: the kernel lacks poll operations");
+        return rc;
     }
     b->impl = u;
     return 0;
@@ -118,6 +231,7 @@ static void uring_close(sockit__backend *b, bool forked)
     (void)forked;
     uring_impl *u = b->impl;
     io_uring_queue_exit(&u->ring);
+    sockit__uring_bufs_close(&u->bufs);
     sockit__free(u->fds);
     sockit__free(u->rearm);
     sockit__free(u);
@@ -142,7 +256,6 @@ static int grow(uring_impl *u, int fd)
 
 static int uring_watch(sockit__backend *b, int fd, uint64_t token, int old_events, int new_events)
 {
-    (void)old_events;
     uring_impl *u = b->impl;
     if (fd < 0)
         return -EBADF;
@@ -165,12 +278,66 @@ static int uring_watch(sockit__backend *b, int fd, uint64_t token, int old_event
     }
     if (old_events == 0) {
         /* epoll_ctl says at once what it cannot watch; a poll would say it only in
-         * its completion. Asked now, the caller gets the same answers. */
+         * its completion. Asked now, the caller gets the same answers. (Streams and
+         * listeners use completions, so this is no cost per connection.) */
         struct pollfd pfd = {.fd = fd, .events = 0};
         if (poll(&pfd, 1, 0) == 1 && (pfd.revents & POLLNVAL))
             return -EBADF;
     }
     return arm(u, fd);
+}
+
+static int uring_recv(sockit__backend *b, int fd, uint64_t tag)
+{
+    uring_impl *u = b->impl;
+    struct io_uring_sqe *sqe = get_sqe(u);
+    if (sqe == NULL)
+        return -EBUSY;
+    io_uring_prep_recv_multishot(sqe, fd, NULL, 0, 0);
+    sqe->flags |= IOSQE_BUFFER_SELECT;
+    sqe->buf_group = URING_BUF_GROUP;
+    io_uring_sqe_set_data64(sqe, tag);
+    return 0;
+}
+
+static int uring_accept(sockit__backend *b, int fd, uint64_t tag)
+{
+    uring_impl *u = b->impl;
+    struct io_uring_sqe *sqe = get_sqe(u);
+    if (sqe == NULL)
+        return -EBUSY;
+    io_uring_prep_multishot_accept(sqe, fd, NULL, NULL, SOCK_CLOEXEC | SOCK_NONBLOCK);
+    io_uring_sqe_set_data64(sqe, tag);
+    return 0;
+}
+
+static int uring_send(sockit__backend *b, int fd, const void *buf, size_t len, uint64_t tag)
+{
+    uring_impl *u = b->impl;
+    int rc = sockit__sys_ring_fault(SOCKIT__SYS_SEND, &len);
+    if (rc < 0)
+        return rc;
+    struct io_uring_sqe *sqe = get_sqe(u);
+    if (sqe == NULL)
+        return -EBUSY;
+    io_uring_prep_send(sqe, fd, buf, len, MSG_NOSIGNAL);
+    io_uring_sqe_set_data64(sqe, tag);
+    return 0;
+}
+
+static int uring_cancel(sockit__backend *b, uint64_t tag, bool now)
+{
+    uring_impl *u = b->impl;
+    struct io_uring_sqe *sqe = get_sqe(u);
+    if (sqe == NULL)
+        return -EBUSY;
+    /* Submitted with the next wait: a tag stays its operation's until the final
+     * completion, so a late cancel cannot hit another's. */
+    io_uring_prep_cancel64(sqe, tag, IORING_ASYNC_CANCEL_ALL);
+    io_uring_sqe_set_data64(sqe, QUIET_TAG);
+    if (now)
+        io_uring_submit(&u->ring);
+    return 0;
 }
 
 static int push_rearm(uring_impl *u, int fd)
@@ -185,6 +352,61 @@ static int push_rearm(uring_impl *u, int fd)
     }
     u->rearm[u->nrearm++] = fd;
     return 0;
+}
+
+static int poll_events(int res)
+{
+    if (res < 0 || (res & (POLLERR | POLLHUP | POLLNVAL)))
+        return SOCKIT_EVENT_READ | SOCKIT_EVENT_WRITE; /* the caller's I/O says why */
+    return ((res & POLLIN) ? SOCKIT_EVENT_READ : 0) | ((res & POLLOUT) ? SOCKIT_EVENT_WRITE : 0);
+}
+
+/* A poll's completion: reported if it is the descriptor's current one. */
+static bool poll_done(uring_impl *u, uint64_t data, int res, sockit__ready_fn ready, void *ctx)
+{
+    int fd = (int)(uint32_t)data;
+    uint32_t seq = (uint32_t)(data >> 32) & 0x7fffffffu;
+    if ((size_t)fd >= u->nfds)
+        return false;
+    uring_entry *e = &u->fds[fd];
+    if ((e->seq & 0x7fffffffu) != seq || !e->armed || e->events == 0)
+        return false; /* a poll since removed or replaced */
+    e->armed = false;
+    e->seq++;
+    if (res != -EBADF && push_rearm(u, fd) == 0)
+        e->rearm = true;
+    ready(ctx, e->token, poll_events(res));
+    return true;
+}
+
+/* An operation's completion, to the caller with the buffer it lends. */
+static void op_done(sockit__backend *b, uring_impl *u, struct io_uring_cqe *cqe)
+{
+    int res = cqe->res;
+    unsigned flags = cqe->flags;
+    bool more = (flags & IORING_CQE_F_MORE) != 0;
+    const char *data = sockit__uring_bufs_lent(&u->bufs, flags);
+    if (res == -ENOBUFS)
+        u->bufs.grow_wanted = true;
+    uint64_t tag = io_uring_cqe_get_data64(cqe);
+    while (data != NULL && res > 0) {
+        /* Injected faults reach a receive's completion as they reach recv: short
+         * reads deliver the bytes in parts, an error other than a transient one
+         * (which a completion never has) ends the receive with it. */
+        size_t part = (size_t)res;
+        int f = sockit__sys_ring_fault(SOCKIT__SYS_RECV, &part);
+        if (f < 0 && f != -EAGAIN && f != -EINTR) {
+            res = f;
+            break;
+        }
+        if (f < 0 || part == 0 || part >= (size_t)res)
+            break;
+        b->complete(b->complete_ctx, tag, (int)part, data, true);
+        data += part;
+        res -= (int)part;
+    }
+    b->complete(b->complete_ctx, tag, res, res > 0 ? data : NULL, more);
+    sockit__uring_bufs_recycle(&u->bufs, flags);
 }
 
 static int uring_wait(sockit__backend *b, int64_t timeout_ns, sockit__ready_fn ready, void *ctx)
@@ -211,44 +433,36 @@ static int uring_wait(sockit__backend *b, int64_t timeout_ns, sockit__ready_fn r
         struct __kernel_timespec ts = {.tv_sec = timeout_ns / 1000000000,
                                        .tv_nsec = timeout_ns % 1000000000};
         rc = io_uring_submit_and_wait_timeout(&u->ring, &cqe, 1, &ts, NULL);
-        if (rc == -ETIME)
-            rc = 0;
     }
     if (rc < 0 && rc != -EINTR && rc != -ETIME && rc != -EBUSY && rc != -EAGAIN)
         return rc;
     int reported = 0;
-    unsigned head, seen = 0;
-    io_uring_for_each_cqe(&u->ring, head, cqe)
-    {
-        seen++;
-        uint64_t data = io_uring_cqe_get_data64(cqe);
-        if (data == REMOVE_TAG)
+    /* Completions are taken one at a time, each marked seen before its callback
+     * runs: a callback may submit (a full queue submits, and with COOP_TASKRUN a
+     * submit may run the kernel's pending completions), which a batch held across
+     * the callbacks would race. */
+    for (int n = 0; n < CQ_ENTRIES && io_uring_peek_cqe(&u->ring, &cqe) == 0; n++) {
+        struct io_uring_cqe c = *cqe;
+        io_uring_cqe_seen(&u->ring, cqe);
+        uint64_t data = io_uring_cqe_get_data64(&c);
+        if (data == QUIET_TAG)
             continue;
-        int fd = (int)(uint32_t)data;
-        uint32_t seq = (uint32_t)(data >> 32);
-        if ((size_t)fd >= u->nfds)
+        if (data & POLL_BIT) {
+            if (poll_done(u, data, c.res, ready, ctx))
+                reported++;
             continue;
-        uring_entry *e = &u->fds[fd];
-        if (e->seq != seq || !e->armed || e->events == 0)
-            continue; /* a poll since removed or replaced */
-        e->armed = false;
-        e->seq++;
-        int res = cqe->res;
-        int events;
-        if (res < 0)
-            events = SOCKIT_EVENT_READ | SOCKIT_EVENT_WRITE; /* the caller's I/O says why */
-        else if (res & (POLLERR | POLLHUP | POLLNVAL))
-            events = SOCKIT_EVENT_READ | SOCKIT_EVENT_WRITE;
-        else
-            events = ((res & POLLIN) ? SOCKIT_EVENT_READ : 0) |
-                     ((res & POLLOUT) ? SOCKIT_EVENT_WRITE : 0);
-        if (res != -EBADF && push_rearm(u, fd) == 0)
-            e->rearm = true;
-        ready(ctx, e->token, events);
+        }
+        op_done(b, u, &c);
         reported++;
     }
-    io_uring_cq_advance(&u->ring, seen);
+    sockit__uring_bufs_grow(&u->bufs);
     return reported;
+}
+
+unsigned sockit__uring_buffers(const sockit__backend *b)
+{
+    const uring_impl *u = b->impl;
+    return u->bufs.nslabs * URING_BUFS_SLAB;
 }
 
 const sockit__backend_ops sockit__uring_backend = {
@@ -257,6 +471,10 @@ const sockit__backend_ops sockit__uring_backend = {
     .close = uring_close,
     .watch = uring_watch,
     .wait = uring_wait,
+    .recv = uring_recv,
+    .accept = uring_accept,
+    .send = uring_send,
+    .cancel = uring_cancel,
 };
 
 #endif /* SOCKIT_HAVE_URING */

@@ -28,21 +28,90 @@ struct sockit_listener {
     int64_t last_report;
     unsigned unreported;
     bool paused, held, backing_off;
-    int depth;   /* inside its own accept loop (callbacks may close it) */
-    bool doomed; /* closed from inside a callback: freed when the loop unwinds */
+    int depth;       /* inside its own accept loop (callbacks may close it) */
+    bool doomed;     /* accepts no more: closed, or let go by its server */
+    bool free_asked; /* closed while in use (a callback, the kernel's accept): freed
+                        when that ends */
     /* A server's listener (socketserver_events.c): the socket stays the server's,
      * clients beyond max_connections are refused rather than left waiting when
      * refuse is set, and the count is mirrored for sockit_server_active. */
     bool borrowed, refuse;
     atomic_int *mirror;
     void *owner;
+    /* On a completion backend: a multishot accept is in flight (it keeps the
+     * listener's memory until its last completion), its cancel was asked; clients
+     * the kernel accepted while a pause or max_connections was on its way wait here
+     * for accepting to resume (admit_waiting, a deferred call). */
+    bool ring, accept_on, accept_stop, waiting_scheduled, released;
+    bool starved; /* ring: out of descriptors, accepting by readiness meanwhile */
+    int *waiting;
+    size_t nwaiting, waiting_cap;
 };
+
+static void free_listener(sockit_listener *l);
+static void admit(sockit_listener *l, int fd, const sockit_addr *peer);
+static void admit_waiting(sockit_loop *loop, void *arg);
+static void accept_failed(sockit_listener *l, int code);
+
+/* Injected accept faults (test builds) reach a completion where accept4 would have
+ * failed: the client, which the kernel has accepted already, waits for the retry
+ * as it would have waited in the backlog. */
+static int accept_fault(void)
+{
+    size_t z = 0;
+    return sockit__sys_ring_fault(SOCKIT__SYS_ACCEPT, &z);
+}
+
+static bool wants_accepting(const sockit_listener *l)
+{
+    return !(l->paused || l->held || l->backing_off || l->doomed);
+}
+
+static void on_readable(sockit_io *io, int events, void *arg);
+
+static void update_ring(sockit_listener *l)
+{
+    sockit__backend *b = &l->loop->backend;
+    uint64_t tag = sockit__tag(l, SOCKIT__TAG_ACCEPT);
+    /* Out of descriptors, an accept the kernel runs fails at once, client or not
+     * (it takes the descriptor first): readiness and accept4 wait for a client
+     * instead, until one is accepted again. */
+    bool want = wants_accepting(l) && !l->starved;
+    if (want && l->nwaiting > 0) {
+        /* Those the kernel accepted already go first, from the loop. */
+        if (!l->waiting_scheduled && sockit_loop_call_soon(l->loop, admit_waiting, l) == 0)
+            l->waiting_scheduled = true;
+        return;
+    }
+    if (want && !l->accept_on) {
+        if (b->ops->accept(b, sockit_fileno(l->sock), tag) == 0) {
+            l->accept_on = true;
+            l->loop->ops_pending++;
+        }
+    } else if (!want && l->accept_on && !l->accept_stop) {
+        /* At once: a listener let go must stop taking clients before its socket is
+         * closed, not at the next wait. */
+        if (b->ops->cancel(b, tag, true) == 0)
+            l->accept_stop = true;
+    }
+}
 
 static void update_io(sockit_listener *l)
 {
+    if (l->ring) {
+        update_ring(l);
+        if (l->starved && l->io == NULL && !l->doomed &&
+            (l->io = sockit_io_new(l->loop, sockit_fileno(l->sock), on_readable, l)) == NULL)
+            l->starved = false; /* no watcher: the kernel's accept it is, backing off */
+        if (!l->starved) {
+            if (l->io != NULL && sockit_io_events(l->io) != 0)
+                sockit_io_stop(l->io);
+            return;
+        }
+    }
     if (l->io == NULL)
         return;
-    int want = (l->paused || l->held || l->backing_off || l->doomed) ? 0 : SOCKIT_EVENT_READ;
+    int want = wants_accepting(l) ? SOCKIT_EVENT_READ : 0;
     if (sockit_io_events(l->io) != want)
         sockit_io_start(l->io, want);
 }
@@ -112,19 +181,46 @@ void sockit__listener_stream_ended(sockit_listener *l, sockit_stream *st)
     }
 }
 
-static void free_listener(sockit_listener *l)
+/* Everything but the memory: the socket closes now (a client is refused at once),
+ * the streams are unlinked, the kernel's accept is cancelled. */
+static void release(sockit_listener *l)
 {
+    l->doomed = true;
+    update_io(l);
+    l->released = true;
+    for (size_t i = 0; i < l->nwaiting; i++)
+        close(l->waiting[i]);
+    l->nwaiting = 0;
     if (l->count > 0)
         for (sockit_stream *st = sockit__stream_first(l->loop); st != NULL;
              st = sockit__stream_next(st))
             if (st->listener == l)
                 st->listener = NULL;
     sockit_io_close(l->io);
+    l->io = NULL;
     sockit_timer_close(l->backoff);
+    l->backoff = NULL;
     if (l->reserve_fd >= 0)
         close(l->reserve_fd);
+    l->reserve_fd = -1;
     if (!l->borrowed)
         sockit_close(l->sock);
+    l->sock = NULL;
+    if (l->ring)
+        l->loop->open[SOCKIT__IO]--;
+}
+
+static void free_listener(sockit_listener *l)
+{
+    if (!l->released)
+        release(l);
+    if (l->accept_on || l->waiting_scheduled) {
+        /* The kernel still has its accept, or the loop a call for it: the memory
+         * goes with the last of them. */
+        l->free_asked = true;
+        return;
+    }
+    sockit__free(l->waiting);
     sockit__free(l);
 }
 
@@ -165,6 +261,103 @@ static void admit(sockit_listener *l, int fd, const sockit_addr *peer)
         c->on_accept(l, st, peer, c->user);
 }
 
+/* A client's address, which a multishot accept does not give. */
+static void admit_fd(sockit_listener *l, int fd)
+{
+    sockit_addr peer;
+    socklen_t len = sizeof peer.u;
+    if (getpeername(fd, &peer.u.sa, &len) < 0)
+        len = 0;
+    peer.len = len;
+    admit(l, fd, &peer);
+}
+
+static void admit_waiting(sockit_loop *loop, void *arg)
+{
+    (void)loop;
+    sockit_listener *l = arg;
+    l->waiting_scheduled = false;
+    if (l->free_asked) {
+        free_listener(l);
+        return;
+    }
+    l->depth++;
+    size_t i = 0;
+    while (i < l->nwaiting && wants_accepting(l)) {
+        int fault = accept_fault();
+        if (fault < 0) {
+            accept_failed(l, fault); /* it stays first in line */
+            break;
+        }
+        admit_fd(l, l->waiting[i++]);
+    }
+    memmove(l->waiting, l->waiting + i, (l->nwaiting - i) * sizeof *l->waiting);
+    l->nwaiting -= i;
+    l->depth--;
+    if (l->free_asked && l->depth == 0)
+        free_listener(l);
+    else
+        update_io(l);
+}
+
+static void keep_waiting(sockit_listener *l, int fd)
+{
+    if (l->nwaiting == l->waiting_cap) {
+        size_t cap = l->waiting_cap ? l->waiting_cap * 2 : 16;
+        int *a = sockit__realloc(l->waiting, cap * sizeof *a);
+        if (a == NULL) {
+            close(fd); /* the client reads end of stream at once */
+            return;
+        }
+        l->waiting = a;
+        l->waiting_cap = cap;
+    }
+    l->waiting[l->nwaiting++] = fd;
+}
+
+static void accept_failed(sockit_listener *l, int code)
+{
+    report(l, code);
+    if ((code == -EMFILE || code == -ENFILE) &&
+        sockit__shed_backlog(sockit_fileno(l->sock), &l->reserve_fd)) {
+        l->starved = true; /* the backlog is empty: readiness waits for the next */
+        update_io(l);
+        return;
+    }
+    back_off(l);
+}
+
+void sockit__listener_accept_done(sockit_listener *l, int res, bool more)
+{
+    if (!more)
+        l->accept_on = l->accept_stop = false;
+    l->depth++;
+    if (res >= 0) {
+        int fault;
+        if (l->doomed) {
+            close(res);
+        } else if (!wants_accepting(l) || l->nwaiting > 0) {
+            keep_waiting(l, res);
+        } else if ((fault = accept_fault()) < 0) {
+            keep_waiting(l, res);
+            accept_failed(l, fault);
+        } else {
+            l->backoff_ns = 0;
+            admit_fd(l, res);
+        }
+    } else if (res != -ECANCELED && res != -EINTR && res != -ECONNABORTED && !l->doomed) {
+        accept_failed(l, res);
+    }
+    l->depth--;
+    if (l->free_asked) {
+        if (l->depth == 0 && !more)
+            free_listener(l);
+        return;
+    }
+    if (!more)
+        update_io(l); /* ended by the kernel or by a cancel: again if still wanted */
+}
+
 static void on_readable(sockit_io *io, int events, void *arg)
 {
     (void)io;
@@ -191,10 +384,15 @@ static void on_readable(sockit_io *io, int events, void *arg)
         }
         l->backoff_ns = 0;
         peer.len = len;
+        if (l->starved) {
+            /* Descriptors again: back to the kernel's accept after this client. */
+            l->starved = false;
+            update_io(l);
+        }
         admit(l, fd, &peer);
     }
     l->depth--;
-    if (l->doomed && l->depth == 0)
+    if (l->free_asked && l->depth == 0)
         free_listener(l);
 }
 
@@ -235,6 +433,21 @@ sockit_listener *sockit_listener_new(sockit_loop *loop, sockit *listening,
     l->reserve_fd = -1;
     double old_timeout = sockit_gettimeout(listening);
     int rc = sockit_settimeout(listening, 0.0);
+    l->ring = sockit__loop_completes(loop);
+    if (l->ring) {
+        l->sock = listening;
+        update_ring(l);
+        loop->open[SOCKIT__IO]++; /* an open watcher, as the readiness one is */
+        if (!l->accept_on) {
+            loop->open[SOCKIT__IO]--;
+            sockit__failf(-ENOMEM, "listener_new (fd %d): starting to accept", listening->fd);
+            sockit_settimeout(listening, old_timeout);
+            sockit__free(l);
+            return NULL;
+        }
+        sockit__reserve_fd(&l->reserve_fd);
+        return l;
+    }
     l->io = rc == 0 ? sockit_io_new(loop, listening->fd, on_readable, l) : NULL;
     rc = l->io != NULL ? sockit_io_start(l->io, SOCKIT_EVENT_READ) : sockit_errcode();
     if (rc < 0) {
@@ -269,6 +482,7 @@ void sockit__listener_let_go(sockit_listener *l)
     sockit_io_close(l->io);
     l->io = NULL;
     l->doomed = true;
+    update_io(l); /* on a completion backend, the accept is cancelled now */
 }
 
 void sockit__listener_close_streams(sockit_listener *l, bool abort, double linger)
@@ -324,7 +538,7 @@ void sockit_listener_close(sockit_listener *l)
     if (l == NULL || l->doomed)
         return;
     if (l->depth > 0) {
-        l->doomed = true;
+        l->doomed = l->free_asked = true;
         update_io(l);
         return;
     }

@@ -29,12 +29,54 @@ static bool wants_reading(const sockit_stream *st)
     return st->is_socket || (st->cb != NULL && st->cb->on_data != NULL);
 }
 
+/* On a completion backend: the receive runs while the stream reads (one that is
+ * being cancelled is started again when its last completion comes), and a queue
+ * with bytes goes on the list of sends for the next wait. */
+static void ring_update(sockit_stream *st, int want)
+{
+    sockit_loop *loop = st->loop;
+    sockit__backend *b = &loop->backend;
+    sockit__handle_watch(loop, &st->h, want); /* what keeps the loop running */
+    if ((want & SOCKIT_EVENT_READ) && !st->recv_on) {
+        int rc = b->ops->recv(b, st->h.fd, sockit__tag(st, SOCKIT__TAG_STREAM_RECV));
+        if (rc < 0) {
+            sockit__stream_fail(st, rc, "recv");
+            return;
+        }
+        st->recv_on = true;
+        st->refs++;
+        loop->ops_pending++;
+    } else if (!(want & SOCKIT_EVENT_READ) && st->recv_on && !st->recv_stop) {
+        if (b->ops->cancel(b, sockit__tag(st, SOCKIT__TAG_STREAM_RECV), false) == 0)
+            st->recv_stop = true;
+    }
+    if ((want & SOCKIT_EVENT_WRITE) && !st->send_on && !st->send_listed) {
+        if (loop->nsend == loop->send_cap) {
+            size_t cap = loop->send_cap ? loop->send_cap * 2 : 64;
+            sockit_stream **a = sockit__realloc(loop->send_list, cap * sizeof *a);
+            if (a == NULL) {
+                sockit__stream_fail(st, -ENOMEM, "send");
+                return;
+            }
+            loop->send_list = a;
+            loop->send_cap = cap;
+        }
+        loop->send_list[loop->nsend++] = st;
+        st->send_listed = true;
+        st->refs++;
+    }
+}
+
 void sockit__stream_update_io(sockit_stream *st)
 {
     if (st->ended)
         return;
     bool writing = st->ext != NULL && st->ext->wq_head != NULL;
     int want = (wants_reading(st) ? SOCKIT_EVENT_READ : 0) | (writing ? SOCKIT_EVENT_WRITE : 0);
+    if (st->h.ring) {
+        ring_update(st, want);
+        return;
+    }
     int rc = sockit__handle_watch(st->loop, &st->h, want);
     if (rc < 0)
         sockit__stream_fail(st, rc, "watch");
@@ -128,6 +170,16 @@ static bool peer_addr(const sockit_stream *st, sockit_addr *out)
     return true;
 }
 
+static void run_on_close(sockit_loop *loop, void *arg);
+
+static void start_later(sockit_loop *loop, void *arg)
+{
+    (void)loop;
+    sockit_stream *st = arg;
+    sockit__stream_update_io(st);
+    sockit__stream_unref(st);
+}
+
 sockit_stream *sockit__stream_make(sockit_loop *loop, int fd, bool is_socket, bool owned,
                                    const sockit_stream_callbacks *cb, void *user)
 {
@@ -143,10 +195,20 @@ sockit_stream *sockit__stream_make(sockit_loop *loop, int fd, bool is_socket, bo
     st->is_socket = is_socket;
     st->owned = owned;
     sockit__handle_init(loop, &st->h, fd, SOCKIT__HANDLE_STREAM);
+    /* A socket goes through the backend's operations where it has them; anything
+     * else (a pipe, a terminal) by readiness. */
+    st->h.ring = is_socket && sockit__loop_completes(loop);
     int rc = sockit__stream_idle_set(st, 0);
     int want = wants_reading(st) ? SOCKIT_EVENT_READ : 0;
-    if (rc == 0)
+    if (rc == 0 && st->h.ring) {
+        /* Nothing to register, so nothing to refuse: the receive starts once the
+         * stream is the caller's (sockit__stream_update_io, from the first wait). */
+        sockit__handle_watch(loop, &st->h, want);
+        if (want != 0 && sockit__stream_defer(st, start_later) < 0)
+            rc = -ENOMEM;
+    } else if (rc == 0) {
         rc = sockit__handle_watch(loop, &st->h, want);
+    }
     if (rc < 0) {
         sockit__failf(rc, "stream_new (fd %d): %s", fd,
                       rc == -EPERM ? "the loop cannot watch it (a regular file is always "
@@ -160,15 +222,15 @@ sockit_stream *sockit__stream_make(sockit_loop *loop, int fd, bool is_socket, bo
     return st;
 }
 
-/* Undoes sockit__stream_make for a stream nobody has seen yet. */
+/* Undoes sockit__stream_make for a stream nobody has seen yet (the descriptor stays
+ * the caller's). A deferred start still holds it: the stream goes with that. */
 static void unmake(sockit_stream *st)
 {
     sockit__stream_idle_remove(st);
     sockit__handle_close(st->loop, &st->h);
-    if (st->ext != NULL)
-        sockit__free(st->ext->pend);
-    sockit__free(st->ext);
-    sockit__free(st);
+    st->ended = st->closing = true;
+    st->h.fd = -1;
+    sockit__stream_unref(st);
 }
 
 sockit_stream *sockit_stream_new(sockit_loop *loop, sockit *s, const sockit_stream_callbacks *cb,
@@ -293,6 +355,30 @@ static void run_on_close(sockit_loop *loop, void *arg)
     sockit__stream_unref(st); /* the stream's own */
 }
 
+void sockit__stream_schedule_close(sockit_stream *st)
+{
+    st->close_waits = false;
+    if (sockit__stream_defer(st, run_on_close) < 0) {
+        /* No memory for the deferred call: on_close runs now rather than never. */
+        st->refs++;
+        run_on_close(st->loop, st);
+    }
+}
+
+/* What is in flight on a completion backend is cancelled: its completions still
+ * come, and on_close waits for the last (the kernel may still use a caller's bytes
+ * until then). */
+static bool cancel_in_flight(sockit_stream *st)
+{
+    sockit__backend *b = &st->loop->backend;
+    if (st->recv_on && !st->recv_stop &&
+        b->ops->cancel(b, sockit__tag(st, SOCKIT__TAG_STREAM_RECV), false) == 0)
+        st->recv_stop = true;
+    if (st->send_on)
+        b->ops->cancel(b, sockit__tag(st, SOCKIT__TAG_STREAM_SEND), false);
+    return st->recv_on || st->send_on;
+}
+
 void sockit__stream_end(sockit_stream *st, int status, bool reset)
 {
     if (st->ended)
@@ -305,6 +391,8 @@ void sockit__stream_end(sockit_stream *st, int status, bool reset)
     }
     sockit__stream_idle_remove(st);
     int fd = st->h.fd;
+    if (st->h.ring)
+        cancel_in_flight(st);
     sockit__handle_close(st->loop, &st->h);
     if (st->owned) {
         if (reset && st->is_socket) {
@@ -321,11 +409,11 @@ void sockit__stream_end(sockit_stream *st, int status, bool reset)
     st->h.fd = -1;
     if (st->listener != NULL)
         sockit__listener_stream_ended(st->listener, st);
-    if (sockit__stream_defer(st, run_on_close) < 0) {
-        /* No memory for the deferred call: on_close runs now rather than never. */
-        st->refs++;
-        run_on_close(st->loop, st);
+    if (st->h.ring && (st->recv_on || st->send_on)) {
+        st->close_waits = true;
+        return;
     }
+    sockit__stream_schedule_close(st);
 }
 
 void sockit__stream_fail(sockit_stream *st, int code, const char *op)

@@ -121,8 +121,17 @@ struct sockit_stream {
     unsigned done_scheduled : 1;
     unsigned eof_pending : 1; /* end of stream came while paused frames were kept */
     unsigned filtered : 1;    /* a filter is set (ext->filter) */
-    uint32_t last_active;     /* the loop's time in ms, of the last byte in or out */
-    uint32_t frame;           /* LINES: the maximum line (with '\n'); EXACT: the frame size */
+    /* On a completion backend (h.ring): a multishot receive is in flight, its cancel
+     * was asked, a send is in flight (the queue's head chunk is the kernel's), the
+     * stream is on the loop's list of sends to submit, on_close waits for the last
+     * completion. Each operation in flight and the listing hold a reference. */
+    unsigned recv_on : 1;
+    unsigned recv_stop : 1;
+    unsigned send_on : 1;
+    unsigned send_listed : 1;
+    unsigned close_waits : 1;
+    uint32_t last_active; /* the loop's time in ms, of the last byte in or out */
+    uint32_t frame;       /* LINES: the maximum line (with '\n'); EXACT: the frame size */
     sockit_loop *loop;
     const sockit_stream_callbacks *cb;
     void *user;
@@ -151,6 +160,9 @@ void sockit__stream_update_io(sockit_stream *st);
 void sockit__stream_set_peer(sockit_stream *st, const sockit_addr *a);
 /* "127.0.0.1:5000", or "fd 7" for a descriptor without a known peer. */
 void sockit__stream_name(const sockit_stream *st, char *buf, size_t size);
+
+/* The stream ended and its last completion came: on_close is scheduled. */
+void sockit__stream_schedule_close(sockit_stream *st);
 
 /* stream_read.c */
 /* Readable: one read into the loop's buffer, then delivery. */

@@ -17,7 +17,7 @@ static bool has_pending(const sockit_stream *st)
 
 void sockit__stream_deliver_soon(sockit_stream *st)
 {
-    if (st->deliver_scheduled || st->delivering || !has_pending(st))
+    if (st->deliver_scheduled || st->delivering || (!has_pending(st) && !st->eof_pending))
         return;
     if (sockit__stream_defer(st, deliver_later) == 0)
         st->deliver_scheduled = true;
@@ -155,8 +155,9 @@ static void received_eof(sockit_stream *st)
     deliver_pending(st);
     if (st->closing)
         return;
-    if (st->paused && has_pending(st)) {
-        /* The rest waits for resume; end of stream is told after it. */
+    if (st->paused) {
+        /* The rest waits for resume; end of stream is told after it. (A completion
+         * backend can see the end while paused: its receive was on its way.) */
         st->eof_pending = true;
         return;
     }
@@ -187,6 +188,26 @@ static void received_eof(sockit_stream *st)
         sockit_stream_close(st, -1);
 }
 
+/* n bytes read (0: end of stream), from a read or a receive's completion. */
+static void got(sockit_stream *st, const char *data, size_t n)
+{
+    sockit__stream_touch(st);
+    if (st->filtered) {
+        /* The filter decides what of it is the user's, and when the end is. */
+        if (n > 0)
+            sockit__filter_wire(st, data, n);
+        else
+            sockit__filter_wire_eof(st);
+        if (n == 0 && !st->ended && !st->eof)
+            received_eof(st);
+        return;
+    }
+    if (n == 0)
+        received_eof(st);
+    else
+        sockit__stream_received(st, data, n);
+}
+
 void sockit__stream_readable(sockit_stream *st)
 {
     if (st->paused || st->eof || st->closing)
@@ -207,21 +228,31 @@ void sockit__stream_readable(sockit_stream *st)
             sockit__stream_fail(st, -errno, st->is_socket ? "recv" : "read");
         return;
     }
-    sockit__stream_touch(st);
-    if (st->filtered) {
-        /* The filter decides what of it is the user's, and when the end is. */
-        if (n > 0)
-            sockit__filter_wire(st, loop->stream_buf, (size_t)n);
-        else
-            sockit__filter_wire_eof(st);
-        if (n == 0 && !st->ended && !st->eof)
-            received_eof(st);
-        return;
+    got(st, loop->stream_buf, (size_t)n);
+}
+
+void sockit__stream_recv_done(sockit_stream *st, int res, const char *data, bool more)
+{
+    if (!more)
+        st->recv_on = st->recv_stop = false;
+    /* Bytes that come after a close or while a pause's cancel is on its way: a
+     * closing stream reads no more (as on readiness, where they would stay in the
+     * kernel); a paused one keeps them for resume. */
+    if (!st->closing) {
+        if (res >= 0)
+            got(st, data, (size_t)res);
+        else if (res != -ECANCELED && res != -ENOBUFS && res != -EINTR)
+            sockit__stream_fail(st, res, "recv");
+        /* A receive ended by the kernel (out of buffers, its thread gone) or by a
+         * cancel is started again below if the stream still reads. */
     }
-    if (n == 0)
-        received_eof(st);
-    else
-        sockit__stream_received(st, loop->stream_buf, (size_t)n);
+    if (more)
+        return;
+    if (!st->ended)
+        sockit__stream_update_io(st);
+    else if (st->close_waits && !st->send_on)
+        sockit__stream_schedule_close(st);
+    sockit__stream_unref(st);
 }
 
 void sockit_stream_resume(sockit_stream *st)

@@ -48,7 +48,9 @@ static int check_write(sockit_stream *st, const void *buf, size_t len, const cha
  * took none or failed: a failure is met again by the flush, from the loop). */
 static size_t try_now(sockit_stream *st, const void *buf, size_t len)
 {
-    if ((st->ext != NULL && st->ext->wq_head != NULL) || len == 0)
+    /* On a completion backend every write is queued and goes with the next wait:
+     * what one iteration writes leaves in one send, and no system call of its own. */
+    if ((st->ext != NULL && st->ext->wq_head != NULL) || len == 0 || st->h.ring)
         return 0;
     ssize_t n = write_some(st, buf, len);
     if (n <= 0)
@@ -261,12 +263,21 @@ void sockit__stream_drop_queue(sockit_stream *st, int status)
     sockit__stream_ext *x = st->ext;
     if (x == NULL)
         return;
+    /* A chunk a send has in flight stays the kernel's until the send completes: it
+     * is finished then, with this status. */
+    sockit__wchunk *keep = st->send_on ? x->wq_head : NULL;
+    if (keep != NULL) {
+        keep->status = status;
+        x->wq_head = keep->next;
+    }
     while (x->wq_head != NULL) {
         sockit__wchunk *c = x->wq_head;
         x->wq_head = c->next;
         finish_chunk(st, c, status);
     }
-    x->wq_tail = NULL;
+    if (keep != NULL)
+        keep->next = NULL;
+    x->wq_head = x->wq_tail = keep;
     x->queued = 0;
     x->wire = 0;
 }
@@ -298,11 +309,47 @@ static void pop_sent(sockit_stream *st, sockit__stream_ext *x)
     }
 }
 
+/* w bytes of the queue went to the kernel. */
+static void sent(sockit_stream *st, sockit__stream_ext *x, size_t w)
+{
+    sockit__stream_touch(st);
+    if (!st->filtered)
+        x->queued -= w; /* filtered: per chunk, in finish_chunk */
+    else
+        x->wire -= w;
+    size_t left = w;
+    while (left > 0) {
+        sockit__wchunk *c = x->wq_head;
+        size_t in_chunk = c->len - c->sent;
+        if (left < in_chunk) {
+            c->sent += left;
+            break;
+        }
+        left -= in_chunk;
+        x->wq_head = c->next;
+        if (x->wq_head == NULL)
+            x->wq_tail = NULL;
+        finish_chunk(st, c, 0);
+    }
+    pop_sent(st, x);
+}
+
+static void settle(sockit_stream *st);
+
 void sockit__stream_flush(sockit_stream *st)
 {
     sockit__stream_ext *x = st->ext;
     if (x != NULL)
         pop_sent(st, x);
+    if (st->h.ring) {
+        /* The queue goes with the next wait, one send at a time. */
+        if (x != NULL && x->wq_head != NULL) {
+            sockit__stream_update_io(st);
+            return;
+        }
+        settle(st);
+        return;
+    }
     while (x != NULL && x->wq_head != NULL) {
         struct iovec iov[FLUSH_IOV];
         int n = 0;
@@ -326,29 +373,18 @@ void sockit__stream_flush(sockit_stream *st)
                 sockit__stream_update_io(st);
             return;
         }
-        sockit__stream_touch(st);
-        if (!st->filtered)
-            x->queued -= (size_t)w; /* filtered: per chunk, in finish_chunk */
-        else
-            x->wire -= (size_t)w;
-        size_t left = (size_t)w;
-        while (left > 0) {
-            sockit__wchunk *c = x->wq_head;
-            size_t in_chunk = c->len - c->sent;
-            if (left < in_chunk) {
-                c->sent += left;
-                break;
-            }
-            left -= in_chunk;
-            x->wq_head = c->next;
-            if (x->wq_head == NULL)
-                x->wq_tail = NULL;
-            finish_chunk(st, c, 0);
-        }
-        pop_sent(st, x);
+        sent(st, x, (size_t)w);
         if ((size_t)w < want)
             break; /* the kernel is full */
     }
+    settle(st);
+}
+
+/* After bytes went: a drained queue ends a close or a shutdown, one at the low
+ * watermark calls on_drain, and the ext goes if it holds nothing. */
+static void settle(sockit_stream *st)
+{
+    sockit__stream_ext *x = st->ext;
     if (x == NULL || x->wq_head == NULL) {
         drained(st);
         if (st->ended)
@@ -364,6 +400,84 @@ void sockit__stream_flush(sockit_stream *st)
     }
     sockit__stream_ext_trim(st);
     sockit__stream_update_io(st);
+}
+
+/* Completion backends: the head chunk's unsent bytes, one send per stream. */
+static void submit_send(sockit_stream *st)
+{
+    sockit__stream_ext *x = st->ext;
+    if (x == NULL)
+        return;
+    pop_sent(st, x);
+    sockit__wchunk *c = x->wq_head;
+    if (c == NULL) {
+        settle(st);
+        return;
+    }
+    sockit__backend *b = &st->loop->backend;
+    int rc = b->ops->send(b, st->h.fd, c->data + c->sent, c->len - c->sent,
+                          sockit__tag(st, SOCKIT__TAG_STREAM_SEND));
+    if (rc == -EAGAIN || rc == -EINTR || rc == -EBUSY) {
+        /* Not taken now (an injected fault, a full submission queue): the next
+         * wait tries again, and does not sleep first. */
+        sockit__stream_update_io(st);
+        return;
+    }
+    if (rc < 0) {
+        sockit__stream_fail(st, rc, "send");
+        return;
+    }
+    st->send_on = true;
+    st->refs++;
+    st->loop->ops_pending++;
+}
+
+void sockit__stream_submit_sends(sockit_loop *loop)
+{
+    /* Taken whole: failing a stream here runs its on_error, which may write to
+     * another and list it again (for the next wait). */
+    size_t n = loop->nsend;
+    sockit_stream **list = loop->send_list;
+    loop->send_list = NULL;
+    loop->nsend = loop->send_cap = 0;
+    for (size_t i = 0; i < n; i++) {
+        sockit_stream *st = list[i];
+        st->send_listed = false;
+        if (!st->ended && !st->send_on)
+            submit_send(st);
+        sockit__stream_unref(st);
+    }
+    if (loop->send_list == NULL) {
+        loop->send_list = list;
+        loop->send_cap = n > 0 ? n : 0;
+    } else {
+        sockit__free(list);
+    }
+}
+
+void sockit__stream_send_done(sockit_stream *st, int res)
+{
+    st->send_on = false;
+    sockit__stream_ext *x = st->ext;
+    if (st->ended) {
+        /* The chunk the kernel had is finished now, with the end's status. */
+        sockit__wchunk *c = x != NULL ? x->wq_head : NULL;
+        if (c != NULL) {
+            x->wq_head = x->wq_tail = NULL;
+            finish_chunk(st, c, c->status);
+        }
+        if (st->close_waits && !st->recv_on)
+            sockit__stream_schedule_close(st);
+    } else if (res >= 0) {
+        sent(st, x, (size_t)res);
+        settle(st);
+    } else if (res == -ECANCELED || res == -EINTR || res == -EAGAIN) {
+        /* Not asked for (the stream has not ended): the kernel's; sent again. */
+        sockit__stream_update_io(st);
+    } else {
+        sockit__stream_fail(st, res, "send");
+    }
+    sockit__stream_unref(st);
 }
 
 size_t sockit_stream_queued(const sockit_stream *st)

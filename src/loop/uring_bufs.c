@@ -1,0 +1,111 @@
+/* The provided-buffer ring of the io_uring backend: one per loop, shared by every
+ * receive of the loop, so an idle connection holds no buffer (the kernel picks one
+ * only when bytes arrive) and the loop's memory grows with what arrives at once, not
+ * with the connections it has. liburing 2.3 has no io_uring_setup_buf_ring: the ring
+ * is mapped here and registered with io_uring_register_buf_ring. */
+#include "uring_internal.h"
+
+#ifdef SOCKIT_HAVE_URING
+
+#include <errno.h>
+#include <string.h>
+#include <sys/mman.h>
+
+static int add_slab(uring_bufs *bufs)
+{
+    if (bufs->nslabs == URING_BUFS_MAX / URING_BUFS_SLAB)
+        return -ENOSPC;
+    char *slab = sockit__malloc((size_t)URING_BUFS_SLAB * URING_BUF_SIZE);
+    if (slab == NULL)
+        return -ENOMEM;
+    unsigned first = bufs->nslabs * URING_BUFS_SLAB;
+    bufs->slabs[bufs->nslabs++] = slab;
+    int mask = io_uring_buf_ring_mask(URING_BUFS_MAX);
+    for (unsigned i = 0; i < URING_BUFS_SLAB; i++)
+        io_uring_buf_ring_add(bufs->br, slab + (size_t)i * URING_BUF_SIZE, URING_BUF_SIZE,
+                              (unsigned short)(first + i), mask, (int)i);
+    io_uring_buf_ring_advance(bufs->br, URING_BUFS_SLAB);
+    return 0;
+}
+
+int sockit__uring_bufs_open(uring_bufs *bufs, struct io_uring *ring)
+{
+    memset(bufs, 0, sizeof *bufs);
+    bufs->br_bytes = URING_BUFS_MAX * sizeof(struct io_uring_buf);
+    void *mem =
+        mmap(NULL, bufs->br_bytes, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+    if (mem == MAP_FAILED)
+        return sockit__failf(-errno, "loop backend uring: mapping the buffer ring");
+    bufs->br = mem;
+    io_uring_buf_ring_init(bufs->br);
+    struct io_uring_buf_reg reg = {
+        .ring_addr = (unsigned long)(uintptr_t)mem,
+        .ring_entries = URING_BUFS_MAX,
+        .bgid = URING_BUF_GROUP,
+    };
+    int rc = io_uring_register_buf_ring(ring, &reg, 0);
+    if (rc < 0) {
+        munmap(mem, bufs->br_bytes);
+        bufs->br = NULL;
+        return sockit__failf(rc, "loop backend uring: registering a provided-buffer ring%s",
+                             rc == -EINVAL   ? " (the kernel has none: 5.19 or later needed)"
+                             : rc == -ENOMEM ? " (locked-memory limit too small?)"
+                                             : "");
+    }
+    rc = add_slab(bufs);
+    if (rc < 0) {
+        io_uring_unregister_buf_ring(ring, URING_BUF_GROUP);
+        munmap(mem, bufs->br_bytes);
+        bufs->br = NULL;
+        return sockit__failf(rc, "loop backend uring: receive buffers");
+    }
+    return 0;
+}
+
+void sockit__uring_bufs_close(uring_bufs *bufs)
+{
+    /* The ring's exit unregisters it; the memory goes after. */
+    for (unsigned i = 0; i < bufs->nslabs; i++)
+        sockit__free(bufs->slabs[i]);
+    if (bufs->br != NULL)
+        munmap(bufs->br, bufs->br_bytes);
+    memset(bufs, 0, sizeof *bufs);
+}
+
+static char *buffer(uring_bufs *bufs, unsigned bid)
+{
+    unsigned slab = bid / URING_BUFS_SLAB;
+    if (slab >= bufs->nslabs)
+        return NULL;
+    return bufs->slabs[slab] + (size_t)(bid % URING_BUFS_SLAB) * URING_BUF_SIZE;
+}
+
+char *sockit__uring_bufs_lent(uring_bufs *bufs, unsigned cqe_flags)
+{
+    if (!(cqe_flags & IORING_CQE_F_BUFFER))
+        return NULL;
+    return buffer(bufs, cqe_flags >> IORING_CQE_BUFFER_SHIFT);
+}
+
+void sockit__uring_bufs_recycle(uring_bufs *bufs, unsigned cqe_flags)
+{
+    char *buf = sockit__uring_bufs_lent(bufs, cqe_flags);
+    if (buf == NULL)
+        return;
+    io_uring_buf_ring_add(bufs->br, buf, URING_BUF_SIZE,
+                          (unsigned short)(cqe_flags >> IORING_CQE_BUFFER_SHIFT),
+                          io_uring_buf_ring_mask(URING_BUFS_MAX), 0);
+    io_uring_buf_ring_advance(bufs->br, 1);
+}
+
+void sockit__uring_bufs_grow(uring_bufs *bufs)
+{
+    if (!bufs->grow_wanted)
+        return;
+    bufs->grow_wanted = false;
+    /* At the cap, or without memory, the receives that ran out start again on the
+     * buffers given back meanwhile: slower, never a byte lost. */
+    add_slab(bufs);
+}
+
+#endif /* SOCKIT_HAVE_URING */
