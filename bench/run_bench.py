@@ -49,10 +49,15 @@ GEN_BOUND_SERVER_PERCENT = 90.0
 # ---------------------------------------------------------------------------------------
 # Servers. A server is a peer program plus its fixed arguments; the workload adds the
 # mode (echo, oneshot, sink). "c" peers live in BUILD/bench, "py" peers in bench/peers.
+# "env", where a peer has it, is added to the environment of the server process only
+# (never the generator's).
 
 
-def c_peer(sid, label, binary, *extra):
-    return {"id": sid, "label": label, "kind": "c", "file": binary, "extra": list(extra)}
+def c_peer(sid, label, binary, *extra, env=None):
+    peer = {"id": sid, "label": label, "kind": "c", "file": binary, "extra": list(extra)}
+    if env:
+        peer["env"] = dict(env)
+    return peer
 
 
 def py_peer(sid, label, script, *extra):
@@ -60,6 +65,7 @@ def py_peer(sid, label, script, *extra):
 
 
 EPOLL = c_peer("epoll", "epoll (raw)", "epoll_server")
+URING = c_peer("uring", "io_uring (raw)", "uring_server")
 BLOCKING = c_peer("blocking", "blocking accept loop (raw)", "blocking_server")
 LIBUV = c_peer("libuv", "libuv", "libuv_server")
 LIBEVENT = c_peer("libevent", "libevent", "libevent_server")
@@ -73,7 +79,18 @@ UDP_MMSG = c_peer("udp-mmsg", "recvmmsg/sendmmsg (raw)", "udp_mmsg_server")
 IPERF3 = {"id": "iperf3", "label": "iperf3", "kind": "iperf3", "file": "iperf3", "extra": []}
 
 
+# The loop backends the event server runs on, each a row of its own: the library picks
+# one from $SOCKIT_LOOP_BACKEND (issue 12).
+EVENT_BACKENDS = ("epoll", "uring")
+
+
+def events_id(backend, udp=False):
+    return "sockit-events-%s%s" % (backend, "-u" if udp else "")
+
+
 def sockit(mode, workers=None, udp=False):
+    """The peers of one sockit_server mode: a list of one, or for events one per loop
+    backend ("sockit events (epoll)", id sockit-events-epoll; -u after for UDP)."""
     extra = ["--server", mode]
     label = "sockit " + mode
     if workers is not None:
@@ -82,8 +99,12 @@ def sockit(mode, workers=None, udp=False):
     if udp:
         extra = ["-u"] + extra
         label += " -u"
+    if mode == "events":
+        return [c_peer(events_id(b, udp), "%s (%s)" % (label, b), "sockit_server", *extra,
+                       env={"SOCKIT_LOOP_BACKEND": b})
+                for b in EVENT_BACKENDS]
     sid = "sockit-" + mode + ("-u" if udp else "") + ("-w%d" % workers if workers else "")
-    return c_peer(sid, label, "sockit_server", *extra)
+    return [c_peer(sid, label, "sockit_server", *extra)]
 
 
 # A pool worker serves one connection at a time, so it needs as many workers as there
@@ -92,25 +113,25 @@ POOL_MAX_WORKERS = 1000
 
 
 def echo_servers(conns):
-    servers = [EPOLL, LIBUV, LIBEVENT, PY_THREADING, PY_ASYNCIO, PY_UVLOOP, sockit("events"),
-               sockit("threads")]
+    servers = [EPOLL, URING, LIBUV, LIBEVENT, PY_THREADING, PY_ASYNCIO, PY_UVLOOP,
+               *sockit("events"), *sockit("threads")]
     if conns <= POOL_MAX_WORKERS:
-        servers.append(sockit("pool", workers=conns))
+        servers += sockit("pool", workers=conns)
     if conns == 1:
         # The sequential server serves one connection at a time: only meaningful here.
-        servers.append(sockit("sequential"))
+        servers += sockit("sequential")
     return servers
 
 
 CONNECT_SERVERS = [
-    EPOLL, BLOCKING, LIBUV, LIBEVENT, PY_REFERENCE, PY_THREADING, PY_ASYNCIO, PY_UVLOOP,
-    sockit("events"), sockit("sequential"), sockit("threads"), sockit("processes"),
-    sockit("pool", workers=50),
+    EPOLL, URING, BLOCKING, LIBUV, LIBEVENT, PY_REFERENCE, PY_THREADING, PY_ASYNCIO, PY_UVLOOP,
+    *sockit("events"), *sockit("sequential"), *sockit("threads"), *sockit("processes"),
+    *sockit("pool", workers=50),
 ]
-UDP_SERVERS = [UDP_RECVFROM, UDP_MMSG, PY_UDP, sockit("events", udp=True),
-               sockit("sequential", udp=True),
-               sockit("threads", udp=True)]
-STREAM_SERVERS = [EPOLL, LIBUV, LIBEVENT, sockit("events"), sockit("threads"), IPERF3]
+UDP_SERVERS = [UDP_RECVFROM, UDP_MMSG, PY_UDP, *sockit("events", udp=True),
+               *sockit("sequential", udp=True),
+               *sockit("threads", udp=True)]
+STREAM_SERVERS = [EPOLL, URING, LIBUV, LIBEVENT, *sockit("events"), *sockit("threads"), IPERF3]
 
 
 # ---------------------------------------------------------------------------------------
@@ -340,14 +361,17 @@ class Driver:
             cmd += ["--mode", mode]
         return cmd, cmd[0]
 
-    def start_server(self, cmd, ready_re, tag):
-        """Starts a pinned server in its own process group; returns (proc, port, files)
-        or raises RuntimeError with the reason."""
+    def start_server(self, cmd, ready_re, tag, env=None):
+        """Starts a pinned server in its own process group, with env added to the
+        driver's environment; returns (proc, port, files) or raises RuntimeError with
+        the reason."""
         out = os.path.join(self.tmp, tag + ".out")
         err = os.path.join(self.tmp, tag + ".err")
+        full_env = dict(os.environ, **env) if env else None
         with open(out, "wb") as fo, open(err, "wb") as fe:
             proc = subprocess.Popen(self.pinned(SERVER_CORE, cmd), stdin=subprocess.DEVNULL,
-                                    stdout=fo, stderr=fe, start_new_session=True)
+                                    stdout=fo, stderr=fe, start_new_session=True,
+                                    env=full_env)
         deadline = time.monotonic() + START_TIMEOUT
         try:
             while True:
@@ -448,10 +472,12 @@ class Driver:
         else:
             ready = LISTEN_RE
         rec["server_cmd"] = self.pinned(SERVER_CORE, cmd)
+        if srv.get("env"):
+            rec["server_env"] = srv["env"]
         tag = "%s.%s.%d" % (wl["id"], srv["id"], rep)
         t0 = time.monotonic()
         try:
-            proc, listened, files = self.start_server(cmd, ready, tag)
+            proc, listened, files = self.start_server(cmd, ready, tag, srv.get("env"))
         except (RuntimeError, OSError) as e:
             rec["reason"] = str(e)
             rec["wall_s"] = time.monotonic() - t0
@@ -613,6 +639,7 @@ def versions(driver):
         "sockit": capture([driver.sockit, "--version"]),
         "libuv": capture(["pkg-config", "--modversion", "libuv"]),
         "libevent": capture(["pkg-config", "--modversion", "libevent"]),
+        "liburing": capture(["pkg-config", "--modversion", "liburing"]),
         "python": ("%s (%s)" % (pyver, PYTHON)) if pyver else "",
         "uvloop": capture([PYTHON, "-c", "import uvloop; print(uvloop.__version__)"]),
         "iperf3": capture(["iperf3", "--version"]),
@@ -653,6 +680,42 @@ def summarize(wl, runs):
         row["vs_baseline"] = (row["requests_per_s"] / base_rps
                               if base_rps and row["requests_per_s"] is not None else None)
     return rows
+
+
+def backend_ratios(wl, rows):
+    """sockit events on io_uring against the rows that say how good it is: the raw
+    io_uring peer (the ceiling for that backend) and the same server on epoll. One entry
+    per reference row present in this workload, with the ratio of the medians of req/s
+    and of server CPU µs/req (None where either side has no figure)."""
+    by_id = {r["server"]: r for r in rows}
+    udp = events_id("uring", udp=True) in by_id
+    mine = by_id.get(events_id("uring", udp))
+    if mine is None:
+        return []
+    out = []
+    for ref_id in (URING["id"], events_id("epoll", udp)):
+        ref = by_id.get(ref_id)
+        if ref is None:
+            continue
+
+        def ratio(key):
+            a, b = mine[key], ref[key]
+            return a / b if a is not None and b else None
+        out.append({"server": mine["server"], "label": mine["label"], "reference": ref_id,
+                    "reference_label": ref["label"], "rps_ratio": ratio("requests_per_s"),
+                    "cpu_ratio": ratio("server_cpu_us_per_request")})
+    return out
+
+
+def backend_table(ratios):
+    lines = ["| %s against | req/s ratio | server CPU µs/req ratio |" % ratios[0]["label"],
+             "|---|---:|---:|"]
+    for r in ratios:
+        lines.append("| %s | %s | %s |" % (
+            r["reference_label"],
+            "%.2f×" % r["rps_ratio"] if r["rps_ratio"] is not None else "—",
+            "%.2f×" % r["cpu_ratio"] if r["cpu_ratio"] is not None else "—"))
+    return "\n".join(lines)
 
 
 def notes(wl, row):
@@ -874,6 +937,10 @@ def write_report(path, meta, cfg, wls, summaries, runs, chart_files, chart_note)
         L.append("")
         L.append(table(wl, rows, cfg["repeats"]))
         L.append("")
+        ratios = backend_ratios(wl, rows)
+        if ratios:
+            L.append(backend_table(ratios))
+            L.append("")
         for row in rows:
             for reason in sorted(set(row["reasons"])):
                 if row["statuses"] and not all(s == "not built" for s in row["statuses"]):
@@ -933,6 +1000,11 @@ def write_report(path, meta, cfg, wls, summaries, runs, chart_files, chart_note)
              "divides by the raw epoll server's median in the same workload of the same run "
              "(for UDP, the raw recvfrom/sendto loop): the syscall floor a library cannot beat "
              "by much.")
+    L.append("- **sockit events** runs twice, once per loop backend (`SOCKIT_LOOP_BACKEND=epoll` "
+             "and `=uring`, set for the server process only). Under a workload's table, the "
+             "io_uring row's medians are divided by those of the raw io_uring peer (the ceiling "
+             "for that backend) and of the same server on epoll: above 1× is more req/s, or "
+             "more server CPU per request.")
     L.append("- In closed loop, every good server sits near the floor, because a 64-byte "
              "loopback round trip is mostly kernel time. The fixed-rate table separates them "
              "better: at equal offered load, **server CPU µs/req** is what each message costs "
@@ -1098,7 +1170,10 @@ def main(argv):
     with open(os.path.join(args.out, "results.json"), "w") as f:
         json.dump({"meta": meta, "config": cfg,
                    "workloads": [dict(w, servers=[s["id"] for s in w["servers"]]) for w in wls],
-                   "summary": summaries, "runs": runs}, f, indent=1)
+                   "summary": summaries,
+                   "backend_ratios": {wl["id"]: backend_ratios(wl, summaries[wl["id"]])
+                                      for wl in wls},
+                   "runs": runs}, f, indent=1)
     driver.cleanup()
     print("run_bench: wrote %s (and results.json, %d chart%s) in %s" % (
         os.path.join(args.out, "REPORT.md"), len(chart_files), "" if len(chart_files) == 1 else "s",
