@@ -237,7 +237,16 @@ void cli_server_started(sockit_server *srv, void (*on_stop)(int))
     char text[SOCKIT_ADDRSTRLEN];
     sockit_server_address(srv, &bound);
     cli_addr_text(&bound, text, sizeof text);
-    if (cli_json_on())
+    /* An event server says which loop backend serves it, and why not the default. */
+    const char *backend = sockit_server_backend(srv);
+    const char *fallback = sockit_server_backend_fallback(srv);
+    if (cli_json_on() && backend != NULL && fallback != NULL)
+        cli_event("bound", "address", 's', text, "port", 'i', (long long)sockit_addr_port(&bound),
+                  "backend", 's', backend, "backend_fallback", 's', fallback, NULL);
+    else if (cli_json_on() && backend != NULL)
+        cli_event("bound", "address", 's', text, "port", 'i', (long long)sockit_addr_port(&bound),
+                  "backend", 's', backend, NULL);
+    else if (cli_json_on())
         cli_event("bound", "address", 's', text, "port", 'i', (long long)sockit_addr_port(&bound),
                   NULL);
     else

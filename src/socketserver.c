@@ -216,6 +216,22 @@ int sockit_server_address(const sockit_server *srv, sockit_addr *out)
     return sockit_getsockname(srv->sock, out);
 }
 
+static sockit_loop *events_loop(sockit_server *srv)
+{
+    return srv != NULL && srv->cfg.mode == SOCKIT_EVENTS ? sockit__srv_events_loop(srv) : NULL;
+}
+
+const char *sockit_server_backend(sockit_server *srv)
+{
+    sockit_loop *loop = events_loop(srv);
+    return loop != NULL ? sockit_loop_backend(loop) : NULL;
+}
+
+const char *sockit_server_backend_fallback(sockit_server *srv)
+{
+    return sockit_loop_backend_fallback(events_loop(srv));
+}
+
 int sockit_server_active(const sockit_server *srv)
 {
     return srv == NULL ? 0 : atomic_load(&((sockit_server *)srv)->running);

@@ -127,6 +127,8 @@ int sockit__srv_events_serve(sockit_server *srv, double timeout, bool once);
 int sockit__srv_events_prepare(sockit_server *srv);
 /* Frees the shards (from freeing the server). */
 void sockit__srv_events_free(sockit_server *srv);
+/* The first loop, made now if serving has not made it yet (NULL if it cannot be). */
+sockit_loop *sockit__srv_events_loop(sockit_server *srv);
 /* Stops watching the listening sockets and closes the shards' own, before close
  * closes the server's. */
 void sockit__srv_events_stop_accepting(sockit_server *srv);

@@ -253,6 +253,13 @@ static int start(sockit_server *srv)
     return 0;
 }
 
+sockit_loop *sockit__srv_events_loop(sockit_server *srv)
+{
+    if (srv->ev_shards == NULL || start(srv) < 0)
+        return NULL;
+    return srv->ev_shards[0].loop;
+}
+
 static void *shard_main(void *arg)
 {
     sockit__ev_shard *sh = arg;

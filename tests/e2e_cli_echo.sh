@@ -269,11 +269,23 @@ else
 fi
 stop_echo unix-stop TERM
 if json_check "$work/unix.out" "bound connected connected exit" 'exit.reason=signal' \
-    'exit.connections=2' >"$work/unix-json.check" 2>&1; then
+    'exit.connections=2' 'bound.backend=*' >"$work/unix-json.check" 2>&1; then
     pass unix-json
 else
     fail unix-json "$(cat "$work/unix-json.check")"
 fi
+
+# --json names the loop backend: the one SOCKIT_LOOP_BACKEND asks for.
+for backend in epoll poll; do
+    SOCKIT_LOOP_BACKEND=$backend start_echo "backend-$backend" --json 0
+    stop_echo "backend-$backend-stop" TERM
+    if json_check "$work/backend-$backend.out" "bound exit" "bound.backend=$backend" \
+        >"$work/backend-$backend.check" 2>&1; then
+        pass "backend-$backend"
+    else
+        fail "backend-$backend" "$(cat "$work/backend-$backend.check")"
+    fi
+done
 
 # --idle frees a silent client; --max-connections holds the next one back.
 start_echo idle --idle 0.3 0

@@ -201,6 +201,37 @@ static void test_events_server_answers_many_tcp_clients_at_once(void **state)
     assert_int_equal(atomic_load(&ev_closes), N);
 }
 
+static int backend_no_handler(sockit_request *req)
+{
+    (void)req;
+    return 0;
+}
+
+/* The server names its loop's backend: the one the CTest entry asked for. */
+static void test_events_server_names_its_backend(void **state)
+{
+    (void)state;
+    sockit_server_config cfg = ev_config();
+    ev_run r;
+    ev_start(&r, &cfg, false);
+    const char *want = getenv("SOCKIT_LOOP_BACKEND");
+    const char *got = sockit_server_backend(r.srv);
+    assert_non_null(got);
+    if (want != NULL && want[0] != '\0') {
+        assert_string_equal(got, want);
+        assert_null(sockit_server_backend_fallback(r.srv)); /* named: never a fallback */
+    }
+    ev_stop(&r);
+    /* Only the event server has a loop. */
+    sockit_server_config seq = {.mode = SOCKIT_SEQUENTIAL, .handler = backend_no_handler};
+    sockit_server *srv = sockit_server_new("127.0.0.1", 0, SOCK_STREAM, &seq);
+    assert_sock(srv);
+    assert_null(sockit_server_backend(srv));
+    assert_null(sockit_server_backend_fallback(srv));
+    assert_ok(sockit_server_close(srv));
+    assert_null(sockit_server_backend(NULL));
+}
+
 static void test_events_server_answers_unix_stream_clients(void **state)
 {
     (void)state;
@@ -883,6 +914,8 @@ int main(void)
     const struct CMUnitTest tests[] = {
         cmocka_unit_test_setup_teardown(test_events_server_answers_many_tcp_clients_at_once,
                                         harness_fd_setup, harness_fd_teardown),
+        cmocka_unit_test_setup_teardown(test_events_server_names_its_backend, harness_fd_setup,
+                                        harness_fd_teardown),
         cmocka_unit_test_setup_teardown(test_events_server_answers_unix_stream_clients,
                                         harness_fd_setup, harness_fd_teardown),
         cmocka_unit_test_setup_teardown(test_events_server_frames_lines_split_across_sends,

@@ -378,6 +378,7 @@ int sockit_loop_close(sockit_loop *loop)
     sockit__datagram_batch_free(loop);
     sockit__free(loop->spare_ext);
     sockit__free(loop->spare_chunk);
+    sockit__stream_caches_free(loop);
     sockit__free(loop->send_list);
     sockit__free(loop);
     return 0;

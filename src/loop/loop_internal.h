@@ -104,6 +104,8 @@ void sockit__datagram_handle_ready(sockit__handle *h, int events);
 void sockit__datagram_batch_free(sockit_loop *loop);
 /* Frees the streams' idle buckets (stream_idle.c) when the loop closes. */
 void sockit__stream_buckets_free(sockit_loop *loop);
+/* Frees the streams' caches of exts and chunks (stream_write.c) when it closes. */
+void sockit__stream_caches_free(sockit_loop *loop);
 
 /* Completion tags (backend.h): the object's address with what the operation is in
  * the low bits (allocations are aligned to 8 and more). */
@@ -186,6 +188,12 @@ struct sockit_loop {
      * a write that fails for memory has sent nothing (stream_write.c). */
     struct sockit__stream_ext *spare_ext;
     struct sockit__wchunk *spare_chunk;
+    /* Exts and small chunks given back, kept for the next writes (a completion
+     * backend queues every write, so each message would otherwise be two
+     * allocations): at most SOCKIT__CACHE_MAX of each (stream_write.c). */
+    struct sockit__stream_ext *ext_cache;
+    struct sockit__wchunk *chunk_cache;
+    unsigned exts_cached, chunks_cached;
     /* Where datagram endpoints receive (src/stream/datagram.c): one batch of
      * buffers and headers for the whole loop, made on first use. */
     struct sockit__dgram_batch *dgram_batch;

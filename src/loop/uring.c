@@ -426,7 +426,9 @@ static int uring_wait(sockit__backend *b, int64_t timeout_ns, sockit__ready_fn r
     struct io_uring_cqe *cqe = NULL;
     int rc;
     if (timeout_ns == 0) {
-        rc = io_uring_submit(&u->ring);
+        /* With GETEVENTS: the kernel's pending completion work runs now, so what
+         * has finished is there to take without sleeping. */
+        rc = io_uring_submit_and_get_events(&u->ring);
     } else if (timeout_ns < 0) {
         rc = io_uring_submit_and_wait(&u->ring, 1);
     } else {

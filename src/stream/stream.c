@@ -110,7 +110,7 @@ void sockit__stream_ext_trim(sockit_stream *st)
         x->filter != NULL)
         return;
     sockit__free(x->pend);
-    sockit__free(x);
+    sockit__stream_ext_release(st->loop, x);
     st->ext = NULL;
 }
 

@@ -228,6 +228,9 @@ int sockit__filter_user(sockit_stream *st, const void *buf, size_t len);
 void sockit__filter_user_end(sockit_stream *st);
 void sockit__filter_free(sockit_stream *st);
 
+/* stream_write.c: gives an empty ext back to the loop's cache (or frees it). */
+void sockit__stream_ext_release(sockit_loop *loop, sockit__stream_ext *x);
+
 /* stream_write.c: queues wire bytes (user false: a filter's, counted by it). */
 int sockit__stream_send_bytes(sockit_stream *st, const void *buf, size_t len, bool user);
 

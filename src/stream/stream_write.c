@@ -90,15 +90,70 @@ static sockit__wchunk *chunk_new(size_t cap)
     return c;
 }
 
+#define CACHE_MAX 64
+
+void sockit__stream_ext_release(sockit_loop *loop, sockit__stream_ext *x)
+{
+    if (loop->exts_cached >= CACHE_MAX) {
+        sockit__free(x);
+        return;
+    }
+    memset(x, 0, sizeof *x);
+    x->wq_head = (sockit__wchunk *)(void *)loop->ext_cache; /* the cache's link */
+    loop->ext_cache = x;
+    loop->exts_cached++;
+}
+
+static void chunk_release(sockit_loop *loop, sockit__wchunk *c)
+{
+    if (c->cap != CHUNK_MIN || loop->chunks_cached >= CACHE_MAX) {
+        sockit__free(c);
+        return;
+    }
+    c->next = loop->chunk_cache;
+    loop->chunk_cache = c;
+    loop->chunks_cached++;
+}
+
+void sockit__stream_caches_free(sockit_loop *loop)
+{
+    while (loop->ext_cache != NULL) {
+        sockit__stream_ext *x = loop->ext_cache;
+        loop->ext_cache = (sockit__stream_ext *)(void *)x->wq_head;
+        sockit__free(x);
+    }
+    while (loop->chunk_cache != NULL) {
+        sockit__wchunk *c = loop->chunk_cache;
+        loop->chunk_cache = c->next;
+        sockit__free(c);
+    }
+    loop->exts_cached = loop->chunks_cached = 0;
+}
+
 static int have_spares(sockit_stream *st, size_t len)
 {
     sockit_loop *loop = st->loop;
-    if (st->ext == NULL && loop->spare_ext == NULL &&
-        (loop->spare_ext = sockit__calloc(1, sizeof(sockit__stream_ext))) == NULL)
-        return sockit__fail(-ENOMEM, "stream_write");
-    if (len <= CHUNK_MIN && loop->spare_chunk == NULL &&
-        (loop->spare_chunk = chunk_new(CHUNK_MIN)) == NULL)
-        return sockit__fail(-ENOMEM, "stream_write");
+    if (st->ext == NULL && loop->spare_ext == NULL) {
+        if (loop->ext_cache != NULL) {
+            loop->spare_ext = loop->ext_cache;
+            loop->ext_cache = (sockit__stream_ext *)(void *)loop->spare_ext->wq_head;
+            loop->spare_ext->wq_head = NULL;
+            loop->exts_cached--;
+        } else if ((loop->spare_ext = sockit__calloc(1, sizeof(sockit__stream_ext))) == NULL) {
+            return sockit__fail(-ENOMEM, "stream_write");
+        }
+    }
+    if (len <= CHUNK_MIN && loop->spare_chunk == NULL) {
+        if (loop->chunk_cache != NULL) {
+            sockit__wchunk *c = loop->chunk_cache;
+            loop->chunk_cache = c->next;
+            loop->chunks_cached--;
+            *c = (sockit__wchunk){.data = (const char *)(c + 1), .cap = CHUNK_MIN};
+            loop->spare_chunk = c;
+        } else if ((loop->spare_chunk = chunk_new(CHUNK_MIN)) == NULL) {
+            return sockit__fail(-ENOMEM, "stream_write");
+        }
+    }
     return 0;
 }
 
@@ -255,7 +310,7 @@ static void finish_chunk(sockit_stream *st, sockit__wchunk *c, int status)
     if (c->ref)
         finish_ref(st, c, status);
     else
-        sockit__free(c);
+        chunk_release(st->loop, c);
 }
 
 void sockit__stream_drop_queue(sockit_stream *st, int status)
