@@ -539,11 +539,12 @@ SOCKIT_API sockit_server *sockit_server_new(const char *host, int port, int type
                                             const sockit_server_config *cfg);
 /* The bound address (the real port when 0 was asked for). */
 SOCKIT_API int sockit_server_address(const sockit_server *server, sockit_addr *out);
-/* A SOCKIT_EVENTS server's loop backend ("uring", "epoll", "poll"; its loops are
- * made now if serving has not made them), and why it is not the default one (NULL
- * when it is); NULL for the other modes, or if the loops cannot be made. */
-SOCKIT_API const char *sockit_server_backend(sockit_server *server);
-SOCKIT_API const char *sockit_server_backend_fallback(sockit_server *server);
+/* A SOCKIT_EVENTS server's loop backend ("uring", "epoll", "poll"), and why it is
+ * not the default one (NULL when it is); NULL for the other modes. Known from
+ * sockit_server_new on (which fails if a backend named cannot start), and safe to
+ * ask while it serves. */
+SOCKIT_API const char *sockit_server_backend(const sockit_server *server);
+SOCKIT_API const char *sockit_server_backend_fallback(const sockit_server *server);
 /* Serves until sockit_server_shutdown. Returns 0 then, or a code if serving could
  * not go on. It accepts (or receives) until nothing is pending before it waits, so a
  * busy SOCKIT_SEQUENTIAL server makes no system call per request but the request's

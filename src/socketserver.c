@@ -216,20 +216,15 @@ int sockit_server_address(const sockit_server *srv, sockit_addr *out)
     return sockit_getsockname(srv->sock, out);
 }
 
-static sockit_loop *events_loop(sockit_server *srv)
+const char *sockit_server_backend(const sockit_server *srv)
 {
-    return srv != NULL && srv->cfg.mode == SOCKIT_EVENTS ? sockit__srv_events_loop(srv) : NULL;
+    return srv != NULL && srv->cfg.mode == SOCKIT_EVENTS ? srv->ev_backend : NULL;
 }
 
-const char *sockit_server_backend(sockit_server *srv)
+const char *sockit_server_backend_fallback(const sockit_server *srv)
 {
-    sockit_loop *loop = events_loop(srv);
-    return loop != NULL ? sockit_loop_backend(loop) : NULL;
-}
-
-const char *sockit_server_backend_fallback(sockit_server *srv)
-{
-    return sockit_loop_backend_fallback(events_loop(srv));
+    return sockit_server_backend(srv) != NULL && srv->ev_fallback[0] != '\0' ? srv->ev_fallback
+                                                                             : NULL;
 }
 
 int sockit_server_active(const sockit_server *srv)

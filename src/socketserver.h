@@ -94,6 +94,8 @@ struct sockit_server {
      * Made by the first serve. */
     struct sockit__ev_shard *ev_shards;
     int ev_nshards;
+    const char *ev_backend; /* the loops' backend, and why not the default ("": it is) */
+    char ev_fallback[160];
     sockit_io *ev_wake;
     sockit_addr bound;
 
@@ -127,8 +129,6 @@ int sockit__srv_events_serve(sockit_server *srv, double timeout, bool once);
 int sockit__srv_events_prepare(sockit_server *srv);
 /* Frees the shards (from freeing the server). */
 void sockit__srv_events_free(sockit_server *srv);
-/* The first loop, made now if serving has not made it yet (NULL if it cannot be). */
-sockit_loop *sockit__srv_events_loop(sockit_server *srv);
 /* Stops watching the listening sockets and closes the shards' own, before close
  * closes the server's. */
 void sockit__srv_events_stop_accepting(sockit_server *srv);

@@ -226,7 +226,23 @@ int sockit__srv_events_prepare(sockit_server *srv)
             sh->own_sock = sh->sock != NULL;
         }
     }
-    return rc;
+    if (rc < 0)
+        return rc;
+    /* Which backend the loops will have is asked now, of a loop made and closed, so
+     * sockit_server_backend can say it before the first serve and while another
+     * thread makes the loops; and a backend named that cannot start fails here. The
+     * loops themselves are made by the first serve, in the process that serves (a
+     * program may fork after making the server). */
+    sockit_loop_options lo = SOCKIT_LOOP_OPTIONS_INIT;
+    sockit_loop *probe = sockit_loop_new(&lo);
+    if (probe == NULL)
+        return sockit_errcode();
+    srv->ev_backend = sockit_loop_backend(probe);
+    const char *why = sockit_loop_backend_fallback(probe);
+    if (why != NULL)
+        snprintf(srv->ev_fallback, sizeof srv->ev_fallback, "%s", why);
+    sockit_loop_close(probe);
+    return 0;
 }
 
 void sockit__srv_events_free(sockit_server *srv) { free_shards(srv); }
@@ -251,13 +267,6 @@ static int start(sockit_server *srv)
     /* Only the listeners, the streams or the endpoints keep a loop running. */
     sockit_io_keepalive(srv->ev_wake, false);
     return 0;
-}
-
-sockit_loop *sockit__srv_events_loop(sockit_server *srv)
-{
-    if (srv->ev_shards == NULL || start(srv) < 0)
-        return NULL;
-    return srv->ev_shards[0].loop;
 }
 
 static void *shard_main(void *arg)
