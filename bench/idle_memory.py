@@ -26,14 +26,19 @@ HERE = os.path.dirname(os.path.abspath(__file__))
 LISTEN_RE = re.compile(rb"Listening on [^\s]*:(\d+)")
 PYTHON = "/usr/bin/python3"
 
-# id, label, kind ("c": build/bench binary, "py": bench/peers script), file, extra args
+# id, label, kind ("c": build/bench binary, "py": bench/peers script), file, extra args,
+# environment for the server. The event server runs once per loop backend.
 SERVERS = [
-    ("epoll", "epoll (raw)", "c", "epoll_server", []),
-    ("libuv", "libuv", "c", "libuv_server", []),
-    ("libevent", "libevent", "c", "libevent_server", []),
-    ("sockit-events", "sockit events", "c", "sockit_server", ["--server", "events"]),
-    ("sockit-threads", "sockit threads", "c", "sockit_server", ["--server", "threads"]),
-    ("py-asyncio", "python asyncio", "py", "python_asyncio_server.py", []),
+    ("epoll", "epoll (raw)", "c", "epoll_server", [], {}),
+    ("uring", "io_uring (raw)", "c", "uring_server", [], {}),
+    ("libuv", "libuv", "c", "libuv_server", [], {}),
+    ("libevent", "libevent", "c", "libevent_server", [], {}),
+    ("sockit-events-epoll", "sockit events (epoll)", "c", "sockit_server", ["--server", "events"],
+     {"SOCKIT_LOOP_BACKEND": "epoll"}),
+    ("sockit-events-uring", "sockit events (uring)", "c", "sockit_server", ["--server", "events"],
+     {"SOCKIT_LOOP_BACKEND": "uring"}),
+    ("sockit-threads", "sockit threads", "c", "sockit_server", ["--server", "threads"], {}),
+    ("py-asyncio", "python asyncio", "py", "python_asyncio_server.py", [], {}),
 ]
 
 
@@ -59,12 +64,13 @@ def server_cmd(args, kind, file, extra):
     return [PYTHON, script], script
 
 
-def measure(cmd, conns, timeout=60.0):
+def measure(cmd, conns, env, timeout=60.0):
     """Returns bytes of RSS per idle connection, or raises RuntimeError."""
     if shutil.which("taskset") and (os.cpu_count() or 1) >= 2:
         cmd = ["taskset", "-c", "0"] + cmd
     proc = subprocess.Popen(cmd + ["--mode", "echo", "--port", "0"], stdout=subprocess.PIPE,
-                            stderr=subprocess.DEVNULL, stdin=subprocess.DEVNULL)
+                            stderr=subprocess.DEVNULL, stdin=subprocess.DEVNULL,
+                            env=dict(os.environ, **env))
     socks = []
     try:
         deadline = time.monotonic() + 10
@@ -135,13 +141,13 @@ def main():
     results = {s[0]: [] for s in servers}
     notes = {}
     for rep in range(args.repeats):
-        for sid, label, kind, file, extra in servers:
+        for sid, label, kind, file, extra, env in servers:
             cmd, what = server_cmd(args, kind, file, extra)
             if cmd is None:
                 notes[sid] = "not built (%s)" % os.path.basename(what)
                 continue
             try:
-                per = measure(cmd + extra, args.conns)
+                per = measure(cmd + extra, args.conns, env)
                 results[sid].append(per)
                 print("rep %d %-16s %8.0f B per idle connection" % (rep + 1, label, per),
                       file=sys.stderr)

@@ -68,6 +68,7 @@
 #include "../internal.h"
 
 #include <stdint.h>
+#include <sys/socket.h>
 
 /* Called by wait for each ready descriptor: token as given to watch, events a mask of
  * SOCKIT_EVENT_READ / SOCKIT_EVENT_WRITE. */
@@ -96,11 +97,12 @@ typedef struct sockit__backend_ops {
     /* Completion backends only (NULL otherwise). Each returns 0 or a code, and on a
      * code no completion will come. recv: a multishot receive into the backend's
      * buffers; accept: a multishot accept (the descriptors are non-blocking and
-     * close-on-exec); send: one send of buf (MSG_NOSIGNAL); cancel: every operation
+     * close-on-exec); send: one sendmsg of msg (MSG_NOSIGNAL; msg and its iovec stay
+     * the caller's, valid until the completion); cancel: every operation
      * with tag (now: submitted at once, see above). */
     int (*recv)(sockit__backend *b, int fd, uint64_t tag);
     int (*accept)(sockit__backend *b, int fd, uint64_t tag);
-    int (*send)(sockit__backend *b, int fd, const void *buf, size_t len, uint64_t tag);
+    int (*send)(sockit__backend *b, int fd, const struct msghdr *msg, uint64_t tag);
     int (*cancel)(sockit__backend *b, uint64_t tag, bool now);
 } sockit__backend_ops;
 

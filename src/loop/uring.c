@@ -311,16 +311,17 @@ static int uring_accept(sockit__backend *b, int fd, uint64_t tag)
     return 0;
 }
 
-static int uring_send(sockit__backend *b, int fd, const void *buf, size_t len, uint64_t tag)
+static int uring_send(sockit__backend *b, int fd, const struct msghdr *msg, uint64_t tag)
 {
     uring_impl *u = b->impl;
-    int rc = sockit__sys_ring_fault(SOCKIT__SYS_SEND, &len);
-    if (rc < 0)
-        return rc;
     struct io_uring_sqe *sqe = get_sqe(u);
     if (sqe == NULL)
         return -EBUSY;
-    io_uring_prep_send(sqe, fd, buf, len, MSG_NOSIGNAL);
+    if (msg->msg_iovlen == 1)
+        io_uring_prep_send(sqe, fd, msg->msg_iov[0].iov_base, msg->msg_iov[0].iov_len,
+                           MSG_NOSIGNAL);
+    else
+        io_uring_prep_sendmsg(sqe, fd, msg, MSG_NOSIGNAL);
     io_uring_sqe_set_data64(sqe, tag);
     return 0;
 }

@@ -20,11 +20,17 @@
 #include "../loop/loop_internal.h"
 
 #include <netinet/in.h>
+#include <sys/socket.h>
+#include <sys/uio.h>
 
 /* The write queue's defaults: watermarks and the hard limit (sockit.h). */
 #define SOCKIT__STREAM_LOW   ((size_t)16 * 1024)
 #define SOCKIT__STREAM_HIGH  ((size_t)64 * 1024)
 #define SOCKIT__STREAM_LIMIT ((size_t)16 * 1024 * 1024)
+
+/* Chunks one send of a completion backend takes (what a write queues in one
+ * iteration goes out in one send, as one writev does on readiness). */
+#define SOCKIT__SEND_IOV 16
 
 /* Bytes the loop's buffer lends to one on_data call: one read's worth. */
 #define SOCKIT__STREAM_READ 65536
@@ -74,6 +80,10 @@ typedef struct sockit__stream_ext {
     bool filter_ended; /* on_user_end was called */
     int filter_error;  /* on_user failed: the stream ends with it, from the loop */
     size_t wire;       /* filtered: bytes in the queue, the filter's own included */
+    /* A completion backend's send in flight: the kernel reads these when it takes the
+     * send, so they live with the queue, not on a stack. */
+    struct msghdr send_msg;
+    struct iovec send_iov[SOCKIT__SEND_IOV];
 } sockit__stream_ext;
 
 /* The peer's address as messages and sockit_stream_peer need it, in 20 bytes
@@ -102,9 +112,9 @@ typedef struct sockit__idle_bucket {
 #define SOCKIT__IDLE_BUCKETS 255
 
 struct sockit_stream {
-    sockit__handle h; /* the descriptor and its registration (h.fd -1 once closed) */
-    uint8_t mode;     /* sockit__frame_mode */
-    uint8_t bucket;   /* index in the loop's idle buckets */
+    sockit__handle h;  /* the descriptor and its registration (h.fd -1 once closed) */
+    uint8_t bucket;    /* index in the loop's idle buckets */
+    unsigned mode : 2; /* sockit__frame_mode */
     unsigned is_socket : 1;
     unsigned owned : 1;            /* stream_new_fd(owned false): fd is left open */
     unsigned restore_blocking : 1; /* fd was blocking when adopted and is not owned */

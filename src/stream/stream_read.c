@@ -269,7 +269,7 @@ static int set_mode(sockit_stream *st, sockit__frame_mode mode, size_t frame)
     if (frame > UINT32_MAX)
         return sockit__failf(-EINVAL, "stream framing: a frame of %zu bytes (at most %u)", frame,
                              UINT32_MAX);
-    st->mode = (uint8_t)mode;
+    st->mode = (unsigned)mode;
     st->frame = (uint32_t)frame;
     /* Bytes already here may make whole frames in the new mode. */
     if (!st->closing && !st->paused)

@@ -464,14 +464,39 @@ static void submit_send(sockit_stream *st)
     if (x == NULL)
         return;
     pop_sent(st, x);
-    sockit__wchunk *c = x->wq_head;
-    if (c == NULL) {
+    if (x->wq_head == NULL) {
         settle(st);
         return;
     }
+    /* What the queue holds, up to SOCKIT__SEND_IOV chunks, in one send. Injected
+     * faults see it as a sendmsg would be seen: an error, or fewer bytes. */
+    size_t want = 0;
+    int n = 0;
+    for (sockit__wchunk *c = x->wq_head; c != NULL && n < SOCKIT__SEND_IOV; c = c->next) {
+        if (c->len == c->sent)
+            continue;
+        x->send_iov[n++] =
+            (struct iovec){.iov_base = (void *)(c->data + c->sent), .iov_len = c->len - c->sent};
+        want += c->len - c->sent;
+    }
+    size_t allowed = want;
+    int rc = sockit__sys_ring_fault(SOCKIT__SYS_SENDMSG, &allowed);
+    if (rc == 0 && allowed < want) {
+        /* A short send: the iovec ends where the injected length does. */
+        size_t left = allowed;
+        int k = 0;
+        while (k < n && left >= x->send_iov[k].iov_len)
+            left -= x->send_iov[k++].iov_len;
+        if (k < n && left > 0)
+            x->send_iov[k++].iov_len = left;
+        n = k > 0 ? k : 1;
+        if (allowed == 0)
+            x->send_iov[0].iov_len = 1;
+    }
+    x->send_msg = (struct msghdr){.msg_iov = x->send_iov, .msg_iovlen = (size_t)n};
     sockit__backend *b = &st->loop->backend;
-    int rc = b->ops->send(b, st->h.fd, c->data + c->sent, c->len - c->sent,
-                          sockit__tag(st, SOCKIT__TAG_STREAM_SEND));
+    if (rc == 0)
+        rc = b->ops->send(b, st->h.fd, &x->send_msg, sockit__tag(st, SOCKIT__TAG_STREAM_SEND));
     if (rc == -EAGAIN || rc == -EINTR || rc == -EBUSY) {
         /* Not taken now (an injected fault, a full submission queue): the next
          * wait tries again, and does not sleep first. */
