@@ -43,7 +43,15 @@ int sockit__uring_bufs_open(uring_bufs *bufs, struct io_uring *ring)
         .ring_entries = URING_BUFS_MAX,
         .bgid = URING_BUF_GROUP,
     };
+    /* The kernel's flags field is liburing 2.3's pad (the same 16 bits after bgid). */
+    reg.pad = IOU_PBUF_RING_INC;
     int rc = io_uring_register_buf_ring(ring, &reg, 0);
+    bufs->incremental = rc == 0;
+    if (rc == -EINVAL) {
+        /* A kernel before 6.12: whole buffers per receive. */
+        reg.pad = 0;
+        rc = io_uring_register_buf_ring(ring, &reg, 0);
+    }
     if (rc < 0) {
         munmap(mem, bufs->br_bytes);
         bufs->br = NULL;
@@ -84,16 +92,26 @@ char *sockit__uring_bufs_lent(uring_bufs *bufs, unsigned cqe_flags)
 {
     if (!(cqe_flags & IORING_CQE_F_BUFFER))
         return NULL;
-    return buffer(bufs, cqe_flags >> IORING_CQE_BUFFER_SHIFT);
+    unsigned bid = cqe_flags >> IORING_CQE_BUFFER_SHIFT;
+    char *buf = buffer(bufs, bid);
+    return buf != NULL && bufs->incremental ? buf + bufs->used[bid] : buf;
 }
 
-void sockit__uring_bufs_recycle(uring_bufs *bufs, unsigned cqe_flags)
+void sockit__uring_bufs_recycle(uring_bufs *bufs, unsigned cqe_flags, int res)
 {
-    char *buf = sockit__uring_bufs_lent(bufs, cqe_flags);
+    if (!(cqe_flags & IORING_CQE_F_BUFFER))
+        return;
+    unsigned bid = cqe_flags >> IORING_CQE_BUFFER_SHIFT;
+    char *buf = buffer(bufs, bid);
     if (buf == NULL)
         return;
-    io_uring_buf_ring_add(bufs->br, buf, URING_BUF_SIZE,
-                          (unsigned short)(cqe_flags >> IORING_CQE_BUFFER_SHIFT),
+    if (bufs->incremental && (cqe_flags & IORING_CQE_F_BUF_MORE)) {
+        /* The kernel goes on in this buffer: its next bytes come after these. */
+        bufs->used[bid] = (uint16_t)(bufs->used[bid] + (res > 0 ? res : 0));
+        return;
+    }
+    bufs->used[bid] = 0;
+    io_uring_buf_ring_add(bufs->br, buf, URING_BUF_SIZE, (unsigned short)bid,
                           io_uring_buf_ring_mask(URING_BUFS_MAX), 0);
     io_uring_buf_ring_advance(bufs->br, 1);
 }

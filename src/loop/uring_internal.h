@@ -19,22 +19,38 @@
 #define URING_BUFS_MAX  4096
 #define URING_BUF_GROUP 0
 
+/* Incremental consumption (Linux 6.12; not in liburing 2.3's header): a receive
+ * takes only the bytes it needs of a buffer, and the next receive goes on in the
+ * same buffer, so a 64-byte message does not use up 4 KiB; a completion that leaves
+ * room in its buffer is flagged BUF_MORE. */
+#ifndef IOU_PBUF_RING_INC
+#define IOU_PBUF_RING_INC 2
+#endif
+#ifndef IORING_CQE_F_BUF_MORE
+#define IORING_CQE_F_BUF_MORE (1U << 4)
+#endif
+
 typedef struct uring_bufs {
     struct io_uring_buf_ring *br; /* the ring the kernel takes buffers from */
     size_t br_bytes;
     char *slabs[URING_BUFS_MAX / URING_BUFS_SLAB];
     unsigned nslabs;
     bool grow_wanted; /* a receive ran out: one more slab after this batch */
+    bool incremental; /* the kernel consumes buffers incrementally */
+    /* Incremental: where each buffer's next bytes go (the kernel moves on in it). */
+    uint16_t used[URING_BUFS_MAX];
 } uring_bufs;
 
 /* Sets up and registers the buffer ring with its first slab. 0 or a code with the
  * message set ("loop backend uring: ..."). */
 int sockit__uring_bufs_open(uring_bufs *bufs, struct io_uring *ring);
 void sockit__uring_bufs_close(uring_bufs *bufs);
-/* The buffer a completion's flags name (IORING_CQE_F_BUFFER), or NULL. */
+/* Where the bytes of a completion whose flags name a buffer (IORING_CQE_F_BUFFER)
+ * are, or NULL. */
 char *sockit__uring_bufs_lent(uring_bufs *bufs, unsigned cqe_flags);
-/* Gives a lent buffer back to the kernel. */
-void sockit__uring_bufs_recycle(uring_bufs *bufs, unsigned cqe_flags);
+/* After the completion's res bytes were delivered: the buffer goes back to the
+ * kernel once nothing more of it will be used. */
+void sockit__uring_bufs_recycle(uring_bufs *bufs, unsigned cqe_flags, int res);
 /* Adds a slab if a receive ran out since the last call and the cap allows. */
 void sockit__uring_bufs_grow(uring_bufs *bufs);
 

@@ -90,7 +90,7 @@ static sockit__wchunk *chunk_new(size_t cap)
     return c;
 }
 
-#define CACHE_MAX 64
+#define CACHE_MAX 256
 
 void sockit__stream_ext_release(sockit_loop *loop, sockit__stream_ext *x)
 {
