@@ -692,8 +692,10 @@ SOCKIT_API int sockit_loop_run_once(sockit_loop *loop, double timeout);
  * asyncio's loop.stop(). */
 SOCKIT_API void sockit_loop_stop(sockit_loop *loop);
 /* Frees the loop. Fails with -EBUSY and frees nothing while watchers are still open
- * (the message counts them by kind) or while it runs; calls still queued are
- * dropped. NULL is a no-op. Returns 0 or a code. */
+ * (the message counts them by kind), while it runs, or (io_uring) while operations
+ * of closed streams and listeners are still being cancelled: run it until it
+ * returns first. Calls still queued are dropped. NULL is a no-op. Returns 0 or a
+ * code. */
 SOCKIT_API int sockit_loop_close(sockit_loop *loop);
 /* The loop's monotonic time in seconds, read once per iteration (cheap). */
 SOCKIT_API double sockit_loop_now(const sockit_loop *loop);
@@ -912,7 +914,9 @@ SOCKIT_API sockit_stream *sockit_stream_new(sockit_loop *loop, sockit *s,
 SOCKIT_API sockit_stream *sockit_stream_new_fd(sockit_loop *loop, int fd, bool owned,
                                                const sockit_stream_callbacks *cb, void *user);
 
-/* Writes len bytes: what the kernel does not take now is copied to the queue.
+/* Writes len bytes: what the kernel does not take now is copied to the queue. (On
+ * io_uring every write is queued and goes with the loop's next wait, in one send with
+ * the rest of the iteration's writes.)
  * Returns 0, -ENOBUFS (queue past the hard limit: nothing was taken), -EPIPE after
  * shutdown, close or an error, or -EINVAL for a NULL buffer with len > 0. */
 SOCKIT_API int sockit_stream_write(sockit_stream *st, const void *buf, size_t len);

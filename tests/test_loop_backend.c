@@ -249,7 +249,8 @@ static void test_a_burst_past_the_receive_buffers_grows_them_and_loses_nothing(v
     sockit_loop *loop = sockit_loop_new(&o);
     assert_sock(loop);
     memset(&burst, 0, sizeof burst);
-    assert_int_equal(sockit__uring_buffers(&loop->backend), URING_BUFS_SLAB);
+    unsigned first = sockit__uring_buffers(&loop->backend);
+    assert_true(first > 0);
     int peer[BURST_PEERS];
     for (size_t i = 0; i < BURST_PEERS; i++) {
         int sv[2];
@@ -270,7 +271,7 @@ static void test_a_burst_past_the_receive_buffers_grows_them_and_loses_nothing(v
     assert_false(burst.bad);
     for (size_t i = 0; i < BURST_PEERS; i++)
         assert_int_equal(burst.got[i], BURST_BYTES);
-    assert_true(sockit__uring_buffers(&loop->backend) > URING_BUFS_SLAB);
+    assert_true(sockit__uring_buffers(&loop->backend) > first);
     assert_true(sockit__uring_buffers(&loop->backend) <= URING_BUFS_MAX);
     for (size_t i = 0; i < BURST_PEERS; i++)
         close(peer[i]);

@@ -1,7 +1,8 @@
 /* The backend interface: what the loop (loop.c) and the selector (selector.c) ask of
- * the kernel's event mechanism. One file per backend implements it: epoll.c (the
- * default on Linux), poll.c (portable, and a second implementation that keeps this
- * interface honest), and later uring.c. Never installed.
+ * the kernel's event mechanism. One file per backend implements it: uring.c (the
+ * default where liburing was found and a ring can be set up), epoll.c (the default
+ * otherwise), poll.c (portable, and a third implementation that keeps this interface
+ * honest). Never installed.
  *
  * Two shapes of backend fit here:
  *

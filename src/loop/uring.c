@@ -467,7 +467,7 @@ static int uring_wait(sockit__backend *b, int64_t timeout_ns, sockit__ready_fn r
 unsigned sockit__uring_buffers(const sockit__backend *b)
 {
     const uring_impl *u = b->impl;
-    return u->bufs.nslabs * URING_BUFS_SLAB;
+    return u->bufs.nslabs * u->bufs.per_slab;
 }
 
 const sockit__backend_ops sockit__uring_backend = {

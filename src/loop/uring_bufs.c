@@ -13,18 +13,20 @@
 
 static int add_slab(uring_bufs *bufs)
 {
-    if (bufs->nslabs == URING_BUFS_MAX / URING_BUFS_SLAB)
+    size_t slab_bytes = (size_t)bufs->per_slab * bufs->size;
+    if (bufs->nslabs == URING_SLABS_MAX || (bufs->nslabs + 1) * slab_bytes > URING_BUF_BYTES ||
+        (bufs->nslabs + 1) * bufs->per_slab > URING_BUFS_MAX)
         return -ENOSPC;
-    char *slab = sockit__malloc((size_t)URING_BUFS_SLAB * URING_BUF_SIZE);
+    char *slab = sockit__malloc(slab_bytes);
     if (slab == NULL)
         return -ENOMEM;
-    unsigned first = bufs->nslabs * URING_BUFS_SLAB;
+    unsigned first = bufs->nslabs * bufs->per_slab;
     bufs->slabs[bufs->nslabs++] = slab;
     int mask = io_uring_buf_ring_mask(URING_BUFS_MAX);
-    for (unsigned i = 0; i < URING_BUFS_SLAB; i++)
-        io_uring_buf_ring_add(bufs->br, slab + (size_t)i * URING_BUF_SIZE, URING_BUF_SIZE,
+    for (unsigned i = 0; i < bufs->per_slab; i++)
+        io_uring_buf_ring_add(bufs->br, slab + (size_t)i * bufs->size, bufs->size,
                               (unsigned short)(first + i), mask, (int)i);
-    io_uring_buf_ring_advance(bufs->br, URING_BUFS_SLAB);
+    io_uring_buf_ring_advance(bufs->br, (int)bufs->per_slab);
     return 0;
 }
 
@@ -52,6 +54,8 @@ int sockit__uring_bufs_open(uring_bufs *bufs, struct io_uring *ring)
         reg.pad = 0;
         rc = io_uring_register_buf_ring(ring, &reg, 0);
     }
+    bufs->size = bufs->incremental ? 16384 : 4096;
+    bufs->per_slab = bufs->incremental ? 64 : 256;
     if (rc < 0) {
         munmap(mem, bufs->br_bytes);
         bufs->br = NULL;
@@ -82,10 +86,10 @@ void sockit__uring_bufs_close(uring_bufs *bufs)
 
 static char *buffer(uring_bufs *bufs, unsigned bid)
 {
-    unsigned slab = bid / URING_BUFS_SLAB;
+    unsigned slab = bid / bufs->per_slab;
     if (slab >= bufs->nslabs)
         return NULL;
-    return bufs->slabs[slab] + (size_t)(bid % URING_BUFS_SLAB) * URING_BUF_SIZE;
+    return bufs->slabs[slab] + (size_t)(bid % bufs->per_slab) * bufs->size;
 }
 
 char *sockit__uring_bufs_lent(uring_bufs *bufs, unsigned cqe_flags)
@@ -107,11 +111,11 @@ void sockit__uring_bufs_recycle(uring_bufs *bufs, unsigned cqe_flags, int res)
         return;
     if (bufs->incremental && (cqe_flags & IORING_CQE_F_BUF_MORE)) {
         /* The kernel goes on in this buffer: its next bytes come after these. */
-        bufs->used[bid] = (uint16_t)(bufs->used[bid] + (res > 0 ? res : 0));
+        bufs->used[bid] += res > 0 ? (uint32_t)res : 0;
         return;
     }
     bufs->used[bid] = 0;
-    io_uring_buf_ring_add(bufs->br, buf, URING_BUF_SIZE, (unsigned short)bid,
+    io_uring_buf_ring_add(bufs->br, buf, bufs->size, (unsigned short)bid,
                           io_uring_buf_ring_mask(URING_BUFS_MAX), 0);
     io_uring_buf_ring_advance(bufs->br, 1);
 }

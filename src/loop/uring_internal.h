@@ -9,14 +9,16 @@
 
 #include <liburing.h>
 
-/* Receive buffers: BUFS_SLAB buffers of BUF_SIZE bytes are made at a time, the first
- * slab when the ring is set up and one more each time receives ran out of them
- * (-ENOBUFS), up to BUFS_MAX (the ring's entries). 4 KiB is what one receive of a
- * request/response protocol needs; a larger read takes several. The cap bounds what
- * a loop can hold (16 MiB) whatever its peers send. */
-#define URING_BUF_SIZE  4096
-#define URING_BUFS_SLAB 256
-#define URING_BUFS_MAX  4096
+/* Receive buffers, made a slab at a time: the first when the ring is set up, one
+ * more each time receives ran out of them (-ENOBUFS), up to 16 MiB in all.
+ * Where the kernel consumes them incrementally (below), a receive takes only what
+ * it needs of a buffer and the rest serves the next receives, so buffers can be as
+ * big as a large read (16 KiB: a 16 KiB message in one completion) and few (64, 1
+ * MiB, for 10,000 clients sending 64 bytes at once). Otherwise each receive takes a
+ * whole buffer: 4 KiB, what a request/response message needs, and 256 of them. */
+#define URING_BUFS_MAX  4096 /* the ring's entries */
+#define URING_SLABS_MAX 64
+#define URING_BUF_BYTES ((size_t)16 * 1024 * 1024)
 #define URING_BUF_GROUP 0
 
 /* Incremental consumption (Linux 6.12; not in liburing 2.3's header): a receive
@@ -33,12 +35,13 @@
 typedef struct uring_bufs {
     struct io_uring_buf_ring *br; /* the ring the kernel takes buffers from */
     size_t br_bytes;
-    char *slabs[URING_BUFS_MAX / URING_BUFS_SLAB];
+    char *slabs[URING_SLABS_MAX];
     unsigned nslabs;
-    bool grow_wanted; /* a receive ran out: one more slab after this batch */
-    bool incremental; /* the kernel consumes buffers incrementally */
+    unsigned size, per_slab; /* bytes a buffer, buffers a slab */
+    bool grow_wanted;        /* a receive ran out: one more slab after this batch */
+    bool incremental;        /* the kernel consumes buffers incrementally */
     /* Incremental: where each buffer's next bytes go (the kernel moves on in it). */
-    uint16_t used[URING_BUFS_MAX];
+    uint32_t used[URING_BUFS_MAX];
 } uring_bufs;
 
 /* Sets up and registers the buffer ring with its first slab. 0 or a code with the
