@@ -239,11 +239,8 @@ static const sockit_stream_callbacks burst_cb = {.on_data = burst_data, .on_eof 
 /* 300 peers send 8 KiB each before the loop runs: 600 buffers' worth at once, more
  * than the first slab. The receives that run out start again on more buffers, and
  * every byte arrives in order. */
-static void test_a_burst_past_the_receive_buffers_grows_them_and_loses_nothing(void **state)
+static void run_burst(void)
 {
-    (void)state;
-    if (!ring_works())
-        skip();
     sockit_loop_options o = SOCKIT_LOOP_OPTIONS_INIT;
     o.backend = "uring";
     sockit_loop *loop = sockit_loop_new(&o);
@@ -279,6 +276,25 @@ static void test_a_burst_past_the_receive_buffers_grows_them_and_loses_nothing(v
     close_loop(loop);
 }
 
+static void test_a_burst_past_the_receive_buffers_grows_them_and_loses_nothing(void **state)
+{
+    (void)state;
+    if (!ring_works())
+        skip();
+    run_burst();
+}
+
+/* The same where each receive takes a whole buffer (kernels before 6.12). */
+static void test_the_burst_with_whole_buffers_per_receive_loses_nothing(void **state)
+{
+    (void)state;
+    if (!ring_works())
+        skip();
+    sockit__uring_whole_buffers(true);
+    run_burst();
+    sockit__uring_whole_buffers(false);
+}
+
 #endif /* SOCKIT_HAVE_URING */
 
 int main(void)
@@ -303,6 +319,8 @@ int main(void)
         cmocka_unit_test_setup_teardown(
             test_a_burst_past_the_receive_buffers_grows_them_and_loses_nothing, unset_backend,
             harness_fault_teardown),
+        cmocka_unit_test_setup_teardown(test_the_burst_with_whole_buffers_per_receive_loses_nothing,
+                                        unset_backend, harness_fault_teardown),
 #endif
     };
     return cmocka_run_group_tests(tests, NULL, NULL);

@@ -8,8 +8,13 @@
 #ifdef SOCKIT_HAVE_URING
 
 #include <errno.h>
+#include <stdatomic.h>
 #include <string.h>
 #include <sys/mman.h>
+
+static atomic_bool whole_only;
+
+void sockit__uring_whole_buffers(bool on) { atomic_store(&whole_only, on); }
 
 static int add_slab(uring_bufs *bufs)
 {
@@ -46,10 +51,10 @@ int sockit__uring_bufs_open(uring_bufs *bufs, struct io_uring *ring)
         .bgid = URING_BUF_GROUP,
     };
     /* The kernel's flags field is liburing 2.3's pad (the same 16 bits after bgid). */
-    reg.pad = IOU_PBUF_RING_INC;
+    reg.pad = atomic_load(&whole_only) ? 0 : IOU_PBUF_RING_INC;
     int rc = io_uring_register_buf_ring(ring, &reg, 0);
-    bufs->incremental = rc == 0;
-    if (rc == -EINVAL) {
+    bufs->incremental = rc == 0 && reg.pad != 0;
+    if (rc == -EINVAL && reg.pad != 0) {
         /* A kernel before 6.12: whole buffers per receive. */
         reg.pad = 0;
         rc = io_uring_register_buf_ring(ring, &reg, 0);

@@ -57,6 +57,10 @@ void sockit__uring_bufs_recycle(uring_bufs *bufs, unsigned cqe_flags, int res);
 /* Adds a slab if a receive ran out since the last call and the cap allows. */
 void sockit__uring_bufs_grow(uring_bufs *bufs);
 
+/* For tests: rings set up from now on use whole buffers per receive, as on a
+ * kernel before 6.12, so that path runs here too. */
+void sockit__uring_whole_buffers(bool on);
+
 /* The receive buffers a uring backend has made so far (for tests: they grow when
  * receives run out). */
 unsigned sockit__uring_buffers(const sockit__backend *b);
