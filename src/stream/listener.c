@@ -68,6 +68,7 @@ static bool wants_accepting(const sockit_listener *l)
 }
 
 static void on_readable(sockit_io *io, int events, void *arg);
+static void back_off(sockit_listener *l);
 
 static void update_ring(sockit_listener *l)
 {
@@ -87,6 +88,10 @@ static void update_ring(sockit_listener *l)
         if (b->ops->accept(b, sockit_fileno(l->sock), tag) == 0) {
             l->accept_on = true;
             l->loop->ops_pending++;
+        } else {
+            /* Not taken (a submission queue the kernel would not empty): tried again
+             * after a back-off, not left silent. (At creation the caller is told.) */
+            back_off(l);
         }
     } else if (!want && l->accept_on && !l->accept_stop) {
         /* At once: a listener let go must stop taking clients before its socket is
@@ -439,6 +444,7 @@ sockit_listener *sockit_listener_new(sockit_loop *loop, sockit *listening,
         update_ring(l);
         loop->open[SOCKIT__IO]++; /* an open watcher, as the readiness one is */
         if (!l->accept_on) {
+            sockit_timer_close(l->backoff);
             loop->open[SOCKIT__IO]--;
             sockit__failf(-ENOMEM, "listener_new (fd %d): starting to accept", listening->fd);
             sockit_settimeout(listening, old_timeout);
