@@ -162,6 +162,12 @@ typedef void (*sockit__freeaddrinfo_fn)(struct addrinfo *);
 void sockit__set_getaddrinfo_pair(sockit__getaddrinfo_fn fn, sockit__freeaddrinfo_fn free_fn);
 void sockit__call_freeaddrinfo(struct addrinfo *res);
 
+/* ---- tables indexed by descriptor (fd_table.c) ------------------------------------- */
+
+/* Grows *table (*n entries of elem_size bytes) by doubling, from 64, until fd is an
+ * index in it; the new entries are zeroed. 0, or -ENOMEM with the table as it was. */
+int sockit__fd_table_grow(void **table, size_t *n, size_t elem_size, int fd);
+
 /* ---- running out of descriptors at accept (shed.c) -------------------------------- */
 
 /* Opens the spare descriptor (/dev/null) into *reserve_fd if it is not open. */

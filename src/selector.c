@@ -119,17 +119,11 @@ static int add(sockit_selector *sel, int fd, sockit *s, int events, void *data, 
         return rc;
     if (find(sel, fd) != NULL)
         return sockit__failf(-EEXIST, "%s: fd %d is already registered", op, fd);
-    if ((size_t)fd >= sel->nslots) {
-        size_t n = sel->nslots ? sel->nslots : 64;
-        while (n <= (size_t)fd)
-            n *= 2;
-        key_slot *slots = sockit__realloc(sel->slots, n * sizeof *slots);
-        if (slots == NULL)
-            return sockit__failf(-ENOMEM, "%s: fd %d", op, fd);
-        memset(slots + sel->nslots, 0, (n - sel->nslots) * sizeof *slots);
-        sel->slots = slots;
-        sel->nslots = n;
-    }
+    void *slots = sel->slots;
+    rc = sockit__fd_table_grow(&slots, &sel->nslots, sizeof *sel->slots, fd);
+    sel->slots = slots;
+    if (rc < 0)
+        return sockit__failf(rc, "%s: fd %d", op, fd);
     sockit_selector_key *key = sockit__malloc(sizeof *key);
     if (key == NULL)
         return sockit__failf(-ENOMEM, "%s: fd %d", op, fd);

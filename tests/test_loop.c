@@ -1,7 +1,7 @@
 /* sockit_loop and its watchers: timers, I/O, signals, wakeups, deferred and posted
  * calls, keepalive, stop, close and fork. Runs once per backend (CTest entries
  * test_loop_epoll and test_loop_poll set SOCKIT_LOOP_BACKEND). */
-#include "harness.h"
+#include "loop_harness.h"
 
 #include <fcntl.h>
 #include <math.h>
@@ -15,19 +15,6 @@
 #include <sys/wait.h>
 #include <time.h>
 #include <unistd.h>
-
-static sockit_loop *new_loop(void)
-{
-    sockit_loop *loop = sockit_loop_new(NULL);
-    assert_sock(loop);
-    const char *want = getenv("SOCKIT_LOOP_BACKEND");
-    /* A backend that silently fell back would make the per-backend entries lie. */
-    if (want != NULL && want[0] != '\0')
-        assert_string_equal(sockit_loop_backend(loop), want);
-    return loop;
-}
-
-static void close_loop(sockit_loop *loop) { assert_ok(sockit_loop_close(loop)); }
 
 /* ---- the loop itself ------------------------------------------------------------- */
 

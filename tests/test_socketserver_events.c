@@ -201,7 +201,7 @@ static void test_events_server_answers_many_tcp_clients_at_once(void **state)
     assert_int_equal(atomic_load(&ev_closes), N);
 }
 
-static int backend_no_handler(sockit_request *req)
+static int no_handler(sockit_request *req)
 {
     (void)req;
     return 0;
@@ -223,7 +223,7 @@ static void test_events_server_names_its_backend(void **state)
     }
     ev_stop(&r);
     /* Only the event server has a loop. */
-    sockit_server_config seq = {.mode = SOCKIT_SEQUENTIAL, .handler = backend_no_handler};
+    sockit_server_config seq = {.mode = SOCKIT_SEQUENTIAL, .handler = no_handler};
     sockit_server *srv = sockit_server_new("127.0.0.1", 0, SOCK_STREAM, &seq);
     assert_sock(srv);
     assert_null(sockit_server_backend(srv));
@@ -821,12 +821,6 @@ static void test_events_datagram_server_two_loops_answer_every_sender(void **sta
         sockit_close(c[k]);
     ev_stop(&r);
     assert_int_equal(atomic_load(&ev_dgram_closes), 2);
-}
-
-static int no_handler(sockit_request *req)
-{
-    (void)req;
-    return 0;
 }
 
 static void test_events_server_rejects_bad_loops(void **state)

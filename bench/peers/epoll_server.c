@@ -176,20 +176,6 @@ static void on_readable(struct server *s, struct conn *c)
     }
 }
 
-static int stop_signals_fd(void)
-{
-    sigset_t set;
-    sigemptyset(&set);
-    sigaddset(&set, SIGTERM);
-    sigaddset(&set, SIGINT);
-    if (sigprocmask(SIG_BLOCK, &set, NULL) < 0)
-        peer_fail("sigprocmask");
-    int fd = signalfd(-1, &set, SFD_NONBLOCK | SFD_CLOEXEC);
-    if (fd < 0)
-        peer_fail("signalfd");
-    return fd;
-}
-
 int main(int argc, char **argv)
 {
     struct peer_args args;
@@ -197,7 +183,7 @@ int main(int argc, char **argv)
     peer_prepare();
 
     struct server s = {.mode = args.mode};
-    int signal_fd = stop_signals_fd();
+    int signal_fd = peer_stop_signalfd(true);
     s.listen_fd = peer_socket(SOCK_STREAM, true, args.port);
     s.epfd = epoll_create1(EPOLL_CLOEXEC);
     if (s.epfd < 0)

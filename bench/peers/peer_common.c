@@ -11,6 +11,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/resource.h>
+#include <sys/signalfd.h>
 #include <sys/socket.h>
 #include <unistd.h>
 
@@ -188,4 +189,18 @@ void peer_stop_socket_on_signals(int fd)
 {
     stop_fd = fd;
     peer_on_stop_signals(stop_socket);
+}
+
+int peer_stop_signalfd(bool nonblocking)
+{
+    sigset_t set;
+    sigemptyset(&set);
+    sigaddset(&set, SIGTERM);
+    sigaddset(&set, SIGINT);
+    if (sigprocmask(SIG_BLOCK, &set, NULL) < 0)
+        peer_fail("sigprocmask");
+    int fd = signalfd(-1, &set, SFD_CLOEXEC | (nonblocking ? SFD_NONBLOCK : 0));
+    if (fd < 0)
+        peer_fail("signalfd");
+    return fd;
 }

@@ -67,6 +67,9 @@ void peer_on_stop_signals(void (*handler)(int));
  * the flag and blocking: a receive that starts after it returns 0 at once, even on
  * an unconnected UDP socket (Linux). Test peer_stopping after every receive. */
 void peer_stop_socket_on_signals(int fd);
+/* Blocks SIGTERM and SIGINT and returns a signalfd that reads them (nonblocking or
+ * not: an event loop reads it when ready, a ring's read waits on a blocking one). */
+int peer_stop_signalfd(bool nonblocking);
 extern volatile sig_atomic_t peer_stopping;
 const char *peer_mode_name(enum peer_mode mode);
 

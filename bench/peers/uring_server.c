@@ -514,22 +514,6 @@ static void rearm_starved(struct server *s)
     }
 }
 
-static int stop_signals_fd(void)
-{
-    sigset_t set;
-    sigemptyset(&set);
-    sigaddset(&set, SIGTERM);
-    sigaddset(&set, SIGINT);
-    if (sigprocmask(SIG_BLOCK, &set, NULL) < 0)
-        peer_fail("sigprocmask");
-    /* Blocking on purpose: the ring waits for it to become readable, whereas a
-     * non-blocking fd would make the read complete at once with -EAGAIN. */
-    int fd = signalfd(-1, &set, SFD_CLOEXEC);
-    if (fd < 0)
-        peer_fail("signalfd");
-    return fd;
-}
-
 int main(int argc, char **argv)
 {
     struct peer_args args;
@@ -538,7 +522,7 @@ int main(int argc, char **argv)
 
     static struct server s;
     s.mode = args.mode;
-    s.signal_fd = stop_signals_fd();
+    s.signal_fd = peer_stop_signalfd(false);
     /* Blocking sockets: the ring tries each operation without waiting and arms its
      * own poll when it would block. */
     s.listen_fd = peer_socket(SOCK_STREAM, false, args.port);

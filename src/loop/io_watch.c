@@ -85,18 +85,10 @@ static void check_read_ahead(sockit_io *io)
 
 static int grow_slots(sockit_loop *loop, int fd)
 {
-    if ((size_t)fd < loop->nslots)
-        return 0;
-    size_t n = loop->nslots ? loop->nslots : 64;
-    while (n <= (size_t)fd)
-        n *= 2;
-    sockit__io_slot *s = sockit__realloc(loop->slots, n * sizeof *s);
-    if (s == NULL)
-        return -ENOMEM;
-    memset(s + loop->nslots, 0, (n - loop->nslots) * sizeof *s);
-    loop->slots = s;
-    loop->nslots = n;
-    return 0;
+    void *slots = loop->slots;
+    int rc = sockit__fd_table_grow(&slots, &loop->nslots, sizeof *loop->slots, fd);
+    loop->slots = slots;
+    return rc;
 }
 
 int sockit_io_start(sockit_io *io, int events)

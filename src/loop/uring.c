@@ -241,18 +241,10 @@ static void uring_close(sockit__backend *b, bool forked)
 
 static int grow(uring_impl *u, int fd)
 {
-    if ((size_t)fd < u->nfds)
-        return 0;
-    size_t n = u->nfds ? u->nfds : 64;
-    while (n <= (size_t)fd)
-        n *= 2;
-    uring_entry *a = sockit__realloc(u->fds, n * sizeof *a);
-    if (a == NULL)
-        return -ENOMEM;
-    memset(a + u->nfds, 0, (n - u->nfds) * sizeof *a);
-    u->fds = a;
-    u->nfds = n;
-    return 0;
+    void *fds = u->fds;
+    int rc = sockit__fd_table_grow(&fds, &u->nfds, sizeof *u->fds, fd);
+    u->fds = fds;
+    return rc;
 }
 
 static int uring_watch(sockit__backend *b, int fd, uint64_t token, int old_events, int new_events)

@@ -516,7 +516,7 @@ void sockit__stream_submit_sends(sockit_loop *loop)
 {
     /* Taken whole: failing a stream here runs its on_error, which may write to
      * another and list it again (for the next wait). */
-    size_t n = loop->nsend;
+    size_t n = loop->nsend, cap = loop->send_cap;
     sockit_stream **list = loop->send_list;
     loop->send_list = NULL;
     loop->nsend = loop->send_cap = 0;
@@ -528,8 +528,9 @@ void sockit__stream_submit_sends(sockit_loop *loop)
         sockit__stream_unref(st);
     }
     if (loop->send_list == NULL) {
+        /* Nothing was listed meanwhile: the array serves the next wait. */
         loop->send_list = list;
-        loop->send_cap = n > 0 ? n : 0;
+        loop->send_cap = cap;
     } else {
         sockit__free(list);
     }
