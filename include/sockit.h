@@ -617,7 +617,9 @@ SOCKIT_API int sockit_server_close(sockit_server *server);
  *     threads and from signal handlers; sockit_loop_post is safe from other threads.
  *     Everything else is for the loop's own thread.
  *   - A loop runs in one thread at a time; it may be created in one thread and run
- *     in another.
+ *     in another, and later in a third. (On io_uring the ring is bound to the thread
+ *     that runs it; the next thread to run the loop moves it to a ring of its own,
+ *     which costs a millisecond once and loses nothing: docs/streams.md, Threads.)
  *   - What keeps sockit_loop_run going: started I/O watchers and timers, calls
  *     queued with sockit_loop_call_soon or sockit_loop_post; signal and wakeup
  *     watchers do not, unless marked with their _keepalive(w, true). Any watcher can

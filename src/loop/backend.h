@@ -37,9 +37,11 @@
  *     instance shared with the parent. close(b, true) in a forked child releases only
  *     this process's descriptors and memory, touching no registration.
  *   - One thread at a time: a backend instance is used by one thread at a time, but
- *     not necessarily the thread that opened it. (An io_uring backend whose rings are
- *     single-issuer creates them disabled and enables them on the first wait, in the
- *     thread that runs the loop.)
+ *     not necessarily the thread that opened it, nor always the same one. (The
+ *     io_uring backend's ring is single-issuer: made disabled, enabled by the first
+ *     thread that submits, and replaced by a ring of its own when another thread
+ *     submits or waits later, every operation in flight then ending with -ECANCELED
+ *     as when its thread exits.)
  *
  * Completion operations (uring.c; NULL in readiness backends):
  *   - Tags, like tokens: each operation carries a 64-bit tag chosen by the caller,
@@ -50,9 +52,10 @@
  *     cancel, the operation still completes, with -ECANCELED if the cancellation won,
  *     or with its real result if it finished first. A multishot receive or accept
  *     completes many times with more true first. The kernel may end an operation
- *     that nobody cancelled (-ECANCELED when the thread that submitted it exits,
- *     -ENOBUFS when the receive buffers ran out: the backend has added more by
- *     then): the caller starts it again if it still wants it, so no byte is lost.
+ *     that nobody cancelled (-ECANCELED when the thread that submitted it exits or
+ *     another thread takes the loop over, -ENOBUFS when the receive buffers ran
+ *     out: the backend has added more by then): the caller starts it again if it
+ *     still wants it, so no byte is lost.
  *   - Receive buffers are the backend's, shared by the whole loop: a completion lends
  *     one (data) for the length of the call only.
  *   - A send's bytes belong to the backend from send until its final completion; the

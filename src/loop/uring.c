@@ -17,11 +17,16 @@
  * (bit 63, sequence, descriptor), so a completion of a poll since removed or
  * replaced is recognised and dropped.
  *
- * The ring is made with COOP_TASKRUN (completions do not interrupt the loop's thread
- * while it runs callbacks) and not SINGLE_ISSUER or DEFER_TASKRUN: those bind the ring
- * to one thread for good, and a loop may be run by one thread and later by another
- * (a server's loops drain on threads of their own when it closes). SQPOLL stays off:
- * it keeps a kernel thread busy polling, and work queued before a setuid would run
+ * The ring is bound to one thread where the kernel allows (SINGLE_ISSUER +
+ * DEFER_TASKRUN, 6.1): the kernel then completes operations only when that thread
+ * waits, in a batch, instead of queueing work to the thread as each arrives, which
+ * costs less per message. It is made disabled and enabled by the first thread that
+ * hands it work, normally the one that runs the loop. A loop may still be run by one
+ * thread and later by another (a server's loops drain on threads of their own when
+ * it closes): when the kernel refuses a thread (EEXIST), that thread takes the loop
+ * over onto a new ring bound to itself (migrate, below). Elsewhere the ring is made
+ * with COOP_TASKRUN, usable from any thread. SQPOLL stays off: it keeps a kernel
+ * thread busy polling, and work queued before a setuid would run
  * with the old credentials. Built only when pkg-config finds liburing. */
 #include "uring_internal.h"
 
@@ -29,6 +34,7 @@
 
 #include <errno.h>
 #include <poll.h>
+#include <stdatomic.h>
 #include <string.h>
 #include <sys/socket.h>
 #include <unistd.h>
@@ -51,6 +57,16 @@ typedef struct uring_entry {
     bool rearm;     /* reported: arm again before the next wait */
 } uring_entry;
 
+/* A completion a migration carries over to the next wait: the old ring's, with the
+ * bytes of its buffer copied out, or a final -ECANCELED for an operation the old
+ * ring will never complete. */
+typedef struct uring_carried {
+    uint64_t tag;
+    int res;
+    bool more;
+    size_t off; /* of its bytes in the carry's data */
+} uring_carried;
+
 typedef struct uring_impl {
     struct io_uring ring;
     uring_bufs bufs;
@@ -58,7 +74,47 @@ typedef struct uring_impl {
     size_t nfds;
     int *rearm; /* descriptors to arm again before the next wait */
     size_t nrearm, rearm_cap;
+    bool bound;   /* SINGLE_ISSUER + DEFER_TASKRUN: the ring is one thread's */
+    bool enabled; /* bound: enabled by (so bound to) the thread that first submitted */
+    uring_live live;
+    uring_carried *carry;
+    size_t ncarry, carry_cap;
+    char *carry_data;
+    size_t carry_bytes;
+    unsigned migrations;
 } uring_impl;
+
+static int migrate(uring_impl *u);
+
+/* Binds a ring made disabled to the calling thread. */
+static int enable(uring_impl *u)
+{
+    if (!u->bound || u->enabled)
+        return 0;
+    int rc = io_uring_register(u->ring.ring_fd, IORING_REGISTER_ENABLE_RINGS, NULL, 0);
+    if (rc < 0)
+        return sockit__failf(rc, "loop backend uring: enabling the ring");
+    u->enabled = true;
+    return 0;
+}
+
+/* Hands the submission queue to the kernel now: from the ring's thread, or after
+ * taking the loop over from it. A bound ring also runs the kernel's deferred work:
+ * an operation ended by a cancel lets go of its file only then, and a cancel is
+ * submitted at once so that a close that follows really closes (completions it
+ * posts wait in the ring for the next wait). */
+static int submit(uring_impl *u)
+{
+    int rc = enable(u);
+    if (rc == 0)
+        rc = u->bound ? io_uring_submit_and_get_events(&u->ring) : io_uring_submit(&u->ring);
+    if (rc == -EEXIST && u->bound) {
+        rc = migrate(u);
+        if (rc == 0)
+            rc = io_uring_submit_and_get_events(&u->ring);
+    }
+    return rc;
+}
 
 static uint64_t poll_tag(int fd, uint32_t seq)
 {
@@ -70,7 +126,7 @@ static struct io_uring_sqe *get_sqe(uring_impl *u)
     struct io_uring_sqe *sqe = io_uring_get_sqe(&u->ring);
     if (sqe == NULL) {
         /* The submission queue is full: hand it to the kernel and take a slot. */
-        io_uring_submit(&u->ring);
+        submit(u);
         sqe = io_uring_get_sqe(&u->ring);
     }
     return sqe;
@@ -110,48 +166,86 @@ static int disarm(uring_impl *u, int fd)
 }
 
 /* Whether this kernel runs a multishot receive into provided buffers (6.0): asked
- * once per process, with a socket pair, on the ring of the first loop. */
-static int probe_multishot_recv(uring_impl *u)
+ * once per process, with a socket pair, on a small ring of its own (a loop's ring
+ * may not take work before the thread that runs it does). */
+static int probe_multishot_recv(void)
 {
     static int known; /* 0: not asked yet; 1: works; < 0: the code it failed with */
     int k = __atomic_load_n(&known, __ATOMIC_ACQUIRE);
     if (k != 0)
         return k > 0 ? 0 : k;
-    int sv[2];
-    if (socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0, sv) < 0)
-        return -errno;
-    int rc = -EIO;
-    struct io_uring_sqe *sqe = get_sqe(u);
+    uring_impl *u = sockit__calloc(1, sizeof *u);
+    if (u == NULL)
+        return -ENOMEM;
+    int sv[2] = {-1, -1};
+    int rc = io_uring_queue_init(8, &u->ring, 0);
+    if (rc < 0) {
+        sockit__free(u);
+        return rc;
+    }
+    rc = sockit__uring_bufs_open(&u->bufs, &u->ring);
+    if (rc == 0 && socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0, sv) < 0)
+        rc = -errno;
+    struct io_uring_sqe *sqe = rc == 0 ? io_uring_get_sqe(&u->ring) : NULL;
     if (sqe != NULL) {
+        rc = -EIO;
         io_uring_prep_recv_multishot(sqe, sv[0], NULL, 0, 0);
         sqe->flags |= IOSQE_BUFFER_SELECT;
         sqe->buf_group = URING_BUF_GROUP;
         io_uring_sqe_set_data64(sqe, 1);
-        if (write(sv[1], "x", 1) == 1 && io_uring_submit(&u->ring) >= 0) {
-            struct io_uring_cqe *cqe;
-            if (io_uring_wait_cqe(&u->ring, &cqe) == 0) {
-                rc = cqe->res == 1 && (cqe->flags & IORING_CQE_F_MORE) ? 0
-                     : cqe->res < 0                                    ? cqe->res
-                                                                       : -EINVAL;
-                sockit__uring_bufs_recycle(&u->bufs, cqe->flags, cqe->res);
-                bool more = (cqe->flags & IORING_CQE_F_MORE) != 0;
-                io_uring_cqe_seen(&u->ring, cqe);
-                /* Closing the peer ends the receive (end of stream, its last
-                 * completion), which is waited for, so nothing of it is left. */
-                close(sv[1]);
-                sv[1] = -1;
-                while (more && io_uring_wait_cqe(&u->ring, &cqe) == 0) {
-                    more = (cqe->flags & IORING_CQE_F_MORE) != 0;
-                    sockit__uring_bufs_recycle(&u->bufs, cqe->flags, cqe->res);
-                    io_uring_cqe_seen(&u->ring, cqe);
-                }
-            }
+        struct io_uring_cqe *cqe;
+        if (write(sv[1], "x", 1) == 1 && io_uring_submit(&u->ring) >= 0 &&
+            io_uring_wait_cqe(&u->ring, &cqe) == 0) {
+            rc = cqe->res == 1 && (cqe->flags & IORING_CQE_F_MORE) ? 0
+                 : cqe->res < 0                                    ? cqe->res
+                                                                   : -EINVAL;
+            io_uring_cqe_seen(&u->ring, cqe);
         }
     }
-    close(sv[0]);
-    if (sv[1] >= 0)
+    /* The ring's exit ends the receive, whatever state it is in. */
+    io_uring_queue_exit(&u->ring);
+    sockit__uring_bufs_close(&u->bufs);
+    sockit__free(u);
+    if (sv[0] >= 0) {
+        close(sv[0]);
         close(sv[1]);
-    __atomic_store_n(&known, rc == 0 ? 1 : rc, __ATOMIC_RELEASE);
+    }
+    if (rc != -ENOMEM)
+        __atomic_store_n(&known, rc == 0 ? 1 : rc, __ATOMIC_RELEASE);
+    return rc;
+}
+
+static atomic_bool never_bound;
+
+void sockit__uring_unbound(bool on) { atomic_store(&never_bound, on); }
+
+/* Makes ring: bound to one thread (made disabled, see enable) where the kernel has
+ * DEFER_TASKRUN (6.1), else usable from any thread. TASKRUN_FLAG: the kernel says
+ * when it holds deferred work, and taking completions (io_uring_peek_cqe) then runs
+ * it, since one wait runs only some of it (20 items on 6.18). */
+static int make_ring(struct io_uring *ring, bool *bound, unsigned *features)
+{
+    struct io_uring_params p = {
+        .flags = IORING_SETUP_CQSIZE | IORING_SETUP_SUBMIT_ALL | IORING_SETUP_SINGLE_ISSUER |
+                 IORING_SETUP_DEFER_TASKRUN | IORING_SETUP_TASKRUN_FLAG | IORING_SETUP_R_DISABLED,
+        .cq_entries = CQ_ENTRIES,
+    };
+    int rc = atomic_load(&never_bound) ? -EINVAL : io_uring_queue_init_params(SQ_ENTRIES, ring, &p);
+    *bound = rc == 0;
+    if (rc == -EINVAL) {
+        memset(&p, 0, sizeof p);
+        p.flags = IORING_SETUP_CQSIZE | IORING_SETUP_SUBMIT_ALL | IORING_SETUP_COOP_TASKRUN;
+        p.cq_entries = CQ_ENTRIES;
+        rc = io_uring_queue_init_params(SQ_ENTRIES, ring, &p);
+    }
+    if (rc == -EINVAL) {
+        /* A kernel before 5.19 knows not every flag; without them it still works. */
+        memset(&p, 0, sizeof p);
+        p.flags = IORING_SETUP_CQSIZE;
+        p.cq_entries = CQ_ENTRIES;
+        rc = io_uring_queue_init_params(SQ_ENTRIES, ring, &p);
+    }
+    *features = p.features;
     return rc;
 }
 
@@ -161,25 +255,15 @@ static int setup(uring_impl *u)
     int rc = sockit__sys_ring_fault(SOCKIT__SYS_RING_SETUP, &z);
     if (rc < 0)
         return sockit__failf(rc, "loop backend uring: io_uring_setup");
-    struct io_uring_params p = {
-        .flags = IORING_SETUP_CQSIZE | IORING_SETUP_SUBMIT_ALL | IORING_SETUP_COOP_TASKRUN,
-        .cq_entries = CQ_ENTRIES,
-    };
-    rc = io_uring_queue_init_params(SQ_ENTRIES, &u->ring, &p);
-    if (rc == -EINVAL) {
-        /* A kernel before 5.19 knows not every flag; without them it still works. */
-        memset(&p, 0, sizeof p);
-        p.flags = IORING_SETUP_CQSIZE;
-        p.cq_entries = CQ_ENTRIES;
-        rc = io_uring_queue_init_params(SQ_ENTRIES, &u->ring, &p);
-    }
+    unsigned features = 0;
+    rc = make_ring(&u->ring, &u->bound, &features);
     if (rc < 0)
         return sockit__failf(rc, "loop backend uring: io_uring_setup%s",
                              rc == -EPERM    ? " (denied: kernel.io_uring_disabled, or a seccomp "
                                                "profile)"
                              : rc == -ENOMEM ? " (locked-memory limit too small?)"
                                              : "");
-    if (!(p.features & IORING_FEAT_EXT_ARG)) {
+    if (!(features & IORING_FEAT_EXT_ARG)) {
         io_uring_queue_exit(&u->ring);
         return sockit__failf(-ENOSYS, "loop backend uring: the kernel lacks timed waits "
                                       "(IORING_FEAT_EXT_ARG, 5.11)");
@@ -202,7 +286,7 @@ static int setup(uring_impl *u)
         io_uring_queue_exit(&u->ring);
         return rc;
     }
-    rc = probe_multishot_recv(u);
+    rc = probe_multishot_recv();
     if (rc < 0) {
         sockit__uring_bufs_close(&u->bufs);
         io_uring_queue_exit(&u->ring);
@@ -235,6 +319,9 @@ static void uring_close(sockit__backend *b, bool forked)
     sockit__uring_bufs_close(&u->bufs);
     sockit__free(u->fds);
     sockit__free(u->rearm);
+    sockit__uring_live_free(&u->live);
+    sockit__free(u->carry);
+    sockit__free(u->carry_data);
     sockit__free(u);
     b->impl = NULL;
 }
@@ -266,7 +353,7 @@ static int uring_watch(sockit__backend *b, int fd, uint64_t token, int old_event
         /* A poll in flight holds the file: submitted now, the removal lets a close
          * that follows really close it (a listener refuses at once, as on epoll). */
         if (old_events != 0)
-            io_uring_submit(&u->ring);
+            submit(u);
         return 0;
     }
     if (old_events == 0) {
@@ -280,12 +367,25 @@ static int uring_watch(sockit__backend *b, int fd, uint64_t token, int old_event
     return arm(u, fd);
 }
 
+/* A bound ring keeps the tags of the operations in flight (see migrate). The entry
+ * is taken first: a migration it causes must not count the operation being made. */
+static int track(uring_impl *u, struct io_uring_sqe *sqe, uint64_t tag)
+{
+    if (!u->bound || sockit__uring_live_add(&u->live, tag) == 0)
+        return 0;
+    io_uring_prep_nop(sqe);
+    io_uring_sqe_set_data64(sqe, QUIET_TAG);
+    return -ENOMEM;
+}
+
 static int uring_recv(sockit__backend *b, int fd, uint64_t tag)
 {
     uring_impl *u = b->impl;
     struct io_uring_sqe *sqe = get_sqe(u);
     if (sqe == NULL)
         return -EBUSY;
+    if (track(u, sqe, tag) < 0)
+        return -ENOMEM;
     io_uring_prep_recv_multishot(sqe, fd, NULL, 0, 0);
     sqe->flags |= IOSQE_BUFFER_SELECT;
     sqe->buf_group = URING_BUF_GROUP;
@@ -299,6 +399,8 @@ static int uring_accept(sockit__backend *b, int fd, uint64_t tag)
     struct io_uring_sqe *sqe = get_sqe(u);
     if (sqe == NULL)
         return -EBUSY;
+    if (track(u, sqe, tag) < 0)
+        return -ENOMEM;
     io_uring_prep_multishot_accept(sqe, fd, NULL, NULL, SOCK_CLOEXEC | SOCK_NONBLOCK);
     io_uring_sqe_set_data64(sqe, tag);
     return 0;
@@ -310,6 +412,8 @@ static int uring_send(sockit__backend *b, int fd, const struct msghdr *msg, uint
     struct io_uring_sqe *sqe = get_sqe(u);
     if (sqe == NULL)
         return -EBUSY;
+    if (track(u, sqe, tag) < 0)
+        return -ENOMEM;
     if (msg->msg_iovlen == 1)
         io_uring_prep_send(sqe, fd, msg->msg_iov[0].iov_base, msg->msg_iov[0].iov_len,
                            MSG_NOSIGNAL);
@@ -330,7 +434,7 @@ static int uring_cancel(sockit__backend *b, uint64_t tag, bool now)
     io_uring_prep_cancel64(sqe, tag, IORING_ASYNC_CANCEL_ALL);
     io_uring_sqe_set_data64(sqe, QUIET_TAG);
     if (now)
-        io_uring_submit(&u->ring);
+        submit(u);
     return 0;
 }
 
@@ -404,11 +508,131 @@ static void op_done(sockit__backend *b, uring_impl *u, struct io_uring_cqe *cqe)
     sockit__uring_bufs_recycle(&u->bufs, flags, got);
 }
 
+static int carry_one(uring_impl *u, uint64_t tag, int res, bool more, const char *data)
+{
+    if (u->ncarry == u->carry_cap) {
+        size_t c = u->carry_cap ? u->carry_cap * 2 : 64;
+        uring_carried *a = sockit__realloc(u->carry, c * sizeof *a);
+        if (a == NULL)
+            return -ENOMEM;
+        u->carry = a;
+        u->carry_cap = c;
+    }
+    size_t n = data != NULL && res > 0 ? (size_t)res : 0;
+    if (n > 0) {
+        char *d = sockit__realloc(u->carry_data, u->carry_bytes + n);
+        if (d == NULL)
+            return -ENOMEM;
+        memcpy(d + u->carry_bytes, data, n);
+        u->carry_data = d;
+    }
+    u->carry[u->ncarry++] =
+        (uring_carried){.tag = tag, .res = res, .more = more, .off = u->carry_bytes};
+    u->carry_bytes += n;
+    return 0;
+}
+
+/* The calling thread takes the loop over from the thread its ring is bound to (the
+ * kernel refused this one with EEXIST): a new ring, bound to this thread, replaces
+ * it. What the old ring completed and nobody took yet is carried over to the next
+ * wait, its bytes copied out of the old buffers; every other operation in flight is
+ * carried over as a final -ECANCELED, after which its owner starts it again on the
+ * new ring (backend.h), and every poll is armed again. Nothing is lost: the kernel
+ * does a bound ring's I/O only in its thread's waits, so an operation whose
+ * completion is not in the ring has moved no byte, and closing the old ring ends it
+ * without moving any. Returns 0 or a code, the old ring kept. */
+static int migrate(uring_impl *u)
+{
+    if (IO_URING_READ_ONCE(*u->ring.sq.kflags) & IORING_SQ_CQ_OVERFLOW)
+        return sockit__failf(-EBUSY, "loop backend uring: another thread cannot take this loop "
+                                     "over: its ring's thread left completions in the "
+                                     "kernel's overflow list");
+    struct io_uring ring;
+    bool bound;
+    unsigned features;
+    int rc = make_ring(&ring, &bound, &features);
+    if (rc < 0)
+        return sockit__failf(rc, "loop backend uring: a ring for the thread taking the loop "
+                                 "over");
+    uring_bufs *bufs = sockit__malloc(sizeof *bufs);
+    rc = bufs != NULL ? sockit__uring_bufs_open(bufs, &ring) : -ENOMEM;
+    size_t ncarry = u->ncarry, nbytes = u->carry_bytes;
+    unsigned head;
+    struct io_uring_cqe *cqe;
+    io_uring_for_each_cqe(&u->ring, head, cqe)
+    {
+        uint64_t tag = io_uring_cqe_get_data64(cqe);
+        if (rc < 0 || tag == QUIET_TAG || (tag & POLL_BIT))
+            continue; /* polls are armed again below */
+        bool more = (cqe->flags & IORING_CQE_F_MORE) != 0;
+        rc = carry_one(u, tag, cqe->res, more, sockit__uring_bufs_lent(&u->bufs, cqe->flags));
+        /* Ended here: no final of ours. (Should this fail, the ring's thread still
+         * takes this completion, and the set's removal is then a no-op.) */
+        if (rc == 0 && !more)
+            sockit__uring_live_remove(&u->live, tag);
+    }
+    /* What is still live after those completions gets its final one. */
+    for (size_t i = 0; rc == 0 && i < u->live.cap; i++)
+        if (u->live.slots[i] != 0)
+            rc = carry_one(u, u->live.slots[i], -ECANCELED, false, NULL);
+    if (rc < 0) {
+        u->ncarry = ncarry; /* as it was: this thread cannot run the loop */
+        u->carry_bytes = nbytes;
+        if (bufs != NULL && bufs->br != NULL)
+            sockit__uring_bufs_close(bufs);
+        sockit__free(bufs);
+        io_uring_queue_exit(&ring);
+        return sockit__failf(rc, "loop backend uring: taking the loop over from another thread");
+    }
+    io_uring_queue_exit(&u->ring);
+    sockit__uring_bufs_close(&u->bufs);
+    u->ring = ring;
+    u->bufs = *bufs;
+    sockit__free(bufs);
+    u->bound = bound;
+    u->enabled = false;
+    sockit__uring_live_free(&u->live);
+    for (size_t fd = 0; fd < u->nfds; fd++) {
+        uring_entry *e = &u->fds[fd];
+        if (!e->armed)
+            continue;
+        e->armed = false;
+        e->seq++;
+        if (!e->rearm && push_rearm(u, (int)fd) == 0)
+            e->rearm = true;
+    }
+    u->migrations++;
+    return enable(u);
+}
+
+/* Delivers what a migration carried over; returns how many. */
+static int deliver_carried(sockit__backend *b, uring_impl *u)
+{
+    /* Taken first: a callback may start operations, and even cause a migration. */
+    uring_carried *carry = u->carry;
+    char *data = u->carry_data;
+    size_t n = u->ncarry;
+    u->carry = NULL;
+    u->carry_data = NULL;
+    u->ncarry = u->carry_cap = u->carry_bytes = 0;
+    for (size_t i = 0; i < n; i++) {
+        const uring_carried *c = &carry[i];
+        b->complete(b->complete_ctx, c->tag, c->res, c->res > 0 ? data + c->off : NULL, c->more);
+    }
+    sockit__free(carry);
+    sockit__free(data);
+    return (int)n;
+}
+
 static int uring_wait(sockit__backend *b, int64_t timeout_ns, sockit__ready_fn ready, void *ctx)
 {
     uring_impl *u = b->impl;
     if (sockit__sys_ring_wait_fault() < 0)
         return errno == EINTR ? 0 : -errno;
+    bool retried = false;
+again:
+    if (u->ncarry > 0)
+        return deliver_carried(b, u);
     /* Level triggering: what was reported and is still watched is asked again. */
     for (size_t i = 0; i < u->nrearm; i++) {
         int fd = u->rearm[i];
@@ -419,7 +643,9 @@ static int uring_wait(sockit__backend *b, int64_t timeout_ns, sockit__ready_fn r
     }
     u->nrearm = 0;
     struct io_uring_cqe *cqe = NULL;
-    int rc;
+    int rc = enable(u);
+    if (rc < 0)
+        return rc;
     if (timeout_ns == 0) {
         /* With GETEVENTS: the kernel's pending completion work runs now, so what
          * has finished is there to take without sleeping. */
@@ -430,6 +656,14 @@ static int uring_wait(sockit__backend *b, int64_t timeout_ns, sockit__ready_fn r
         struct __kernel_timespec ts = {.tv_sec = timeout_ns / 1000000000,
                                        .tv_nsec = timeout_ns % 1000000000};
         rc = io_uring_submit_and_wait_timeout(&u->ring, &cqe, 1, &ts, NULL);
+    }
+    if (rc == -EEXIST && u->bound && !retried) {
+        /* Another thread's ring: this thread takes the loop over. */
+        retried = true;
+        rc = migrate(u);
+        if (rc < 0)
+            return rc;
+        goto again;
     }
     if (rc < 0 && rc != -EINTR && rc != -ETIME && rc != -EBUSY && rc != -EAGAIN)
         return rc;
@@ -449,11 +683,26 @@ static int uring_wait(sockit__backend *b, int64_t timeout_ns, sockit__ready_fn r
                 reported++;
             continue;
         }
+        /* Out of the set before its owner hears: it may start the next at once. */
+        if (u->bound && !(c.flags & IORING_CQE_F_MORE))
+            sockit__uring_live_remove(&u->live, data);
         op_done(b, u, &c);
         reported++;
     }
     sockit__uring_bufs_grow(&u->bufs);
     return reported;
+}
+
+bool sockit__uring_bound(const sockit__backend *b)
+{
+    const uring_impl *u = b->impl;
+    return u->bound;
+}
+
+unsigned sockit__uring_migrations(const sockit__backend *b)
+{
+    const uring_impl *u = b->impl;
+    return u->migrations;
 }
 
 unsigned sockit__uring_buffers(const sockit__backend *b)

@@ -57,9 +57,34 @@ void sockit__uring_bufs_recycle(uring_bufs *bufs, unsigned cqe_flags, int res);
 /* Adds a slab if a receive ran out since the last call and the cap allows. */
 void sockit__uring_bufs_grow(uring_bufs *bufs);
 
+/* The operations in flight on a ring bound to one thread (SINGLE_ISSUER with
+ * DEFER_TASKRUN), by tag (uring_live.c). The kernel completes them only for the
+ * thread that submitted them; when another thread takes the loop over, the loop gets
+ * a new ring and every tag here gets a final -ECANCELED, which makes its owner start
+ * the operation again on the new ring (backend.h). 8 bytes a slot, at most three
+ * quarters full. */
+typedef struct uring_live {
+    uint64_t *slots; /* 0: empty */
+    size_t cap, n;
+} uring_live;
+/* 0, or -ENOMEM with the set unchanged. */
+int sockit__uring_live_add(uring_live *s, uint64_t tag);
+void sockit__uring_live_remove(uring_live *s, uint64_t tag);
+void sockit__uring_live_free(uring_live *s);
+
 /* For tests: rings set up from now on use whole buffers per receive, as on a
  * kernel before 6.12, so that path runs here too. */
 void sockit__uring_whole_buffers(bool on);
+
+/* For tests: rings set up from now on are not bound to a thread (COOP_TASKRUN), as
+ * on a kernel before 6.1, so that path runs here too. */
+void sockit__uring_unbound(bool on);
+
+/* For tests: the thread-bound ring's state: whether the ring is bound to one thread
+ * (false where the kernel has no DEFER_TASKRUN: 6.1), and how many times a thread
+ * took it over from another. */
+bool sockit__uring_bound(const sockit__backend *b);
+unsigned sockit__uring_migrations(const sockit__backend *b);
 
 /* The receive buffers a uring backend has made so far (for tests: they grow when
  * receives run out). */
