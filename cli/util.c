@@ -40,10 +40,17 @@ void cli_event(const char *event, ...)
 {
     if (json_out == NULL)
         return;
-    FILE *f = json_out;
-    /* One line per event even when several threads tell events (sockit echo
-     * --loops N): the stream is held for the whole line. */
-    flockfile(f);
+    /* The line is made whole first and written in one call: stderr is unbuffered,
+     * and a reader of the file (a test waiting for "bound") would otherwise see half
+     * a line. Without memory for that, it goes out piece by piece, under the stream's
+     * lock, so still one line per event when several threads tell events (sockit
+     * echo --loops N). */
+    char *line = NULL;
+    size_t len = 0;
+    FILE *f = open_memstream(&line, &len);
+    if (f == NULL)
+        f = json_out;
+    flockfile(json_out);
     fprintf(f, "{\"event\":");
     cli_json_string(f, event);
     va_list ap;
@@ -83,8 +90,11 @@ void cli_event(const char *event, ...)
     }
     va_end(ap);
     fputs("}\n", f);
-    fflush(f);
-    funlockfile(f);
+    if (f != json_out && fclose(f) == 0)
+        fwrite(line, 1, len, json_out);
+    free(line);
+    fflush(json_out);
+    funlockfile(json_out);
 }
 
 int cli_fail(const char *fmt, ...)
