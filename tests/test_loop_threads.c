@@ -51,6 +51,14 @@ static void echo_close(sockit_stream *st, void *user)
 
 static const sockit_stream_callbacks echo_cb = {.on_data = echo_data, .on_close = echo_close};
 
+/* A socket pair, its sv[0] an echo stream on loop, sv[1] the test's. */
+static void echo_pair(sockit_loop *loop, int sv[2], struct echo *e)
+{
+    assert_int_equal(socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0, sv), 0);
+    e->st = sockit_stream_new_fd(loop, sv[0], true, &echo_cb, e);
+    assert_sock(e->st);
+}
+
 /* Sends msg on fd and reads its echo back while running the loop from this thread. */
 static void exchange(sockit_loop *loop, int fd, const char *msg)
 {
@@ -121,10 +129,8 @@ static void moves_and_echoes(bool first_stays)
 {
     sockit_loop *loop = new_loop();
     int sv[2];
-    assert_int_equal(socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0, sv), 0);
     struct echo e = {0};
-    e.st = sockit_stream_new_fd(loop, sv[0], true, &echo_cb, &e);
-    assert_sock(e.st);
+    echo_pair(loop, sv, &e);
     struct runner r = {.loop = loop, .fd = sv[1], .rounds = 20, .stay = first_stays};
     pthread_t t;
     start_runner(&r, &t);
@@ -258,10 +264,8 @@ static void test_a_send_the_kernel_held_when_its_thread_exited_is_sent_once(void
     (void)state;
     sockit_loop *loop = new_loop();
     int sv[2];
-    assert_int_equal(socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0, sv), 0);
     struct echo e = {0};
-    e.st = sockit_stream_new_fd(loop, sv[0], true, &echo_cb, &e);
-    assert_sock(e.st);
+    echo_pair(loop, sv, &e);
     struct writer w = {.loop = loop, .st = e.st};
     pthread_t t;
     assert_int_equal(pthread_create(&t, NULL, write_big, &w), 0);
