@@ -40,7 +40,7 @@
  *     not necessarily the thread that opened it, nor always the same one. (The
  *     io_uring backend's ring is single-issuer: made disabled, enabled by the first
  *     thread that submits, and replaced by a ring of its own when another thread
- *     submits or waits later, every operation in flight then ending with -ECANCELED
+ *     uses it later, every operation in flight then ending with -ECANCELED
  *     as when its thread exits.)
  *
  * Completion operations (uring.c; NULL in readiness backends):

@@ -23,8 +23,9 @@
  * costs less per message. It is made disabled and enabled by the first thread that
  * hands it work, normally the one that runs the loop. A loop may still be run by one
  * thread and later by another (a server's loops drain on threads of their own when
- * it closes): when the kernel refuses a thread (EEXIST), that thread takes the loop
- * over onto a new ring bound to itself (migrate, below). Elsewhere the ring is made
+ * it closes): a thread that is not the ring's (foreign, or the kernel's EEXIST)
+ * takes the loop over onto a new ring bound to itself (migrate, below) before it
+ * touches the old one. Elsewhere the ring is made
  * with COOP_TASKRUN, usable from any thread. SQPOLL stays off: it keeps a kernel
  * thread busy polling, and work queued before a setuid would run
  * with the old credentials. Built only when pkg-config finds liburing. */
@@ -34,7 +35,9 @@
 
 #include <errno.h>
 #include <poll.h>
+#include <pthread.h>
 #include <stdatomic.h>
+#include <stddef.h>
 #include <string.h>
 #include <sys/socket.h>
 #include <unistd.h>
@@ -64,7 +67,7 @@ typedef struct uring_carried {
     uint64_t tag;
     int res;
     bool more;
-    size_t off; /* of its bytes in the carry's data */
+    size_t off, len; /* its bytes in the carry's data (len 0: none) */
 } uring_carried;
 
 typedef struct uring_impl {
@@ -74,8 +77,12 @@ typedef struct uring_impl {
     size_t nfds;
     int *rearm; /* descriptors to arm again before the next wait */
     size_t nrearm, rearm_cap;
-    bool bound;   /* SINGLE_ISSUER + DEFER_TASKRUN: the ring is one thread's */
-    bool enabled; /* bound: enabled by (so bound to) the thread that first submitted */
+    bool bound;      /* SINGLE_ISSUER + DEFER_TASKRUN: the ring is one thread's */
+    bool enabled;    /* bound: enabled by (so bound to) the thread that first submitted */
+    pthread_t owner; /* that thread */
+    /* Completions are being handed out: a move waits for the next wait, so no buffer
+     * of the old ring is freed under a callback. */
+    bool dispatching;
     uring_live live;
     uring_carried *carry;
     size_t ncarry, carry_cap;
@@ -95,7 +102,18 @@ static int enable(uring_impl *u)
     if (rc < 0)
         return sockit__failf(rc, "loop backend uring: enabling the ring");
     u->enabled = true;
+    u->owner = pthread_self();
     return 0;
+}
+
+/* Whether the calling thread must take the loop over before touching the ring.
+ * Asked before every use, not left to the kernel's EEXIST: a timed wait with
+ * completions already there does not enter the kernel, and this thread would hand
+ * out the old ring's completions. (A thread with the identity of one that exited
+ * still meets EEXIST, and moves then.) */
+static bool foreign(const uring_impl *u)
+{
+    return u->bound && u->enabled && !pthread_equal(u->owner, pthread_self());
 }
 
 /* Hands the submission queue to the kernel now: from the ring's thread, or after
@@ -105,10 +123,12 @@ static int enable(uring_impl *u)
  * posts wait in the ring for the next wait). */
 static int submit(uring_impl *u)
 {
-    int rc = enable(u);
+    if (u->dispatching && foreign(u))
+        return -EAGAIN; /* stays queued: the next wait moves the loop, then submits */
+    int rc = foreign(u) ? -EEXIST : enable(u);
     if (rc == 0)
         rc = u->bound ? io_uring_submit_and_get_events(&u->ring) : io_uring_submit(&u->ring);
-    if (rc == -EEXIST && u->bound) {
+    if (rc == -EEXIST && u->bound && !u->dispatching) {
         rc = migrate(u);
         if (rc == 0)
             rc = io_uring_submit_and_get_events(&u->ring);
@@ -187,6 +207,7 @@ static int probe_multishot_recv(void)
     if (rc == 0 && socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0, sv) < 0)
         rc = -errno;
     struct io_uring_sqe *sqe = rc == 0 ? io_uring_get_sqe(&u->ring) : NULL;
+    bool measured = false;
     if (sqe != NULL) {
         rc = -EIO;
         io_uring_prep_recv_multishot(sqe, sv[0], NULL, 0, 0);
@@ -199,6 +220,7 @@ static int probe_multishot_recv(void)
             rc = cqe->res == 1 && (cqe->flags & IORING_CQE_F_MORE) ? 0
                  : cqe->res < 0                                    ? cqe->res
                                                                    : -EINVAL;
+            measured = true;
             io_uring_cqe_seen(&u->ring, cqe);
         }
     }
@@ -210,7 +232,9 @@ static int probe_multishot_recv(void)
         close(sv[0]);
         close(sv[1]);
     }
-    if (rc != -ENOMEM)
+    /* Only what the receive itself answered is the kernel's for good; a set-up that
+     * failed (descriptors, memory) is tried again by the next loop. */
+    if (measured)
         __atomic_store_n(&known, rc == 0 ? 1 : rc, __ATOMIC_RELEASE);
     return rc;
 }
@@ -527,7 +551,7 @@ static int carry_one(uring_impl *u, uint64_t tag, int res, bool more, const char
         u->carry_data = d;
     }
     u->carry[u->ncarry++] =
-        (uring_carried){.tag = tag, .res = res, .more = more, .off = u->carry_bytes};
+        (uring_carried){.tag = tag, .res = res, .more = more, .off = u->carry_bytes, .len = n};
     u->carry_bytes += n;
     return 0;
 }
@@ -540,7 +564,11 @@ static int carry_one(uring_impl *u, uint64_t tag, int res, bool more, const char
  * new ring (backend.h), and every poll is armed again. Nothing is lost: the kernel
  * does a bound ring's I/O only in its thread's waits, so an operation whose
  * completion is not in the ring has moved no byte, and closing the old ring ends it
- * without moving any. Returns 0 or a code, the old ring kept. */
+ * without moving any. (Closing is all a move can do to the old ring: another
+ * process that holds its descriptor, a child forked without exec, keeps its
+ * operations, and their sockets, alive.) Returns 0 or a code: before the old ring
+ * is closed, with it kept as it was; after, only enabling the new one failed, and
+ * the next call tries again. */
 static int migrate(uring_impl *u)
 {
     if (IO_URING_READ_ONCE(*u->ring.sq.kflags) & IORING_SQ_CQ_OVERFLOW)
@@ -557,6 +585,14 @@ static int migrate(uring_impl *u)
     uring_bufs *bufs = sockit__malloc(sizeof *bufs);
     rc = bufs != NULL ? sockit__uring_bufs_open(bufs, &ring) : -ENOMEM;
     size_t ncarry = u->ncarry, nbytes = u->carry_bytes;
+    /* Where each buffer's next bytes are, moved on as the completions are read (as
+     * recycle would), on a copy: a failed move leaves the old ring as it was. With
+     * incremental buffers, one buffer holds several completions' bytes. */
+    uint32_t *used = sockit__malloc(sizeof u->bufs.used);
+    if (rc == 0 && used == NULL)
+        rc = -ENOMEM;
+    if (used != NULL)
+        memcpy(used, u->bufs.used, sizeof u->bufs.used);
     unsigned head;
     struct io_uring_cqe *cqe;
     io_uring_for_each_cqe(&u->ring, head, cqe)
@@ -565,7 +601,15 @@ static int migrate(uring_impl *u)
         if (rc < 0 || tag == QUIET_TAG || (tag & POLL_BIT))
             continue; /* polls are armed again below */
         bool more = (cqe->flags & IORING_CQE_F_MORE) != 0;
-        rc = carry_one(u, tag, cqe->res, more, sockit__uring_bufs_lent(&u->bufs, cqe->flags));
+        const char *data = sockit__uring_bufs_lent(&u->bufs, cqe->flags);
+        if (data != NULL && u->bufs.incremental) {
+            unsigned bid = cqe->flags >> IORING_CQE_BUFFER_SHIFT;
+            data += (ptrdiff_t)used[bid] - (ptrdiff_t)u->bufs.used[bid];
+            used[bid] = (cqe->flags & IORING_CQE_F_BUF_MORE) && cqe->res > 0
+                            ? used[bid] + (uint32_t)cqe->res
+                            : 0;
+        }
+        rc = carry_one(u, tag, cqe->res, more, data);
         /* Ended here: no final of ours. (Should this fail, the ring's thread still
          * takes this completion, and the set's removal is then a no-op.) */
         if (rc == 0 && !more)
@@ -575,6 +619,7 @@ static int migrate(uring_impl *u)
     for (size_t i = 0; rc == 0 && i < u->live.cap; i++)
         if (u->live.slots[i] != 0)
             rc = carry_one(u, u->live.slots[i], -ECANCELED, false, NULL);
+    sockit__free(used);
     if (rc < 0) {
         u->ncarry = ncarry; /* as it was: this thread cannot run the loop */
         u->carry_bytes = nbytes;
@@ -617,7 +662,7 @@ static int deliver_carried(sockit__backend *b, uring_impl *u)
     u->ncarry = u->carry_cap = u->carry_bytes = 0;
     for (size_t i = 0; i < n; i++) {
         const uring_carried *c = &carry[i];
-        b->complete(b->complete_ctx, c->tag, c->res, c->res > 0 ? data + c->off : NULL, c->more);
+        b->complete(b->complete_ctx, c->tag, c->res, c->len > 0 ? data + c->off : NULL, c->more);
     }
     sockit__free(carry);
     sockit__free(data);
@@ -631,6 +676,11 @@ static int uring_wait(sockit__backend *b, int64_t timeout_ns, sockit__ready_fn r
         return errno == EINTR ? 0 : -errno;
     bool retried = false;
 again:
+    if (foreign(u)) {
+        int mrc = migrate(u);
+        if (mrc < 0)
+            return mrc;
+    }
     if (u->ncarry > 0)
         return deliver_carried(b, u);
     /* Level triggering: what was reported and is still watched is asked again. */
@@ -642,6 +692,8 @@ again:
         e->rearm = false;
     }
     u->nrearm = 0;
+    if (u->ncarry > 0)
+        goto again; /* an arm that filled the queue moved the loop */
     struct io_uring_cqe *cqe = NULL;
     int rc = enable(u);
     if (rc < 0)
@@ -668,6 +720,7 @@ again:
     if (rc < 0 && rc != -EINTR && rc != -ETIME && rc != -EBUSY && rc != -EAGAIN)
         return rc;
     int reported = 0;
+    u->dispatching = true;
     /* Completions are taken one at a time, each marked seen before its callback
      * runs: a callback may submit (a full queue submits, and with COOP_TASKRUN a
      * submit may run the kernel's pending completions), which a batch held across
@@ -689,6 +742,7 @@ again:
         op_done(b, u, &c);
         reported++;
     }
+    u->dispatching = false;
     sockit__uring_bufs_grow(&u->bufs);
     return reported;
 }
