@@ -24,7 +24,7 @@
  * hands it work, normally the one that runs the loop. A loop may still be run by one
  * thread and later by another (a server's loops drain on threads of their own when
  * it closes): a thread that is not the ring's (foreign, or the kernel's EEXIST)
- * takes the loop over onto a new ring bound to itself (migrate, below) before it
+ * takes the loop over onto a new ring bound to itself (uring_move.c) before it
  * touches the old one. Elsewhere the ring is made
  * with COOP_TASKRUN, usable from any thread. SQPOLL stays off: it keeps a kernel
  * thread busy polling, and work queued before a setuid would run
@@ -35,86 +35,10 @@
 
 #include <errno.h>
 #include <poll.h>
-#include <pthread.h>
 #include <stdatomic.h>
-#include <stddef.h>
 #include <string.h>
 #include <sys/socket.h>
 #include <unistd.h>
-
-/* Submission entries: a batch of re-arms and sends bigger than this is handed to the
- * kernel in parts. Completions: room for a busy iteration's worth (10,000 streams
- * each with a receive and a send), so the kernel rarely has to hold them in its
- * overflow list, whose locking cost 5% of a 10,000-connection echo. */
-#define SQ_ENTRIES 1024
-#define CQ_ENTRIES 32768
-#define POLL_BIT   ((uint64_t)1 << 63)
-/* user_data of operations whose own completion reports nothing (removals, cancels). */
-#define QUIET_TAG UINT64_MAX
-
-typedef struct uring_entry {
-    uint64_t token;
-    uint32_t seq;   /* of the poll in flight, or of the next one */
-    uint8_t events; /* asked; 0: not watched */
-    bool armed;     /* a poll is in flight */
-    bool rearm;     /* reported: arm again before the next wait */
-} uring_entry;
-
-/* A completion a migration carries over to the next wait: the old ring's, with the
- * bytes of its buffer copied out, or a final -ECANCELED for an operation the old
- * ring will never complete. */
-typedef struct uring_carried {
-    uint64_t tag;
-    int res;
-    bool more;
-    size_t off, len; /* its bytes in the carry's data (len 0: none) */
-} uring_carried;
-
-typedef struct uring_impl {
-    struct io_uring ring;
-    uring_bufs bufs;
-    uring_entry *fds;
-    size_t nfds;
-    int *rearm; /* descriptors to arm again before the next wait */
-    size_t nrearm, rearm_cap;
-    bool bound;      /* SINGLE_ISSUER + DEFER_TASKRUN: the ring is one thread's */
-    bool enabled;    /* bound: enabled by (so bound to) the thread that first submitted */
-    pthread_t owner; /* that thread */
-    /* Completions are being handed out: a move waits for the next wait, so no buffer
-     * of the old ring is freed under a callback. */
-    bool dispatching;
-    uring_live live;
-    uring_carried *carry;
-    size_t ncarry, carry_cap;
-    char *carry_data;
-    size_t carry_bytes;
-    unsigned migrations;
-} uring_impl;
-
-static int migrate(uring_impl *u);
-
-/* Binds a ring made disabled to the calling thread. */
-static int enable(uring_impl *u)
-{
-    if (!u->bound || u->enabled)
-        return 0;
-    int rc = io_uring_register(u->ring.ring_fd, IORING_REGISTER_ENABLE_RINGS, NULL, 0);
-    if (rc < 0)
-        return sockit__failf(rc, "loop backend uring: enabling the ring");
-    u->enabled = true;
-    u->owner = pthread_self();
-    return 0;
-}
-
-/* Whether the calling thread must take the loop over before touching the ring.
- * Asked before every use, not left to the kernel's EEXIST: a timed wait with
- * completions already there does not enter the kernel, and this thread would hand
- * out the old ring's completions. (A thread with the identity of one that exited
- * still meets EEXIST, and moves then.) */
-static bool foreign(const uring_impl *u)
-{
-    return u->bound && u->enabled && !pthread_equal(u->owner, pthread_self());
-}
 
 /* Hands the submission queue to the kernel now: from the ring's thread, or after
  * taking the loop over from it. A bound ring also runs the kernel's deferred work:
@@ -123,13 +47,13 @@ static bool foreign(const uring_impl *u)
  * posts wait in the ring for the next wait). */
 static int submit(uring_impl *u)
 {
-    if (u->dispatching && foreign(u))
+    if (u->dispatching && sockit__uring_foreign(u))
         return -EAGAIN; /* stays queued: the next wait moves the loop, then submits */
-    int rc = foreign(u) ? -EEXIST : enable(u);
+    int rc = sockit__uring_foreign(u) ? -EEXIST : sockit__uring_enable(u);
     if (rc == 0)
         rc = u->bound ? io_uring_submit_and_get_events(&u->ring) : io_uring_submit(&u->ring);
     if (rc == -EEXIST && u->bound && !u->dispatching) {
-        rc = migrate(u);
+        rc = sockit__uring_migrate(u);
         if (rc == 0)
             rc = io_uring_submit_and_get_events(&u->ring);
     }
@@ -138,7 +62,7 @@ static int submit(uring_impl *u)
 
 static uint64_t poll_tag(int fd, uint32_t seq)
 {
-    return POLL_BIT | ((uint64_t)(seq & 0x7fffffffu) << 32) | (uint32_t)fd;
+    return URING_POLL_BIT | ((uint64_t)(seq & 0x7fffffffu) << 32) | (uint32_t)fd;
 }
 
 static struct io_uring_sqe *get_sqe(uring_impl *u)
@@ -179,7 +103,7 @@ static int disarm(uring_impl *u, int fd)
     if (sqe == NULL)
         return -EBUSY;
     io_uring_prep_poll_remove(sqe, poll_tag(fd, e->seq));
-    io_uring_sqe_set_data64(sqe, QUIET_TAG);
+    io_uring_sqe_set_data64(sqe, URING_QUIET_TAG);
     e->armed = false;
     e->seq++; /* whatever the old poll still reports is stale now */
     return 0;
@@ -247,27 +171,28 @@ void sockit__uring_unbound(bool on) { atomic_store(&never_bound, on); }
  * DEFER_TASKRUN (6.1), else usable from any thread. TASKRUN_FLAG: the kernel says
  * when it holds deferred work, and taking completions (io_uring_peek_cqe) then runs
  * it, since one wait runs only some of it (20 items on 6.18). */
-static int make_ring(struct io_uring *ring, bool *bound, unsigned *features)
+int sockit__uring_make_ring(struct io_uring *ring, bool *bound, unsigned *features)
 {
     struct io_uring_params p = {
         .flags = IORING_SETUP_CQSIZE | IORING_SETUP_SUBMIT_ALL | IORING_SETUP_SINGLE_ISSUER |
                  IORING_SETUP_DEFER_TASKRUN | IORING_SETUP_TASKRUN_FLAG | IORING_SETUP_R_DISABLED,
-        .cq_entries = CQ_ENTRIES,
+        .cq_entries = URING_CQ_ENTRIES,
     };
-    int rc = atomic_load(&never_bound) ? -EINVAL : io_uring_queue_init_params(SQ_ENTRIES, ring, &p);
+    int rc = atomic_load(&never_bound) ? -EINVAL
+                                       : io_uring_queue_init_params(URING_SQ_ENTRIES, ring, &p);
     *bound = rc == 0;
     if (rc == -EINVAL) {
         memset(&p, 0, sizeof p);
         p.flags = IORING_SETUP_CQSIZE | IORING_SETUP_SUBMIT_ALL | IORING_SETUP_COOP_TASKRUN;
-        p.cq_entries = CQ_ENTRIES;
-        rc = io_uring_queue_init_params(SQ_ENTRIES, ring, &p);
+        p.cq_entries = URING_CQ_ENTRIES;
+        rc = io_uring_queue_init_params(URING_SQ_ENTRIES, ring, &p);
     }
     if (rc == -EINVAL) {
         /* A kernel before 5.19 knows not every flag; without them it still works. */
         memset(&p, 0, sizeof p);
         p.flags = IORING_SETUP_CQSIZE;
-        p.cq_entries = CQ_ENTRIES;
-        rc = io_uring_queue_init_params(SQ_ENTRIES, ring, &p);
+        p.cq_entries = URING_CQ_ENTRIES;
+        rc = io_uring_queue_init_params(URING_SQ_ENTRIES, ring, &p);
     }
     *features = p.features;
     return rc;
@@ -280,7 +205,7 @@ static int setup(uring_impl *u)
     if (rc < 0)
         return sockit__failf(rc, "loop backend uring: io_uring_setup");
     unsigned features = 0;
-    rc = make_ring(&u->ring, &u->bound, &features);
+    rc = sockit__uring_make_ring(&u->ring, &u->bound, &features);
     if (rc < 0)
         return sockit__failf(rc, "loop backend uring: io_uring_setup%s",
                              rc == -EPERM    ? " (denied: kernel.io_uring_disabled, or a seccomp "
@@ -398,7 +323,7 @@ static int track(uring_impl *u, struct io_uring_sqe *sqe, uint64_t tag)
     if (!u->bound || sockit__uring_live_add(&u->live, tag) == 0)
         return 0;
     io_uring_prep_nop(sqe);
-    io_uring_sqe_set_data64(sqe, QUIET_TAG);
+    io_uring_sqe_set_data64(sqe, URING_QUIET_TAG);
     return -ENOMEM;
 }
 
@@ -456,13 +381,13 @@ static int uring_cancel(sockit__backend *b, uint64_t tag, bool now)
     /* Submitted with the next wait: a tag stays its operation's until the final
      * completion, so a late cancel cannot hit another's. */
     io_uring_prep_cancel64(sqe, tag, IORING_ASYNC_CANCEL_ALL);
-    io_uring_sqe_set_data64(sqe, QUIET_TAG);
+    io_uring_sqe_set_data64(sqe, URING_QUIET_TAG);
     if (now)
         submit(u);
     return 0;
 }
 
-static int push_rearm(uring_impl *u, int fd)
+int sockit__uring_push_rearm(uring_impl *u, int fd)
 {
     if (u->nrearm == u->rearm_cap) {
         size_t c = u->rearm_cap ? u->rearm_cap * 2 : 64;
@@ -495,7 +420,7 @@ static bool poll_done(uring_impl *u, uint64_t data, int res, sockit__ready_fn re
         return false; /* a poll since removed or replaced */
     e->armed = false;
     e->seq++;
-    if (res != -EBADF && push_rearm(u, fd) == 0)
+    if (res != -EBADF && sockit__uring_push_rearm(u, fd) == 0)
         e->rearm = true;
     ready(ctx, e->token, poll_events(res));
     return true;
@@ -532,143 +457,6 @@ static void op_done(sockit__backend *b, uring_impl *u, struct io_uring_cqe *cqe)
     sockit__uring_bufs_recycle(&u->bufs, flags, got);
 }
 
-static int carry_one(uring_impl *u, uint64_t tag, int res, bool more, const char *data)
-{
-    if (u->ncarry == u->carry_cap) {
-        size_t c = u->carry_cap ? u->carry_cap * 2 : 64;
-        uring_carried *a = sockit__realloc(u->carry, c * sizeof *a);
-        if (a == NULL)
-            return -ENOMEM;
-        u->carry = a;
-        u->carry_cap = c;
-    }
-    size_t n = data != NULL && res > 0 ? (size_t)res : 0;
-    if (n > 0) {
-        char *d = sockit__realloc(u->carry_data, u->carry_bytes + n);
-        if (d == NULL)
-            return -ENOMEM;
-        memcpy(d + u->carry_bytes, data, n);
-        u->carry_data = d;
-    }
-    u->carry[u->ncarry++] =
-        (uring_carried){.tag = tag, .res = res, .more = more, .off = u->carry_bytes, .len = n};
-    u->carry_bytes += n;
-    return 0;
-}
-
-/* The calling thread takes the loop over from the thread its ring is bound to (the
- * kernel refused this one with EEXIST): a new ring, bound to this thread, replaces
- * it. What the old ring completed and nobody took yet is carried over to the next
- * wait, its bytes copied out of the old buffers; every other operation in flight is
- * carried over as a final -ECANCELED, after which its owner starts it again on the
- * new ring (backend.h), and every poll is armed again. Nothing is lost: the kernel
- * does a bound ring's I/O only in its thread's waits, so an operation whose
- * completion is not in the ring has moved no byte, and closing the old ring ends it
- * without moving any. (Closing is all a move can do to the old ring: another
- * process that holds its descriptor, a child forked without exec, keeps its
- * operations, and their sockets, alive.) Returns 0 or a code: before the old ring
- * is closed, with it kept as it was; after, only enabling the new one failed, and
- * the next call tries again. */
-static int migrate(uring_impl *u)
-{
-    if (IO_URING_READ_ONCE(*u->ring.sq.kflags) & IORING_SQ_CQ_OVERFLOW)
-        return sockit__failf(-EBUSY, "loop backend uring: another thread cannot take this loop "
-                                     "over: its ring's thread left completions in the "
-                                     "kernel's overflow list");
-    struct io_uring ring;
-    bool bound;
-    unsigned features;
-    int rc = make_ring(&ring, &bound, &features);
-    if (rc < 0)
-        return sockit__failf(rc, "loop backend uring: a ring for the thread taking the loop "
-                                 "over");
-    uring_bufs *bufs = sockit__malloc(sizeof *bufs);
-    rc = bufs != NULL ? sockit__uring_bufs_open(bufs, &ring) : -ENOMEM;
-    size_t ncarry = u->ncarry, nbytes = u->carry_bytes;
-    /* Where each buffer's next bytes are, moved on as the completions are read (as
-     * recycle would), on a copy: a failed move leaves the old ring as it was. With
-     * incremental buffers, one buffer holds several completions' bytes. */
-    uint32_t *used = sockit__malloc(sizeof u->bufs.used);
-    if (rc == 0 && used == NULL)
-        rc = -ENOMEM;
-    if (used != NULL)
-        memcpy(used, u->bufs.used, sizeof u->bufs.used);
-    unsigned head;
-    struct io_uring_cqe *cqe;
-    io_uring_for_each_cqe(&u->ring, head, cqe)
-    {
-        uint64_t tag = io_uring_cqe_get_data64(cqe);
-        if (rc < 0 || tag == QUIET_TAG || (tag & POLL_BIT))
-            continue; /* polls are armed again below */
-        bool more = (cqe->flags & IORING_CQE_F_MORE) != 0;
-        const char *data = sockit__uring_bufs_lent(&u->bufs, cqe->flags);
-        if (data != NULL && u->bufs.incremental) {
-            unsigned bid = cqe->flags >> IORING_CQE_BUFFER_SHIFT;
-            data += (ptrdiff_t)used[bid] - (ptrdiff_t)u->bufs.used[bid];
-            used[bid] = (cqe->flags & IORING_CQE_F_BUF_MORE) && cqe->res > 0
-                            ? used[bid] + (uint32_t)cqe->res
-                            : 0;
-        }
-        rc = carry_one(u, tag, cqe->res, more, data);
-        /* Ended here: no final of ours. (Should this fail, the ring's thread still
-         * takes this completion, and the set's removal is then a no-op.) */
-        if (rc == 0 && !more)
-            sockit__uring_live_remove(&u->live, tag);
-    }
-    /* What is still live after those completions gets its final one. */
-    for (size_t i = 0; rc == 0 && i < u->live.cap; i++)
-        if (u->live.slots[i] != 0)
-            rc = carry_one(u, u->live.slots[i], -ECANCELED, false, NULL);
-    sockit__free(used);
-    if (rc < 0) {
-        u->ncarry = ncarry; /* as it was: this thread cannot run the loop */
-        u->carry_bytes = nbytes;
-        if (bufs != NULL && bufs->br != NULL)
-            sockit__uring_bufs_close(bufs);
-        sockit__free(bufs);
-        io_uring_queue_exit(&ring);
-        return sockit__failf(rc, "loop backend uring: taking the loop over from another thread");
-    }
-    io_uring_queue_exit(&u->ring);
-    sockit__uring_bufs_close(&u->bufs);
-    u->ring = ring;
-    u->bufs = *bufs;
-    sockit__free(bufs);
-    u->bound = bound;
-    u->enabled = false;
-    sockit__uring_live_free(&u->live);
-    for (size_t fd = 0; fd < u->nfds; fd++) {
-        uring_entry *e = &u->fds[fd];
-        if (!e->armed)
-            continue;
-        e->armed = false;
-        e->seq++;
-        if (!e->rearm && push_rearm(u, (int)fd) == 0)
-            e->rearm = true;
-    }
-    u->migrations++;
-    return enable(u);
-}
-
-/* Delivers what a migration carried over; returns how many. */
-static int deliver_carried(sockit__backend *b, uring_impl *u)
-{
-    /* Taken first: a callback may start operations, and even cause a migration. */
-    uring_carried *carry = u->carry;
-    char *data = u->carry_data;
-    size_t n = u->ncarry;
-    u->carry = NULL;
-    u->carry_data = NULL;
-    u->ncarry = u->carry_cap = u->carry_bytes = 0;
-    for (size_t i = 0; i < n; i++) {
-        const uring_carried *c = &carry[i];
-        b->complete(b->complete_ctx, c->tag, c->res, c->len > 0 ? data + c->off : NULL, c->more);
-    }
-    sockit__free(carry);
-    sockit__free(data);
-    return (int)n;
-}
-
 static int uring_wait(sockit__backend *b, int64_t timeout_ns, sockit__ready_fn ready, void *ctx)
 {
     uring_impl *u = b->impl;
@@ -676,13 +464,13 @@ static int uring_wait(sockit__backend *b, int64_t timeout_ns, sockit__ready_fn r
         return errno == EINTR ? 0 : -errno;
     bool retried = false;
 again:
-    if (foreign(u)) {
-        int mrc = migrate(u);
+    if (sockit__uring_foreign(u)) {
+        int mrc = sockit__uring_migrate(u);
         if (mrc < 0)
             return mrc;
     }
     if (u->ncarry > 0)
-        return deliver_carried(b, u);
+        return sockit__uring_deliver_carried(b, u);
     /* Level triggering: what was reported and is still watched is asked again. */
     for (size_t i = 0; i < u->nrearm; i++) {
         int fd = u->rearm[i];
@@ -695,7 +483,7 @@ again:
     if (u->ncarry > 0)
         goto again; /* an arm that filled the queue moved the loop */
     struct io_uring_cqe *cqe = NULL;
-    int rc = enable(u);
+    int rc = sockit__uring_enable(u);
     if (rc < 0)
         return rc;
     if (timeout_ns == 0) {
@@ -712,7 +500,7 @@ again:
     if (rc == -EEXIST && u->bound && !retried) {
         /* Another thread's ring: this thread takes the loop over. */
         retried = true;
-        rc = migrate(u);
+        rc = sockit__uring_migrate(u);
         if (rc < 0)
             return rc;
         goto again;
@@ -725,13 +513,13 @@ again:
      * runs: a callback may submit (a full queue submits, and with COOP_TASKRUN a
      * submit may run the kernel's pending completions), which a batch held across
      * the callbacks would race. */
-    for (int n = 0; n < CQ_ENTRIES && io_uring_peek_cqe(&u->ring, &cqe) == 0; n++) {
+    for (int n = 0; n < URING_CQ_ENTRIES && io_uring_peek_cqe(&u->ring, &cqe) == 0; n++) {
         struct io_uring_cqe c = *cqe;
         io_uring_cqe_seen(&u->ring, cqe);
         uint64_t data = io_uring_cqe_get_data64(&c);
-        if (data == QUIET_TAG)
+        if (data == URING_QUIET_TAG)
             continue;
-        if (data & POLL_BIT) {
+        if (data & URING_POLL_BIT) {
             if (poll_done(u, data, c.res, ready, ctx))
                 reported++;
             continue;

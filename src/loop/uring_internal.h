@@ -1,5 +1,7 @@
 /* The io_uring backend's parts: the ring and its operations (uring.c), the
- * provided-buffer ring receives land in (uring_bufs.c). Never installed. */
+ * provided-buffer ring receives land in (uring_bufs.c), the set of operations in
+ * flight (uring_live.c) and the move of a loop from one thread to another
+ * (uring_move.c). Never installed. */
 #ifndef SOCKIT_LOOP_URING_INTERNAL_H
 #define SOCKIT_LOOP_URING_INTERNAL_H
 
@@ -8,6 +10,7 @@
 #ifdef SOCKIT_HAVE_URING
 
 #include <liburing.h>
+#include <pthread.h>
 
 /* Receive buffers, made a slab at a time: the first when the ring is set up, one
  * more each time receives ran out of them (-ENOBUFS), up to 16 MiB in all.
@@ -71,6 +74,70 @@ typedef struct uring_live {
 int sockit__uring_live_add(uring_live *s, uint64_t tag);
 void sockit__uring_live_remove(uring_live *s, uint64_t tag);
 void sockit__uring_live_free(uring_live *s);
+
+/* Submission entries: a batch of re-arms and sends bigger than this is handed to the
+ * kernel in parts. Completions: room for a busy iteration's worth (10,000 streams
+ * each with a receive and a send), so the kernel rarely has to hold them in its
+ * overflow list, whose locking cost 5% of a 10,000-connection echo. */
+#define URING_SQ_ENTRIES 1024
+#define URING_CQ_ENTRIES 32768
+#define URING_POLL_BIT   ((uint64_t)1 << 63)
+/* user_data of operations whose own completion reports nothing (removals, cancels). */
+#define URING_QUIET_TAG UINT64_MAX
+
+typedef struct uring_entry {
+    uint64_t token;
+    uint32_t seq;   /* of the poll in flight, or of the next one */
+    uint8_t events; /* asked; 0: not watched */
+    bool armed;     /* a poll is in flight */
+    bool rearm;     /* reported: arm again before the next wait */
+} uring_entry;
+
+/* A completion a migration carries over to the next wait: the old ring's, with the
+ * bytes of its buffer copied out, or a final -ECANCELED for an operation the old
+ * ring will never complete. */
+typedef struct uring_carried {
+    uint64_t tag;
+    int res;
+    bool more;
+    size_t off, len; /* its bytes in the carry's data (len 0: none) */
+} uring_carried;
+
+typedef struct uring_impl {
+    struct io_uring ring;
+    uring_bufs bufs;
+    uring_entry *fds;
+    size_t nfds;
+    int *rearm; /* descriptors to arm again before the next wait */
+    size_t nrearm, rearm_cap;
+    bool bound;      /* SINGLE_ISSUER + DEFER_TASKRUN: the ring is one thread's */
+    bool enabled;    /* bound: enabled by (so bound to) the thread that first submitted */
+    pthread_t owner; /* that thread */
+    /* Completions are being handed out: a move waits for the next wait, so no buffer
+     * of the old ring is freed under a callback. */
+    bool dispatching;
+    uring_live live;
+    uring_carried *carry;
+    size_t ncarry, carry_cap;
+    char *carry_data;
+    size_t carry_bytes;
+    unsigned migrations;
+} uring_impl;
+
+/* The ring (uring.c): bound to one thread where the kernel allows, made disabled;
+ * *bound says which, *features what the kernel offers. 0 or the set-up's code. */
+int sockit__uring_make_ring(struct io_uring *ring, bool *bound, unsigned *features);
+/* Lists fd to be armed again before the next wait (uring.c). 0 or -ENOMEM. */
+int sockit__uring_push_rearm(uring_impl *u, int fd);
+
+/* Moving between threads (uring_move.c). enable binds a disabled ring to the calling
+ * thread; foreign says the calling thread must take the loop over before touching
+ * the ring; migrate does that (0 or a code with the message set); deliver_carried
+ * hands out what a migration carried over and returns how many. */
+int sockit__uring_enable(uring_impl *u);
+bool sockit__uring_foreign(const uring_impl *u);
+int sockit__uring_migrate(uring_impl *u);
+int sockit__uring_deliver_carried(sockit__backend *b, uring_impl *u);
 
 /* For tests: rings set up from now on use whole buffers per receive, as on a
  * kernel before 6.12, so that path runs here too. */
