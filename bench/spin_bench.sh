@@ -9,7 +9,7 @@ build=${1:?usage: bench/spin_bench.sh BUILD_DIR [REPEATS] [SPIN_US]}
 repeats=${2:-3}
 spin=${3:-100}
 work=$(mktemp -d)
-trap 'kill $(jobs -p) 2>/dev/null; rm -rf "$work"' EXIT
+trap 'kill $(jobs -p) 2>/dev/null || true; rm -rf "$work"' EXIT
 
 setups=("libuv|bench/libuv_server --mode echo --port 0|"
     "libuv, generator spinning|bench/libuv_server --mode echo --port 0|--spin $spin"
