@@ -95,5 +95,6 @@ int cmd_listen(int argc, char **argv);
 int cmd_connect(int argc, char **argv);
 int cmd_bench(int argc, char **argv);
 int cmd_echo(int argc, char **argv);
+int cmd_proxy(int argc, char **argv);
 
 #endif

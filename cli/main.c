@@ -22,6 +22,7 @@ static const subcommand commands[] = {
     {"connect", cmd_connect, "netcat: connect, relay stdin/stdout"},
     {"echo", cmd_echo, "echo server: every client at once, on the event-driven server"},
     {"bench", cmd_bench, "load generator: echo, stream or connect rate, latency percentiles"},
+    {"proxy", cmd_proxy, "a relay that injects faults: toxiproxy's toxics and API"},
 };
 
 static void usage(FILE *out)

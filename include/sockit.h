@@ -953,7 +953,7 @@ SOCKIT_API void sockit_stream_resume(sockit_stream *st);
  *     (counting the '\n'; 0: SOCKIT_LINE_MAX) is the error SOCKIT_ELINELEN, never cut.
  *   exact: each call is exactly n bytes (n > 0); call it again from on_data to change
  *     n for the next frame (a length prefix, then the body).
- *   raw: whatever each read brought (the default).
+ *   raw: whatever each read brought, at most 64 KiB a call (the default).
  * Returns 0 or -EINVAL. */
 SOCKIT_API int sockit_stream_read_lines(sockit_stream *st, size_t max_line);
 SOCKIT_API int sockit_stream_read_exact(sockit_stream *st, size_t n);

@@ -5,7 +5,7 @@
 # libevent peers, uvloop, iperf3, gnuplot for the charts, taskset for pinning).
 set -euo pipefail
 
-need=(cmake make gcc clang clang-format pkg-config libcmocka-dev liburing-dev python3 ncat socat procps strace)
+need=(cmake make gcc clang clang-format pkg-config libcmocka-dev liburing-dev libjansson-dev python3 ncat socat procps strace curl)
 case "${1:-}" in
 "") ;;
 --bench) need+=(libuv1-dev libevent-dev python3-uvloop iperf3 gnuplot-nox util-linux) ;;
@@ -28,6 +28,9 @@ if command -v python3 >/dev/null 2>&1; then
     done
     missing=("${kept[@]}")
 fi
+# The proxy's API tests drive it with a toxiproxy client from the npm registry: the
+# machine's Node.js and npm do (nodesource's nodejs brings its own npm); else Debian's.
+command -v npm >/dev/null 2>&1 || missing+=(npm)
 [ ${#missing[@]} -eq 0 ] && exit 0
 
 echo "deps.sh: installing ${missing[*]}" >&2

@@ -72,7 +72,9 @@ static size_t deliver_frames(sockit_stream *st, const char *buf, size_t len)
     while (off < len && !st->closing && !st->paused) {
         size_t left = len - off, take;
         if (st->mode == SOCKIT__FRAME_RAW) {
-            take = left;
+            /* Bytes kept through a pause (a batch of completions on io_uring) go
+             * out a read's worth at a time, so a pause in on_data holds the rest. */
+            take = left < SOCKIT__STREAM_READ ? left : SOCKIT__STREAM_READ;
         } else if (st->mode == SOCKIT__FRAME_EXACT) {
             if (left < st->frame)
                 break;

@@ -1,0 +1,481 @@
+/* sockit proxy: a relay that injects faults (sockit_proxy.h) from the command line.
+ * LISTEN UPSTREAM and toxic options make one proxy for a one-off test. */
+#include "api.h"
+#include "api_routes.h"
+#include "cli.h"
+#include "registry.h"
+#include "units.h"
+
+#include <sockit_proxy.h>
+
+#include <arpa/inet.h>
+#include <errno.h>
+#include <getopt.h>
+#include <netinet/in.h>
+#include <signal.h>
+#include <stdlib.h>
+#include <string.h>
+
+#define PROXY_USAGE                                                                                \
+    "sockit proxy [--latency TIME] [--jitter TIME] [--bandwidth RATE] [--slow-close TIME] "        \
+    "[--timeout TIME] [--reset-peer TIME] [--slicer SIZE[/VARIATION]] [--slice-delay TIME] "       \
+    "[--limit-data SIZE] [--toxicity P] [--direction up|down|both] [--down] "                      \
+    "[--connect-timeout SECS] [--seed N] [--name NAME] [--api HOST:PORT] [--config FILE] "         \
+    "[--json] [LISTEN UPSTREAM]"
+
+#define TIME_MAX_MS 3600000LL /* toxics take at most an hour */
+
+static void help(void)
+{
+    printf("usage: %s\n", PROXY_USAGE);
+    printf("       sockit proxy [--api HOST:PORT] [--config FILE] [--json]\n\n"
+           "A TCP relay that injects faults: every client that connects to LISTEN is\n"
+           "connected to UPSTREAM and their bytes relayed both ways, exactly, with half-close\n"
+           "and resets passed on, through the toxics the options ask for. The toxics are\n"
+           "toxiproxy's, with its names and units (docs/proxy.md). Without LISTEN UPSTREAM\n"
+           "it is a toxiproxy server: proxies and toxics come and go through its API, which\n"
+           "toxiproxy's clients drive unchanged.\n\n"
+           "  --latency TIME        delay every chunk by TIME (100ms, 1s; a bare number is ms)\n"
+           "  --jitter TIME         ... plus or minus up to TIME, drawn per chunk (order kept)\n"
+           "  --bandwidth RATE      at most RATE (100KB/s, 2MB/s; bare: KB/s, 1 KB = 1000 B)\n"
+           "  --slow-close TIME     hold the end of stream back for TIME\n"
+           "  --timeout TIME        pass nothing, and close the connection after TIME\n"
+           "                        (0: never)\n"
+           "  --reset-peer TIME     reset both sides TIME after the first bytes\n"
+           "  --slicer SIZE[/VAR]   cut the bytes into slices of SIZE +- VAR bytes ...\n"
+           "  --slice-delay TIME    ... TIME apart (bare: microseconds, toxiproxy's unit)\n"
+           "  --limit-data SIZE     pass SIZE bytes (1500, 64KiB, 1GB), then close\n"
+           "  --toxicity P          each toxic acts on a connection with probability P\n"
+           "                        (0-1, drawn per connection; default 1)\n"
+           "  --direction DIR       which way the toxics act: down (upstream to client, the\n"
+           "                        default, as in toxiproxy), up (client to upstream), both\n"
+           "  --down                start with the proxy down (connections refused)\n"
+           "  --connect-timeout S   seconds for each upstream connect (default 10)\n"
+           "  --seed N              seed of the random draws (default: from the system)\n"
+           "  --name NAME           the proxy's name in the API and events (default proxy)\n"
+           "  --api HOST:PORT       serve toxiproxy's HTTP API there (without LISTEN\n"
+           "                        UPSTREAM: on by default, on 127.0.0.1:8474, toxiproxy's\n"
+           "                        port); a warning if it is reachable beyond this machine\n"
+           "  --config FILE         make the proxies of a toxiproxy config file (a JSON array\n"
+           "                        of {name, listen, upstream, enabled})\n"
+           "  --json                one JSON object per event on stdout: bound, open, close\n"
+           "                        (bytes each way, reason, toxics), refused\n\n"
+           "LISTEN is [HOST:]PORT (HOST default 127.0.0.1; PORT 0 picks a free one, printed\n"
+           "first); UPSTREAM is HOST:PORT, resolved for each connection, with Happy Eyeballs.\n"
+           "Stops on SIGINT or SIGTERM. Exit status: 0 after a signal, 1 if it cannot listen,\n"
+           "2 bad usage. See sockit(1).\n");
+}
+
+typedef struct plan {
+    long long latency, jitter, rate, slow_close, timeout, reset_peer, slice_size, slice_var,
+        slice_delay, limit;
+    bool has[8];
+    double toxicity;
+    int directions; /* bit 0 upstream, bit 1 downstream */
+} plan;
+
+enum { HAS_LATENCY, HAS_BANDWIDTH, HAS_SLOW_CLOSE, HAS_TIMEOUT, HAS_RESET, HAS_SLICER, HAS_LIMIT };
+
+static int bad(const char *option, const char *why)
+{
+    return cli_usage_error(PROXY_USAGE, "%s %s", option, why);
+}
+
+static int parse_time(const char *option, const char *text, double unit, long long *out)
+{
+    char why[256];
+    if (units_time(text, unit, unit == 1e-6 ? TIME_MAX_MS * 1000 : TIME_MAX_MS, out, why,
+                   sizeof why) < 0)
+        return bad(option, why);
+    return 0;
+}
+
+static int parse_slicer(const char *text, plan *pl)
+{
+    char why[256], size[64];
+    const char *slash = strchr(text, '/');
+    size_t n = slash != NULL ? (size_t)(slash - text) : strlen(text);
+    if (n >= sizeof size)
+        return bad("--slicer", "too long");
+    memcpy(size, text, n);
+    size[n] = '\0';
+    if (units_size(size, 1 << 30, &pl->slice_size, why, sizeof why) < 0)
+        return bad("--slicer", why);
+    pl->slice_var = 0;
+    if (slash != NULL && units_size(slash + 1, 1 << 30, &pl->slice_var, why, sizeof why) < 0)
+        return bad("--slicer", why);
+    if (pl->slice_size < 1 || pl->slice_var >= pl->slice_size)
+        return cli_usage_error(PROXY_USAGE,
+                               "--slicer '%s': a size of 1 or more, and a "
+                               "variation below it",
+                               text);
+    return 0;
+}
+
+static int parse_option(int opt, const char *arg, plan *pl)
+{
+    char why[256];
+    switch (opt) {
+    case 'L':
+        pl->has[HAS_LATENCY] = true;
+        return parse_time("--latency", arg, 1e-3, &pl->latency);
+    case 'J':
+        pl->has[HAS_LATENCY] = true;
+        return parse_time("--jitter", arg, 1e-3, &pl->jitter);
+    case 'B':
+        pl->has[HAS_BANDWIDTH] = true;
+        if (units_rate(arg, 1 << 30, &pl->rate, why, sizeof why) < 0)
+            return bad("--bandwidth", why);
+        return 0;
+    case 'C':
+        pl->has[HAS_SLOW_CLOSE] = true;
+        return parse_time("--slow-close", arg, 1e-3, &pl->slow_close);
+    case 'T':
+        pl->has[HAS_TIMEOUT] = true;
+        return parse_time("--timeout", arg, 1e-3, &pl->timeout);
+    case 'R':
+        pl->has[HAS_RESET] = true;
+        return parse_time("--reset-peer", arg, 1e-3, &pl->reset_peer);
+    case 'S':
+        pl->has[HAS_SLICER] = true;
+        return parse_slicer(arg, pl);
+    case 'D':
+        return parse_time("--slice-delay", arg, 1e-6, &pl->slice_delay);
+    case 'M':
+        pl->has[HAS_LIMIT] = true;
+        if (units_size(arg, (long long)1 << 50, &pl->limit, why, sizeof why) < 0)
+            return bad("--limit-data", why);
+        return 0;
+    case 'P': {
+        char *end;
+        errno = 0;
+        double p = strtod(arg, &end);
+        if (end == arg || *end != '\0' || errno != 0 || !(p >= 0 && p <= 1))
+            return cli_usage_error(PROXY_USAGE, "--toxicity '%s': not a probability in 0-1", arg);
+        pl->toxicity = p;
+        return 0;
+    }
+    case 'd':
+        if (strcmp(arg, "up") == 0 || strcmp(arg, "upstream") == 0)
+            pl->directions = 1;
+        else if (strcmp(arg, "down") == 0 || strcmp(arg, "downstream") == 0)
+            pl->directions = 2;
+        else if (strcmp(arg, "both") == 0)
+            pl->directions = 3;
+        else
+            return cli_usage_error(PROXY_USAGE, "--direction '%s': not up, down or both", arg);
+        return 0;
+    }
+    return 0;
+}
+
+/* The toxics of the plan, for one direction, added to p. */
+static int add_toxics(sockit_proxy *p, const plan *pl, sockit_proxy_direction dir)
+{
+    struct {
+        int has;
+        sockit_toxic_kind kind;
+    } order[] = {{HAS_LIMIT, SOCKIT_TOXIC_LIMIT_DATA},     {HAS_TIMEOUT, SOCKIT_TOXIC_TIMEOUT},
+                 {HAS_RESET, SOCKIT_TOXIC_RESET_PEER},     {HAS_SLICER, SOCKIT_TOXIC_SLICER},
+                 {HAS_BANDWIDTH, SOCKIT_TOXIC_BANDWIDTH},  {HAS_LATENCY, SOCKIT_TOXIC_LATENCY},
+                 {HAS_SLOW_CLOSE, SOCKIT_TOXIC_SLOW_CLOSE}};
+    for (size_t i = 0; i < sizeof order / sizeof order[0]; i++) {
+        if (!pl->has[order[i].has])
+            continue;
+        sockit_toxic t;
+        sockit_toxic_init(&t, order[i].kind, dir);
+        t.toxicity = pl->toxicity;
+        t.latency = pl->latency;
+        t.jitter = pl->jitter;
+        t.rate = pl->rate;
+        t.delay = order[i].kind == SOCKIT_TOXIC_SLICER ? pl->slice_delay : pl->slow_close;
+        t.timeout = order[i].kind == SOCKIT_TOXIC_TIMEOUT ? pl->timeout : pl->reset_peer;
+        t.average_size = pl->slice_size;
+        t.size_variation = pl->slice_var;
+        t.bytes = pl->limit;
+        if (sockit_proxy_add_toxic(p, &t) < 0)
+            return cli_fail_lib();
+    }
+    return 0;
+}
+
+static void on_event(sockit_proxy *p, const sockit_proxy_event *ev, void *user)
+{
+    (void)user;
+    char client[SOCKIT_ADDRSTRLEN];
+    cli_addr_text(ev->client, client, sizeof client);
+    const char *name = sockit_proxy_name(p);
+    switch (ev->type) {
+    case SOCKIT_PROXY_OPEN:
+        cli_event("open", "proxy", 's', name, "id", 'i', (long long)ev->id, "client", 's', client,
+                  "toxics", 's', ev->toxics, NULL);
+        break;
+    case SOCKIT_PROXY_CLOSE:
+        cli_event("close", "proxy", 's', name, "id", 'i', (long long)ev->id, "client", 's', client,
+                  "bytes_up", 'i', (long long)ev->bytes_up, "bytes_down", 'i',
+                  (long long)ev->bytes_down, "reason", 's', ev->reason, "toxics", 's', ev->toxics,
+                  NULL);
+        break;
+    case SOCKIT_PROXY_REFUSED:
+        cli_event("refused", "proxy", 's', name, "id", 'i', (long long)ev->id, "client", 's',
+                  client, "reason", 's', ev->reason, NULL);
+        break;
+    }
+}
+
+static int check_operands(const char *listen_text, const char *upstream_text)
+{
+    char why[512];
+    hostport listen, upstream;
+    if (hostport_split(listen_text, HOSTPORT_LISTENER, &listen, why, sizeof why) < 0)
+        return cli_usage_error(PROXY_USAGE, "LISTEN %s", why);
+    if (hostport_split(upstream_text, 0, &upstream, why, sizeof why) < 0)
+        return cli_usage_error(PROXY_USAGE, "UPSTREAM %s", why);
+    if (listen.is_unix || upstream.is_unix)
+        return cli_usage_error(PROXY_USAGE, "TCP addresses only (no unix: yet)");
+    if (listen.port < 0)
+        return cli_usage_error(PROXY_USAGE, "LISTEN '%s': no port", listen_text);
+    if (upstream.port < 1)
+        return cli_usage_error(PROXY_USAGE, "UPSTREAM '%s': a port 1-65535 is needed",
+                               upstream_text);
+    return 0;
+}
+
+static int check_api(const char *text)
+{
+    char why[512];
+    hostport hp;
+    if (hostport_split(text, HOSTPORT_LISTENER, &hp, why, sizeof why) < 0)
+        return cli_usage_error(PROXY_USAGE, "--api %s", why);
+    if (hp.is_unix || hp.port < 0)
+        return cli_usage_error(PROXY_USAGE, "--api '%s': HOST:PORT or PORT", text);
+    return 0;
+}
+
+/* Whether a listening address is on loopback only. */
+static bool is_loopback(const sockit_addr *a)
+{
+    if (sockit_addr_family(a) == AF_INET)
+        return (ntohl(a->u.in4.sin_addr.s_addr) >> 24) == 127;
+    if (sockit_addr_family(a) == AF_INET6)
+        return IN6_IS_ADDR_LOOPBACK(&a->u.in6.sin6_addr) ||
+               (IN6_IS_ADDR_V4MAPPED(&a->u.in6.sin6_addr) && a->u.in6.sin6_addr.s6_addr[12] == 127);
+    return true;
+}
+
+static int start_api(api_server *api, sockit_loop *loop, registry *reg, const char *text)
+{
+    char why[512];
+    hostport hp;
+    hostport_split(text, HOSTPORT_LISTENER, &hp, why, sizeof why); /* checked before */
+    const char *host = hp.host[0] != '\0' ? hp.host : "127.0.0.1";
+    if (api_start(api, loop, reg, host, hp.port) < 0)
+        return cli_fail("API: %s", sockit_errmsg());
+    sockit_addr bound;
+    char addr[SOCKIT_ADDRSTRLEN];
+    api_address(api, &bound);
+    cli_addr_text(&bound, addr, sizeof addr);
+    if (!is_loopback(&bound))
+        fprintf(stderr,
+                "sockit proxy: warning: the API on %s is reachable from other "
+                "machines, and whoever reaches it can open proxies from here\n",
+                addr);
+    if (cli_json_on())
+        cli_event("api", "address", 's', addr, "port", 'i', (long long)sockit_addr_port(&bound),
+                  NULL);
+    else
+        printf("API on http://%s\n", addr);
+    return 0;
+}
+
+static int load_config(registry *reg, const char *path)
+{
+    FILE *f = fopen(path, "r");
+    if (f == NULL)
+        return cli_fail("--config %s: %s", path, strerror(errno));
+    char *text = malloc(HTTP_BODY_MAX + 1);
+    size_t len = text != NULL ? fread(text, 1, HTTP_BODY_MAX + 1, f) : 0;
+    bool failed = ferror(f) != 0;
+    fclose(f);
+    int status = CLI_OK;
+    registry_error err;
+    if (text == NULL || failed)
+        status = cli_fail("--config %s: cannot read it", path);
+    else if (len > HTTP_BODY_MAX)
+        status = cli_fail("--config %s: over %d bytes", path, HTTP_BODY_MAX);
+    else if (api_populate_text(reg, text, len, &err) < 0)
+        status = cli_fail("--config %s: %s", path, err.message);
+    free(text);
+    return status;
+}
+
+static void tell_bound(const registry_entry *e)
+{
+    bool up = sockit_proxy_enabled(e->proxy);
+    if (cli_json_on())
+        cli_event("bound", "proxy", 's', e->name, "address", 's', e->listen, "upstream", 's',
+                  e->upstream, "enabled", 'b', up, NULL);
+    else
+        printf("Proxy %s: listening on %s, relaying to %s%s\n", e->name, e->listen, e->upstream,
+               up ? "" : " (down)");
+}
+
+static void on_signal(sockit_signal *w, int signum, int count, void *user)
+{
+    (void)w;
+    (void)signum;
+    (void)count;
+    sockit_loop_stop(user);
+}
+
+int cmd_proxy(int argc, char **argv)
+{
+    static const struct option longopts[] = {
+        {"latency", required_argument, NULL, 'L'},
+        {"jitter", required_argument, NULL, 'J'},
+        {"bandwidth", required_argument, NULL, 'B'},
+        {"slow-close", required_argument, NULL, 'C'},
+        {"timeout", required_argument, NULL, 'T'},
+        {"reset-peer", required_argument, NULL, 'R'},
+        {"slicer", required_argument, NULL, 'S'},
+        {"slice-delay", required_argument, NULL, 'D'},
+        {"limit-data", required_argument, NULL, 'M'},
+        {"toxicity", required_argument, NULL, 'P'},
+        {"direction", required_argument, NULL, 'd'},
+        {"down", no_argument, NULL, 'o'},
+        {"connect-timeout", required_argument, NULL, 'c'},
+        {"seed", required_argument, NULL, 's'},
+        {"api", required_argument, NULL, 'a'},
+        {"config", required_argument, NULL, 'f'},
+        {"name", required_argument, NULL, 'n'},
+        {"json", no_argument, NULL, 'j'},
+        {"help", no_argument, NULL, 'h'},
+        {NULL, 0, NULL, 0},
+    };
+    plan pl = {.toxicity = 1, .directions = 2};
+    bool down = false;
+    double connect_timeout = 10;
+    long long seed = 0;
+    const char *api_text = NULL, *config = NULL, *name = "proxy";
+    opterr = 0;
+    int opt;
+    while ((opt = getopt_long(argc, argv, ":h", longopts, NULL)) != -1) {
+        int rc = 0;
+        switch (opt) {
+        case 'o':
+            down = true;
+            break;
+        case 'c':
+            rc = cli_parse_seconds(PROXY_USAGE, "--connect-timeout", optarg, &connect_timeout);
+            if (rc == 0 && connect_timeout == 0)
+                rc = cli_usage_error(PROXY_USAGE, "--connect-timeout '%s': more than 0 seconds",
+                                     optarg);
+            break;
+        case 's': {
+            long v;
+            rc = cli_parse_count(PROXY_USAGE, "--seed", optarg, 1, 2147483647L, &v);
+            seed = v;
+            break;
+        }
+        case 'j':
+            cli_json_enable(stdout);
+            break;
+        case 'a':
+            api_text = optarg;
+            break;
+        case 'f':
+            config = optarg;
+            break;
+        case 'n':
+            if (optarg[0] == '\0' || strlen(optarg) >= REGISTRY_NAME_MAX)
+                return cli_usage_error(PROXY_USAGE, "--name '%s': 1-%d bytes", optarg,
+                                       REGISTRY_NAME_MAX - 1);
+            name = optarg;
+            break;
+        case 'h':
+            help();
+            return CLI_OK;
+        case ':':
+            return cli_usage_error(PROXY_USAGE, "option '%s' needs a value", argv[optind - 1]);
+        case '?':
+            return cli_unknown_option(PROXY_USAGE, argc, argv, -1);
+        default:
+            rc = parse_option(opt, optarg, &pl);
+            break;
+        }
+        if (rc != 0)
+            return rc;
+    }
+    int operands = argc - optind;
+    if (operands != 0 && operands != 2)
+        return cli_usage_error(PROXY_USAGE, "give LISTEN and UPSTREAM (e.g. 127.0.0.1:8000 "
+                                            "localhost:9000), or neither (--api, --config)");
+    bool one_off = operands == 2;
+    bool toxics = false;
+    for (size_t i = 0; i < sizeof pl.has / sizeof pl.has[0]; i++)
+        toxics = toxics || pl.has[i];
+    if (!one_off && (toxics || down))
+        return cli_usage_error(PROXY_USAGE, "toxic options and --down act on the proxy of "
+                                            "LISTEN UPSTREAM: give those too");
+    if (one_off) {
+        int rc = check_operands(argv[optind], argv[optind + 1]);
+        if (rc != 0)
+            return rc;
+    }
+    if (api_text != NULL) {
+        int rc = check_api(api_text);
+        if (rc != 0)
+            return rc;
+    }
+
+    cli_raise_fd_limit();
+    signal(SIGPIPE, SIG_IGN);
+    sockit_loop *loop = sockit_loop_new(NULL);
+    if (loop == NULL)
+        return cli_fail_lib();
+    registry reg = {
+        .loop = loop,
+        .seed = (unsigned long long)seed,
+        .connect_timeout = connect_timeout,
+        .on_event = cli_json_on() ? on_event : NULL,
+    };
+    api_server api = {0};
+    sockit_signal *sigs[2] = {sockit_signal_new(loop, on_signal, loop),
+                              sockit_signal_new(loop, on_signal, loop)};
+    int status = CLI_OK;
+    if (sigs[0] == NULL || sigs[1] == NULL || sockit_signal_start(sigs[0], SIGINT) < 0 ||
+        sockit_signal_start(sigs[1], SIGTERM) < 0)
+        status = cli_fail_lib();
+    /* Even with every proxy down (no listener) it runs until a signal. */
+    sockit_signal_keepalive(sigs[0], true);
+    registry_error err;
+    if (status == CLI_OK && one_off) {
+        registry_entry *e =
+            registry_create(&reg, name, argv[optind], argv[optind + 1], !down, &err);
+        if (e == NULL)
+            status = cli_fail("%s", err.message);
+        for (int d = 0; d < 2 && status == CLI_OK; d++)
+            if (pl.directions & (1 << d))
+                status = add_toxics(e->proxy, &pl, (sockit_proxy_direction)d);
+    }
+    if (status == CLI_OK && config != NULL)
+        status = load_config(&reg, config);
+    if (status == CLI_OK && (api_text != NULL || !one_off))
+        status = start_api(&api, loop, &reg, api_text != NULL ? api_text : "127.0.0.1:8474");
+    if (status == CLI_OK) {
+        for (registry_entry *e = reg.head; e != NULL; e = e->next)
+            tell_bound(e);
+        fflush(stdout);
+        if (sockit_loop_run(loop) < 0)
+            status = cli_fail_lib();
+    }
+    api_stop(&api);
+    registry_close_all(&reg);
+    for (int i = 0; i < 2; i++)
+        sockit_signal_close(sigs[i]);
+    /* The connections end within a second or so (PX_LINGER_UP); then the loop is
+     * empty. */
+    for (int i = 0; i < 600 && sockit_loop_close(loop) == -EBUSY; i++)
+        sockit_loop_run_once(loop, 0.01);
+    return status;
+}

@@ -1,0 +1,58 @@
+/* The named proxies of one `sockit proxy` process, as toxiproxy's API and config
+ * file see them: name, listen and upstream texts, enabled, toxics. Failures come
+ * back as an HTTP status and toxiproxy's message, so the API can pass them on. */
+#ifndef SOCKIT_CLI_PROXY_REGISTRY_H
+#define SOCKIT_CLI_PROXY_REGISTRY_H
+
+#include <sockit_proxy.h>
+
+#include <stdbool.h>
+#include <stddef.h>
+
+#define REGISTRY_NAME_MAX 128
+#define REGISTRY_ADDR_MAX 1100
+/* Proxies at most in one process: each holds a listener, and the descriptors
+ * are better kept for the connections. */
+#define REGISTRY_PROXIES_MAX 1000
+
+typedef struct registry_entry {
+    struct registry_entry *next;
+    char name[REGISTRY_NAME_MAX];
+    char listen[REGISTRY_ADDR_MAX];   /* the address it listens on once bound, else as given */
+    char upstream[REGISTRY_ADDR_MAX]; /* as given */
+    sockit_proxy *proxy;
+} registry_entry;
+
+typedef struct registry {
+    sockit_loop *loop;
+    registry_entry *head; /* in the order made */
+    size_t n;
+    unsigned long long seed;
+    double connect_timeout;
+    void (*on_event)(sockit_proxy *p, const sockit_proxy_event *ev, void *user);
+} registry;
+
+/* A failure: the HTTP status and message the API answers with. */
+typedef struct registry_error {
+    int status;
+    char message[512];
+} registry_error;
+
+registry_entry *registry_find(const registry *r, const char *name);
+/* Makes and starts a proxy. NULL with err: 400 (a field missing or bad), 409 (the
+ * name is taken), 500 (it cannot listen: the system's reason). */
+registry_entry *registry_create(registry *r, const char *name, const char *listen,
+                                const char *upstream, bool enabled, registry_error *err);
+/* Changes a proxy's fields as toxiproxy's update does: a new listen address or
+ * upstream drops its connections (the toxics stay); enabled takes it down or up.
+ * 0, or -1 with err. */
+int registry_update(registry *r, registry_entry *e, const char *listen, const char *upstream,
+                    bool enabled, registry_error *err);
+/* Whether listen and upstream differ from e's (populate replaces only those). */
+bool registry_differs(const registry_entry *e, const char *listen, const char *upstream);
+void registry_remove(registry *r, registry_entry *e);
+/* Every proxy enabled and without toxics (POST /reset). 0, or -1 with err. */
+int registry_reset(registry *r, registry_error *err);
+void registry_close_all(registry *r);
+
+#endif
