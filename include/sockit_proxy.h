@@ -121,7 +121,7 @@ typedef struct sockit_proxy_event {
 
 typedef struct sockit_proxy_config {
     const char *name;          /* for messages and events (NULL: "proxy") */
-    int type;                  /* SOCK_STREAM (0 means it) or SOCK_DGRAM */
+    int type;                  /* SOCK_STREAM (0 means it); SOCK_DGRAM is not built yet */
     const char *listen_host;   /* NULL: loopback; "" every interface */
     int listen_port;           /* 0: a free port (read it with sockit_proxy_address) */
     const char *upstream_host; /* a name or address, resolved for each connection */
@@ -144,10 +144,11 @@ typedef struct sockit_proxy_config {
 #define SOCKIT_PROXY_TOXICS_MAX 32
 
 /* Starts a proxy on the loop: listens at once (unless disabled). cfg is copied.
- * Returns NULL with the code: -EINVAL (no loop or config, no upstream host, a bad
- * type or NaN timeout), SOCKIT_EBADPORT (upstream port outside 1-65535, listen port
- * outside 0-65535), the listener's failure (-EADDRINUSE, SOCKIT_EAI_NONAME, ...),
- * -ENOMEM. sockit_errmsg() names the proxy and the address. */
+ * Returns NULL with the code: -EOPNOTSUPP for SOCK_DGRAM (datagram proxies are
+ * not built yet; idle_timeout and max_clients are for them), -EINVAL (no loop or
+ * config, no upstream host, another type, a NaN or negative timeout), SOCKIT_EBADPORT (upstream
+ * port outside 1-65535, listen port outside 0-65535), the listener's failure (-EADDRINUSE,
+ * SOCKIT_EAI_NONAME, ...), -ENOMEM. sockit_errmsg() names the proxy and the address. */
 SOCKIT_API sockit_proxy *sockit_proxy_new(sockit_loop *loop, const sockit_proxy_config *cfg);
 /* The address it listens on (the real port when 0 was asked for; the last one
  * while disabled). 0 or a code. */

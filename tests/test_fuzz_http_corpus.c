@@ -119,6 +119,12 @@ static void test_routes_answer_as_toxiproxy(void **state)
         {"POST", "/proxies/db/toxics/latency_downstream", "{\"attributes\":{\"jitter\":5}}", 200,
          "{\"latency\":100,\"jitter\":5}"},
         {"GET", "/proxies/db/toxics", "", 200, "\"type\":\"latency\""},
+        /* The same listen text again keeps the proxy and its toxics. */
+        {"POST", "/populate",
+         "[{\"name\":\"db\",\"listen\":\"127.0.0.1:0\",\"upstream\":\"127.0.0.1:9\"}]", 201,
+         "\"toxics\":[{"},
+        {"POST", "/proxies", "{\"name\":\"we\\\"ird\\n\",\"upstream\":\"127.0.0.1:9\"}", 201, NULL},
+        {"GET", "/metrics", "", 200, "sockit_proxy_enabled{proxy=\"we\\\"ird\\n\"} 1"},
         {"GET", "/proxies/db", "", 200, "\"toxics\":[{"},
         {"GET", "/proxies/nope", "", 404, "{\"error\":\"proxy not found\",\"status\":404}"},
         {"GET", "/proxies/db/toxics/nope", "", 404, "toxic not found"},

@@ -94,9 +94,10 @@ static void on_data(sockit_stream *st, const char *data, size_t len, void *user)
     api_conn *c = user;
     if (c->done)
         return;
+    /* One request is at most room; what is buffered may also hold the start of
+     * the next, so the check is made once the whole ones are answered. */
     size_t room = HTTP_HEAD_MAX + HTTP_BODY_MAX;
-    if (c->len + len > room) {
-        /* Past what one request may be, whatever the parser would say of it. */
+    if (c->len + len > 2 * room) {
         refuse(st, 413, "request too large");
         finish(st, c);
         return;
@@ -117,6 +118,11 @@ static void on_data(sockit_stream *st, const char *data, size_t len, void *user)
     memcpy(c->buf + c->len, data, len);
     c->len += len;
     serve(st, c);
+    if (!c->done && c->len > room) {
+        /* Past what one request may be, whatever the parser would say of it. */
+        refuse(st, 413, "request too large");
+        finish(st, c);
+    }
 }
 
 static void on_close(sockit_stream *st, void *user)

@@ -317,7 +317,7 @@ static void toxic_create(registry_entry *e, const char *body, size_t len, api_re
     }
     if (name[0] != '\0')
         snprintf(t.name, sizeof t.name, "%s", name);
-    else /* toxiproxy's default, with the stream as it was given */
+    else /* toxiproxy's default, <type>_<stream> */
         snprintf(t.name, sizeof t.name, "%s_%s", type,
                  dir == SOCKIT_UPSTREAM ? "upstream" : "downstream");
     t.toxicity = toxicity;
@@ -353,6 +353,20 @@ static void toxic_update(registry_entry *e, const sockit_toxic *old, const char 
     json_decref(v);
 }
 
+/* A label value as Prometheus's text format wants it, with backslash, quote and
+ * newline escaped: names and addresses come from clients' JSON. */
+static void label(FILE *f, const char *v)
+{
+    for (; *v != '\0'; v++) {
+        if (*v == '\\' || *v == '"')
+            fprintf(f, "\\%c", *v);
+        else if (*v == '\n')
+            fputs("\\n", f);
+        else
+            fputc(*v, f);
+    }
+}
+
 static void metrics(registry *r, api_response *out)
 {
     char *text = NULL;
@@ -374,11 +388,16 @@ static void metrics(registry *r, api_response *out)
             sockit_proxy_stats_get(e->proxy, &s);
             /* Relayed bytes were both read and written: the two agree but for what a
              * toxic dropped or still holds. */
-            for (int d = 0; d < 2; d++)
-                fprintf(f,
-                        "%s{direction=\"%s\",listener=\"%s\",proxy=\"%s\",upstream=\"%s\"} %llu\n",
-                        families[fam][0], d == 0 ? "upstream" : "downstream", e->listen, e->name,
-                        e->upstream, d == 0 ? s.bytes_up : s.bytes_down);
+            for (int d = 0; d < 2; d++) {
+                fprintf(f, "%s{direction=\"%s\",listener=\"", families[fam][0],
+                        d == 0 ? "upstream" : "downstream");
+                label(f, e->listen);
+                fputs("\",proxy=\"", f);
+                label(f, e->name);
+                fputs("\",upstream=\"", f);
+                label(f, e->upstream);
+                fprintf(f, "\"} %llu\n", d == 0 ? s.bytes_up : s.bytes_down);
+            }
         }
     }
     static const char *const gauges[][3] = {
@@ -397,7 +416,9 @@ static void metrics(registry *r, api_response *out)
                                    : g == 1 ? s.open
                                    : g == 2 ? s.refused
                                             : (unsigned long long)sockit_proxy_enabled(e->proxy);
-            fprintf(f, "%s{proxy=\"%s\"} %llu\n", gauges[g][0], e->name, v);
+            fprintf(f, "%s{proxy=\"", gauges[g][0]);
+            label(f, e->name);
+            fprintf(f, "\"} %llu\n", v);
         }
     }
     fclose(f);

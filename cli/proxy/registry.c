@@ -115,6 +115,7 @@ registry_entry *registry_create(registry *r, const char *name, const char *liste
     }
     snprintf(e->name, sizeof e->name, "%s", name);
     snprintf(e->listen, sizeof e->listen, "%s", listen != NULL ? listen : "");
+    snprintf(e->given, sizeof e->given, "%s", e->listen);
     snprintf(e->upstream, sizeof e->upstream, "%s", upstream);
     e->proxy = start(r, name, &l, &u, enabled, err);
     if (e->proxy == NULL) {
@@ -130,9 +131,14 @@ registry_entry *registry_create(registry *r, const char *name, const char *liste
     return e;
 }
 
+static bool same_listen(const registry_entry *e, const char *listen)
+{
+    return strcmp(e->listen, listen) == 0 || strcmp(e->given, listen) == 0;
+}
+
 bool registry_differs(const registry_entry *e, const char *listen, const char *upstream)
 {
-    return strcmp(e->listen, listen) != 0 || strcmp(e->upstream, upstream) != 0;
+    return !same_listen(e, listen) || strcmp(e->upstream, upstream) != 0;
 }
 
 int registry_update(registry *r, registry_entry *e, const char *listen, const char *upstream,
@@ -146,7 +152,7 @@ int registry_update(registry *r, registry_entry *e, const char *listen, const ch
         fail(err, 400, "bad request body: an address too long");
         return -1;
     }
-    if (strcmp(e->listen, listen) != 0) {
+    if (!same_listen(e, listen)) {
         /* A new listener, with the toxics of the old one; the old one lets go of its
          * port first, since the new address may name the same. */
         bool was = sockit_proxy_enabled(e->proxy);
@@ -163,6 +169,7 @@ int registry_update(registry *r, registry_entry *e, const char *listen, const ch
         sockit_proxy_close(e->proxy);
         e->proxy = p;
         snprintf(e->listen, sizeof e->listen, "%s", listen);
+        snprintf(e->given, sizeof e->given, "%s", listen);
         snprintf(e->upstream, sizeof e->upstream, "%s", upstream);
         note_bound(e);
         return 0;

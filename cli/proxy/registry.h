@@ -19,6 +19,7 @@ typedef struct registry_entry {
     struct registry_entry *next;
     char name[REGISTRY_NAME_MAX];
     char listen[REGISTRY_ADDR_MAX];   /* the address it listens on once bound, else as given */
+    char given[REGISTRY_ADDR_MAX];    /* the listen text as the client gave it */
     char upstream[REGISTRY_ADDR_MAX]; /* as given */
     sockit_proxy *proxy;
 } registry_entry;
@@ -48,7 +49,8 @@ registry_entry *registry_create(registry *r, const char *name, const char *liste
  * 0, or -1 with err. */
 int registry_update(registry *r, registry_entry *e, const char *listen, const char *upstream,
                     bool enabled, registry_error *err);
-/* Whether listen and upstream differ from e's (populate replaces only those). */
+/* Whether listen and upstream differ from e's (populate replaces only those); a
+ * listen equal to the text given or to the address bound is the same. */
 bool registry_differs(const registry_entry *e, const char *listen, const char *upstream);
 void registry_remove(registry *r, registry_entry *e);
 /* Every proxy enabled and without toxics (POST /reset). 0, or -1 with err. */
