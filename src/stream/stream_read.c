@@ -112,8 +112,12 @@ static void deliver_pending(sockit_stream *st)
         if (x->pend_off == before)
             break; /* an incomplete frame: wait for more bytes */
     }
-    if (!st->closing)
+    if (!st->closing) {
+        bool kept = has_pending(st);
         pend_release_if_empty(st);
+        if (!kept && !st->paused)
+            sockit__stream_update_io(st); /* all delivered: receiving again */
+    }
 }
 
 static void received_eof(sockit_stream *st);
