@@ -147,6 +147,24 @@ static sockit_proxy *proxy_to(sockit_loop *loop, int port, struct events *e)
     return p;
 }
 
+/* The rig of most tests: a loop, an upstream server of the mode asked and a proxy
+ * to it whose events go to *e. */
+static sockit_proxy *rig_open(sockit_loop **loop, struct upstream *u, struct events *e, int mode)
+{
+    *loop = new_loop();
+    upstream_start(*loop, u, mode);
+    memset(e, 0, sizeof *e);
+    return proxy_to(*loop, u->port, e);
+}
+
+/* A toxic of kind acting on dir, with toxiproxy's defaults. */
+static sockit_toxic toxic_of(sockit_toxic_kind kind, sockit_proxy_direction dir)
+{
+    sockit_toxic t;
+    assert_ok(sockit_toxic_init(&t, kind, dir));
+    return t;
+}
+
 static sockit *client_of(sockit_proxy *p)
 {
     sockit_addr a;
@@ -228,11 +246,10 @@ static void fill(char *buf, size_t len, unsigned seed)
 static void test_relays_bytes_exactly_both_ways(void **state)
 {
     (void)state;
-    sockit_loop *loop = new_loop();
+    sockit_loop *loop;
     struct upstream u;
-    upstream_start(loop, &u, UP_ECHO);
-    struct events e = {0};
-    sockit_proxy *p = proxy_to(loop, u.port, &e);
+    struct events e;
+    sockit_proxy *p = rig_open(&loop, &u, &e, UP_ECHO);
     sockit *c = client_of(p);
     size_t n = 1 << 20;
     char *out = malloc(n), *in = malloc(n);
@@ -272,11 +289,10 @@ static void test_relays_bytes_exactly_both_ways(void **state)
 static void test_half_close_passes_both_ways(void **state)
 {
     (void)state;
-    sockit_loop *loop = new_loop();
+    sockit_loop *loop;
     struct upstream u;
-    upstream_start(loop, &u, UP_COLLECT);
-    struct events e = {0};
-    sockit_proxy *p = proxy_to(loop, u.port, &e);
+    struct events e;
+    sockit_proxy *p = rig_open(&loop, &u, &e, UP_COLLECT);
     sockit *c = client_of(p);
     send_all(c, "request", 7);
     assert_ok(sockit_shutdown(c, SHUT_WR));
@@ -304,11 +320,10 @@ static void test_half_close_passes_both_ways(void **state)
 static void test_upstream_reset_resets_the_client(void **state)
 {
     (void)state;
-    sockit_loop *loop = new_loop();
+    sockit_loop *loop;
     struct upstream u;
-    upstream_start(loop, &u, UP_COLLECT);
-    struct events e = {0};
-    sockit_proxy *p = proxy_to(loop, u.port, &e);
+    struct events e;
+    sockit_proxy *p = rig_open(&loop, &u, &e, UP_COLLECT);
     sockit *c = client_of(p);
     send_all(c, "x", 1);
     RUN_UNTIL(loop, u.last != NULL && u.last->len == 1, 5);
@@ -326,11 +341,10 @@ static void test_upstream_reset_resets_the_client(void **state)
 static void test_client_reset_resets_the_upstream(void **state)
 {
     (void)state;
-    sockit_loop *loop = new_loop();
+    sockit_loop *loop;
     struct upstream u;
-    upstream_start(loop, &u, UP_COLLECT);
-    struct events e = {0};
-    sockit_proxy *p = proxy_to(loop, u.port, &e);
+    struct events e;
+    sockit_proxy *p = rig_open(&loop, &u, &e, UP_COLLECT);
     sockit *c = client_of(p);
     send_all(c, "x", 1);
     RUN_UNTIL(loop, u.last != NULL && u.last->len == 1, 5);
@@ -372,13 +386,11 @@ static void test_unreachable_upstream_is_told_and_the_client_closed(void **state
 static void test_a_slow_reader_slows_the_writer(void **state)
 {
     (void)state;
-    sockit_loop *loop = new_loop();
+    sockit_loop *loop;
     struct upstream u;
-    upstream_start(loop, &u, UP_COLLECT);
-    struct events e = {0};
-    sockit_proxy *p = proxy_to(loop, u.port, &e);
-    sockit_toxic t;
-    assert_ok(sockit_toxic_init(&t, SOCKIT_TOXIC_LATENCY, SOCKIT_DOWNSTREAM));
+    struct events e;
+    sockit_proxy *p = rig_open(&loop, &u, &e, UP_COLLECT);
+    sockit_toxic t = toxic_of(SOCKIT_TOXIC_LATENCY, SOCKIT_DOWNSTREAM);
     t.latency = 1;
     assert_ok(sockit_proxy_add_toxic(p, &t));
     sockit *c = client_of(p);
@@ -430,15 +442,13 @@ static double round_trip(sockit_loop *loop, sockit *c, const char *msg)
 static void test_latency_adds_its_delay_to_a_round_trip(void **state)
 {
     (void)state;
-    sockit_loop *loop = new_loop();
+    sockit_loop *loop;
     struct upstream u;
-    upstream_start(loop, &u, UP_ECHO);
-    struct events e = {0};
-    sockit_proxy *p = proxy_to(loop, u.port, &e);
+    struct events e;
+    sockit_proxy *p = rig_open(&loop, &u, &e, UP_ECHO);
     sockit *c = client_of(p);
     double base = round_trip(loop, c, "ping");
-    sockit_toxic t;
-    assert_ok(sockit_toxic_init(&t, SOCKIT_TOXIC_LATENCY, SOCKIT_DOWNSTREAM));
+    sockit_toxic t = toxic_of(SOCKIT_TOXIC_LATENCY, SOCKIT_DOWNSTREAM);
     t.latency = 100;
     assert_ok(sockit_proxy_add_toxic(p, &t)); /* on the open connection */
     for (int i = 0; i < 3; i++) {
@@ -471,13 +481,11 @@ static void test_latency_adds_its_delay_to_a_round_trip(void **state)
 static void test_bandwidth_caps_the_rate(void **state)
 {
     (void)state;
-    sockit_loop *loop = new_loop();
+    sockit_loop *loop;
     struct upstream u;
-    upstream_start(loop, &u, UP_COLLECT);
-    struct events e = {0};
-    sockit_proxy *p = proxy_to(loop, u.port, &e);
-    sockit_toxic t;
-    assert_ok(sockit_toxic_init(&t, SOCKIT_TOXIC_BANDWIDTH, SOCKIT_UPSTREAM));
+    struct events e;
+    sockit_proxy *p = rig_open(&loop, &u, &e, UP_COLLECT);
+    sockit_toxic t = toxic_of(SOCKIT_TOXIC_BANDWIDTH, SOCKIT_UPSTREAM);
     t.rate = 400; /* KB/s */
     assert_ok(sockit_proxy_add_toxic(p, &t));
     sockit *c = client_of(p);
@@ -507,13 +515,11 @@ static void test_bandwidth_caps_the_rate(void **state)
 static void test_slicer_cuts_into_the_sizes_asked(void **state)
 {
     (void)state;
-    sockit_loop *loop = new_loop();
+    sockit_loop *loop;
     struct upstream u;
-    upstream_start(loop, &u, UP_ECHO);
-    struct events e = {0};
-    sockit_proxy *p = proxy_to(loop, u.port, &e);
-    sockit_toxic t;
-    assert_ok(sockit_toxic_init(&t, SOCKIT_TOXIC_SLICER, SOCKIT_DOWNSTREAM));
+    struct events e;
+    sockit_proxy *p = rig_open(&loop, &u, &e, UP_ECHO);
+    sockit_toxic t = toxic_of(SOCKIT_TOXIC_SLICER, SOCKIT_DOWNSTREAM);
     t.average_size = 100;
     t.size_variation = 20;
     t.delay = 20000; /* us: each slice comes alone */
@@ -546,13 +552,11 @@ static void test_slicer_cuts_into_the_sizes_asked(void **state)
 static void test_limit_data_closes_after_exactly_its_bytes(void **state)
 {
     (void)state;
-    sockit_loop *loop = new_loop();
+    sockit_loop *loop;
     struct upstream u;
-    upstream_start(loop, &u, UP_COLLECT);
-    struct events e = {0};
-    sockit_proxy *p = proxy_to(loop, u.port, &e);
-    sockit_toxic t;
-    assert_ok(sockit_toxic_init(&t, SOCKIT_TOXIC_LIMIT_DATA, SOCKIT_UPSTREAM));
+    struct events e;
+    sockit_proxy *p = rig_open(&loop, &u, &e, UP_COLLECT);
+    sockit_toxic t = toxic_of(SOCKIT_TOXIC_LIMIT_DATA, SOCKIT_UPSTREAM);
     t.bytes = 1000;
     assert_ok(sockit_proxy_add_toxic(p, &t));
     sockit *c = client_of(p);
@@ -579,13 +583,11 @@ static void test_limit_data_closes_after_exactly_its_bytes(void **state)
 static void test_timeout_drops_and_closes_after_its_time(void **state)
 {
     (void)state;
-    sockit_loop *loop = new_loop();
+    sockit_loop *loop;
     struct upstream u;
-    upstream_start(loop, &u, UP_COLLECT);
-    struct events e = {0};
-    sockit_proxy *p = proxy_to(loop, u.port, &e);
-    sockit_toxic t;
-    assert_ok(sockit_toxic_init(&t, SOCKIT_TOXIC_TIMEOUT, SOCKIT_UPSTREAM));
+    struct events e;
+    sockit_proxy *p = rig_open(&loop, &u, &e, UP_COLLECT);
+    sockit_toxic t = toxic_of(SOCKIT_TOXIC_TIMEOUT, SOCKIT_UPSTREAM);
     t.timeout = 200;
     assert_ok(sockit_proxy_add_toxic(p, &t));
     double t0 = harness_now();
@@ -610,13 +612,11 @@ static void test_timeout_drops_and_closes_after_its_time(void **state)
 static void test_timeout_zero_holds_until_removed(void **state)
 {
     (void)state;
-    sockit_loop *loop = new_loop();
+    sockit_loop *loop;
     struct upstream u;
-    upstream_start(loop, &u, UP_ECHO);
-    struct events e = {0};
-    sockit_proxy *p = proxy_to(loop, u.port, &e);
-    sockit_toxic t;
-    assert_ok(sockit_toxic_init(&t, SOCKIT_TOXIC_TIMEOUT, SOCKIT_DOWNSTREAM));
+    struct events e;
+    sockit_proxy *p = rig_open(&loop, &u, &e, UP_ECHO);
+    sockit_toxic t = toxic_of(SOCKIT_TOXIC_TIMEOUT, SOCKIT_DOWNSTREAM);
     assert_ok(sockit_proxy_add_toxic(p, &t));
     sockit *c = client_of(p);
     send_all(c, "dropped", 7);
@@ -634,13 +634,11 @@ static void test_timeout_zero_holds_until_removed(void **state)
 static void test_reset_peer_resets_after_its_time(void **state)
 {
     (void)state;
-    sockit_loop *loop = new_loop();
+    sockit_loop *loop;
     struct upstream u;
-    upstream_start(loop, &u, UP_COLLECT);
-    struct events e = {0};
-    sockit_proxy *p = proxy_to(loop, u.port, &e);
-    sockit_toxic t;
-    assert_ok(sockit_toxic_init(&t, SOCKIT_TOXIC_RESET_PEER, SOCKIT_UPSTREAM));
+    struct events e;
+    sockit_proxy *p = rig_open(&loop, &u, &e, UP_COLLECT);
+    sockit_toxic t = toxic_of(SOCKIT_TOXIC_RESET_PEER, SOCKIT_UPSTREAM);
     t.timeout = 100;
     assert_ok(sockit_proxy_add_toxic(p, &t));
     sockit *c = client_of(p);
@@ -662,13 +660,11 @@ static void test_reset_peer_resets_after_its_time(void **state)
 static void test_slow_close_holds_the_end_back(void **state)
 {
     (void)state;
-    sockit_loop *loop = new_loop();
+    sockit_loop *loop;
     struct upstream u;
-    upstream_start(loop, &u, UP_COLLECT);
-    struct events e = {0};
-    sockit_proxy *p = proxy_to(loop, u.port, &e);
-    sockit_toxic t;
-    assert_ok(sockit_toxic_init(&t, SOCKIT_TOXIC_SLOW_CLOSE, SOCKIT_DOWNSTREAM));
+    struct events e;
+    sockit_proxy *p = rig_open(&loop, &u, &e, UP_COLLECT);
+    sockit_toxic t = toxic_of(SOCKIT_TOXIC_SLOW_CLOSE, SOCKIT_DOWNSTREAM);
     t.delay = 300;
     assert_ok(sockit_proxy_add_toxic(p, &t));
     sockit *c = client_of(p);
@@ -692,13 +688,11 @@ static void test_slow_close_holds_the_end_back(void **state)
 static void test_toxicity_is_drawn_per_connection(void **state)
 {
     (void)state;
-    sockit_loop *loop = new_loop();
+    sockit_loop *loop;
     struct upstream u;
-    upstream_start(loop, &u, UP_ECHO);
-    struct events e = {0};
-    sockit_proxy *p = proxy_to(loop, u.port, &e);
-    sockit_toxic t;
-    assert_ok(sockit_toxic_init(&t, SOCKIT_TOXIC_LATENCY, SOCKIT_DOWNSTREAM));
+    struct events e;
+    sockit_proxy *p = rig_open(&loop, &u, &e, UP_ECHO);
+    sockit_toxic t = toxic_of(SOCKIT_TOXIC_LATENCY, SOCKIT_DOWNSTREAM);
     t.latency = 60;
     t.toxicity = 0;
     assert_ok(sockit_proxy_add_toxic(p, &t));
@@ -722,11 +716,10 @@ static void test_toxicity_is_drawn_per_connection(void **state)
 static void test_disabled_proxy_refuses_and_comes_back(void **state)
 {
     (void)state;
-    sockit_loop *loop = new_loop();
+    sockit_loop *loop;
     struct upstream u;
-    upstream_start(loop, &u, UP_ECHO);
-    struct events e = {0};
-    sockit_proxy *p = proxy_to(loop, u.port, &e);
+    struct events e;
+    sockit_proxy *p = rig_open(&loop, &u, &e, UP_ECHO);
     sockit_addr a;
     assert_ok(sockit_proxy_address(p, &a));
     sockit *c = client_of(p);
