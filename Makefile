@@ -85,6 +85,9 @@ bench: bench-build
 	python3 bench/loops_bench.py $(BUILD)/plain 5 > bench/results/loops.md
 	bench/report_section.sh bench/results/REPORT.md "Several loops (SOCKIT_EVENTS loops = N)" \
 	    bench/results/loops.md
+	python3 bench/proxy_bench.py $(BUILD)/plain 3 > bench/results/proxy.md
+	bench/report_section.sh bench/results/REPORT.md "The proxy beside socat (sockit proxy)" \
+	    bench/results/proxy.md
 
 bench-quick: bench-build
 	python3 bench/run_bench.py --build $(BUILD)/plain --quick $(BENCH_FLAGS)
