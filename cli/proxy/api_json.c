@@ -230,4 +230,3 @@ bool api_object_body(json_t *v, api_response *res)
     api_answer_error(res, 400, "bad request body: not a JSON object");
     return false;
 }
-

@@ -37,8 +37,7 @@ static void toxic_names(const px_conn *c, char *buf, size_t size)
             const px_stage *s = c->dir[d].stages[i];
             if (!s->active)
                 continue;
-            int n =
-                snprintf(buf + used, size - used, "%s%s", used > 0 ? "," : "", s->toxic->t.name);
+            int n = snprintf(buf + used, size - used, "%s%s", used > 0 ? "," : "", s->toxic->name);
             if (n < 0 || (size_t)n >= size - used) {
                 buf[used] = '\0';
                 return;
@@ -236,13 +235,13 @@ int sockit_proxy_set_upstream(sockit_proxy *p, const char *host, int port)
     return 0;
 }
 
-static px_toxic *find(const sockit_proxy *p, const char *name, int *dir, size_t *index)
+static sockit_toxic *find(const sockit_proxy *p, const char *name, int *dir, size_t *index)
 {
     if (name == NULL)
         return NULL;
     for (int d = 0; d < 2; d++) {
         for (size_t i = 0; i < p->nchain[d]; i++) {
-            if (strcmp(p->chain[d][i]->t.name, name) == 0) {
+            if (strcmp(p->chain[d][i]->name, name) == 0) {
                 if (dir != NULL)
                     *dir = d;
                 if (index != NULL)
@@ -275,10 +274,10 @@ int sockit_proxy_add_toxic(sockit_proxy *p, const sockit_toxic *t)
     if (p->nchain[0] + p->nchain[1] >= SOCKIT_PROXY_TOXICS_MAX)
         return sockit__failf(-ENOSPC, "proxy %s: toxic %s: already %d toxics", p->name, v.name,
                              SOCKIT_PROXY_TOXICS_MAX);
-    px_toxic *x = malloc(sizeof *x);
+    sockit_toxic *x = malloc(sizeof *x);
     if (x == NULL)
         return sockit__failf(-ENOMEM, "proxy %s: out of memory", p->name);
-    x->t = v;
+    *x = v;
     p->chain[d][p->nchain[d]++] = x;
     for (px_conn *c = p->conns, *next; c != NULL; c = next) {
         next = c->next;
@@ -293,18 +292,18 @@ int sockit_proxy_update_toxic(sockit_proxy *p, const char *name, const sockit_to
     if (p == NULL || t == NULL)
         return sockit__failf(-EINVAL, "proxy: update toxic: no proxy or no toxic");
     int d;
-    px_toxic *x = find(p, name, &d, NULL);
+    sockit_toxic *x = find(p, name, &d, NULL);
     if (x == NULL)
         return sockit__failf(-ENOENT, "proxy %s: toxic %s: no such toxic", p->name,
                              name != NULL ? name : "(null)");
     sockit_toxic v = *t;
-    memcpy(v.name, x->t.name, sizeof v.name);
-    v.kind = x->t.kind;
-    v.direction = x->t.direction;
+    memcpy(v.name, x->name, sizeof v.name);
+    v.kind = x->kind;
+    v.direction = x->direction;
     int rc = sockit_toxic_check(&v);
     if (rc < 0)
         return rc;
-    x->t = v;
+    *x = v;
     for (px_conn *c = p->conns; c != NULL; c = c->next)
         if (c->linked && !c->ending)
             sockit__chain_update(&c->dir[d], x);
@@ -313,7 +312,7 @@ int sockit_proxy_update_toxic(sockit_proxy *p, const char *name, const sockit_to
 
 static void remove_at(sockit_proxy *p, int d, size_t i)
 {
-    px_toxic *x = p->chain[d][i];
+    sockit_toxic *x = p->chain[d][i];
     memmove(&p->chain[d][i], &p->chain[d][i + 1], (p->nchain[d] - i - 1) * sizeof x);
     p->nchain[d]--;
     for (px_conn *c = p->conns; c != NULL; c = c->next)
@@ -346,8 +345,8 @@ void sockit_proxy_remove_toxics(sockit_proxy *p)
 
 const sockit_toxic *sockit_proxy_toxic(const sockit_proxy *p, const char *name)
 {
-    px_toxic *x = p != NULL ? find(p, name, NULL, NULL) : NULL;
-    return x != NULL ? &x->t : NULL;
+    sockit_toxic *x = p != NULL ? find(p, name, NULL, NULL) : NULL;
+    return x;
 }
 
 const sockit_toxic *sockit_proxy_toxic_at(const sockit_proxy *p, size_t i)
@@ -355,9 +354,9 @@ const sockit_toxic *sockit_proxy_toxic_at(const sockit_proxy *p, size_t i)
     if (p == NULL)
         return NULL;
     if (i < p->nchain[0])
-        return &p->chain[0][i]->t;
+        return p->chain[0][i];
     i -= p->nchain[0];
-    return i < p->nchain[1] ? &p->chain[1][i]->t : NULL;
+    return i < p->nchain[1] ? p->chain[1][i] : NULL;
 }
 
 void sockit_proxy_stats_get(const sockit_proxy *p, sockit_proxy_stats *out)

@@ -148,10 +148,12 @@ static void on_data(sockit_stream *st, const char *data, size_t len, void *user)
     if (c->ending)
         return;
     px_dir *d = sent_by(c, st);
-    if (sockit__chain_idle(d))
-        write_out(d, data, len);
-    else if (sockit__chain_push(d, data, len, PX_DATA) < 0)
-        sockit__proxy_conn_end(c, "out of memory", PX_ABORT);
+    if (!sockit__chain_idle(d)) { /* running the chain weighs the pressure itself */
+        if (sockit__chain_push(d, data, len, PX_DATA) < 0)
+            sockit__proxy_conn_end(c, "out of memory", PX_ABORT);
+        return;
+    }
+    write_out(d, data, len);
     if (!c->ending)
         sockit__proxy_pressure(d);
 }

@@ -29,16 +29,10 @@ typedef struct px_queue {
     px_chunk *head, *tail;
 } px_queue;
 
-/* A toxic of the proxy: the user's fields and a count that tells the connections
- * which toxic a stage belongs to. Heap-allocated: stages point at it. */
-typedef struct px_toxic {
-    sockit_toxic t;
-} px_toxic;
-
 struct px_dir;
 /* One toxic's state on one direction of one connection. */
 typedef struct px_stage {
-    px_toxic *toxic;
+    sockit_toxic *toxic; /* the proxy's (heap-allocated: it stays put while others come and go) */
     struct px_dir *dir;
     bool active; /* drawn against the toxicity */
     px_queue q;
@@ -86,7 +80,7 @@ struct sockit_proxy {
     sockit_listener *listener;
     sockit_addr bound;
     bool has_bound;
-    px_toxic *chain[2][SOCKIT_PROXY_TOXICS_MAX];
+    sockit_toxic *chain[2][SOCKIT_PROXY_TOXICS_MAX];
     size_t nchain[2];
     px_conn *conns;
     unsigned long long next_id;
@@ -127,15 +121,16 @@ int sockit__chain_build(px_dir *d);
 void sockit__chain_clear(px_dir *d);
 /* Frees the stages and whatever they hold. */
 void sockit__chain_free(px_dir *d);
-/* Takes len bytes (or a marker) from d's sender into the chain. 0 or -ENOMEM. */
+/* Takes len bytes (or a marker) from d's sender into the chain, which is not idle
+ * (so it has stages), and runs it. 0 or -ENOMEM. */
 int sockit__chain_push(px_dir *d, const char *data, size_t len, int what);
 /* Whether bytes may skip the chain: no stage acts and none holds anything. */
 bool sockit__chain_idle(const px_dir *d);
 /* The proxy's toxics changed: a stage for toxic t at the end (add), t's stage
  * drawn again (update), t's stage gone with its bytes passed on (remove). */
-int sockit__chain_add(px_dir *d, px_toxic *t);
-void sockit__chain_update(px_dir *d, px_toxic *t);
-void sockit__chain_remove(px_dir *d, px_toxic *t);
+int sockit__chain_add(px_dir *d, sockit_toxic *t);
+void sockit__chain_update(px_dir *d, sockit_toxic *t);
+void sockit__chain_remove(px_dir *d, sockit_toxic *t);
 /* Hands a chunk leaving the chain to the receiver (proxy_conn.c). */
 void sockit__proxy_deliver(px_dir *d, px_chunk *ch);
 

@@ -137,7 +137,7 @@ static double draw(px_dir *d) { return sockit__proxy_random(d->conn->proxy); }
 
 static void run_latency(px_dir *d, size_t i, px_stage *s, double now)
 {
-    const sockit_toxic *t = &s->toxic->t;
+    const sockit_toxic *t = s->toxic;
     px_chunk *ch;
     while (!d->conn->ending && (ch = s->q.head) != NULL) {
         if (ch->what == PX_DATA) {
@@ -162,7 +162,7 @@ static void run_latency(px_dir *d, size_t i, px_stage *s, double now)
  * fires late is made up for (up to 50 ms), so the rate holds on a busy loop. */
 static void run_bandwidth(px_dir *d, size_t i, px_stage *s, double now)
 {
-    const sockit_toxic *t = &s->toxic->t;
+    const sockit_toxic *t = s->toxic;
     px_chunk *ch;
     while (!d->conn->ending && (ch = s->q.head) != NULL) {
         if (ch->what != PX_DATA || t->rate <= 0) {
@@ -186,7 +186,7 @@ static void run_bandwidth(px_dir *d, size_t i, px_stage *s, double now)
 
 static void run_slicer(px_dir *d, size_t i, px_stage *s, double now)
 {
-    const sockit_toxic *t = &s->toxic->t;
+    const sockit_toxic *t = s->toxic;
     px_chunk *ch;
     while (!d->conn->ending && (ch = s->q.head) != NULL) {
         if (ch->what != PX_DATA || t->average_size <= 0) {
@@ -212,7 +212,7 @@ static void run_slicer(px_dir *d, size_t i, px_stage *s, double now)
 
 static void run_slow_close(px_dir *d, size_t i, px_stage *s, double now)
 {
-    const sockit_toxic *t = &s->toxic->t;
+    const sockit_toxic *t = s->toxic;
     px_chunk *ch;
     while (!d->conn->ending && (ch = s->q.head) != NULL) {
         if (ch->what != PX_DATA) {
@@ -229,7 +229,7 @@ static void run_slow_close(px_dir *d, size_t i, px_stage *s, double now)
 
 static void run_timeout(px_dir *d, size_t i, px_stage *s, double now)
 {
-    const sockit_toxic *t = &s->toxic->t;
+    const sockit_toxic *t = s->toxic;
     px_chunk *ch;
     while (!d->conn->ending && (ch = q_pop(&s->q)) != NULL) {
         if (ch->what == PX_DATA || s->done)
@@ -250,7 +250,7 @@ static void run_timeout(px_dir *d, size_t i, px_stage *s, double now)
 
 static void run_reset_peer(px_dir *d, px_stage *s, double now)
 {
-    const sockit_toxic *t = &s->toxic->t;
+    const sockit_toxic *t = s->toxic;
     px_chunk *ch;
     while ((ch = q_pop(&s->q)) != NULL) {
         if (isnan(s->started))
@@ -268,7 +268,7 @@ static void run_reset_peer(px_dir *d, px_stage *s, double now)
 
 static void run_limit_data(px_dir *d, size_t i, px_stage *s)
 {
-    const sockit_toxic *t = &s->toxic->t;
+    const sockit_toxic *t = s->toxic;
     px_chunk *ch;
     while (!d->conn->ending && (ch = s->q.head) != NULL) {
         if (s->done) {
@@ -309,7 +309,7 @@ static void run_stage(px_dir *d, size_t i)
             pass(d, i, q_pop(&s->q));
         return;
     }
-    switch (s->toxic->t.kind) {
+    switch (s->toxic->kind) {
     case SOCKIT_TOXIC_LATENCY:
         run_latency(d, i, s, now);
         break;
@@ -349,15 +349,15 @@ static void run(px_dir *d, size_t from)
 
 static void stage_draw(px_dir *d, px_stage *s)
 {
-    double toxicity = s->toxic->t.toxicity;
+    double toxicity = s->toxic->toxicity;
     s->active = toxicity >= 1 || (toxicity > 0 && draw(d) < toxicity);
-    s->started = s->toxic->t.kind == SOCKIT_TOXIC_TIMEOUT ? now_of(d) : NAN;
+    s->started = s->toxic->kind == SOCKIT_TOXIC_TIMEOUT ? now_of(d) : NAN;
     s->done = false;
     if (s->timer != NULL)
         sockit_timer_stop(s->timer);
 }
 
-static int append_stage(px_dir *d, px_toxic *t)
+static int append_stage(px_dir *d, sockit_toxic *t)
 {
     px_stage *s = calloc(1, sizeof *s);
     px_stage **grown = s != NULL ? realloc(d->stages, (d->n + 1) * sizeof *grown) : NULL;
@@ -427,17 +427,13 @@ int sockit__chain_push(px_dir *d, const char *data, size_t len, int what)
     px_chunk *ch = chunk_new(data, len, what, now_of(d));
     if (ch == NULL)
         return -ENOMEM;
-    if (d->n == 0) {
-        sockit__proxy_deliver(d, ch);
-        return 0;
-    }
     d->held += len;
     q_push(&d->stages[0]->q, ch);
     run(d, 0);
     return 0;
 }
 
-int sockit__chain_add(px_dir *d, px_toxic *t)
+int sockit__chain_add(px_dir *d, sockit_toxic *t)
 {
     if (append_stage(d, t) < 0)
         return -ENOMEM;
@@ -445,7 +441,7 @@ int sockit__chain_add(px_dir *d, px_toxic *t)
     return 0;
 }
 
-void sockit__chain_update(px_dir *d, px_toxic *t)
+void sockit__chain_update(px_dir *d, sockit_toxic *t)
 {
     for (size_t i = 0; i < d->n; i++) {
         if (d->stages[i]->toxic == t) {
@@ -456,7 +452,7 @@ void sockit__chain_update(px_dir *d, px_toxic *t)
     }
 }
 
-void sockit__chain_remove(px_dir *d, px_toxic *t)
+void sockit__chain_remove(px_dir *d, sockit_toxic *t)
 {
     size_t i = 0;
     while (i < d->n && d->stages[i]->toxic != t)
@@ -468,7 +464,7 @@ void sockit__chain_remove(px_dir *d, px_toxic *t)
     d->n--;
     sockit_timer_close(s->timer);
     s->timer = NULL;
-    bool closes = s->active && t->t.kind == SOCKIT_TOXIC_TIMEOUT && !d->conn->ending;
+    bool closes = s->active && t->kind == SOCKIT_TOXIC_TIMEOUT && !d->conn->ending;
     /* What s held goes after what the next stage holds: it is newer. */
     px_chunk *ch;
     while ((ch = q_pop(&s->q)) != NULL) {
