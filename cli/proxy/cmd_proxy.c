@@ -241,13 +241,13 @@ static int check_operands(const char *listen_text, const char *upstream_text)
     return 0;
 }
 
-static int check_api(const char *text)
+/* --api's HOST:PORT or PORT into *hp. */
+static int check_api(const char *text, hostport *hp)
 {
     char why[512];
-    hostport hp;
-    if (hostport_split(text, HOSTPORT_LISTENER, &hp, why, sizeof why) < 0)
+    if (hostport_split(text, HOSTPORT_LISTENER, hp, why, sizeof why) < 0)
         return cli_usage_error(PROXY_USAGE, "--api %s", why);
-    if (hp.is_unix || hp.port < 0)
+    if (hp->is_unix || hp->port < 0)
         return cli_usage_error(PROXY_USAGE, "--api '%s': HOST:PORT or PORT", text);
     return 0;
 }
@@ -263,13 +263,10 @@ static bool is_loopback(const sockit_addr *a)
     return true;
 }
 
-static int start_api(api_server *api, sockit_loop *loop, registry *reg, const char *text)
+static int start_api(api_server *api, sockit_loop *loop, registry *reg, const hostport *hp)
 {
-    char why[512];
-    hostport hp;
-    hostport_split(text, HOSTPORT_LISTENER, &hp, why, sizeof why); /* checked before */
-    const char *host = hp.host[0] != '\0' ? hp.host : "127.0.0.1";
-    if (api_start(api, loop, reg, host, hp.port) < 0)
+    const char *host = hp->host[0] != '\0' ? hp->host : "127.0.0.1";
+    if (api_start(api, loop, reg, host, hp->port) < 0)
         return cli_fail("API: %s", sockit_errmsg());
     sockit_addr bound;
     char addr[SOCKIT_ADDRSTRLEN];
@@ -422,11 +419,10 @@ int cmd_proxy(int argc, char **argv)
         if (rc != 0)
             return rc;
     }
-    if (api_text != NULL) {
-        int rc = check_api(api_text);
-        if (rc != 0)
-            return rc;
-    }
+    hostport api_at;
+    int rc = check_api(api_text != NULL ? api_text : "127.0.0.1:8474", &api_at);
+    if (rc != 0)
+        return rc;
 
     cli_raise_fd_limit();
     signal(SIGPIPE, SIG_IGN);
@@ -461,7 +457,7 @@ int cmd_proxy(int argc, char **argv)
     if (status == CLI_OK && config != NULL)
         status = load_config(&reg, config);
     if (status == CLI_OK && (api_text != NULL || !one_off))
-        status = start_api(&api, loop, &reg, api_text != NULL ? api_text : "127.0.0.1:8474");
+        status = start_api(&api, loop, &reg, &api_at);
     if (status == CLI_OK) {
         for (registry_entry *e = reg.head; e != NULL; e = e->next)
             tell_bound(e);
