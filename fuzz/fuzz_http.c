@@ -83,11 +83,18 @@ const char *sockit_fuzz_http_check(const char *data, size_t size)
         return NULL;
     registry reg = {.loop = loop, .connect_timeout = 1, .seed = 1};
     registry_error err;
-    /* One proxy with a toxic, for the routes that need them. */
-    registry_entry *e = registry_create(&reg, "p", "127.0.0.1:0", "127.0.0.1:9", true, &err);
+    /* A TCP proxy and a UDP one, each with a toxic, for the routes that need them. */
+    registry_entry *e =
+        registry_create(&reg, "p", "127.0.0.1:0", "127.0.0.1:9", SOCK_STREAM, true, &err);
     if (e != NULL) {
         sockit_toxic t;
         sockit_toxic_init(&t, SOCKIT_TOXIC_LATENCY, SOCKIT_DOWNSTREAM);
+        sockit_proxy_add_toxic(e->proxy, &t);
+    }
+    e = registry_create(&reg, "u", "127.0.0.1:0", "127.0.0.1:9", SOCK_DGRAM, true, &err);
+    if (e != NULL) {
+        sockit_toxic t;
+        sockit_toxic_init(&t, SOCKIT_TOXIC_LOSS, SOCKIT_UPSTREAM);
         sockit_proxy_add_toxic(e->proxy, &t);
     }
     const char *bad = answer_check(&reg, &req, data + head, (size_t)req.content_length);

@@ -12,6 +12,18 @@
  * change reaches every open connection at once, and no byte already taken from a
  * peer is lost by it.
  *
+ * A datagram proxy (type SOCK_DGRAM) relays UDP the same way. Each client address
+ * that sends to it gets an entry: a socket of its own connected to the upstream,
+ * so the upstream's replies come back to that client alone. An entry ends after
+ * idle_timeout seconds with no datagram either way, and the table holds at most
+ * max_clients entries: while it is full, new clients' datagrams are dropped (and
+ * counted) and the clients it has keep being served. Datagrams are never held
+ * back for a slow receiver: what the kernel does not take is lost, as UDP loses.
+ * A toxic holds at most SOCKIT_PROXY_HELD_MAX bytes per client and direction and
+ * 32 MiB for the whole proxy; past either, a datagram it would hold is dropped.
+ * Replies leave from the listening socket, so listen on a specific address (not
+ * "") when the clients must see the address they sent to.
+ *
  * The library has no HTTP and no JSON: the `sockit proxy` subcommand adds
  * toxiproxy's HTTP API on top of this. A C program's own tests can start a proxy
  * with toxics on their loop, in-process.
@@ -52,11 +64,12 @@ typedef enum sockit_toxic_kind {
                                 size_variation bytes, delay us apart */
     SOCKIT_TOXIC_LIMIT_DATA, /* pass exactly `bytes` bytes, then close the connection */
     /* Datagram proxies (type SOCK_DGRAM) only: */
-    SOCKIT_TOXIC_LOSS,      /* drop a datagram with probability; in bursts of `burst`
-                               datagrams on average (1: each independently) */
+    SOCKIT_TOXIC_LOSS,      /* drop a datagram with probability: each drawn alone (burst
+                               0), or in runs of `burst` datagrams on average with the
+                               same share lost (a two-state Gilbert model) */
     SOCKIT_TOXIC_DUPLICATE, /* send a datagram twice with probability */
-    SOCKIT_TOXIC_REORDER,   /* hold a datagram back with probability, sending it after
-                               the next `gap` datagrams (or after delay ms at most) */
+    SOCKIT_TOXIC_REORDER,   /* hold a datagram back with probability until the next
+                               `gap` datagrams have overtaken it, or delay ms at most */
     SOCKIT_TOXIC_TRUNCATE,  /* cut datagrams longer than `size` bytes to size */
 } sockit_toxic_kind;
 
@@ -76,19 +89,19 @@ typedef struct sockit_toxic {
     double toxicity;
     long long latency, jitter; /* latency: ms */
     long long rate;            /* bandwidth: KB/s */
-    long long delay;           /* slow_close: ms; slicer: us; reorder: ms */
+    long long delay;           /* slow_close: ms; slicer: us; reorder: ms (1 or more) */
     long long timeout;         /* timeout, reset_peer: ms */
     long long average_size;    /* slicer: bytes */
     long long size_variation;  /* slicer: bytes, below average_size */
     long long bytes;           /* limit_data */
     double probability;        /* loss, duplicate, reorder: 0-1 per datagram */
-    long long burst;           /* loss: average datagrams lost in a row (>= 1) */
+    long long burst;           /* loss: average datagrams lost in a row (0: independent) */
     long long gap;             /* reorder: datagrams that overtake (>= 1) */
     long long size;            /* truncate: bytes kept (0-65535) */
 } sockit_toxic;
 
 /* Zeroes *t and sets kind, direction, toxicity 1 and the kind's neutral attributes
- * (burst 1, gap 1). Returns 0 or -EINVAL for an unknown kind. */
+ * (gap 1; reorder's delay 100 ms). Returns 0 or -EINVAL for an unknown kind. */
 SOCKIT_API int sockit_toxic_init(sockit_toxic *t, sockit_toxic_kind kind,
                                  sockit_proxy_direction direction);
 /* toxiproxy's type name ("latency", "slow_close", ...; "loss" for ours) and back
@@ -99,7 +112,9 @@ SOCKIT_API sockit_toxic_kind sockit_toxic_kind_parse(const char *name);
 SOCKIT_API bool sockit_toxic_kind_for(sockit_toxic_kind kind, int type);
 /* Checks a toxic's attributes: 0, or -EINVAL with sockit_errmsg() naming the
  * attribute and the range ("toxic latency_downstream: jitter -1: not in 0-3600000
- * ms"). Times are at most an hour, sizes at most 1 GiB. */
+ * ms"). Times are at most an hour, sizes at most 1 GiB. A loss's burst must be
+ * long enough for its probability: runs of B losses make up a share p only when
+ * B >= p / (1 - p) (a loss of 0.9 needs runs of 9). */
 SOCKIT_API int sockit_toxic_check(const sockit_toxic *t);
 
 /* What the proxy tells on_event. */
@@ -121,15 +136,20 @@ typedef struct sockit_proxy_event {
 
 typedef struct sockit_proxy_config {
     const char *name;          /* for messages and events (NULL: "proxy") */
-    int type;                  /* SOCK_STREAM (0 means it); SOCK_DGRAM is not built yet */
+    int type;                  /* SOCK_STREAM (0 means it) or SOCK_DGRAM (UDP) */
     const char *listen_host;   /* NULL: loopback; "" every interface */
     int listen_port;           /* 0: a free port (read it with sockit_proxy_address) */
-    const char *upstream_host; /* a name or address, resolved for each connection */
+    const char *upstream_host; /* a name or address, resolved for each connection (datagram:
+                                  for each client entry, which takes the first address
+                                  a socket connects to: give an address to choose) */
     int upstream_port;         /* 1-65535 */
     bool disabled;             /* start down (toxiproxy's enabled false) */
-    double connect_timeout;    /* seconds for each upstream connect (0: 10 s) */
-    double idle_timeout;       /* seconds a datagram client entry lives unused (0: 60 s) */
-    int max_clients;           /* datagram client entries at once (0: 1024, at most 16384) */
+    double connect_timeout;    /* seconds for each upstream connect (0: 10 s); datagram:
+                                  for resolving the upstream */
+    double idle_timeout;       /* seconds a datagram client entry lives with no datagram
+                                  either way (0: 60 s; at most 86400) */
+    int max_clients;           /* datagram client entries at once (0: 1024; at most
+                                  SOCKIT_PROXY_CLIENTS_MAX) */
     unsigned long long seed;   /* the random draws' seed (0: from the system) */
     void (*on_event)(sockit_proxy *p, const sockit_proxy_event *ev, void *user);
     void *user;
@@ -142,11 +162,14 @@ typedef struct sockit_proxy_config {
 #define SOCKIT_PROXY_HELD_MAX ((size_t)256 * 1024)
 /* Toxics at most per proxy. */
 #define SOCKIT_PROXY_TOXICS_MAX 32
+/* Datagram client entries at most per proxy (max_clients): each holds a socket,
+ * and this stays well below a process's usual descriptor limit. */
+#define SOCKIT_PROXY_CLIENTS_MAX 16384
 
 /* Starts a proxy on the loop: listens at once (unless disabled). cfg is copied.
- * Returns NULL with the code: -EOPNOTSUPP for SOCK_DGRAM (datagram proxies are
- * not built yet; idle_timeout and max_clients are for them), -EINVAL (no loop or
- * config, no upstream host, another type, a NaN or negative timeout), SOCKIT_EBADPORT (upstream
+ * Returns NULL with the code: -EINVAL (no loop or config, no upstream host, a type
+ * other than SOCK_STREAM and SOCK_DGRAM, a NaN, negative or too long timeout,
+ * max_clients outside 0-SOCKIT_PROXY_CLIENTS_MAX), SOCKIT_EBADPORT (upstream
  * port outside 1-65535, listen port outside 0-65535), the listener's failure (-EADDRINUSE,
  * SOCKIT_EAI_NONAME, ...), -ENOMEM. sockit_errmsg() names the proxy and the address. */
 SOCKIT_API sockit_proxy *sockit_proxy_new(sockit_loop *loop, const sockit_proxy_config *cfg);
@@ -154,6 +177,8 @@ SOCKIT_API sockit_proxy *sockit_proxy_new(sockit_loop *loop, const sockit_proxy_
  * while disabled). 0 or a code. */
 SOCKIT_API int sockit_proxy_address(const sockit_proxy *p, sockit_addr *out);
 SOCKIT_API const char *sockit_proxy_name(const sockit_proxy *p);
+/* SOCK_STREAM or SOCK_DGRAM (-EINVAL for NULL). */
+SOCKIT_API int sockit_proxy_type(const sockit_proxy *p);
 /* Takes the proxy down (enabled false: stops listening and closes every open
  * connection) or brings it back up on the address it had (enabled true). 0, or the
  * listener's failure when it cannot listen again. */
@@ -187,7 +212,8 @@ typedef struct sockit_proxy_stats {
     unsigned long long open;                         /* open now */
     unsigned long long refused;                      /* upstream unreachable */
     unsigned long long bytes_up, bytes_down;         /* relayed */
-    unsigned long long datagrams_up, datagrams_down; /* relayed (datagram proxies) */
+    unsigned long long datagrams_up, datagrams_down; /* relayed (datagram proxies): as they left
+                                                        the toxics, copies counted, losses not */
     unsigned long long dropped;                      /* datagrams a toxic or a full table dropped */
 } sockit_proxy_stats;
 SOCKIT_API void sockit_proxy_stats_get(const sockit_proxy *p, sockit_proxy_stats *out);

@@ -871,6 +871,7 @@ static void test_bad_toxics_are_refused(void **state)
     assert_true(sockit_toxic_kind_for(SOCKIT_TOXIC_LATENCY, SOCK_DGRAM));
     assert_false(sockit_toxic_kind_for(SOCKIT_TOXIC_SLICER, SOCK_DGRAM));
     assert_string_equal(sockit_proxy_name(p), "proxy");
+    assert_int_equal(sockit_proxy_type(p), SOCK_STREAM);
     sockit_proxy_close(p);
     sockit_proxy_close(NULL);
     close_loop(loop);

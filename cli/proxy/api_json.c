@@ -16,7 +16,9 @@ void api_answer_json(api_response *out, int status, json_t *v)
 {
     out->status = status;
     out->content_type = "application/json";
-    char *text = json_dumps(v, JSON_COMPACT | JSON_ENCODE_ANY);
+    /* 15 significant digits (DBL_DIG): a probability given as 0.3 reads back as 0.3,
+     * as toxiproxy writes it, not as the 17 digits of its binary value. */
+    char *text = json_dumps(v, JSON_COMPACT | JSON_ENCODE_ANY | JSON_REAL_PRECISION(15));
     json_decref(v);
     if (text == NULL) {
         out->status = 500;
@@ -131,8 +133,10 @@ json_t *api_toxics_json(const sockit_proxy *p)
 
 json_t *api_proxy_json(const registry_entry *e)
 {
-    return json_pack("{s:s, s:s, s:s, s:b, s:o}", "name", e->name, "listen", e->listen, "upstream",
-                     e->upstream, "enabled", sockit_proxy_enabled(e->proxy), "toxics",
+    /* toxiproxy's fields, and our "protocol" (toxiproxy's clients ignore it) */
+    return json_pack("{s:s, s:s, s:s, s:s, s:b, s:o}", "name", e->name, "listen", e->listen,
+                     "upstream", e->upstream, "protocol", registry_protocol_name(e->type),
+                     "enabled", sockit_proxy_enabled(e->proxy), "toxics",
                      api_toxics_json(e->proxy));
 }
 
@@ -194,6 +198,24 @@ bool api_get_number(json_t *o, const char *key, double *out, api_response *res)
     if (!json_is_number(v))
         return bad_field(res, key, "a number");
     *out = json_number_value(v);
+    return true;
+}
+
+bool api_get_protocol(json_t *o, int *type, api_response *res)
+{
+    const char *text = NULL;
+    if (!api_get_string(o, "protocol", &text, res))
+        return false;
+    if (text == NULL)
+        return true;
+    int t = registry_protocol_parse(text);
+    if (t < 0) {
+        char msg[200];
+        snprintf(msg, sizeof msg, "bad request body: protocol '%.100s': tcp or udp", text);
+        api_answer_error(res, 400, msg);
+        return false;
+    }
+    *type = t;
     return true;
 }
 

@@ -27,6 +27,9 @@ bool api_object_body(json_t *v, api_response *res);
 bool api_get_string(json_t *o, const char *key, const char **out, api_response *res);
 bool api_get_bool(json_t *o, const char *key, bool *out, api_response *res);
 bool api_get_number(json_t *o, const char *key, double *out, api_response *res);
+/* Our "protocol" field: absent or null leaves *type; "tcp" is SOCK_STREAM, "udp"
+ * SOCK_DGRAM; anything else answers a 400 and returns false. */
+bool api_get_protocol(json_t *o, int *type, api_response *res);
 /* The "attributes" given for t's kind, over those in *t (integers where toxiproxy's
  * are). */
 bool api_read_attributes(json_t *o, sockit_toxic *t, api_response *res);

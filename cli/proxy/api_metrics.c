@@ -1,5 +1,5 @@
-/* GET /metrics: toxiproxy's byte counters and sockit's connection counters per
- * proxy, in Prometheus's text format (version 0.0.4). */
+/* GET /metrics: toxiproxy's byte counters and sockit's connection and datagram
+ * counters per proxy, in Prometheus's text format (version 0.0.4). */
 #include "api_json.h"
 
 #include <stdio.h>
@@ -52,12 +52,15 @@ void api_metrics(registry *r, api_response *out)
         }
     }
     static const char *const gauges[][3] = {
-        {"sockit_proxy_connections_total", "counter", "Connections accepted."},
-        {"sockit_proxy_connections_open", "gauge", "Connections open now."},
+        {"sockit_proxy_connections_total", "counter",
+         "Connections accepted (UDP: client entries made)."},
+        {"sockit_proxy_connections_open", "gauge", "Connections open now (UDP: client entries)."},
         {"sockit_proxy_refused_total", "counter", "Clients whose upstream could not be reached."},
         {"sockit_proxy_enabled", "gauge", "1 while the proxy is up."},
+        {"sockit_proxy_datagrams_dropped_total", "counter",
+         "Datagrams a toxic or a full client table dropped (UDP)."},
     };
-    for (int g = 0; g < 4; g++) {
+    for (size_t g = 0; g < sizeof gauges / sizeof gauges[0]; g++) {
         fprintf(f, "# HELP %s %s\n# TYPE %s %s\n", gauges[g][0], gauges[g][2], gauges[g][0],
                 gauges[g][1]);
         for (registry_entry *e = r->head; e != NULL; e = e->next) {
@@ -66,10 +69,25 @@ void api_metrics(registry *r, api_response *out)
             unsigned long long v = g == 0   ? s.connections
                                    : g == 1 ? s.open
                                    : g == 2 ? s.refused
-                                            : (unsigned long long)sockit_proxy_enabled(e->proxy);
+                                   : g == 3 ? (unsigned long long)sockit_proxy_enabled(e->proxy)
+                                            : s.dropped;
             fprintf(f, "%s{proxy=\"", gauges[g][0]);
             label(f, e->name);
             fprintf(f, "\"} %llu\n", v);
+        }
+    }
+    /* Datagrams each way: a TCP proxy's stay 0. */
+    static const char datagrams[] = "sockit_proxy_datagrams_total";
+    fprintf(f, "# HELP %s Datagrams relayed each way (UDP).\n# TYPE %s counter\n", datagrams,
+            datagrams);
+    for (registry_entry *e = r->head; e != NULL; e = e->next) {
+        sockit_proxy_stats s;
+        sockit_proxy_stats_get(e->proxy, &s);
+        for (int d = 0; d < 2; d++) {
+            fprintf(f, "%s{direction=\"%s\",proxy=\"", datagrams,
+                    d == 0 ? "upstream" : "downstream");
+            label(f, e->name);
+            fprintf(f, "\"} %llu\n", d == 0 ? s.datagrams_up : s.datagrams_down);
         }
     }
     fclose(f);

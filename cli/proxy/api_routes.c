@@ -31,12 +31,13 @@ static void proxy_create(registry *r, const char *body, size_t len, api_response
         return;
     const char *name = NULL, *listen = "", *upstream = NULL;
     bool enabled = true;
+    int type = SOCK_STREAM;
     if (api_object_body(v, out) && api_get_string(v, "name", &name, out) &&
         api_get_string(v, "listen", &listen, out) &&
         api_get_string(v, "upstream", &upstream, out) &&
-        api_get_bool(v, "enabled", &enabled, out)) {
+        api_get_bool(v, "enabled", &enabled, out) && api_get_protocol(v, &type, out)) {
         registry_error err;
-        registry_entry *e = registry_create(r, name, listen, upstream, enabled, &err);
+        registry_entry *e = registry_create(r, name, listen, upstream, type, enabled, &err);
         if (e == NULL)
             api_answer_error(out, err.status, err.message);
         else
@@ -56,14 +57,24 @@ static void proxy_update(registry *r, registry_entry *e, const char *body, size_
     snprintf(upstream_now, sizeof upstream_now, "%s", e->upstream);
     const char *listen = listen_now, *upstream = upstream_now;
     bool enabled = sockit_proxy_enabled(e->proxy);
+    int type = e->type;
     if (api_object_body(v, out) && api_get_string(v, "listen", &listen, out) &&
         api_get_string(v, "upstream", &upstream, out) &&
-        api_get_bool(v, "enabled", &enabled, out)) {
+        api_get_bool(v, "enabled", &enabled, out) && api_get_protocol(v, &type, out)) {
         registry_error err;
-        if (registry_update(r, e, listen, upstream, enabled, &err) < 0)
+        if (type != e->type) {
+            /* Its toxics are for its protocol: another protocol is another proxy. */
+            char msg[160];
+            snprintf(msg, sizeof msg,
+                     "bad request body: protocol '%s': the proxy is %s (delete it and make "
+                     "it again to change)",
+                     registry_protocol_name(type), registry_protocol_name(e->type));
+            api_answer_error(out, 400, msg);
+        } else if (registry_update(r, e, listen, upstream, enabled, &err) < 0) {
             api_answer_error(out, err.status, err.message);
-        else
+        } else {
             api_answer_json(out, 200, api_proxy_json(e));
+        }
     }
     json_decref(v);
 }
@@ -155,10 +166,11 @@ static void populate(registry *r, const char *body, size_t len, api_response *ou
     {
         const char *name = NULL, *upstream = NULL, *listen = "";
         bool enabled = true;
+        int type = SOCK_STREAM;
         if (!api_object_body(item, out) || !api_get_string(item, "name", &name, out) ||
             !api_get_string(item, "upstream", &upstream, out) ||
             !api_get_string(item, "listen", &listen, out) ||
-            !api_get_bool(item, "enabled", &enabled, out))
+            !api_get_bool(item, "enabled", &enabled, out) || !api_get_protocol(item, &type, out))
             goto done;
         if (name == NULL || name[0] == '\0' || upstream == NULL || upstream[0] == '\0') {
             char msg[120];
@@ -174,16 +186,18 @@ static void populate(registry *r, const char *body, size_t len, api_response *ou
         const char *upstream = json_string_value(json_object_get(item, "upstream"));
         const char *listen = "";
         bool enabled = true;
+        int type = SOCK_STREAM;
         api_get_string(item, "listen", &listen, out);
         api_get_bool(item, "enabled", &enabled, out);
+        api_get_protocol(item, &type, out);
         registry_entry *e = registry_find(r, name);
-        if (e != NULL && !registry_differs(e, listen, upstream)) {
+        if (e != NULL && !registry_differs(e, listen, upstream, type)) {
             json_array_append_new(made, api_proxy_json(e));
             continue;
         }
         if (e != NULL)
             registry_remove(r, e);
-        e = registry_create(r, name, listen, upstream, enabled, &err);
+        e = registry_create(r, name, listen, upstream, type, enabled, &err);
         if (e == NULL)
             break;
         json_array_append_new(made, api_proxy_json(e));

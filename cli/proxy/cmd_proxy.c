@@ -17,11 +17,13 @@
 #include <string.h>
 
 #define PROXY_USAGE                                                                                \
-    "sockit proxy [--latency TIME] [--jitter TIME] [--bandwidth RATE] [--slow-close TIME] "        \
-    "[--timeout TIME] [--reset-peer TIME] [--slicer SIZE[/VARIATION]] [--slice-delay TIME] "       \
-    "[--limit-data SIZE] [--toxicity P] [--direction up|down|both] [--down] "                      \
-    "[--connect-timeout SECS] [--seed N] [--name NAME] [--api HOST:PORT] [--config FILE] "         \
-    "[--json] [LISTEN UPSTREAM]"
+    "sockit proxy [--udp] [--latency TIME] [--jitter TIME] [--bandwidth RATE] "                    \
+    "[--slow-close TIME] [--timeout TIME] [--reset-peer TIME] [--slicer SIZE[/VARIATION]] "        \
+    "[--slice-delay TIME] [--limit-data SIZE] [--loss P] [--loss-burst N] [--duplicate P] "        \
+    "[--reorder P] [--reorder-gap N] [--reorder-delay TIME] [--truncate SIZE] [--toxicity P] "     \
+    "[--direction up|down|both] [--down] [--connect-timeout SECS] [--idle-timeout SECS] "          \
+    "[--max-clients N] [--seed N] [--name NAME] [--api HOST:PORT] [--config FILE] [--json] "       \
+    "[LISTEN UPSTREAM]"
 
 #define TIME_MAX_MS 3600000LL /* toxics take at most an hour */
 
@@ -32,12 +34,17 @@ static void help(void)
            "A TCP relay that injects faults: every client that connects to LISTEN is\n"
            "connected to UPSTREAM and their bytes relayed both ways, exactly, with half-close\n"
            "and resets passed on, through the toxics the options ask for. The toxics are\n"
-           "toxiproxy's, with its names and units (docs/proxy.md). Without LISTEN UPSTREAM\n"
-           "it is a toxiproxy server: proxies and toxics come and go through its API, which\n"
-           "toxiproxy's clients drive unchanged.\n\n"
+           "toxiproxy's, with its names and units (docs/proxy.md). With --udp it relays UDP\n"
+           "datagrams instead, each client address with a socket of its own to UPSTREAM.\n"
+           "Without LISTEN UPSTREAM it is a toxiproxy server: proxies and toxics come and go\n"
+           "through its API, which toxiproxy's clients drive unchanged.\n\n"
+           "  --udp                 a UDP proxy (the datagram toxics below, latency, jitter\n"
+           "                        and bandwidth; not the other TCP ones)\n"
            "  --latency TIME        delay every chunk by TIME (100ms, 1s; a bare number is ms)\n"
-           "  --jitter TIME         ... plus or minus up to TIME, drawn per chunk (order kept)\n"
+           "  --jitter TIME         ... plus or minus up to TIME, drawn per chunk (order\n"
+           "                        kept; UDP: per datagram, which may reorder them)\n"
            "  --bandwidth RATE      at most RATE (100KB/s, 2MB/s; bare: KB/s, 1 KB = 1000 B)\n"
+           "TCP only:\n"
            "  --slow-close TIME     hold the end of stream back for TIME\n"
            "  --timeout TIME        pass nothing, and close the connection after TIME\n"
            "                        (0: never)\n"
@@ -45,36 +52,94 @@ static void help(void)
            "  --slicer SIZE[/VAR]   cut the bytes into slices of SIZE +- VAR bytes ...\n"
            "  --slice-delay TIME    ... TIME apart (bare: microseconds, toxiproxy's unit)\n"
            "  --limit-data SIZE     pass SIZE bytes (1500, 64KiB, 1GB), then close\n"
-           "  --toxicity P          each toxic acts on a connection with probability P\n"
-           "                        (0-1, drawn per connection; default 1)\n"
+           "UDP only (--udp):\n"
+           "  --loss P              drop each datagram with probability P (0-1)\n"
+           "  --loss-burst N        ... in runs of N datagrams on average, the same share\n"
+           "                        lost (0, the default: each drawn alone); N must be at\n"
+           "                        least P/(1-P)\n"
+           "  --duplicate P         send each datagram twice with probability P\n"
+           "  --reorder P           hold each datagram back with probability P until ...\n"
+           "  --reorder-gap N       ... N datagrams have overtaken it (default 1) ...\n"
+           "  --reorder-delay TIME  ... or TIME has passed (default 100ms)\n"
+           "  --truncate SIZE       cut datagrams longer than SIZE bytes (0-65535) to SIZE\n"
+           "  --idle-timeout SECS   a client's entry ends after SECS with no datagram either\n"
+           "                        way (default 60, at most 86400)\n"
+           "  --max-clients N       client entries at once, 1-16384 (default 1024): while\n"
+           "                        the table is full, new clients' datagrams are dropped\n"
+           "Both:\n"
+           "  --toxicity P          each toxic acts on a connection (UDP: a client's entry)\n"
+           "                        with probability P (0-1, drawn for each; default 1)\n"
            "  --direction DIR       which way the toxics act: down (upstream to client, the\n"
            "                        default, as in toxiproxy), up (client to upstream), both\n"
            "  --down                start with the proxy down (connections refused)\n"
-           "  --connect-timeout S   seconds for each upstream connect (default 10)\n"
+           "  --connect-timeout S   seconds for each upstream connect (default 10; UDP: for\n"
+           "                        resolving UPSTREAM)\n"
            "  --seed N              seed of the random draws (default: from the system)\n"
            "  --name NAME           the proxy's name in the API and events (default proxy)\n"
            "  --api HOST:PORT       serve toxiproxy's HTTP API there (without LISTEN\n"
            "                        UPSTREAM: on by default, on 127.0.0.1:8474, toxiproxy's\n"
            "                        port); a warning if it is reachable beyond this machine\n"
            "  --config FILE         make the proxies of a toxiproxy config file (a JSON array\n"
-           "                        of {name, listen, upstream, enabled})\n"
+           "                        of {name, listen, upstream, enabled, protocol: tcp|udp})\n"
            "  --json                one JSON object per event on stdout: bound, open, close\n"
            "                        (bytes each way, reason, toxics), refused\n\n"
            "LISTEN is [HOST:]PORT (HOST default 127.0.0.1; PORT 0 picks a free one, printed\n"
-           "first); UPSTREAM is HOST:PORT, resolved for each connection, with Happy Eyeballs.\n"
+           "first); UPSTREAM is HOST:PORT, resolved for each connection, with Happy Eyeballs\n"
+           "(UDP: for each client entry, the first address). --idle-timeout and\n"
+           "--max-clients also apply to the UDP proxies the API and --config make\n"
+           "(\"protocol\": \"udp\").\n"
            "Stops on SIGINT or SIGTERM. Exit status: 0 after a signal, 1 if it cannot listen,\n"
            "2 bad usage. See sockit(1).\n");
 }
 
+enum {
+    HAS_LATENCY,
+    HAS_BANDWIDTH,
+    HAS_SLOW_CLOSE,
+    HAS_TIMEOUT,
+    HAS_RESET,
+    HAS_SLICER,
+    HAS_LIMIT,
+    HAS_LOSS,
+    HAS_DUPLICATE,
+    HAS_REORDER,
+    HAS_TRUNCATE,
+    HAS_COUNT
+};
+
 typedef struct plan {
     long long latency, jitter, rate, slow_close, timeout, reset_peer, slice_size, slice_var,
         slice_delay, limit;
-    bool has[8];
+    double loss, duplicate, reorder;
+    long long loss_burst, reorder_gap, reorder_delay, truncate;
+    bool has[HAS_COUNT];
     double toxicity;
     int directions; /* bit 0 upstream, bit 1 downstream */
+    /* The first option given of each kind, for the messages that refuse them once
+     * every option is read (--udp may come last). */
+    const char *tcp_only, *udp_only, *loss_extra, *reorder_extra;
 } plan;
 
-enum { HAS_LATENCY, HAS_BANDWIDTH, HAS_SLOW_CLOSE, HAS_TIMEOUT, HAS_RESET, HAS_SLICER, HAS_LIMIT };
+/* The toxics in the order they act: what ends or cuts the traffic first, then
+ * what shapes it, then the delays. */
+static const struct {
+    int has;
+    sockit_toxic_kind kind;
+    const char *options; /* that set it, for messages */
+} toxic_order[] = {
+    {HAS_LIMIT, SOCKIT_TOXIC_LIMIT_DATA, "--limit-data"},
+    {HAS_TIMEOUT, SOCKIT_TOXIC_TIMEOUT, "--timeout"},
+    {HAS_RESET, SOCKIT_TOXIC_RESET_PEER, "--reset-peer"},
+    {HAS_LOSS, SOCKIT_TOXIC_LOSS, "--loss/--loss-burst"},
+    {HAS_DUPLICATE, SOCKIT_TOXIC_DUPLICATE, "--duplicate"},
+    {HAS_TRUNCATE, SOCKIT_TOXIC_TRUNCATE, "--truncate"},
+    {HAS_SLICER, SOCKIT_TOXIC_SLICER, "--slicer/--slice-delay"},
+    {HAS_REORDER, SOCKIT_TOXIC_REORDER, "--reorder/--reorder-gap/--reorder-delay"},
+    {HAS_BANDWIDTH, SOCKIT_TOXIC_BANDWIDTH, "--bandwidth"},
+    {HAS_LATENCY, SOCKIT_TOXIC_LATENCY, "--latency/--jitter"},
+    {HAS_SLOW_CLOSE, SOCKIT_TOXIC_SLOW_CLOSE, "--slow-close"},
+};
+#define TOXIC_KINDS (sizeof toxic_order / sizeof toxic_order[0])
 
 static int bad(const char *option, const char *why)
 {
@@ -88,6 +153,25 @@ static int parse_time(const char *option, const char *text, double unit, long lo
                    sizeof why) < 0)
         return bad(option, why);
     return 0;
+}
+
+static int parse_probability(const char *option, const char *text, double *out)
+{
+    char *end;
+    errno = 0;
+    double p = strtod(text, &end);
+    if (end == text || *end != '\0' || errno != 0 || !(p >= 0 && p <= 1))
+        return cli_usage_error(PROXY_USAGE, "%s '%s': not a probability in 0-1", option, text);
+    *out = p;
+    return 0;
+}
+
+static int parse_count(const char *option, const char *text, long min, long max, long long *out)
+{
+    long v;
+    int rc = cli_parse_count(PROXY_USAGE, option, text, min, max, &v);
+    *out = v;
+    return rc;
 }
 
 static int parse_slicer(const char *text, plan *pl)
@@ -112,6 +196,13 @@ static int parse_slicer(const char *text, plan *pl)
     return 0;
 }
 
+/* Notes the first option of a kind: *first stays as it is once set. */
+static void first(const char **first_seen, const char *option)
+{
+    if (*first_seen == NULL)
+        *first_seen = option;
+}
+
 static int parse_option(int opt, const char *arg, plan *pl)
 {
     char why[256];
@@ -129,32 +220,65 @@ static int parse_option(int opt, const char *arg, plan *pl)
         return 0;
     case 'C':
         pl->has[HAS_SLOW_CLOSE] = true;
+        first(&pl->tcp_only, "--slow-close");
         return parse_time("--slow-close", arg, 1e-3, &pl->slow_close);
     case 'T':
         pl->has[HAS_TIMEOUT] = true;
+        first(&pl->tcp_only, "--timeout");
         return parse_time("--timeout", arg, 1e-3, &pl->timeout);
     case 'R':
         pl->has[HAS_RESET] = true;
+        first(&pl->tcp_only, "--reset-peer");
         return parse_time("--reset-peer", arg, 1e-3, &pl->reset_peer);
     case 'S':
         pl->has[HAS_SLICER] = true;
+        first(&pl->tcp_only, "--slicer");
         return parse_slicer(arg, pl);
     case 'D':
+        first(&pl->tcp_only, "--slice-delay");
         return parse_time("--slice-delay", arg, 1e-6, &pl->slice_delay);
     case 'M':
         pl->has[HAS_LIMIT] = true;
+        first(&pl->tcp_only, "--limit-data");
         if (units_size(arg, (long long)1 << 50, &pl->limit, why, sizeof why) < 0)
             return bad("--limit-data", why);
         return 0;
-    case 'P': {
-        char *end;
-        errno = 0;
-        double p = strtod(arg, &end);
-        if (end == arg || *end != '\0' || errno != 0 || !(p >= 0 && p <= 1))
-            return cli_usage_error(PROXY_USAGE, "--toxicity '%s': not a probability in 0-1", arg);
-        pl->toxicity = p;
-        return 0;
+    case 'l':
+        pl->has[HAS_LOSS] = true;
+        first(&pl->udp_only, "--loss");
+        return parse_probability("--loss", arg, &pl->loss);
+    case 'b':
+        first(&pl->udp_only, "--loss-burst");
+        first(&pl->loss_extra, "--loss-burst");
+        return parse_count("--loss-burst", arg, 0, 1000000, &pl->loss_burst);
+    case 'p':
+        pl->has[HAS_DUPLICATE] = true;
+        first(&pl->udp_only, "--duplicate");
+        return parse_probability("--duplicate", arg, &pl->duplicate);
+    case 'r':
+        pl->has[HAS_REORDER] = true;
+        first(&pl->udp_only, "--reorder");
+        return parse_probability("--reorder", arg, &pl->reorder);
+    case 'g':
+        first(&pl->udp_only, "--reorder-gap");
+        first(&pl->reorder_extra, "--reorder-gap");
+        return parse_count("--reorder-gap", arg, 1, 1000, &pl->reorder_gap);
+    case 'y': {
+        first(&pl->udp_only, "--reorder-delay");
+        first(&pl->reorder_extra, "--reorder-delay");
+        int rc = parse_time("--reorder-delay", arg, 1e-3, &pl->reorder_delay);
+        if (rc == 0 && pl->reorder_delay < 1)
+            return cli_usage_error(PROXY_USAGE, "--reorder-delay '%s': 1ms or more", arg);
+        return rc;
     }
+    case 't':
+        pl->has[HAS_TRUNCATE] = true;
+        first(&pl->udp_only, "--truncate");
+        if (units_size(arg, 65535, &pl->truncate, why, sizeof why) < 0)
+            return bad("--truncate", why);
+        return 0;
+    case 'P':
+        return parse_probability("--toxicity", arg, &pl->toxicity);
     case 'd':
         if (strcmp(arg, "up") == 0 || strcmp(arg, "upstream") == 0)
             pl->directions = 1;
@@ -169,30 +293,80 @@ static int parse_option(int opt, const char *arg, plan *pl)
     return 0;
 }
 
+/* The plan's toxic of a kind, for one direction. */
+static void plan_toxic(const plan *pl, sockit_toxic_kind kind, sockit_proxy_direction dir,
+                       sockit_toxic *t)
+{
+    sockit_toxic_init(t, kind, dir);
+    t->toxicity = pl->toxicity;
+    switch (kind) {
+    case SOCKIT_TOXIC_LATENCY:
+        t->latency = pl->latency;
+        t->jitter = pl->jitter;
+        break;
+    case SOCKIT_TOXIC_BANDWIDTH:
+        t->rate = pl->rate;
+        break;
+    case SOCKIT_TOXIC_SLOW_CLOSE:
+        t->delay = pl->slow_close;
+        break;
+    case SOCKIT_TOXIC_TIMEOUT:
+        t->timeout = pl->timeout;
+        break;
+    case SOCKIT_TOXIC_RESET_PEER:
+        t->timeout = pl->reset_peer;
+        break;
+    case SOCKIT_TOXIC_SLICER:
+        t->average_size = pl->slice_size;
+        t->size_variation = pl->slice_var;
+        t->delay = pl->slice_delay;
+        break;
+    case SOCKIT_TOXIC_LIMIT_DATA:
+        t->bytes = pl->limit;
+        break;
+    case SOCKIT_TOXIC_LOSS:
+        t->probability = pl->loss;
+        t->burst = pl->loss_burst;
+        break;
+    case SOCKIT_TOXIC_DUPLICATE:
+        t->probability = pl->duplicate;
+        break;
+    case SOCKIT_TOXIC_REORDER:
+        t->probability = pl->reorder;
+        t->gap = pl->reorder_gap;
+        t->delay = pl->reorder_delay;
+        break;
+    case SOCKIT_TOXIC_TRUNCATE:
+        t->size = pl->truncate;
+        break;
+    default:
+        break;
+    }
+}
+
+/* The library's own checks of the plan's toxics (a loss's burst against its
+ * probability), before anything starts: a refusal is bad usage. */
+static int check_toxics(const plan *pl)
+{
+    for (size_t i = 0; i < TOXIC_KINDS; i++) {
+        if (!pl->has[toxic_order[i].has])
+            continue;
+        sockit_toxic t;
+        plan_toxic(pl, toxic_order[i].kind, SOCKIT_DOWNSTREAM, &t);
+        if (sockit_toxic_check(&t) < 0)
+            return cli_usage_error(PROXY_USAGE, "%s: %s", toxic_order[i].options, sockit_errmsg());
+    }
+    return 0;
+}
+
 /* The toxics of the plan, for one direction, added to p. */
 static int add_toxics(sockit_proxy *p, const plan *pl, sockit_proxy_direction dir)
 {
-    struct {
-        int has;
-        sockit_toxic_kind kind;
-    } order[] = {{HAS_LIMIT, SOCKIT_TOXIC_LIMIT_DATA},     {HAS_TIMEOUT, SOCKIT_TOXIC_TIMEOUT},
-                 {HAS_RESET, SOCKIT_TOXIC_RESET_PEER},     {HAS_SLICER, SOCKIT_TOXIC_SLICER},
-                 {HAS_BANDWIDTH, SOCKIT_TOXIC_BANDWIDTH},  {HAS_LATENCY, SOCKIT_TOXIC_LATENCY},
-                 {HAS_SLOW_CLOSE, SOCKIT_TOXIC_SLOW_CLOSE}};
-    for (size_t i = 0; i < sizeof order / sizeof order[0]; i++) {
-        if (!pl->has[order[i].has])
+    for (size_t i = 0; i < TOXIC_KINDS; i++) {
+        if (!pl->has[toxic_order[i].has])
             continue;
         sockit_toxic t;
-        sockit_toxic_init(&t, order[i].kind, dir);
-        t.toxicity = pl->toxicity;
-        t.latency = pl->latency;
-        t.jitter = pl->jitter;
-        t.rate = pl->rate;
-        t.delay = order[i].kind == SOCKIT_TOXIC_SLICER ? pl->slice_delay : pl->slow_close;
-        t.timeout = order[i].kind == SOCKIT_TOXIC_TIMEOUT ? pl->timeout : pl->reset_peer;
-        t.average_size = pl->slice_size;
-        t.size_variation = pl->slice_var;
-        t.bytes = pl->limit;
+        plan_toxic(pl, toxic_order[i].kind, dir, &t);
         if (sockit_proxy_add_toxic(p, &t) < 0)
             return cli_fail_lib();
     }
@@ -223,7 +397,7 @@ static void on_event(sockit_proxy *p, const sockit_proxy_event *ev, void *user)
     }
 }
 
-static int check_operands(const char *listen_text, const char *upstream_text)
+static int check_operands(const char *listen_text, const char *upstream_text, bool udp)
 {
     char why[512];
     hostport listen, upstream;
@@ -232,7 +406,8 @@ static int check_operands(const char *listen_text, const char *upstream_text)
     if (hostport_split(upstream_text, 0, &upstream, why, sizeof why) < 0)
         return cli_usage_error(PROXY_USAGE, "UPSTREAM %s", why);
     if (listen.is_unix || upstream.is_unix)
-        return cli_usage_error(PROXY_USAGE, "TCP addresses only (no unix: yet)");
+        return cli_usage_error(PROXY_USAGE, "%s addresses only (no unix: yet)",
+                               udp ? "UDP" : "TCP");
     if (listen.port < 0)
         return cli_usage_error(PROXY_USAGE, "LISTEN '%s': no port", listen_text);
     if (upstream.port < 1)
@@ -311,10 +486,11 @@ static void tell_bound(const registry_entry *e)
     bool up = sockit_proxy_enabled(e->proxy);
     if (cli_json_on())
         cli_event("bound", "proxy", 's', e->name, "address", 's', e->listen, "upstream", 's',
-                  e->upstream, "enabled", 'b', up, NULL);
+                  e->upstream, "protocol", 's', registry_protocol_name(e->type), "enabled", 'b', up,
+                  NULL);
     else
-        printf("Proxy %s: listening on %s, relaying to %s%s\n", e->name, e->listen, e->upstream,
-               up ? "" : " (down)");
+        printf("Proxy %s: listening on %s%s, relaying to %s%s\n", e->name, e->listen,
+               e->type == SOCK_DGRAM ? " (udp)" : "", e->upstream, up ? "" : " (down)");
 }
 
 static void on_signal(sockit_signal *w, int signum, int count, void *user)
@@ -337,6 +513,16 @@ int cmd_proxy(int argc, char **argv)
         {"slicer", required_argument, NULL, 'S'},
         {"slice-delay", required_argument, NULL, 'D'},
         {"limit-data", required_argument, NULL, 'M'},
+        {"udp", no_argument, NULL, 'u'},
+        {"loss", required_argument, NULL, 'l'},
+        {"loss-burst", required_argument, NULL, 'b'},
+        {"duplicate", required_argument, NULL, 'p'},
+        {"reorder", required_argument, NULL, 'r'},
+        {"reorder-gap", required_argument, NULL, 'g'},
+        {"reorder-delay", required_argument, NULL, 'y'},
+        {"truncate", required_argument, NULL, 't'},
+        {"idle-timeout", required_argument, NULL, 'i'},
+        {"max-clients", required_argument, NULL, 'm'},
         {"toxicity", required_argument, NULL, 'P'},
         {"direction", required_argument, NULL, 'd'},
         {"down", no_argument, NULL, 'o'},
@@ -349,9 +535,11 @@ int cmd_proxy(int argc, char **argv)
         {"help", no_argument, NULL, 'h'},
         {NULL, 0, NULL, 0},
     };
-    plan pl = {.toxicity = 1, .directions = 2};
-    bool down = false;
-    double connect_timeout = 10;
+    plan pl = {.toxicity = 1, .directions = 2, .reorder_gap = 1, .reorder_delay = 100};
+    bool down = false, udp = false;
+    double connect_timeout = 10, idle_timeout = 0;
+    long max_clients = 0;
+    const char *udp_setting = NULL; /* --idle-timeout or --max-clients, if given */
     long long seed = 0;
     const char *api_text = NULL, *config = NULL, *name = "proxy";
     opterr = 0;
@@ -361,6 +549,21 @@ int cmd_proxy(int argc, char **argv)
         switch (opt) {
         case 'o':
             down = true;
+            break;
+        case 'u':
+            udp = true;
+            break;
+        case 'i':
+            first(&udp_setting, "--idle-timeout");
+            rc = cli_parse_seconds(PROXY_USAGE, "--idle-timeout", optarg, &idle_timeout);
+            if (rc == 0 && !(idle_timeout > 0 && idle_timeout <= 86400))
+                rc = cli_usage_error(
+                    PROXY_USAGE, "--idle-timeout '%s': more than 0 seconds, at most 86400", optarg);
+            break;
+        case 'm':
+            first(&udp_setting, "--max-clients");
+            rc = cli_parse_count(PROXY_USAGE, "--max-clients", optarg, 1, SOCKIT_PROXY_CLIENTS_MAX,
+                                 &max_clients);
             break;
         case 'c':
             rc = cli_parse_seconds(PROXY_USAGE, "--connect-timeout", optarg, &connect_timeout);
@@ -414,8 +617,25 @@ int cmd_proxy(int argc, char **argv)
     if (!one_off && (toxics || down))
         return cli_usage_error(PROXY_USAGE, "toxic options and --down act on the proxy of "
                                             "LISTEN UPSTREAM: give those too");
+    if (!one_off && udp)
+        return cli_usage_error(PROXY_USAGE, "--udp makes the proxy of LISTEN UPSTREAM a UDP one: "
+                                            "give those too (API proxies take \"protocol\": "
+                                            "\"udp\")");
+    if (one_off && udp && pl.tcp_only != NULL)
+        return cli_usage_error(PROXY_USAGE, "%s: a TCP toxic, not for --udp", pl.tcp_only);
+    if (one_off && !udp && pl.udp_only != NULL)
+        return cli_usage_error(PROXY_USAGE, "%s: a UDP toxic: add --udp", pl.udp_only);
+    /* Without LISTEN UPSTREAM they are for the UDP proxies the API and --config make. */
+    if (one_off && !udp && udp_setting != NULL)
+        return cli_usage_error(PROXY_USAGE, "%s: for UDP proxies: add --udp", udp_setting);
+    if (pl.loss_extra != NULL && !pl.has[HAS_LOSS])
+        return cli_usage_error(PROXY_USAGE, "%s: needs --loss", pl.loss_extra);
+    if (pl.reorder_extra != NULL && !pl.has[HAS_REORDER])
+        return cli_usage_error(PROXY_USAGE, "%s: needs --reorder", pl.reorder_extra);
     if (one_off) {
-        int rc = check_operands(argv[optind], argv[optind + 1]);
+        int rc = check_toxics(&pl);
+        if (rc == 0)
+            rc = check_operands(argv[optind], argv[optind + 1], udp);
         if (rc != 0)
             return rc;
     }
@@ -433,6 +653,8 @@ int cmd_proxy(int argc, char **argv)
         .loop = loop,
         .seed = (unsigned long long)seed,
         .connect_timeout = connect_timeout,
+        .idle_timeout = idle_timeout,
+        .max_clients = (int)max_clients,
         .on_event = cli_json_on() ? on_event : NULL,
     };
     api_server api = {0};
@@ -446,8 +668,8 @@ int cmd_proxy(int argc, char **argv)
     sockit_signal_keepalive(sigs[0], true);
     registry_error err;
     if (status == CLI_OK && one_off) {
-        registry_entry *e =
-            registry_create(&reg, name, argv[optind], argv[optind + 1], !down, &err);
+        registry_entry *e = registry_create(&reg, name, argv[optind], argv[optind + 1],
+                                            udp ? SOCK_DGRAM : SOCK_STREAM, !down, &err);
         if (e == NULL)
             status = cli_fail("%s", err.message);
         for (int d = 0; d < 2 && status == CLI_OK; d++)

@@ -22,6 +22,17 @@ fail(registry_error *err, int status, const char *fmt, ...)
     va_end(ap);
 }
 
+int registry_protocol_parse(const char *text)
+{
+    if (strcmp(text, "tcp") == 0)
+        return SOCK_STREAM;
+    if (strcmp(text, "udp") == 0)
+        return SOCK_DGRAM;
+    return -1;
+}
+
+const char *registry_protocol_name(int type) { return type == SOCK_DGRAM ? "udp" : "tcp"; }
+
 registry_entry *registry_find(const registry *r, const char *name)
 {
     for (registry_entry *e = r->head; e != NULL; e = e->next)
@@ -33,7 +44,7 @@ registry_entry *registry_find(const registry *r, const char *name)
 /* toxiproxy listens on what it is given; an empty listen is a free port. We keep
  * an empty host on loopback: an API client that forgets the host should not open
  * a port to the network. */
-static int split(const char *field, const char *text, bool listening, hostport *out,
+static int split(const char *field, const char *text, bool listening, int type, hostport *out,
                  registry_error *err)
 {
     char why[512];
@@ -43,7 +54,8 @@ static int split(const char *field, const char *text, bool listening, hostport *
         return -1;
     }
     if (out->is_unix) {
-        fail(err, 400, "bad request body: %s '%s': TCP addresses only", field, text);
+        fail(err, 400, "bad request body: %s '%s': %s addresses only", field, text,
+             type == SOCK_DGRAM ? "UDP" : "TCP");
         return -1;
     }
     if (out->port < (listening ? 0 : 1)) {
@@ -61,16 +73,19 @@ static void note_bound(registry_entry *e)
 }
 
 static sockit_proxy *start(registry *r, const char *name, const hostport *l, const hostport *u,
-                           bool enabled, registry_error *err)
+                           int type, bool enabled, registry_error *err)
 {
     sockit_proxy_config cfg = {
         .name = name,
+        .type = type,
         .listen_host = l->host[0] != '\0' ? l->host : "127.0.0.1",
         .listen_port = l->port,
         .upstream_host = u->host,
         .upstream_port = u->port,
         .disabled = !enabled,
         .connect_timeout = r->connect_timeout,
+        .idle_timeout = r->idle_timeout,
+        .max_clients = r->max_clients,
         .seed = r->seed,
         .on_event = r->on_event,
     };
@@ -81,7 +96,7 @@ static sockit_proxy *start(registry *r, const char *name, const hostport *l, con
 }
 
 registry_entry *registry_create(registry *r, const char *name, const char *listen,
-                                const char *upstream, bool enabled, registry_error *err)
+                                const char *upstream, int type, bool enabled, registry_error *err)
 {
     if (name == NULL || name[0] == '\0') {
         fail(err, 400, "missing required field: name");
@@ -105,8 +120,12 @@ registry_entry *registry_create(registry *r, const char *name, const char *liste
         return NULL;
     }
     hostport l, u;
-    if (split("listen", listen != NULL ? listen : "", true, &l, err) < 0 ||
-        split("upstream", upstream, false, &u, err) < 0)
+    if (type != SOCK_STREAM && type != SOCK_DGRAM) {
+        fail(err, 400, "bad request body: protocol: tcp or udp");
+        return NULL;
+    }
+    if (split("listen", listen != NULL ? listen : "", true, type, &l, err) < 0 ||
+        split("upstream", upstream, false, type, &u, err) < 0)
         return NULL;
     registry_entry *e = calloc(1, sizeof *e);
     if (e == NULL) {
@@ -117,7 +136,8 @@ registry_entry *registry_create(registry *r, const char *name, const char *liste
     snprintf(e->listen, sizeof e->listen, "%s", listen != NULL ? listen : "");
     snprintf(e->given, sizeof e->given, "%s", e->listen);
     snprintf(e->upstream, sizeof e->upstream, "%s", upstream);
-    e->proxy = start(r, name, &l, &u, enabled, err);
+    e->type = type;
+    e->proxy = start(r, name, &l, &u, type, enabled, err);
     if (e->proxy == NULL) {
         free(e);
         return NULL;
@@ -136,17 +156,17 @@ static bool same_listen(const registry_entry *e, const char *listen)
     return strcmp(e->listen, listen) == 0 || strcmp(e->given, listen) == 0;
 }
 
-bool registry_differs(const registry_entry *e, const char *listen, const char *upstream)
+bool registry_differs(const registry_entry *e, const char *listen, const char *upstream, int type)
 {
-    return !same_listen(e, listen) || strcmp(e->upstream, upstream) != 0;
+    return !same_listen(e, listen) || strcmp(e->upstream, upstream) != 0 || e->type != type;
 }
 
 int registry_update(registry *r, registry_entry *e, const char *listen, const char *upstream,
                     bool enabled, registry_error *err)
 {
     hostport l, u;
-    if (split("listen", listen, true, &l, err) < 0 ||
-        split("upstream", upstream, false, &u, err) < 0)
+    if (split("listen", listen, true, e->type, &l, err) < 0 ||
+        split("upstream", upstream, false, e->type, &u, err) < 0)
         return -1;
     if (strlen(listen) >= REGISTRY_ADDR_MAX || strlen(upstream) >= REGISTRY_ADDR_MAX) {
         fail(err, 400, "bad request body: an address too long");
@@ -157,7 +177,7 @@ int registry_update(registry *r, registry_entry *e, const char *listen, const ch
          * port first, since the new address may name the same. */
         bool was = sockit_proxy_enabled(e->proxy);
         sockit_proxy_set_enabled(e->proxy, false);
-        sockit_proxy *p = start(r, e->name, &l, &u, enabled, err);
+        sockit_proxy *p = start(r, e->name, &l, &u, e->type, enabled, err);
         if (p == NULL) {
             if (was)
                 sockit_proxy_set_enabled(e->proxy, true);

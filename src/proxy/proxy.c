@@ -28,23 +28,18 @@ static uint64_t seed_of(unsigned long long seed)
     return s != 0 ? s : 0x9E3779B97F4A7C15ULL;
 }
 
-static void toxic_names(const px_conn *c, char *buf, size_t size)
+void sockit__proxy_list_add(char *buf, size_t size, const char *name)
 {
-    size_t used = 0;
-    buf[0] = '\0';
-    for (int d = 0; d < 2; d++) {
-        for (size_t i = 0; i < c->dir[d].n; i++) {
-            const px_stage *s = c->dir[d].stages[i];
-            if (!s->active)
-                continue;
-            int n = snprintf(buf + used, size - used, "%s%s", used > 0 ? "," : "", s->toxic->name);
-            if (n < 0 || (size_t)n >= size - used) {
-                buf[used] = '\0';
-                return;
-            }
-            used += (size_t)n;
-        }
-    }
+    size_t used = strlen(buf);
+    int n = snprintf(buf + used, size - used, "%s%s", used > 0 ? "," : "", name);
+    if (n < 0 || (size_t)n >= size - used)
+        buf[used] = '\0';
+}
+
+void sockit__proxy_tell(sockit_proxy *p, const sockit_proxy_event *ev)
+{
+    if (p->on_event != NULL && !p->closing)
+        p->on_event(p, ev, p->user);
 }
 
 void sockit__proxy_event(sockit_proxy *p, sockit_proxy_event_type type, px_conn *c)
@@ -52,7 +47,11 @@ void sockit__proxy_event(sockit_proxy *p, sockit_proxy_event_type type, px_conn 
     if (p->on_event == NULL || p->closing)
         return;
     char names[SOCKIT_PROXY_TOXICS_MAX * 8];
-    toxic_names(c, names, sizeof names);
+    names[0] = '\0';
+    for (int d = 0; d < 2; d++)
+        for (size_t i = 0; i < c->dir[d].n; i++)
+            if (c->dir[d].stages[i]->active)
+                sockit__proxy_list_add(names, sizeof names, c->dir[d].stages[i]->toxic->name);
     sockit_proxy_event ev = {
         .type = type,
         .id = c->id,
@@ -62,7 +61,7 @@ void sockit__proxy_event(sockit_proxy *p, sockit_proxy_event_type type, px_conn 
         .reason = c->reason != NULL ? c->reason : "",
         .toxics = names,
     };
-    p->on_event(p, &ev, p->user);
+    sockit__proxy_tell(p, &ev);
 }
 
 static void proxy_free(sockit_proxy *p)
@@ -72,7 +71,14 @@ static void proxy_free(sockit_proxy *p)
             free(p->chain[d][i]);
     free(p->listen_host);
     free(p->upstream_host);
+    free(p->buckets);
     free(p);
+}
+
+void sockit__proxy_maybe_free(sockit_proxy *p)
+{
+    if (p->closing && p->conns == NULL && p->clients == NULL && p->endpoints_closing == 0)
+        proxy_free(p);
 }
 
 void sockit__proxy_conn_gone(sockit_proxy *p, px_conn *c)
@@ -85,8 +91,7 @@ void sockit__proxy_conn_gone(sockit_proxy *p, px_conn *c)
         c->next->prev = c->prev;
     p->stats.open--;
     free(c);
-    if (p->closing && p->conns == NULL)
-        proxy_free(p);
+    sockit__proxy_maybe_free(p);
 }
 
 static void end_all(sockit_proxy *p, const char *reason)
@@ -94,10 +99,20 @@ static void end_all(sockit_proxy *p, const char *reason)
     /* conn_end never frees a connection at once (on_close runs from the loop) */
     for (px_conn *c = p->conns; c != NULL; c = c->next)
         sockit__proxy_conn_end(c, reason, PX_LINGER_UP);
+    sockit__dgram_end_all(p, reason);
+}
+
+static void stop_listening(sockit_proxy *p)
+{
+    sockit_listener_close(p->listener);
+    p->listener = NULL;
+    sockit__dgram_unlisten(p);
 }
 
 static int start_listening(sockit_proxy *p)
 {
+    if (p->type == SOCK_DGRAM)
+        return sockit__dgram_listen(p);
     int port = p->has_bound ? sockit_addr_port(&p->bound) : p->listen_port;
     sockit_server_options opts = {.type = SOCK_STREAM};
     sockit *s = sockit_create_server(p->listen_host, port, &opts);
@@ -132,9 +147,8 @@ sockit_proxy *sockit_proxy_new(sockit_loop *loop, const sockit_proxy_config *cfg
     }
     const char *name = cfg->name != NULL ? cfg->name : "proxy";
     int type = cfg->type == 0 ? SOCK_STREAM : cfg->type;
-    if (type != SOCK_STREAM) {
-        sockit__failf(type == SOCK_DGRAM ? -EOPNOTSUPP : -EINVAL,
-                      "proxy %s: type %d: only stream proxies (SOCK_STREAM) so far", name, type);
+    if (type != SOCK_STREAM && type != SOCK_DGRAM) {
+        sockit__failf(-EINVAL, "proxy %s: type %d: not SOCK_STREAM or SOCK_DGRAM", name, type);
         return NULL;
     }
     if (cfg->upstream_host == NULL || cfg->upstream_host[0] == '\0') {
@@ -147,6 +161,16 @@ sockit_proxy *sockit_proxy_new(sockit_loop *loop, const sockit_proxy_config *cfg
     if (isnan(cfg->connect_timeout) || cfg->connect_timeout < 0) {
         sockit__failf(-EINVAL, "proxy %s: connect timeout %g: not a time in seconds", name,
                       cfg->connect_timeout);
+        return NULL;
+    }
+    if (isnan(cfg->idle_timeout) || cfg->idle_timeout < 0 || cfg->idle_timeout > 86400) {
+        sockit__failf(-EINVAL, "proxy %s: idle timeout %g: not in 0-86400 seconds", name,
+                      cfg->idle_timeout);
+        return NULL;
+    }
+    if (cfg->max_clients < 0 || cfg->max_clients > SOCKIT_PROXY_CLIENTS_MAX) {
+        sockit__failf(-EINVAL, "proxy %s: max clients %d: not in 0-%d", name, cfg->max_clients,
+                      SOCKIT_PROXY_CLIENTS_MAX);
         return NULL;
     }
     sockit_proxy *p = calloc(1, sizeof *p);
@@ -162,6 +186,8 @@ sockit_proxy *sockit_proxy_new(sockit_loop *loop, const sockit_proxy_config *cfg
     p->listen_port = cfg->listen_port;
     p->upstream_port = cfg->upstream_port;
     p->connect_timeout = cfg->connect_timeout > 0 ? cfg->connect_timeout : 10.0;
+    p->idle_timeout = cfg->idle_timeout > 0 ? cfg->idle_timeout : PX_IDLE_DEFAULT;
+    p->max_clients = cfg->max_clients > 0 ? cfg->max_clients : PX_CLIENTS_DEFAULT;
     p->rng = seed_of(cfg->seed);
     p->on_event = cfg->on_event;
     p->user = cfg->user;
@@ -196,6 +222,8 @@ int sockit_proxy_address(const sockit_proxy *p, sockit_addr *out)
 
 const char *sockit_proxy_name(const sockit_proxy *p) { return p != NULL ? p->name : NULL; }
 
+int sockit_proxy_type(const sockit_proxy *p) { return p != NULL ? p->type : -EINVAL; }
+
 bool sockit_proxy_enabled(const sockit_proxy *p) { return p != NULL && p->enabled; }
 
 int sockit_proxy_set_enabled(sockit_proxy *p, bool enabled)
@@ -205,8 +233,7 @@ int sockit_proxy_set_enabled(sockit_proxy *p, bool enabled)
     if (enabled == p->enabled)
         return 0;
     if (!enabled) {
-        sockit_listener_close(p->listener);
-        p->listener = NULL;
+        stop_listening(p);
         p->enabled = false;
         end_all(p, "proxy disabled");
         return 0;
@@ -261,13 +288,15 @@ int sockit_proxy_add_toxic(sockit_proxy *p, const sockit_toxic *t)
     if (v.name[0] == '\0' && (unsigned)v.direction <= SOCKIT_DOWNSTREAM)
         snprintf(v.name, sizeof v.name, "%s_%s", sockit_toxic_kind_name(v.kind),
                  v.direction == SOCKIT_UPSTREAM ? "upstream" : "downstream");
-    int rc = sockit_toxic_check(&v);
-    if (rc < 0)
-        return rc;
-    if (!sockit_toxic_kind_for(v.kind, p->type))
+    /* the wrong kind first: its attributes mean nothing on this proxy */
+    if (v.kind != SOCKIT_TOXIC_NONE && (unsigned)v.kind <= SOCKIT_TOXIC_TRUNCATE &&
+        !sockit_toxic_kind_for(v.kind, p->type))
         return sockit__failf(-EINVAL, "proxy %s: toxic %s: %s acts on %s proxies only", p->name,
                              v.name, sockit_toxic_kind_name(v.kind),
                              p->type == SOCK_STREAM ? "datagram" : "stream");
+    int rc = sockit_toxic_check(&v);
+    if (rc < 0)
+        return rc;
     if (find(p, v.name, NULL, NULL) != NULL)
         return sockit__failf(-EEXIST, "proxy %s: toxic %s: the name is taken", p->name, v.name);
     int d = v.direction;
@@ -284,6 +313,9 @@ int sockit_proxy_add_toxic(sockit_proxy *p, const sockit_toxic *t)
         if (c->linked && !c->ending && sockit__chain_add(&c->dir[d], x) < 0)
             sockit__proxy_conn_end(c, "out of memory", PX_ABORT);
     }
+    for (px_client *c = p->clients; c != NULL; c = c->next)
+        if (!c->ending && sockit__dchain_add(&c->dir[d], x) < 0)
+            sockit__client_end(c, "out of memory");
     return 0;
 }
 
@@ -307,6 +339,9 @@ int sockit_proxy_update_toxic(sockit_proxy *p, const char *name, const sockit_to
     for (px_conn *c = p->conns; c != NULL; c = c->next)
         if (c->linked && !c->ending)
             sockit__chain_update(&c->dir[d], x);
+    for (px_client *c = p->clients; c != NULL; c = c->next)
+        if (!c->ending)
+            sockit__dchain_update(&c->dir[d], x);
     return 0;
 }
 
@@ -318,6 +353,8 @@ static void remove_at(sockit_proxy *p, int d, size_t i)
     for (px_conn *c = p->conns; c != NULL; c = c->next)
         if (c->linked)
             sockit__chain_remove(&c->dir[d], x);
+    for (px_client *c = p->clients; c != NULL; c = c->next)
+        sockit__dchain_remove(&c->dir[d], x);
     free(x);
 }
 
@@ -374,10 +411,8 @@ void sockit_proxy_close(sockit_proxy *p)
     if (p == NULL || p->closing)
         return;
     p->closing = true;
-    sockit_listener_close(p->listener);
-    p->listener = NULL;
+    stop_listening(p);
     p->enabled = false;
     end_all(p, "proxy closed");
-    if (p->conns == NULL)
-        proxy_free(p);
+    sockit__proxy_maybe_free(p);
 }

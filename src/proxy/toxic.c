@@ -71,8 +71,9 @@ int sockit_toxic_init(sockit_toxic *t, sockit_toxic_kind kind, sockit_proxy_dire
     t->kind = kind;
     t->direction = direction;
     t->toxicity = 1.0;
-    t->burst = 1;
     t->gap = 1;
+    if (kind == SOCKIT_TOXIC_REORDER)
+        t->delay = 100;
     return 0;
 }
 
@@ -139,7 +140,20 @@ int sockit_toxic_check(const sockit_toxic *t)
     case SOCKIT_TOXIC_LOSS:
         if ((rc = chance(t, "probability", t->probability)) < 0)
             return rc;
-        return range(t, "burst", t->burst, 1, 1000000, "datagrams");
+        if ((rc = range(t, "burst", t->burst, 0, 1000000, "datagrams")) < 0)
+            return rc;
+        /* runs shorter than this cannot make up the share of losses asked for */
+        /* less a hair: 0.9 / 0.1 is 9.000000000000002 */
+        double need = t->probability < 1 ? t->probability / (1 - t->probability) - 1e-9 : 0;
+        if (t->burst > 0 && need > (double)t->burst) {
+            long long runs = (long long)need;
+            runs += (double)runs < need;
+            return sockit__failf(-EINVAL,
+                                 "toxic %s: burst %lld: a loss of %g needs runs of %lld or "
+                                 "more on average",
+                                 label(t), t->burst, t->probability, runs);
+        }
+        return 0;
     case SOCKIT_TOXIC_DUPLICATE:
         return chance(t, "probability", t->probability);
     case SOCKIT_TOXIC_REORDER:
@@ -147,7 +161,7 @@ int sockit_toxic_check(const sockit_toxic *t)
             return rc;
         if ((rc = range(t, "gap", t->gap, 1, 1000, "datagrams")) < 0)
             return rc;
-        return range(t, "delay", t->delay, 0, HOUR_MS, "ms");
+        return range(t, "delay", t->delay, 1, HOUR_MS, "ms");
     case SOCKIT_TOXIC_TRUNCATE:
         return range(t, "size", t->size, 0, 65535, "bytes");
     default:
