@@ -13,7 +13,10 @@ most about half of what the echo server alone gives: "vs direct" says what the
 relay costs on this machine, not what it would cost with a core of its own.
 
 Workloads: 64-byte echo over 100 connections, 16 KiB echo over 10, and 64-byte
-echo over 1 connection for the round-trip latency (p50). For each repeat, for
+echo over 1 connection for the round-trip latency (p50); and UDP: 64-byte datagram
+echo from 100 clients and from 1, through `sockit proxy --udp` and socat's
+UDP4-LISTEN,fork (a child per client), to the batched UDP echo peer
+(bench/udp_mmsg_server). For each repeat, for
 each workload, for each setup (interleaved), one generator run; medians over the
 repeats. Prints a markdown table.
 
@@ -35,6 +38,8 @@ LOADS = [
     ("echo 64 B, 100 connections", ["-c", "100", "-m", "64"]),
     ("echo 16 KiB, 10 connections", ["-c", "10", "-m", "16384"]),
     ("echo 64 B, 1 connection", ["-c", "1", "-m", "64"]),
+    ("UDP echo 64 B, 100 clients", ["-u", "-c", "100", "-m", "64"]),
+    ("UDP echo 64 B, 1 client", ["-u", "-c", "1", "-m", "64"]),
 ]
 SETUPS = ("direct", "sockit proxy", "socat")
 
@@ -96,7 +101,9 @@ def stop(proc):
 
 def one(setup, args):
     """(req/s, proxy CPU µs/req or None, p50 µs, errors)."""
-    echo = start([os.path.join(BUILD, "bench/epoll_server"), "--mode", "echo", "--port", "0"])
+    udp = "-u" in args
+    echo = start([os.path.join(BUILD, "bench/udp_mmsg_server" if udp else "bench/epoll_server")]
+                 + ([] if udp else ["--mode", "echo"]) + ["--port", "0"])
     procs = [echo]
     try:
         m = re.search(r":(\d+)$", echo.stdout.readline().strip())
@@ -105,14 +112,19 @@ def one(setup, args):
         if setup != "direct":
             port = free_port()
             if setup == "sockit proxy":
-                cmd = [os.path.join(BUILD, "sockit"), "proxy", "127.0.0.1:%d" % port,
-                       "127.0.0.1:%d" % echo_port]
+                cmd = [os.path.join(BUILD, "sockit"), "proxy"] + (["--udp"] if udp else []) + [
+                    "127.0.0.1:%d" % port, "127.0.0.1:%d" % echo_port]
+            elif udp:
+                cmd = ["socat", "UDP4-LISTEN:%d,fork,reuseaddr,bind=127.0.0.1" % port,
+                       "UDP4:127.0.0.1:%d" % echo_port]
             else:
                 cmd = ["socat", "TCP-LISTEN:%d,fork,reuseaddr,bind=127.0.0.1" % port,
                        "TCP:127.0.0.1:%d" % echo_port]
             relay = start(cmd)
             procs.append(relay)
-            if not wait_port(port):
+            if udp:
+                time.sleep(0.3)  # nothing to connect to: give it the time to bind
+            elif not wait_port(port):
                 return None
         gen = ["taskset", "-c", "1", os.path.join(BUILD, "sockit"), "bench", "-d",
                str(DURATION), "--warmup", str(WARMUP), "--json"] + args + ["127.0.0.1",
@@ -147,8 +159,9 @@ def main():
         vals = [g[i] for g in runs[(load, setup)] if g is not None and g[i] is not None]
         return statistics.median(vals) if vals else None
 
-    print("sockit proxy beside socat (`TCP-LISTEN,fork,reuseaddr`) and beside no proxy, in "
-          "front of the raw epoll echo server; echo server and proxy on core 0, generator "
+    print("sockit proxy beside socat (`TCP-LISTEN,fork,reuseaddr`; for UDP "
+          "`UDP4-LISTEN,fork,reuseaddr`) and beside no proxy, in front of the raw epoll echo "
+          "server (UDP: the batched recvmmsg peer); echo server and proxy on core 0, generator "
           "on core 1; medians of %d interleaved runs of %d s (`bench/proxy_bench.py BUILD "
           "%d`).\n" % (REPEATS, DURATION, REPEATS))
     print("| workload | setup | req/s | vs direct | vs socat | proxy CPU µs/req | p50 µs | "

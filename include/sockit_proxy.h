@@ -17,10 +17,17 @@
  * so the upstream's replies come back to that client alone. An entry ends after
  * idle_timeout seconds with no datagram either way, and the table holds at most
  * max_clients entries: while it is full, new clients' datagrams are dropped (and
- * counted) and the clients it has keep being served. Datagrams are never held
- * back for a slow receiver: what the kernel does not take is lost, as UDP loses.
- * A toxic holds at most SOCKIT_PROXY_HELD_MAX bytes per client and direction and
- * 32 MiB for the whole proxy; past either, a datagram it would hold is dropped.
+ * counted) and the clients it has keep being served. Each entry is a descriptor:
+ * past the process's limit a new client is refused (a REFUSED event). Datagrams
+ * are not held back for a slow receiver: what the kernel does not take at once
+ * waits in a small queue (64 KiB per client socket, the endpoint's 1 MiB for the
+ * listening one) and past it is lost, as UDP loses. A toxic holds at most
+ * SOCKIT_PROXY_HELD_MAX bytes per client and direction, and the toxics and the
+ * entries still resolving their upstream (256 datagrams each) at most 32 MiB for
+ * the whole proxy; past either, a datagram that would be kept is dropped. A
+ * reorder toxic holds at most 64 datagrams (past that they pass in order). A
+ * client whose upstream cannot be reached has its datagrams dropped for a second
+ * before its next one tries again.
  * Replies leave from the listening socket, so listen on a specific address (not
  * "") when the clients must see the address they sent to.
  *
@@ -162,8 +169,9 @@ typedef struct sockit_proxy_config {
 #define SOCKIT_PROXY_HELD_MAX ((size_t)256 * 1024)
 /* Toxics at most per proxy. */
 #define SOCKIT_PROXY_TOXICS_MAX 32
-/* Datagram client entries at most per proxy (max_clients): each holds a socket,
- * and this stays well below a process's usual descriptor limit. */
+/* Datagram client entries at most per proxy (max_clients): each holds a socket, so
+ * the process's descriptor limit must allow for them (sockit proxy raises its
+ * soft limit to the hard one). */
 #define SOCKIT_PROXY_CLIENTS_MAX 16384
 
 /* Starts a proxy on the loop: listens at once (unless disabled). cfg is copied.
@@ -214,7 +222,11 @@ typedef struct sockit_proxy_stats {
     unsigned long long bytes_up, bytes_down;         /* relayed */
     unsigned long long datagrams_up, datagrams_down; /* relayed (datagram proxies): as they left
                                                         the toxics, copies counted, losses not */
-    unsigned long long dropped;                      /* datagrams a toxic or a full table dropped */
+    unsigned long long dropped; /* datagrams a toxic, a full table or queue, or an ending
+                                   entry dropped */
+    unsigned long long held;    /* datagram proxies: bytes the toxics and the entries
+                                   waiting for their upstream keep now, each datagram
+                                   counted with its bookkeeping (at most 32 MiB) */
 } sockit_proxy_stats;
 SOCKIT_API void sockit_proxy_stats_get(const sockit_proxy *p, sockit_proxy_stats *out);
 

@@ -33,8 +33,15 @@ static size_t index_of(const px_cdir *d, const px_dstage *s)
 static void unhold(px_cdir *d, size_t len)
 {
     sockit_proxy *p = proxy_of(d);
-    d->held -= len;
-    p->held -= len;
+    d->held -= PX_DGRAM_COST(len);
+    p->held -= PX_DGRAM_COST(len);
+}
+
+static bool room_for(const px_cdir *d, size_t len)
+{
+    const sockit_proxy *p = proxy_of(d);
+    return d->held + PX_DGRAM_COST(len) <= SOCKIT_PROXY_HELD_MAX &&
+           p->held + PX_DGRAM_COST(len) <= PX_DGRAM_HELD_ALL;
 }
 
 /* Takes the datagram into a stage's keeping: a copy unless it is owned already.
@@ -42,7 +49,7 @@ static void unhold(px_cdir *d, size_t len)
 static px_dgram *keep(px_cdir *d, const char *data, size_t len, px_dgram *g)
 {
     sockit_proxy *p = proxy_of(d);
-    if (d->held + len > SOCKIT_PROXY_HELD_MAX || p->held + len > PX_DGRAM_HELD_ALL) {
+    if (!room_for(d, len)) {
         dropped(d, g);
         return NULL;
     }
@@ -58,8 +65,8 @@ static px_dgram *keep(px_cdir *d, const char *data, size_t len, px_dgram *g)
     g->len = len;
     g->next = NULL;
     g->wait = 0;
-    d->held += len;
-    p->held += len;
+    d->held += PX_DGRAM_COST(len);
+    p->held += PX_DGRAM_COST(len);
     return g;
 }
 
@@ -74,22 +81,26 @@ static void append(px_dstage *s, px_dgram *g)
 }
 
 /* Keeps the stage's list in the order of due times, a later one after an equal
- * one (latency with jitter: each datagram has its own delay). */
+ * one (latency with jitter: each datagram has its own delay). Without jitter each
+ * is the latest, so the common case is an append. */
 static void insert_by_due(px_dstage *s, px_dgram *g)
 {
+    if (s->tail == NULL || s->tail->due <= g->due) {
+        append(s, g);
+        return;
+    }
     px_dgram **at = &s->head;
     while (*at != NULL && (*at)->due <= g->due)
         at = &(*at)->next;
     g->next = *at;
     *at = g;
-    if (g->next == NULL)
-        s->tail = g;
     s->count++;
 }
 
 static void stage_fire(sockit_timer *t, void *arg);
 
-/* Arms the stage's timer for its earliest due time. */
+/* Arms the stage's timer for its earliest due time: every stage's list is in the
+ * order of due times (latency sorts it; bandwidth's and reorder's times only grow). */
 static void arm(px_dstage *s)
 {
     if (s->head == NULL) {
@@ -98,9 +109,6 @@ static void arm(px_dstage *s)
         return;
     }
     double due = s->head->due;
-    for (px_dgram *g = s->head->next; g != NULL; g = g->next)
-        if (g->due < due)
-            due = g->due;
     if (s->timer == NULL) {
         s->timer = sockit_timer_new(proxy_of(s->dir)->loop, stage_fire, s);
         if (s->timer == NULL)
@@ -123,22 +131,18 @@ static void unlink_after(px_dstage *s, px_dgram *prev, px_dgram *g)
     s->count--;
 }
 
-/* Lets every held datagram that is due (or, with all, every one) go on from the
- * stage at index i, in the list's order. */
+/* Lets the held datagrams that are due (or, with all, every one) go on from the
+ * stage at index i, in the list's order. Due times and reorder's counts only grow
+ * along the list, so those due are its head. */
 static void release(px_cdir *d, px_dstage *s, size_t i, bool all)
 {
     double now = now_of(d);
-    px_dgram *prev = NULL, *g = s->head;
-    while (g != NULL) {
-        px_dgram *next = g->next;
-        if (all || g->due <= now || (s->toxic->kind == SOCKIT_TOXIC_REORDER && g->wait <= 0)) {
-            unlink_after(s, prev, g);
-            unhold(d, g->len);
-            sockit__dchain_run(d, i + 1, g->data, g->len, g);
-        } else {
-            prev = g;
-        }
-        g = next;
+    px_dgram *g;
+    while ((g = s->head) != NULL &&
+           (all || g->due <= now || (s->toxic->kind == SOCKIT_TOXIC_REORDER && g->wait <= 0))) {
+        unlink_after(s, NULL, g);
+        unhold(d, g->len);
+        sockit__dchain_run(d, i + 1, g->data, g->len, g);
     }
 }
 
@@ -175,7 +179,9 @@ static bool lost(px_cdir *d, px_dstage *s)
 }
 
 /* Latency and bandwidth: when the datagram goes on, or NAN to let it pass now,
- * or INFINITY to drop it (more than a second of queue at the rate). */
+ * or INFINITY to drop it (more than a second of queue at the rate). Bandwidth's
+ * link is taken (s->next) only once the datagram is kept: one dropped for want
+ * of room must not use up time no datagram fills. */
 static double due_of(px_cdir *d, px_dstage *s, size_t len)
 {
     const sockit_toxic *t = s->toxic;
@@ -191,8 +197,7 @@ static double due_of(px_cdir *d, px_dstage *s, size_t len)
     double start = s->next > now ? s->next : now;
     if (start - now > 1.0)
         return INFINITY;
-    s->next = start + (double)len / ((double)t->rate * 1000);
-    return s->next;
+    return start + (double)len / ((double)t->rate * 1000);
 }
 
 void sockit__dchain_run(px_cdir *d, size_t i, const char *data, size_t len, px_dgram *g)
@@ -218,7 +223,8 @@ void sockit__dchain_run(px_cdir *d, size_t i, const char *data, size_t len, px_d
                 len = (size_t)t->size;
             break;
         case SOCKIT_TOXIC_REORDER:
-            if (s->count < PX_REORDER_HELD_MAX && draw(d) < t->probability) {
+            /* past its cap, or with no room, a datagram passes in order */
+            if (s->count < PX_REORDER_HELD_MAX && room_for(d, len) && draw(d) < t->probability) {
                 if ((g = keep(d, data, len, g)) == NULL)
                     return;
                 g->wait = t->gap;
@@ -249,10 +255,12 @@ void sockit__dchain_run(px_cdir *d, size_t i, const char *data, size_t len, px_d
             if ((g = keep(d, data, len, g)) == NULL)
                 return;
             g->due = due;
-            if (t->kind == SOCKIT_TOXIC_LATENCY)
+            if (t->kind == SOCKIT_TOXIC_LATENCY) {
                 insert_by_due(s, g);
-            else
+            } else {
+                s->next = due;
                 append(s, g);
+            }
             if (s->head == g)
                 arm(s);
             return;
@@ -278,14 +286,23 @@ static px_dstage *stage_new(px_cdir *d, sockit_toxic *t)
     return s;
 }
 
-static void stage_free(px_cdir *d, px_dstage *s)
+/* Drops what the stage holds (counted) and closes its timer. */
+static void stage_clear(px_cdir *d, px_dstage *s)
 {
     for (px_dgram *g = s->head, *next; g != NULL; g = next) {
         next = g->next;
         unhold(d, g->len);
-        free(g);
+        dropped(d, g);
     }
+    s->head = s->tail = NULL;
+    s->count = 0;
     sockit_timer_close(s->timer);
+    s->timer = NULL;
+}
+
+static void stage_free(px_cdir *d, px_dstage *s)
+{
+    stage_clear(d, s);
     free(s);
 }
 
@@ -350,7 +367,14 @@ void sockit__dchain_remove(px_cdir *d, sockit_toxic *t)
         sockit__dchain_run(d, i, g->data, g->len, g);
     }
     s->head = s->tail = NULL;
+    s->count = 0;
     stage_free(d, s);
+}
+
+void sockit__dchain_clear(px_cdir *d)
+{
+    for (size_t i = 0; i < d->n; i++)
+        stage_clear(d, d->stages[i]);
 }
 
 void sockit__dchain_free(px_cdir *d)

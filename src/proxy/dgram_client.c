@@ -41,11 +41,15 @@ static void tell(px_client *c, sockit_proxy_event_type type)
     sockit__proxy_tell(c->proxy, &ev);
 }
 
+/* Takes a kept datagram off the proxy's bound. */
+static void unpend(px_client *c, const px_dgram *g) { c->proxy->held -= PX_DGRAM_COST(g->len); }
+
 static void drop_pending(px_client *c)
 {
     c->proxy->stats.dropped += c->npend;
     for (px_dgram *g = c->pend_head, *next; g != NULL; g = next) {
         next = g->next;
+        unpend(c, g);
         free(g);
     }
     c->pend_head = c->pend_tail = NULL;
@@ -71,14 +75,15 @@ static void gone_later(sockit_loop *loop, void *arg)
     gone(arg);
 }
 
-/* Frees c once neither its lookup nor its socket will call back. */
+/* Frees c once neither its lookup nor its socket will call back, from the loop;
+ * never while client_end is still using it (busy). */
 static void maybe_gone(px_client *c)
 {
-    if (!c->ending || c->resolving != NULL || c->up != NULL || c->gone_soon)
+    if (!c->ending || c->busy || c->resolving != NULL || c->up != NULL || c->gone_soon)
         return;
     c->gone_soon = true;
     if (sockit_loop_call_soon(c->proxy->loop, gone_later, c) < 0)
-        gone(c); /* out of memory: nothing of c is on the stack of a caller that uses it after */
+        gone(c); /* out of memory: the callers that end entries read nothing of c after */
 }
 
 void sockit__client_end(px_client *c, const char *reason)
@@ -86,17 +91,20 @@ void sockit__client_end(px_client *c, const char *reason)
     if (c->ending)
         return;
     c->ending = true;
+    c->busy = true;
     if (c->reason == NULL)
         c->reason = reason;
     sockit__dgram_unlist(c->proxy, c);
     sockit_timer_stop(c->idle);
     drop_pending(c);
-    sockit__dchain_free(&c->dir[0]);
-    sockit__dchain_free(&c->dir[1]);
+    /* the stages stay until c goes, so its close event can name its toxics */
+    sockit__dchain_clear(&c->dir[0]);
+    sockit__dchain_clear(&c->dir[1]);
     if (c->resolving != NULL)
         sockit_resolve_cancel(c->resolving); /* done comes with -ECANCELED */
     if (c->up != NULL)
         sockit_datagram_close(c->up); /* on_close comes from the loop */
+    c->busy = false;
     maybe_gone(c);
 }
 
@@ -116,7 +124,9 @@ static void count(px_cdir *d, size_t len)
 /* Keeps a datagram for the upstream until its address is known. */
 static void pend(px_client *c, const char *data, size_t len)
 {
-    bool room = c->npend < PX_PENDING_MAX && c->pend_bytes + len <= SOCKIT_PROXY_HELD_MAX;
+    sockit_proxy *p = c->proxy;
+    bool room = c->npend < PX_PENDING_MAX && c->pend_bytes + len <= SOCKIT_PROXY_HELD_MAX &&
+                p->held + PX_DGRAM_COST(len) <= PX_DGRAM_HELD_ALL;
     px_dgram *g = room ? malloc(sizeof *g + len) : NULL;
     if (g == NULL) {
         c->proxy->stats.dropped++;
@@ -133,6 +143,7 @@ static void pend(px_client *c, const char *data, size_t len)
     c->pend_tail = g;
     c->npend++;
     c->pend_bytes += len;
+    p->held += PX_DGRAM_COST(len);
 }
 
 void sockit__client_deliver(px_cdir *d, const char *data, size_t len)
@@ -203,8 +214,11 @@ static void idle_fired(sockit_timer *t, void *arg)
     px_client *c = arg;
     double idle = c->refused ? PX_REFUSED_HOLD : c->proxy->idle_timeout;
     double left = c->last + idle - now_of(c);
-    if (!c->refused && left > 0.001) {
-        sockit_timer_start(t, left, 0);
+    /* a toxic still holding datagrams (a latency longer than the idle timeout) is
+     * use: they are let go before the entry */
+    bool holding = c->dir[0].held > 0 || c->dir[1].held > 0;
+    if (!c->refused && (left > 0.001 || holding)) {
+        sockit_timer_start(t, left > 0.001 ? left : idle, 0);
         return;
     }
     sockit__client_end(c, c->refused ? "upstream unreachable" : "idle");
@@ -220,7 +234,8 @@ static void refuse(px_client *c, const char *why)
     p->stats.refused++;
     tell(c, SOCKIT_PROXY_REFUSED);
     /* its client's datagrams are dropped for a while, then the next one tries again */
-    sockit_timer_start(c->idle, PX_REFUSED_HOLD, 0);
+    if (!c->ending)
+        sockit_timer_start(c->idle, PX_REFUSED_HOLD, 0);
 }
 
 /* A socket connected to the first of the addresses that takes it. */
@@ -263,6 +278,8 @@ static void resolved(sockit_resolve *r, int code, const sockit_addrinfo *ai, siz
         refuse(c, why);
         return;
     }
+    /* a small queue: what the kernel does not take soon is lost, as UDP loses */
+    sockit_datagram_set_limit(c->up, PX_UP_QUEUE);
     c->opened = true;
     tell(c, SOCKIT_PROXY_OPEN);
     px_dgram *g = c->pend_head;
@@ -271,6 +288,7 @@ static void resolved(sockit_resolve *r, int code, const sockit_addrinfo *ai, siz
     c->pend_bytes = 0;
     for (px_dgram *next; g != NULL; g = next) {
         next = g->next;
+        unpend(c, g);
         sockit__client_deliver(&c->dir[SOCKIT_UPSTREAM], g->data, g->len);
         free(g);
     }

@@ -87,9 +87,11 @@ void sockit__dgram_gone(sockit_proxy *p, px_client *c)
 
 void sockit__dgram_end_all(sockit_proxy *p, const char *reason)
 {
-    /* client_end never frees an entry at once (that waits for the loop) */
-    for (px_client *c = p->clients; c != NULL; c = c->next)
+    /* client_end frees an entry from the loop, except out of memory: next is read first */
+    for (px_client *c = p->clients, *next; c != NULL; c = next) {
+        next = c->next;
         sockit__client_end(c, reason);
+    }
 }
 
 /* ---- the listening socket ---------------------------------------------------------- */

@@ -77,7 +77,8 @@ static void proxy_free(sockit_proxy *p)
 
 void sockit__proxy_maybe_free(sockit_proxy *p)
 {
-    if (p->closing && p->conns == NULL && p->clients == NULL && p->endpoints_closing == 0)
+    if (p->closing && !p->busy && p->conns == NULL && p->clients == NULL &&
+        p->endpoints_closing == 0)
         proxy_free(p);
 }
 
@@ -313,9 +314,11 @@ int sockit_proxy_add_toxic(sockit_proxy *p, const sockit_toxic *t)
         if (c->linked && !c->ending && sockit__chain_add(&c->dir[d], x) < 0)
             sockit__proxy_conn_end(c, "out of memory", PX_ABORT);
     }
-    for (px_client *c = p->clients; c != NULL; c = c->next)
+    for (px_client *c = p->clients, *next; c != NULL; c = next) {
+        next = c->next;
         if (!c->ending && sockit__dchain_add(&c->dir[d], x) < 0)
             sockit__client_end(c, "out of memory");
+    }
     return 0;
 }
 
@@ -400,10 +403,12 @@ void sockit_proxy_stats_get(const sockit_proxy *p, sockit_proxy_stats *out)
 {
     if (out == NULL)
         return;
-    if (p == NULL)
+    if (p == NULL) {
         memset(out, 0, sizeof *out);
-    else
-        *out = p->stats;
+        return;
+    }
+    *out = p->stats;
+    out->held = p->held;
 }
 
 void sockit_proxy_close(sockit_proxy *p)
@@ -411,8 +416,10 @@ void sockit_proxy_close(sockit_proxy *p)
     if (p == NULL || p->closing)
         return;
     p->closing = true;
+    p->busy = true;
     stop_listening(p);
     p->enabled = false;
     end_all(p, "proxy closed");
+    p->busy = false;
     sockit__proxy_maybe_free(p);
 }

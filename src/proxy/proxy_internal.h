@@ -85,10 +85,17 @@ typedef struct px_conn {
 #define PX_PENDING_MAX 256
 /* Datagrams one reorder stage holds back at most (past it they pass in order). */
 #define PX_REORDER_HELD_MAX 64
+/* The send queue of a client's upstream socket, for what the kernel does not take
+ * at once (the listening socket keeps the endpoint's 1 MiB for every client). */
+#define PX_UP_QUEUE ((size_t)64 * 1024)
 /* How long an entry whose upstream could not be reached drops its client's
  * datagrams before the next one tries again (a flood must not mean a flood of
  * lookups). */
 #define PX_REFUSED_HOLD 1.0
+
+/* What a kept datagram costs against the bounds: its bytes and its header, so
+ * that a flood of empty datagrams is bounded too. */
+#define PX_DGRAM_COST(len) ((len) + sizeof(px_dgram))
 
 /* A datagram a stage holds (or an entry keeps while resolving). */
 typedef struct px_dgram {
@@ -138,7 +145,7 @@ typedef struct px_client {
     px_cdir dir[2];
     double last; /* the last datagram either way */
     sockit_timer *idle;
-    bool opened, refused, ending, gone_soon;
+    bool opened, refused, ending, busy, gone_soon;
     const char *reason;
     char reason_buf[160];
 } px_client;
@@ -151,6 +158,7 @@ struct sockit_proxy {
     int listen_port, upstream_port;
     double connect_timeout;
     bool enabled, closing;
+    bool busy; /* inside sockit_proxy_close: not freed under it */
     sockit_listener *listener;
     sockit_addr bound;
     bool has_bound;
@@ -254,6 +262,9 @@ int sockit__dchain_build(px_cdir *d);
 /* Runs a datagram through d's stages from the i-th on: data is borrowed, unless
  * own (holding the same bytes) is given, which the chain then frees or keeps. */
 void sockit__dchain_run(px_cdir *d, size_t i, const char *data, size_t len, px_dgram *own);
+/* Drops what the stages hold (counted as dropped) and stops their timers; the
+ * stages stay, for the close event's list of toxics. */
+void sockit__dchain_clear(px_cdir *d);
 /* Drops what the stages hold and frees them. */
 void sockit__dchain_free(px_cdir *d);
 int sockit__dchain_add(px_cdir *d, sockit_toxic *t);
