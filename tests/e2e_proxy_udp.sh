@@ -213,4 +213,10 @@ if wait_match "$work/idle.out" '^Proxy proxy: listening on .* \(udp\), relaying 
 else
     fail listening_line_says_udp "no 'listening on ... (udp)' line or no API line"
 fi
+# A table larger than the descriptors allow is said at start-up, not found out later.
+warned=$( (ulimit -n 256; timeout 1 "$sockit" proxy --udp 127.0.0.1:0 "127.0.0.1:$echo_port") 2>&1 || true)
+case "$warned" in
+*"warning: up to 1024 UDP client entries, but only 256 descriptors"*) pass warns_of_too_few_descriptors ;;
+*) fail warns_of_too_few_descriptors "$warned" ;;
+esac
 finish

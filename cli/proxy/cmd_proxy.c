@@ -644,7 +644,15 @@ int cmd_proxy(int argc, char **argv)
     if (rc != 0)
         return rc;
 
-    cli_raise_fd_limit();
+    long fds = cli_raise_fd_limit();
+    /* Each UDP client entry is a descriptor; the API, listeners and TCP connections
+     * need some too. Past the limit entries are refused, which deserves a word now. */
+    long entries = max_clients > 0 ? max_clients : 1024;
+    if ((udp || max_clients > 0) && entries > fds - 64)
+        fprintf(stderr,
+                "sockit proxy: warning: up to %ld UDP client entries, but only %ld "
+                "descriptors (ulimit -n): clients past about %ld are refused\n",
+                entries, fds, fds > 64 ? fds - 64 : 0);
     signal(SIGPIPE, SIG_IGN);
     sockit_loop *loop = sockit_loop_new(NULL);
     if (loop == NULL)
