@@ -328,11 +328,18 @@ int sockit__dchain_build(px_cdir *d)
     return 0;
 }
 
-void sockit__dchain_update(px_cdir *d, sockit_toxic *t)
+/* The index of t's stage in d, or d->n. */
+static size_t stage_index(const px_cdir *d, const sockit_toxic *t)
 {
     size_t i = 0;
     while (i < d->n && d->stages[i]->toxic != t)
         i++;
+    return i;
+}
+
+void sockit__dchain_update(px_cdir *d, sockit_toxic *t)
+{
+    size_t i = stage_index(d, t);
     if (i == d->n)
         return;
     px_dstage *s = d->stages[i];
@@ -350,9 +357,7 @@ void sockit__dchain_update(px_cdir *d, sockit_toxic *t)
 
 void sockit__dchain_remove(px_cdir *d, sockit_toxic *t)
 {
-    size_t i = 0;
-    while (i < d->n && d->stages[i]->toxic != t)
-        i++;
+    size_t i = stage_index(d, t);
     if (i == d->n)
         return;
     px_dstage *s = d->stages[i];
