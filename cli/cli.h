@@ -27,6 +27,12 @@ int cli_fail(const char *fmt, ...);
 /* The last library failure: "sockit: <sockit_errmsg()>", and with --json an error
  * event carrying the code's name. Returns CLI_FAIL. */
 int cli_fail_lib(void);
+/* "warning: <message>\n" on stderr (and a warning event with --json; with --json on
+ * stderr, the event alone). For what goes on but should not go unnoticed. */
+#if defined(__GNUC__)
+__attribute__((format(printf, 1, 2)))
+#endif
+void cli_warn(const char *fmt, ...);
 /* "sockit <cmd>: <message>" then "usage: <usage>" on stderr. Returns CLI_USAGE. */
 #if defined(__GNUC__)
 __attribute__((format(printf, 2, 3)))
@@ -96,5 +102,6 @@ int cmd_connect(int argc, char **argv);
 int cmd_bench(int argc, char **argv);
 int cmd_echo(int argc, char **argv);
 int cmd_proxy(int argc, char **argv);
+int cmd_tls_cert(int argc, char **argv);
 
 #endif

@@ -23,6 +23,7 @@ static const subcommand commands[] = {
     {"echo", cmd_echo, "echo server: every client at once, on the event-driven server"},
     {"bench", cmd_bench, "load generator: echo, stream or connect rate, latency percentiles"},
     {"proxy", cmd_proxy, "a relay that injects faults: toxiproxy's toxics and API"},
+    {"tls-cert", cmd_tls_cert, "a self-signed certificate and key, for trying --tls locally"},
 };
 
 static void usage(FILE *out)

@@ -110,6 +110,18 @@ int cli_fail(const char *fmt, ...)
     return CLI_FAIL;
 }
 
+void cli_warn(const char *fmt, ...)
+{
+    char msg[1024];
+    va_list ap;
+    va_start(ap, fmt);
+    vsnprintf(msg, sizeof msg, fmt, ap);
+    va_end(ap);
+    if (json_out != stderr)
+        fprintf(stderr, "warning: %s\n", msg);
+    cli_event("warning", "message", 's', msg, NULL);
+}
+
 int cli_fail_lib(void)
 {
     int code = sockit_errcode();

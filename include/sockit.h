@@ -65,6 +65,10 @@ SOCKIT_API const char *sockit_version(void);
     X(ELINELEN, -5006, "Line longer than the limit")                                               \
     X(EEOF, -5007, "Connection closed before the expected bytes arrived")                          \
     X(ENOADDR, -5008, "No address of a usable family")                                             \
+    X(ETLS, -5201, "TLS failure")                                                                  \
+    X(ETLSVERIFY, -5202, "TLS certificate verification failed")                                    \
+    X(ETLSEOF, -5203, "TLS connection closed without close_notify (truncated)")                    \
+    X(ENOTLS, -5204, "TLS not compiled into this sockit")                                          \
     X(EAI_AGAIN, -5101, "Temporary failure in name resolution")                                    \
     X(EAI_BADFLAGS, -5102, "Bad value for resolver flags")                                         \
     X(EAI_FAIL, -5103, "Non-recoverable failure in name resolution")                               \
@@ -412,6 +416,8 @@ typedef struct sockit_stream_callbacks sockit_stream_callbacks;
 /* Section 11's datagram endpoints, which SOCKIT_EVENTS datagram servers are. */
 typedef struct sockit_datagram sockit_datagram;
 typedef struct sockit_datagram_callbacks sockit_datagram_callbacks;
+/* sockit_tls.h's TLS contexts, which stream servers may serve with. */
+typedef struct sockit_tls_ctx sockit_tls_ctx;
 
 typedef enum sockit_server_mode {
     SOCKIT_SEQUENTIAL = 0, /* one request at a time, in the serving thread */
@@ -529,6 +535,14 @@ typedef struct sockit_server_config {
      * loops > 1 the server's own socket has SO_REUSEPORT too, so another program's
      * socket with SO_REUSEPORT (same user) could bind the port as well. */
     int loops;
+    /* Stream servers: a server TLS context (sockit_tls.h). Blocking modes: each
+     * connection's handshake runs before the handler, in the handler's thread,
+     * within tls_handshake_timeout (0: 10 s); req->sock is then a TLS socket, and a
+     * handshake that fails goes to handle_error with its code, the handler never
+     * seeing that client. SOCKIT_EVENTS: every stream is a TLS stream (the
+     * listener's tls below). The server keeps a reference to the context. */
+    sockit_tls_ctx *tls;
+    double tls_handshake_timeout;
 } sockit_server_config;
 
 /* Creates a server bound to host:port (sockit_create_server rules: NULL host for
@@ -1003,6 +1017,11 @@ typedef struct sockit_listener_config {
                             wait in the kernel's backlog */
     double idle_timeout; /* each stream's idle timeout (0: 300 s; < 0: none; at most
                             4e6 s) */
+    /* A server TLS context (sockit_tls.h): each stream is a TLS stream whose
+     * handshake must finish within tls_handshake_timeout (0: 10 s). on_accept still
+     * comes first; on_data gets plaintext once the handshake is done. */
+    sockit_tls_ctx *tls;
+    double tls_handshake_timeout;
 } sockit_listener_config;
 
 /* Adopts a listening stream sockit (sockit_create_server's) and starts accepting.

@@ -160,6 +160,14 @@ typedef struct sockit_proxy_config {
     unsigned long long seed;   /* the random draws' seed (0: from the system) */
     void (*on_event)(sockit_proxy *p, const sockit_proxy_event *ev, void *user);
     void *user;
+    /* Stream proxies, TLS on either side (sockit_tls.h; the proxy keeps a reference
+     * to each): listen_tls, a server context, makes the proxy a TLS server to its
+     * clients; upstream_tls, a client context, makes it a TLS client of the upstream,
+     * verifying the certificate for upstream_tls_name (NULL: upstream_host). Toxics
+     * act on the plaintext in between. */
+    sockit_tls_ctx *listen_tls;
+    sockit_tls_ctx *upstream_tls;
+    const char *upstream_tls_name;
 } sockit_proxy_config;
 
 /* Bytes a connection's direction holds (in its toxics and its write queue) before

@@ -218,6 +218,8 @@ int sockit_shutdown(sockit *s, int how)
 {
     if (s == NULL)
         return sockit__fail(-EBADF, "shutdown");
+    if (s->transport->shutdown != NULL)
+        return s->transport->shutdown(s, how, sockit__call_deadline(s));
     if (shutdown(s->fd, how) < 0)
         return sockit__failf(-errno, "shutdown(%s)",
                              how == SHUT_RD   ? "SHUT_RD"

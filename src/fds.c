@@ -23,6 +23,10 @@ static int require_unix(const sockit *s, const char *op)
 {
     if (s->family != AF_UNIX)
         return sockit__failf(-EOPNOTSUPP, "%s: descriptors pass only over AF_UNIX sockets", op);
+    /* Descriptors ride beside the bytes, which TLS encrypts into records of its own:
+     * there is no place for them in a TLS stream. */
+    if (s->transport != &sockit__plain_transport)
+        return sockit__failf(-EOPNOTSUPP, "%s: descriptors cannot pass through TLS", op);
     return 0;
 }
 

@@ -42,13 +42,25 @@ int sockit__wait(int fd, short events, int64_t deadline);
 
 /* ---- the socket object (socket.c) ------------------------------------------------ */
 
-/* How bytes move on a connected socket. Plain sockets use sockit__plain_transport;
- * a TLS connection will later provide its own, and every stream operation (send,
- * recv, sendall, recv_exact, readline) goes through this table. Each function does
- * one attempt and returns bytes or -errno (-EAGAIN when it would block). */
+/* How bytes move on a connected socket. Plain sockets use sockit__plain_transport,
+ * a TLS socket its own (src/tls/), and every stream operation (send, recv, sendall,
+ * recv_exact, readline, recvfrom, sendfile, shutdown, close) goes through this table.
+ * send and recv do one attempt and return bytes or -errno; on -EAGAIN they may set
+ * *want to what they wait for (the caller presets the call's own direction: a TLS
+ * write may need the socket readable). The other entries may be NULL: no pending
+ * bytes, shutdown(2) as it is, nothing to release, no detail. */
 typedef struct sockit__transport {
-    ssize_t (*send)(sockit *s, const void *buf, size_t len, int flags);
-    ssize_t (*recv)(sockit *s, void *buf, size_t len, int flags);
+    ssize_t (*send)(sockit *s, const void *buf, size_t len, int flags, short *want);
+    ssize_t (*recv)(sockit *s, void *buf, size_t len, int flags, short *want);
+    /* Bytes the transport holds that recv returns without reading the socket. */
+    size_t (*pending)(const sockit *s);
+    /* shutdown(how) within deadline: 0 or a code with the error recorded. */
+    int (*shutdown)(sockit *s, int how, int64_t deadline);
+    /* Frees the transport's state; notify: end the session orderly if that cannot
+     * block. The descriptor stays open. */
+    void (*release)(sockit *s, bool notify);
+    /* The reason of the transport's last failure on s, for messages; NULL if none. */
+    const char *(*detail)(const sockit *s);
 } sockit__transport;
 extern const sockit__transport sockit__plain_transport;
 
@@ -64,6 +76,7 @@ struct sockit {
     int type;       /* SOCK_STREAM, SOCK_DGRAM (without SOCK_NONBLOCK/CLOEXEC bits) */
     double timeout; /* < 0 blocking, 0 non-blocking, > 0 seconds */
     const sockit__transport *transport;
+    void *tstate; /* the transport's own state (NULL for plain) */
     sockit__rbuf rbuf;
 };
 
@@ -94,12 +107,31 @@ int sockit__await(sockit *s, short events, int64_t deadline);
  * of loop-driven calls, so it gets the cheap lazy message; other failures name the
  * peer, or the socket's own address when it has no peer. */
 int sockit__io_fail(const sockit *s, int code, const char *op);
+/* Gives s back the plain transport, releasing the current one's state. */
+void sockit__transport_release(sockit *s, bool notify);
 /* Sets or clears O_NONBLOCK. Returns 0 or -errno. */
 int sockit__set_nonblock(int fd, bool on);
 
 /* Raw connect of s to addr within deadline, honouring s's mode. Returns 0,
  * -EINPROGRESS (non-blocking), SOCKIT_ETIMEOUT or -errno. Sets no error message. */
 int sockit__connect_raw(sockit *s, const sockit_addr *addr, int64_t deadline);
+
+/* ---- TLS (src/tls/, or src/tls_none/ without OpenSSL) --------------------------- */
+
+/* Takes a reference to ctx (sockit_tls_ctx_free drops it). */
+sockit_tls_ctx *sockit__tls_ctx_ref(sockit_tls_ctx *ctx);
+/* 1 for a server context, 0 for a client one. */
+bool sockit__tls_ctx_is_server(const sockit_tls_ctx *ctx);
+/* sockit_stream_start_tls with the handshake's end going to fn(st, status, arg)
+ * instead of the user (the connector's and the listener's use). */
+int sockit__stream_tls(sockit_stream *st, sockit_tls_ctx *ctx, const char *host, double timeout,
+                       void (*fn)(sockit_stream *st, int status, void *arg), void *arg);
+/* sockit_stream_connect_tls checking the certificate for tls_name (NULL: host). */
+typedef struct sockit_connector sockit_connector;
+sockit_connector *sockit__stream_connect_tls_named(
+    sockit_loop *loop, const char *host, int port, double timeout, const sockit_addr *source,
+    sockit_tls_ctx *ctx, const char *tls_name, const sockit_stream_callbacks *cb,
+    void (*done)(sockit_connector *c, sockit_stream *st, int code, void *user), void *user);
 
 /* ---- threads (thread.c) ------------------------------------------------------ */
 

@@ -10,9 +10,11 @@
 #include <stddef.h>
 #include <string.h>
 #include <sys/sendfile.h>
+#include <unistd.h>
 
-static ssize_t plain_send(sockit *s, const void *buf, size_t len, int flags)
+static ssize_t plain_send(sockit *s, const void *buf, size_t len, int flags, short *want)
 {
+    (void)want;
     for (;;) {
         ssize_t n = sockit__sys_send(s->fd, buf, len, flags | MSG_NOSIGNAL);
         if (n >= 0)
@@ -22,8 +24,9 @@ static ssize_t plain_send(sockit *s, const void *buf, size_t len, int flags)
     }
 }
 
-static ssize_t plain_recv(sockit *s, void *buf, size_t len, int flags)
+static ssize_t plain_recv(sockit *s, void *buf, size_t len, int flags, short *want)
 {
+    (void)want;
     for (;;) {
         ssize_t n = sockit__sys_recv(s->fd, buf, len, flags);
         if (n >= 0)
@@ -33,7 +36,24 @@ static ssize_t plain_recv(sockit *s, void *buf, size_t len, int flags)
     }
 }
 
-const sockit__transport sockit__plain_transport = {plain_send, plain_recv};
+const sockit__transport sockit__plain_transport = {.send = plain_send, .recv = plain_recv};
+
+void sockit__transport_release(sockit *s, bool notify)
+{
+    if (s->transport->release != NULL)
+        s->transport->release(s, notify);
+    s->transport = &sockit__plain_transport;
+    s->tstate = NULL;
+}
+
+/* "op (peer A)" or "op (peer A): the transport's reason" for a message. */
+static int fail_named(const sockit *s, int code, const char *op, const char *where)
+{
+    const char *detail = s->transport->detail != NULL ? s->transport->detail(s) : NULL;
+    if (detail != NULL && detail[0] != '\0')
+        return sockit__failf(code, "%s%s: %s", op, where, detail);
+    return sockit__failf(code, "%s%s", op, where);
+}
 
 int sockit__io_fail(const sockit *s, int code, const char *op)
 {
@@ -46,16 +66,22 @@ int sockit__io_fail(const sockit *s, int code, const char *op)
     char text[SOCKIT_ADDRSTRLEN];
     if (getpeername(s->fd, &a.u.sa, &len) == 0) {
         a.len = len;
-        if (sockit_addr_format(&a, text, sizeof text) > 0)
-            return sockit__failf(code, "%s (peer %s)", op, text);
+        if (sockit_addr_format(&a, text, sizeof text) > 0) {
+            char where[SOCKIT_ADDRSTRLEN + 16];
+            snprintf(where, sizeof where, " (peer %s)", text);
+            return fail_named(s, code, op, where);
+        }
     }
     len = sizeof a.u;
     if (getsockname(s->fd, &a.u.sa, &len) == 0) {
         a.len = len;
-        if (sockit_addr_format(&a, text, sizeof text) > 0)
-            return sockit__failf(code, "%s (on %s)", op, text);
+        if (sockit_addr_format(&a, text, sizeof text) > 0) {
+            char where[SOCKIT_ADDRSTRLEN + 16];
+            snprintf(where, sizeof where, " (on %s)", text);
+            return fail_named(s, code, op, where);
+        }
     }
-    return sockit__failf(code, "%s", op);
+    return fail_named(s, code, op, "");
 }
 
 /* After an attempt returned -EAGAIN: MSG_DONTWAIT asks for this one call not to
@@ -77,12 +103,13 @@ ssize_t sockit_send(sockit *s, const void *buf, size_t len, int flags)
         return sockit__fail(-EBADF, "send");
     int64_t deadline = sockit__call_deadline(s);
     for (;;) {
-        ssize_t n = s->transport->send(s, buf, len, flags);
+        short want = POLLOUT;
+        ssize_t n = s->transport->send(s, buf, len, flags, &want);
         if (n >= 0)
             return n;
         if (n != -EAGAIN)
             return sockit__io_fail(s, (int)n, "send");
-        int rc = await_unless_dontwait(s, flags, POLLOUT, deadline);
+        int rc = await_unless_dontwait(s, flags, want, deadline);
         if (rc < 0)
             return sockit__io_fail(s, rc, "send");
     }
@@ -98,7 +125,8 @@ ssize_t sockit_sendall(sockit *s, const void *buf, size_t len, int flags, size_t
     int64_t deadline = sockit__call_deadline(s);
     const char *p = buf;
     while (done < len) {
-        ssize_t n = s->transport->send(s, p + done, len - done, flags);
+        short want = POLLOUT;
+        ssize_t n = s->transport->send(s, p + done, len - done, flags, &want);
         if (n >= 0) {
             done += (size_t)n;
             if (sent != NULL)
@@ -107,11 +135,13 @@ ssize_t sockit_sendall(sockit *s, const void *buf, size_t len, int flags, size_t
         }
         int rc = (int)n;
         if (n == -EAGAIN)
-            rc = await_unless_dontwait(s, flags, POLLOUT, deadline);
+            rc = await_unless_dontwait(s, flags, want, deadline);
         if (rc < 0) {
             if (rc == SOCKIT_EWOULDBLOCK)
                 return sockit__fail(rc, "sendall");
-            return sockit__failf(rc, "sendall: %zu of %zu bytes sent", done, len);
+            char op[96];
+            snprintf(op, sizeof op, "sendall: %zu of %zu bytes sent", done, len);
+            return sockit__io_fail(s, rc, op);
         }
     }
     return (ssize_t)len;
@@ -142,7 +172,8 @@ static ssize_t recv_through_transport(sockit *s, void *buf, size_t len, int flag
         return buffered;
     int64_t deadline = sockit__call_deadline(s);
     for (;;) {
-        ssize_t n = s->transport->recv(s, buf, len, flags | trunc_flag(s));
+        short want = POLLIN;
+        ssize_t n = s->transport->recv(s, buf, len, flags | trunc_flag(s), &want);
         if (n >= 0) {
             if ((size_t)n > len)
                 return sockit__failf(SOCKIT_ETRUNCATED, "%s: datagram of %zd bytes, buffer of %zu",
@@ -151,7 +182,7 @@ static ssize_t recv_through_transport(sockit *s, void *buf, size_t len, int flag
         }
         if (n != -EAGAIN)
             return sockit__io_fail(s, (int)n, op);
-        int rc = await_unless_dontwait(s, flags, POLLIN, deadline);
+        int rc = await_unless_dontwait(s, flags, want, deadline);
         if (rc < 0)
             return sockit__io_fail(s, rc, op);
     }
@@ -180,7 +211,8 @@ ssize_t sockit_recv_exact(sockit *s, void *buf, size_t len, size_t *got)
     while (done < len) {
         if (got != NULL)
             *got = done;
-        ssize_t n = s->transport->recv(s, p + done, len - done, 0);
+        short want = POLLIN;
+        ssize_t n = s->transport->recv(s, p + done, len - done, 0, &want);
         if (n > 0) {
             done += (size_t)n;
             continue;
@@ -190,11 +222,13 @@ ssize_t sockit_recv_exact(sockit *s, void *buf, size_t len, size_t *got)
                                  done, len);
         int rc = (int)n;
         if (n == -EAGAIN)
-            rc = sockit__await(s, POLLIN, deadline);
+            rc = sockit__await(s, want, deadline);
         if (rc < 0) {
             if (rc == SOCKIT_EWOULDBLOCK)
                 return sockit__fail(rc, "recv_exact");
-            return sockit__failf(rc, "recv_exact: %zu of %zu bytes received", done, len);
+            char op[96];
+            snprintf(op, sizeof op, "recv_exact: %zu of %zu bytes received", done, len);
+            return sockit__io_fail(s, rc, op);
         }
     }
     if (got != NULL)
@@ -324,6 +358,39 @@ static ssize_t sendfile_nosigpipe(int out_fd, int in_fd, off_t *pos, size_t coun
     return n;
 }
 
+/* A transport that is not plain (TLS) must see every byte, so the file is read and
+ * sent through it: pread keeps the file offset untouched, as sendfile(2) does. */
+static ssize_t sendfile_through_transport(sockit *s, int file_fd, off_t offset, size_t count,
+                                          size_t *sent)
+{
+    enum { CHUNK = 16384 }; /* one TLS record */
+    char buf[CHUNK];
+    size_t done = 0;
+    while (count == 0 || done < count) {
+        size_t want = count == 0 || count - done > CHUNK ? CHUNK : count - done;
+        ssize_t got = pread(file_fd, buf, want, offset + (off_t)done);
+        if (got < 0 && errno == EINTR)
+            continue;
+        if (got < 0)
+            return sockit__failf(-errno, "sendfile (fd %d): reading the file after %zu bytes",
+                                 file_fd, done);
+        if (got == 0) {
+            if (count == 0)
+                break;
+            return sockit__failf(SOCKIT_EEOF, "sendfile: file ended after %zu of %zu bytes", done,
+                                 count);
+        }
+        size_t part = 0;
+        ssize_t n = sockit_sendall(s, buf, (size_t)got, 0, &part);
+        done += part;
+        if (sent != NULL)
+            *sent = done;
+        if (n < 0)
+            return n;
+    }
+    return (ssize_t)done;
+}
+
 ssize_t sockit_sendfile(sockit *s, int file_fd, off_t offset, size_t count, size_t *sent)
 {
     size_t done = 0;
@@ -333,6 +400,8 @@ ssize_t sockit_sendfile(sockit *s, int file_fd, off_t offset, size_t count, size
         return sockit__fail(-EBADF, "sendfile");
     if (offset < 0)
         return sockit__failf(-EINVAL, "sendfile: negative offset %lld", (long long)offset);
+    if (s->transport != &sockit__plain_transport)
+        return sendfile_through_transport(s, file_fd, offset, count, sent);
     int64_t deadline = sockit__call_deadline(s);
     off_t pos = offset;
     /* count 0 means "to the end of the file": sendfile returning 0 marks it. */

@@ -12,7 +12,13 @@
  * this. It also bounds a line: see the limit in sockit_readline. */
 #define RBUF_CAP ((size_t)SOCKIT_LINE_MAX)
 
-size_t sockit_pending(const sockit *s) { return s == NULL ? 0 : s->rbuf.end - s->rbuf.start; }
+size_t sockit_pending(const sockit *s)
+{
+    if (s == NULL)
+        return 0;
+    size_t held = s->transport->pending != NULL ? s->transport->pending(s) : 0;
+    return s->rbuf.end - s->rbuf.start + held;
+}
 
 /* Hands the first n unread bytes to buf and consumes them. */
 static void rbuf_consume(sockit__rbuf *b, void *buf, size_t n)
@@ -79,12 +85,13 @@ static int more_after_full_buffer(sockit *s, int64_t deadline)
         return 2;
     for (;;) {
         char next;
-        ssize_t n = s->transport->recv(s, &next, 1, MSG_PEEK);
+        short want = POLLIN;
+        ssize_t n = s->transport->recv(s, &next, 1, MSG_PEEK, &want);
         if (n >= 0)
             return n > 0;
         if (n != -EAGAIN)
             return (int)n;
-        int rc = sockit__await(s, POLLIN, deadline);
+        int rc = sockit__await(s, want, deadline);
         if (rc < 0)
             return rc;
     }
@@ -135,7 +142,8 @@ ssize_t sockit_readline(sockit *s, char *buf, size_t size)
         }
         if (rbuf_make_room(b) < 0)
             return sockit__failf(-ENOMEM, "readline: allocating a %zu-byte buffer", RBUF_CAP);
-        ssize_t n = s->transport->recv(s, b->data + b->end, b->cap - b->end, 0);
+        short want = POLLIN;
+        ssize_t n = s->transport->recv(s, b->data + b->end, b->cap - b->end, 0, &want);
         if (n > 0) {
             b->end += (size_t)n;
             continue;
@@ -144,7 +152,7 @@ ssize_t sockit_readline(sockit *s, char *buf, size_t size)
             return deliver(b, buf, have);
         if (n != -EAGAIN)
             return sockit__io_fail(s, (int)n, "readline");
-        int rc = sockit__await(s, POLLIN, deadline);
+        int rc = sockit__await(s, want, deadline);
         if (rc < 0)
             return sockit__io_fail(s, rc, "readline");
     }

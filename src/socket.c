@@ -48,6 +48,7 @@ void sockit__rewrap(sockit *s, int fd, int family, int type)
 
 int sockit__unwrap(sockit *s)
 {
+    sockit__transport_release(s, true);
     int fd = s->fd;
     s->fd = -1;
     s->rbuf.start = s->rbuf.end = 0;
@@ -95,6 +96,7 @@ int sockit_close(sockit *s)
 {
     if (s == NULL)
         return 0;
+    sockit__transport_release(s, true);
     int fd = s->fd;
     sockit__rbuf_free(s);
     sockit__free(s);
@@ -115,6 +117,9 @@ int sockit_detach(sockit *s)
                              "detach: %zu bytes read ahead by readline would be lost (recv them "
                              "first)",
                              pending);
+    /* A TLS session cannot go on in other hands: it ends here, without close_notify,
+     * as Python's SSLSocket.detach. */
+    sockit__transport_release(s, false);
     int fd = s->fd;
     sockit__rbuf_free(s);
     sockit__free(s);
@@ -157,6 +162,11 @@ sockit *sockit_dup(const sockit *s)
 {
     if (s == NULL) {
         sockit__fail(-EBADF, "dup");
+        return NULL;
+    }
+    /* Two objects cannot share one TLS session (Python's SSLSocket.dup refuses too). */
+    if (s->transport != &sockit__plain_transport) {
+        sockit__failf(-EOPNOTSUPP, "dup of a TLS socket (a TLS session has one owner)");
         return NULL;
     }
     sockit *copy = wrap_dup(s->fd, "dup");

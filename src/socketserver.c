@@ -11,6 +11,8 @@
  * per request beyond the request's own. */
 #include "socketserver.h"
 
+#include "sockit_tls.h"
+
 #include <errno.h>
 #include <stdlib.h>
 #include <string.h>
@@ -23,6 +25,8 @@
 #define SRV_DEFAULT_CHILDREN    40 /* Python's ForkingMixIn.max_children */
 #define SRV_DEFAULT_DATAGRAM    65536
 #define SRV_DEFAULT_CLOSE_GRACE 5.0 /* seconds */
+#define SRV_DEFAULT_TLS_HANDSHAKE                                                                  \
+    10.0 /* seconds: a client that never finishes holds a thread no longer */
 /* Children without a pidfd are reaped by looking this often. */
 #define SRV_REAP_TICK_MS 100
 
@@ -62,6 +66,15 @@ static int validate(int type, const sockit_server_config *cfg)
     }
     if (type != SOCK_STREAM && type != SOCK_DGRAM)
         return bad_config("type", "must be SOCK_STREAM or SOCK_DGRAM");
+    if (cfg->tls != NULL) {
+        if (type != SOCK_STREAM)
+            return bad_config("tls", "applies to stream servers (no DTLS)");
+        if (!sockit__tls_ctx_is_server(cfg->tls))
+            return bad_config("tls", "is a client context (use SOCKIT_TLS_SERVER)");
+    }
+    if (!(cfg->tls_handshake_timeout >= 0 && cfg->tls_handshake_timeout < 4e6))
+        return bad_config("tls_handshake_timeout",
+                          "must be 0 (10 s) or a positive number of seconds");
     if (cfg->threads < 0)
         return bad_config("threads", "must not be negative");
     if (cfg->queue < 0)
@@ -91,6 +104,8 @@ static void apply_defaults(sockit_server_config *c)
         c->max_datagram = SRV_DEFAULT_DATAGRAM;
     if (c->close_grace == 0)
         c->close_grace = SRV_DEFAULT_CLOSE_GRACE;
+    if (c->tls_handshake_timeout == 0)
+        c->tls_handshake_timeout = SRV_DEFAULT_TLS_HANDSHAKE;
 }
 
 static void free_server(sockit_server *srv)
@@ -115,6 +130,7 @@ static void free_server(sockit_server *srv)
     sockit__free(srv->pfd);
     sockit__free(srv->children);
     sockit__free(srv->workers);
+    sockit_tls_ctx_free(srv->cfg.tls);
     sockit__free(srv);
 }
 
@@ -140,6 +156,8 @@ sockit_server *sockit_server_new(const char *host, int port, int type,
     srv->wake_fd = srv->slot_fd = srv->reserve_fd = -1;
     srv->cfg = *cfg;
     apply_defaults(&srv->cfg);
+    if (srv->cfg.tls != NULL)
+        sockit__tls_ctx_ref(srv->cfg.tls);
     srv->type = type;
     srv->refs = 1;
     atomic_store(&srv->current_fd, -1);

@@ -151,6 +151,8 @@ static int start_shard(sockit_server *srv, int i)
         .on_error = serving_failed,
         .max_connections = shard_max(srv, i),
         .idle_timeout = c->idle_timeout,
+        .tls = c->tls,
+        .tls_handshake_timeout = c->tls_handshake_timeout,
     };
     sh->listener = sockit__listener_borrow(
         sh->loop, sh->sock, &lc, c->overflow == SOCKIT_OVERFLOW_REFUSE, &srv->running, sh);

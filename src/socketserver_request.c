@@ -6,6 +6,8 @@
  * received datagram. */
 #include "socketserver.h"
 
+#include "sockit_tls.h"
+
 #include <errno.h>
 #include <stdlib.h>
 #include <unistd.h>
@@ -39,6 +41,19 @@ void sockit__srv_track(sockit_server *srv, sockit__job *job, bool add)
     pthread_mutex_unlock(&srv->mu);
 }
 
+/* A TLS server's handshake, here in the handler's thread so that a slow client
+ * holds only its own; then the connection is back in the idle timeout's mode. */
+static int tls_accept(sockit_server *srv, sockit *conn)
+{
+    double mode = sockit_gettimeout(conn);
+    int rc = sockit_settimeout(conn, srv->cfg.tls_handshake_timeout);
+    if (rc == 0)
+        rc = sockit_tls_wrap(conn, srv->cfg.tls, NULL);
+    if (rc == 0)
+        rc = sockit_settimeout(conn, mode);
+    return rc;
+}
+
 int sockit__srv_handle(sockit_server *srv, sockit__job *job)
 {
     sockit_request req = {
@@ -49,6 +64,13 @@ int sockit__srv_handle(sockit_server *srv, sockit__job *job)
         .server = srv,
         .user = srv->cfg.user,
     };
+    if (srv->cfg.tls != NULL && job->conn != NULL) {
+        int rc = tls_accept(srv, job->conn);
+        if (rc < 0) {
+            sockit__srv_report(srv, &req, rc);
+            return rc;
+        }
+    }
     int rc = srv->cfg.handler(&req);
     if (rc < 0)
         sockit__srv_report(srv, &req, rc);

@@ -47,7 +47,7 @@ expect_help() {
     fi
 }
 
-subcommands=(tcp-server tcp-client udp-server udp-client listen connect)
+subcommands=(tcp-server tcp-client udp-server udp-client listen connect tls-cert)
 
 # ---- help and version ------------------------------------------------------------------
 expect_help top_level_help_prints_usage '^usage: sockit SUBCOMMAND' --help

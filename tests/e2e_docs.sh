@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
-# The library's man page keeps up with the headers: every function sockit.h and
-# sockit_proxy.h export is
+# The library's man page keeps up with the headers: every function sockit.h,
+# sockit_proxy.h and sockit_tls.h export is
 # named in docs/sockit.3, and the page's EXAMPLE, compiled and run against a port
 # nobody listens on, prints the error message the page says it prints.
 set -uo pipefail
@@ -13,7 +13,7 @@ page="$src_dir/docs/sockit.3"
 
 # The names come from the declarations themselves: SOCKIT_API, then the return type,
 # then the name before '('. A declaration may wrap, so the header is read whole.
-exported=$(cat "$header" "$src_dir/include/sockit_proxy.h" | tr '\n' ' ' | grep -oE 'SOCKIT_API [^;(]*\bsockit_[a-z0-9_]+ *\(' |
+exported=$(cat "$header" "$src_dir/include/sockit_proxy.h" "$src_dir/include/sockit_tls.h" | tr '\n' ' ' | grep -oE 'SOCKIT_API [^;(]*\bsockit_[a-z0-9_]+ *\(' |
     grep -oE 'sockit_[a-z0-9_]+ *\($' | tr -d '( ' | sort -u)
 count=$(wc -w <<<"$exported")
 if [ "$count" -lt 60 ]; then

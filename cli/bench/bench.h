@@ -13,6 +13,7 @@
 
 #include "histogram.h"
 #include "hostport.h"
+#include "tls_opts.h"
 
 #include <sockit.h>
 
@@ -67,11 +68,17 @@ typedef struct bench_config {
     size_t expect_len;
     unsigned sources; /* >1: bind connections to 127.0.0.1..127.0.0.<sources> */
     unsigned spin_us; /* the worker loops' spin before sleeping */
+    /* --tls: each TCP connection is a TLS client of this context (shared by the
+     * workers), checking the certificate for tls_name; NULL: plain. */
+    sockit_tls_ctx *tls;
+    const char *tls_name;
 } bench_config;
 
 /* What the command line asked for (bench_args.c). */
 typedef struct bench_options {
     bench_config cfg;
+    tls_opts tls;
+    bool no_resume; /* --no-resume: every TLS connection a full handshake */
     bool msg_given, json;
     int server_pid;
     hostport target;
@@ -133,10 +140,10 @@ typedef struct bench_shared {
 typedef struct bench_stats {
     uint64_t requests, bytes_out, bytes_in;
     uint64_t errors[BENCH_ERR_KINDS];
-    int first_errno[BENCH_ERR_KINDS];       /* for the summary: why, not just how many */
-    char first_reason[BENCH_ERR_KINDS][96]; /* the same, where errno cannot say it */
-    uint64_t last_done_ns;                  /* when the last request completed */
-    histogram latency;                      /* nanoseconds */
+    int first_errno[BENCH_ERR_KINDS];        /* for the summary: why, not just how many */
+    char first_reason[BENCH_ERR_KINDS][256]; /* the same, where errno cannot say it */
+    uint64_t last_done_ns;                   /* when the last request completed */
+    histogram latency;                       /* nanoseconds */
 } bench_stats;
 
 typedef struct bench_live {

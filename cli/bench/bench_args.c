@@ -15,7 +15,9 @@ static const char usage[] =
     "sockit bench [-u] [-c CONNS] [-d SECS] [-n REQUESTS] [-m BYTES] [--pipeline DEPTH] "
     "[--mode echo|stream|connect] [--payload random|line] [--rate N] [-t THREADS] "
     "[--timeout SECS] [--warmup SECS] "
-    "[--expect TEXT] [--sources N] [--server-pid PID] [--spin US] [--json] HOST PORT | unix:PATH";
+    "[--expect TEXT] [--sources N] [--server-pid PID] [--spin US] [--json] "
+    "[--tls [--ca FILE|DIR | --insecure] [--sni NAME] [--alpn LIST] [--no-resume]] "
+    "HOST PORT | unix:PATH";
 
 #define MAX_THREADS   64
 #define MAX_CONNS     1000000L
@@ -59,12 +61,16 @@ static void help(void)
            "  --spin US        each worker's loop polls this many microseconds before it\n"
            "                   sleeps (0-1000000; default 0): at 1 connection the\n"
            "                   generator's own wake-up then stops counting in latency\n"
-           "  --json           print the result as one JSON object\n\n"
-           "HOST PORT may be HOST:PORT or [V6]:PORT.\n"
+           "  --json           print the result as one JSON object\n"
+           "  --tls ...        every TCP connection is a TLS client (the options below);\n"
+           "                   with --mode connect each request is a TLS handshake\n"
+           "  --no-resume      TLS: a full handshake every time (no session resumption)\n",
+           usage, DEFAULT_HELLO);
+    tls_opts_help(false);
+    printf("\nHOST PORT may be HOST:PORT or [V6]:PORT.\n"
            "Exit status: 0 every request answered, 1 any error (a request unanswered or\n"
            "a connection never made counts) or target unreachable, 2 bad usage.\n"
-           "See sockit(1).\n",
-           usage, DEFAULT_HELLO);
+           "See sockit(1).\n");
 }
 
 /* zero_is: NULL if 0 is fine, else why it is not (the rule of sockit(1): 0 means no
@@ -139,7 +145,8 @@ enum {
     OPT_SOURCES,
     OPT_SERVER_PID,
     OPT_SPIN,
-    OPT_JSON
+    OPT_JSON,
+    OPT_NO_RESUME
 };
 
 /* Returns -1 to go on, or the exit status. */
@@ -163,6 +170,8 @@ static int parse_args(int argc, char **argv, bench_options *o)
         {"server-pid", required_argument, NULL, OPT_SERVER_PID},
         {"spin", required_argument, NULL, OPT_SPIN},
         {"json", no_argument, NULL, OPT_JSON},
+        {"no-resume", no_argument, NULL, OPT_NO_RESUME},
+        TLS_OPTS_LONGOPTS,
         {"help", no_argument, NULL, 'h'},
         {NULL, 0, NULL, 0},
     };
@@ -172,7 +181,12 @@ static int parse_args(int argc, char **argv, bench_options *o)
     optind = 1;
     int opt;
     while ((opt = getopt_long(argc, argv, ":uc:d:n:m:t:h", longopts, NULL)) != -1) {
-        int rc = 0;
+        int rc = tls_opts_take(&o->tls, opt, usage);
+        if (rc == CLI_USAGE)
+            return rc;
+        if (rc == 0)
+            continue;
+        rc = 0;
         switch (opt) {
         case 'u':
             cfg->udp = true;
@@ -232,6 +246,9 @@ static int parse_args(int argc, char **argv, bench_options *o)
             if ((rc = cli_parse_count(usage, "--spin", optarg, 0, 1000000, &v)) == 0)
                 cfg->spin_us = (unsigned)v;
             break;
+        case OPT_NO_RESUME:
+            o->no_resume = true;
+            break;
         case OPT_JSON:
             o->json = true;
             cli_json_enable(stdout);
@@ -276,6 +293,29 @@ static int check_combinations(bench_options *o)
     if (cfg->mode == BENCH_CONNECT && o->msg_given && cfg->msg_bytes > 65536)
         return cli_usage_error(usage, "-m '%zu': a connect-mode message is at most 65536 bytes",
                                cfg->msg_bytes);
+    if (o->no_resume && !o->tls.on)
+        return cli_usage_error(usage, "--no-resume: only with --tls");
+    if (o->tls.on && cfg->udp)
+        return cli_usage_error(usage, "%s: TLS is for TCP connections, not -u", o->tls.first);
+    if (o->tls.on && tls_opts_check(&o->tls, false, usage) != 0)
+        return CLI_USAGE;
+    return -1;
+}
+
+/* The client context every worker's connections share. */
+static int make_tls(bench_options *o)
+{
+    if (!o->tls.on)
+        return -1;
+    int status = 0;
+    o->cfg.tls = tls_opts_context(&o->tls, false, &status);
+    if (o->cfg.tls == NULL)
+        return status != 0 ? status : CLI_FAIL;
+    o->cfg.tls_name = tls_opts_server_name(&o->tls, o->target.host);
+    if (o->no_resume)
+        sockit_tls_ctx_set_resumption(o->cfg.tls, false);
+    /* A load generator checks bytes, not who cut a connection short. */
+    sockit_tls_ctx_set_ragged_eofs(o->cfg.tls, true);
     return -1;
 }
 
@@ -376,6 +416,8 @@ int bench_setup(int argc, char **argv, bench_options *o)
         status = check_combinations(o);
     if (status < 0)
         status = resolve_target(o);
+    if (status < 0)
+        status = make_tls(o);
     if (status < 0)
         status = fit_fd_limit(&o->cfg);
     if (status < 0)

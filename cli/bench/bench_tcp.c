@@ -9,6 +9,8 @@
  * the generator got round to sending it (no coordinated omission). */
 #include "bench.h"
 
+#include <sockit_tls.h>
+
 #include <errno.h>
 #include <netinet/in.h>
 #include <netinet/tcp.h>
@@ -16,12 +18,13 @@
 #include <string.h>
 #include <unistd.h>
 
-enum { IDLE, CONNECTING, OPEN };
+enum { IDLE, CONNECTING, HANDSHAKING, OPEN };
 
 typedef struct tcp_loop tcp_loop;
 
 typedef struct conn {
     int fd;
+    sockit *sock; /* --tls: the TLS socket that owns fd; NULL: plain */
     unsigned char state;
     bool want_out; /* the watcher asks for WRITE */
     sockit_io *io; /* while fd >= 0 */
@@ -80,12 +83,47 @@ static uint64_t done_on_conn(const bench_config *cfg, const conn *c)
     return (cfg->mode == BENCH_STREAM ? c->out : c->in) / cfg->msg_bytes;
 }
 
+/* send(2) and recv(2), or the same through TLS: -1 with errno as the system calls
+ * set it, so the callers do not tell the two apart. A TLS socket that would block
+ * reading for a send (or writing for a recv) leaves WRITE watched: READ always is. */
+static int errno_of(ssize_t code)
+{
+    if (code == SOCKIT_EWOULDBLOCK)
+        return EAGAIN;
+    return code > -4096 ? (int)-code : EPROTO;
+}
+
+static ssize_t conn_send(conn *c, const void *buf, size_t len)
+{
+    if (c->sock == NULL)
+        return send(c->fd, buf, len, MSG_NOSIGNAL);
+    ssize_t n = sockit_send(c->sock, buf, len, MSG_DONTWAIT);
+    if (n >= 0)
+        return n;
+    errno = errno_of(n);
+    return -1;
+}
+
+static ssize_t conn_recv(conn *c, void *buf, size_t len)
+{
+    if (c->sock == NULL)
+        return recv(c->fd, buf, len, 0);
+    ssize_t n = sockit_recv(c->sock, buf, len, MSG_DONTWAIT);
+    if (n >= 0)
+        return n;
+    errno = errno_of(n);
+    return -1;
+}
+
 static void close_conn(tcp_loop *L, conn *c, uint64_t now, bool retry_later)
 {
     sockit_io_close(c->io); /* before the descriptor, whose number may come back */
     c->io = NULL;
-    if (c->fd >= 0)
+    if (c->sock != NULL)
+        sockit_close(c->sock); /* close_notify if it goes without waiting, and fd */
+    else if (c->fd >= 0)
         close(c->fd);
+    c->sock = NULL;
     c->fd = -1;
     c->state = IDLE;
     c->want_out = false;
@@ -188,7 +226,7 @@ static int flush(bench_worker *w, tcp_loop *L, conn *c, uint64_t now)
                          ? cfg->msg_bytes - (size_t)(c->out % cfg->msg_bytes)
                          : pat->window;
         size_t len = left < cap ? (size_t)left : cap;
-        ssize_t sent = send(c->fd, bench_pattern_at(pat, c->seed, c->out), len, MSG_NOSIGNAL);
+        ssize_t sent = conn_send(c, bench_pattern_at(pat, c->seed, c->out), len);
         if (sent < 0) {
             if (errno == EINTR)
                 continue;
@@ -260,7 +298,7 @@ static void on_readable(bench_worker *w, tcp_loop *L, conn *c, uint64_t now)
 {
     const bench_config *cfg = cfg_of(w);
     for (;;) {
-        ssize_t n = recv(c->fd, L->scratch, L->scratch_len, 0);
+        ssize_t n = conn_recv(c, L->scratch, L->scratch_len);
         if (n > 0) {
             w->stats.bytes_in += (uint64_t)n;
             if (cfg->mode == BENCH_ECHO) {
@@ -271,7 +309,9 @@ static void on_readable(bench_worker *w, tcp_loop *L, conn *c, uint64_t now)
             }
             /* A short read most likely drained the socket: let the loop say when
              * there is more. Connect mode reads on: the EOF is most likely there. */
-            if ((size_t)n < L->scratch_len && cfg->mode != BENCH_CONNECT)
+            /* TLS returns a record at a time, and what it decrypted ahead is not
+             * the kernel's to report: read on until it would block. */
+            if ((size_t)n < L->scratch_len && cfg->mode != BENCH_CONNECT && c->sock == NULL)
                 return;
             continue;
         }
@@ -286,11 +326,15 @@ static void on_readable(bench_worker *w, tcp_loop *L, conn *c, uint64_t now)
             continue;
         if (errno != EAGAIN && errno != EWOULDBLOCK)
             fail_conn(w, L, c, bench_error_of(errno), errno, now);
+        else if (c->sock != NULL && sockit_tls_wants(c->sock) == SOCKIT_EVENT_WRITE)
+            set_events(c, true);
         return;
     }
 }
 
 static void on_connected(bench_worker *w, tcp_loop *L, conn *c, bool connected, uint64_t now);
+static void handshake(bench_worker *w, tcp_loop *L, conn *c, bool first, uint64_t now);
+static void opened(bench_worker *w, tcp_loop *L, conn *c, uint64_t now);
 static void on_io(sockit_io *io, int events, void *user);
 
 /* Opens the slot's next connection. */
@@ -305,7 +349,14 @@ static void start_conn(bench_worker *w, tcp_loop *L, conn *c, uint64_t now)
     c->reply_corrupt = false;
     c->k_open = c->k_done;
     c->seed = bench_seed(w->shared->pattern, c->seed + 7919u);
-    c->fd = socket(cfg->target.ss_family, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
+    if (cfg->tls != NULL) {
+        c->sock = sockit_socket(cfg->target.ss_family, SOCK_STREAM | SOCK_NONBLOCK);
+        c->fd = c->sock != NULL ? sockit_fileno(c->sock) : -1;
+        if (c->fd < 0)
+            errno = -sockit_errcode();
+    } else {
+        c->fd = socket(cfg->target.ss_family, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
+    }
     if (c->fd < 0) {
         fail_conn(w, L, c, BENCH_ERR_OTHER, errno, now); /* EMFILE: retried after a back-off */
         return;
@@ -379,11 +430,44 @@ static void on_connected(bench_worker *w, tcp_loop *L, conn *c, bool connected, 
         connect_failed(w, L, c, err, now);
         return;
     }
+    if (cfg->tls != NULL) {
+        c->state = HANDSHAKING;
+        handshake(w, L, c, true, now);
+        return;
+    }
+    opened(w, L, c, now);
+}
+
+/* --tls: the handshake, a step each time the socket is ready for what TLS waits for. */
+static void handshake(bench_worker *w, tcp_loop *L, conn *c, bool first, uint64_t now)
+{
+    const bench_config *cfg = cfg_of(w);
+    int rc =
+        first ? sockit_tls_wrap(c->sock, cfg->tls, cfg->tls_name) : sockit_tls_handshake(c->sock);
+    if (rc == SOCKIT_EWOULDBLOCK) {
+        set_events(c, sockit_tls_wants(c->sock) == SOCKIT_EVENT_WRITE);
+        return;
+    }
+    if (rc < 0) {
+        /* A certificate that does not verify will not verify on the next try. */
+        bench_count_error_why(w, BENCH_ERR_CONNECT, "%s", sockit_errmsg());
+        if (rc == SOCKIT_ETLSVERIFY || rc == SOCKIT_ETLS)
+            bench_give_up_if_unreached(w, EPROTO);
+        fail_conn(w, L, c, BENCH_ERR_CONNECT, -1, now);
+        return;
+    }
+    opened(w, L, c, now);
+}
+
+/* Connected (and, with --tls, the handshake done): the exchange starts. */
+static void opened(bench_worker *w, tcp_loop *L, conn *c, uint64_t now)
+{
+    const bench_config *cfg = cfg_of(w);
     c->state = OPEN;
     atomic_store_explicit(&w->shared->ever_connected, true, memory_order_relaxed);
     if (cfg->mode == BENCH_CONNECT) {
         /* The message is small: one send, or the exchange counts as failed. */
-        ssize_t n = send(c->fd, cfg->message, cfg->message_len, MSG_NOSIGNAL);
+        ssize_t n = conn_send(c, cfg->message, cfg->message_len);
         if (n < 0 || (size_t)n != cfg->message_len) {
             int e = n < 0 ? errno : EAGAIN;
             fail_conn(w, L, c, bench_error_of(e), e, now);
@@ -424,6 +508,8 @@ static void on_io(sockit_io *io, int events, void *user)
     }
     if (c->state == CONNECTING) {
         on_connected(w, L, c, false, now);
+    } else if (c->state == HANDSHAKING) {
+        handshake(w, L, c, false, now);
     } else {
         /* An error or hang-up is reported as both: the recv or send meets it. */
         if (events & SOCKIT_EVENT_READ)
@@ -468,7 +554,7 @@ static uint64_t tcp_sweep(bench_worker *w, uint64_t now)
                 start_conn(w, L, c, now);
             else if (c->k_due > c->k_done || (w->rate == 0 && exchange_wanted(w, c)))
                 start_conn(w, L, c, now);
-        } else if (c->state == CONNECTING) {
+        } else if (c->state == CONNECTING || c->state == HANDSHAKING) {
             if (now - c->started_ns > timeout_ns)
                 connect_failed(w, L, c, ETIMEDOUT, now);
         } else if (cfg->mode == BENCH_CONNECT) {
@@ -489,7 +575,7 @@ static long tcp_connecting(bench_worker *w)
     const tcp_loop *L = w->state;
     long n = 0;
     for (long i = 0; i < L->n; i++)
-        n += L->conns[i].state == CONNECTING;
+        n += L->conns[i].state == CONNECTING || L->conns[i].state == HANDSHAKING;
     return n;
 }
 
@@ -541,7 +627,9 @@ static void tcp_cleanup(bench_worker *w)
         return;
     for (long i = 0; L->conns != NULL && i < L->n; i++) {
         sockit_io_close(L->conns[i].io);
-        if (L->conns[i].fd >= 0)
+        if (L->conns[i].sock != NULL)
+            sockit_close(L->conns[i].sock);
+        else if (L->conns[i].fd >= 0)
             close(L->conns[i].fd);
     }
     free(L->conns);

@@ -267,6 +267,9 @@ static int run(bench_options *o)
     int fatal = atomic_load(&sh->fatal_errno);
     if (started < cfg->threads) {
         status = cli_fail("cannot start %d worker threads", cfg->threads);
+    } else if (fatal == EPROTO && result->total.first_reason[BENCH_ERR_CONNECT][0] != '\0') {
+        /* A TLS handshake that failed says why itself. */
+        status = cli_fail("%s", result->total.first_reason[BENCH_ERR_CONNECT]);
     } else if (fatal != 0) {
         status = cli_fail("%s to %s: %s", cfg->udp ? "send" : "connect", cfg->target_text,
                           strerror(fatal));
@@ -296,6 +299,7 @@ int cmd_bench(int argc, char **argv)
     int status = bench_setup(argc, argv, o);
     if (status < 0)
         status = run(o);
+    sockit_tls_ctx_free(o->cfg.tls);
     free(o);
     return status;
 }

@@ -6,6 +6,7 @@
  * its queue drains. With -u each datagram goes back to its sender, the replies to
  * one receive batch in one sendmmsg. */
 #include "cli.h"
+#include "tls_opts.h"
 
 #include <getopt.h>
 #include <math.h>
@@ -15,7 +16,7 @@
 
 #define ECHO_USAGE                                                                                 \
     "sockit echo [-u] [--loops N] [--idle SECS] [--max-connections N] [--grace SECS] [--spin US] " \
-    "[--json] [HOST] PORT | unix:PATH"
+    "[--json] " TLS_OPTS_SERVER_USAGE " [HOST] PORT | unix:PATH"
 
 /* Atomic: with --loops N the callbacks run in N threads. */
 typedef struct echo_stats {
@@ -138,8 +139,9 @@ static void help(void)
            "                        limit)\n"
            "  --spin US             poll this many microseconds before sleeping when idle\n"
            "                        (0-1000000; default 0): lower latency for a busy core\n"
-           "  --json                one JSON object per event on stdout\n\n"
-           "It raises its descriptor limit (RLIMIT_NOFILE) to the hard limit, so it can\n"
+           "  --json                one JSON object per event on stdout\n");
+    tls_opts_help(true);
+    printf("\nIt raises its descriptor limit (RLIMIT_NOFILE) to the hard limit, so it can\n"
            "hold as many clients as the system allows; past that, waiting clients are\n"
            "told at once (end of stream), never left hanging.\n"
            "PORT 0 picks a free port; the one bound is printed first. Exit status: 0 after\n"
@@ -157,8 +159,10 @@ int cmd_echo(int argc, char **argv)
         {"spin", required_argument, NULL, 's'},
         {"json", no_argument, NULL, 'j'},
         {"help", no_argument, NULL, 'h'},
+        TLS_OPTS_LONGOPTS,
         {NULL, 0, NULL, 0},
     };
+    tls_opts tls = {0};
     double idle = 300, grace = 1;
     long max_conns = 0, spin = 0, loops = 1;
     bool udp = false, conn_option = false;
@@ -166,7 +170,12 @@ int cmd_echo(int argc, char **argv)
     opterr = 0;
     int opt;
     while ((opt = getopt_long(argc, argv, ":ul:i:m:g:s:jh", longopts, NULL)) != -1) {
-        int rc = 0;
+        int rc = tls_opts_take(&tls, opt, ECHO_USAGE);
+        if (rc == CLI_USAGE)
+            return rc;
+        if (rc == 0)
+            continue;
+        rc = 0;
         switch (opt) {
         case 'u':
             udp = true;
@@ -210,6 +219,11 @@ int cmd_echo(int argc, char **argv)
     if (udp && conn_option)
         return cli_usage_error(ECHO_USAGE, "--idle, --max-connections and --grace apply to "
                                            "connections, not to -u (datagrams)");
+    if (udp && tls.on)
+        return cli_usage_error(ECHO_USAGE, "%s applies to connections, not to -u (no DTLS)",
+                               tls.first);
+    if (tls_opts_check(&tls, true, ECHO_USAGE) != 0)
+        return CLI_USAGE;
     hostport target;
     int rc =
         cli_parse_operands(ECHO_USAGE, argc - optind, argv + optind, HOSTPORT_LISTENER, &target);
@@ -219,8 +233,13 @@ int cmd_echo(int argc, char **argv)
     if (target.is_unix && (rc = cli_check_unix_path(host, true)) != 0)
         return rc;
 
+    int tls_status = 0;
+    sockit_tls_ctx *ctx = tls_opts_context(&tls, true, &tls_status);
+    if (tls_status != 0)
+        return tls_status;
     cli_raise_fd_limit();
     sockit_server_config cfg = {
+        .tls = ctx,
         .mode = SOCKIT_EVENTS,
         .stream = &echo_callbacks,
         .on_connect = on_connect,
@@ -237,6 +256,7 @@ int cmd_echo(int argc, char **argv)
     };
     sockit_server *srv = sockit_server_new(host, target.is_unix ? 0 : target.port,
                                            udp ? SOCK_DGRAM : SOCK_STREAM, &cfg);
+    sockit_tls_ctx_free(ctx); /* the server holds its own reference */
     if (srv == NULL)
         return cli_fail_lib();
     running = srv;

@@ -7,6 +7,7 @@
 #define SOCKIT_CLI_ACCEPTER_H
 
 #include <sockit.h>
+#include <sockit_tls.h>
 
 typedef struct accepter accepter;
 /* Each accepted connection, taken by the callee (blocking as accepted; use
@@ -18,7 +19,14 @@ typedef void (*accepter_fn)(sockit *conn, const sockit_addr *peer, void *user);
 accepter *accepter_new(sockit_loop *loop, sockit *listener, long max, accepter_fn cb, void *user);
 /* One connection fewer: accepting resumes if it had stopped at max. */
 void accepter_release(accepter *a);
-/* Stops accepting for good and frees it. NULL is a no-op. */
+/* TLS: every accepted connection first runs its server handshake with ctx on the
+ * loop (non-blocking, so one slow client holds up no one), within timeout seconds;
+ * cb sees it only once the handshake is done, as a blocking TLS socket. A handshake
+ * that fails or times out is said (netlog_warn), closed and not counted. ctx stays
+ * the caller's, to keep until accepter_close. Call before the loop runs. */
+void accepter_tls(accepter *a, sockit_tls_ctx *ctx, double timeout);
+/* Stops accepting for good and frees it, closing connections still in their
+ * handshake. NULL is a no-op. */
 void accepter_close(accepter *a);
 
 #endif

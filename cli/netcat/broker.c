@@ -36,6 +36,8 @@ struct client {
     char *line; /* --chat: the line being received, line_len bytes */
     size_t line_len;
     double active;
+    int rd_need; /* what the next recv waits for: READ, or TLS's want after a */
+    int wr_need; /* would-block (a TLS recv may wait for WRITE, a send for READ) */
     bool in_eof;
     char name[CLI_PEER_NAME_MAX];
 };
@@ -67,8 +69,15 @@ static size_t queued(const client *c) { return c->qlen - c->qpos; }
 
 static void watch(client *c)
 {
-    int ev = (c->in_eof ? 0 : SOCKIT_EVENT_READ) | (queued(c) > 0 ? SOCKIT_EVENT_WRITE : 0);
+    int ev = (c->in_eof ? 0 : c->rd_need) | (queued(c) > 0 ? c->wr_need : 0);
     sockit_io_start(c->io, ev);
+}
+
+/* After a would-block: what the socket must become for the call to go on. */
+static int need_after_block(const sockit *s, int dflt)
+{
+    int want = sockit_tls_wants(s);
+    return want != 0 ? want : dflt;
 }
 
 static void drop(client *c, const char *reason)
@@ -96,9 +105,14 @@ static void drop(client *c, const char *reason)
 static bool flush(client *c)
 {
     while (queued(c) > 0) {
+        /* After a TLS would-block the queue still starts with the same bytes, and
+         * only grows: the retry is the same write, at least as long. */
         ssize_t n = sockit_send(c->s, c->q + c->qpos, queued(c), MSG_DONTWAIT);
-        if (n == SOCKIT_EWOULDBLOCK)
+        if (n == SOCKIT_EWOULDBLOCK) {
+            c->wr_need = need_after_block(c->s, SOCKIT_EVENT_WRITE);
             break;
+        }
+        c->wr_need = SOCKIT_EVENT_WRITE;
         if (n < 0) {
             drop(c, n == -ECONNRESET || n == -EPIPE ? "reset" : "error");
             return false;
@@ -159,7 +173,11 @@ static void deliver(broker *b, const client *from, const char *data, size_t len)
             continue;
         size_t sent = 0;
         if (queued(c) == 0) {
+            /* What a would-block leaves is queued whole, so the retry starts with the
+             * same bytes (TLS's rule). */
             ssize_t n = sockit_send(c->s, data, len, MSG_DONTWAIT);
+            c->wr_need = n == SOCKIT_EWOULDBLOCK ? need_after_block(c->s, SOCKIT_EVENT_WRITE)
+                                                 : SOCKIT_EVENT_WRITE;
             if (n < 0 && n != SOCKIT_EWOULDBLOCK) {
                 drop(c, n == -ECONNRESET || n == -EPIPE ? "reset" : "error");
                 continue;
@@ -222,8 +240,16 @@ static void on_readable(client *c)
 {
     broker *b = c->b;
     ssize_t n = sockit_recv(c->s, b->buf, sizeof b->buf, MSG_DONTWAIT);
-    if (n == SOCKIT_EWOULDBLOCK)
+    int need = c->rd_need;
+    c->rd_need =
+        n == SOCKIT_EWOULDBLOCK ? need_after_block(c->s, SOCKIT_EVENT_READ) : SOCKIT_EVENT_READ;
+    if (n > 0 && c->rd_need != need)
+        watch(c); /* back from waiting for TLS's other direction */
+    if (n == SOCKIT_EWOULDBLOCK) {
+        if (c->rd_need != need)
+            watch(c); /* TLS waits for the other direction */
         return;
+    }
     if (n < 0) {
         drop(c, n == -ECONNRESET ? "reset" : "error");
         return;
@@ -251,9 +277,9 @@ static void on_client(sockit_io *io, int events, void *user)
 {
     (void)io;
     client *c = user;
-    if ((events & SOCKIT_EVENT_WRITE) && !flush(c))
+    if (queued(c) > 0 && (events & c->wr_need) && !flush(c))
         return;
-    if (events & SOCKIT_EVENT_READ)
+    if (!c->in_eof && (events & c->rd_need))
         on_readable(c);
 }
 
@@ -298,6 +324,8 @@ static void on_accept(sockit *s, const sockit_addr *addr, void *user)
     }
     c->b = b;
     c->s = s;
+    c->rd_need = SOCKIT_EVENT_READ;
+    c->wr_need = SOCKIT_EVENT_WRITE;
     /* A chunk the socket took only in part is finished by the next write: Nagle
      * would hold that tail for the receiver's delayed ACK (40 ms a chunk). Unix
      * sockets refuse the option, which is fine. */
@@ -309,7 +337,7 @@ static void on_accept(sockit *s, const sockit_addr *addr, void *user)
         b->clients->prev = c;
     b->clients = c;
     sockit_timer_stop(b->first);
-    netlog_connected(c->name, true);
+    netlog_connected(c->name, true, s);
     if (c->idle != NULL)
         idle_schedule(c);
     watch(c);
@@ -341,6 +369,8 @@ static bool start(broker *b, sockit *listener)
     b->sigterm = sockit_signal_new(b->loop, on_signal, b);
     b->first = sockit_timer_new(b->loop, on_first_timeout, b);
     b->acc = accepter_new(b->loop, listener, b->cfg->max_clients, on_accept, b);
+    if (b->acc != NULL && b->cfg->tls != NULL)
+        accepter_tls(b->acc, b->cfg->tls, b->cfg->tls_timeout);
     if (b->sigint == NULL || b->sigterm == NULL || b->first == NULL || b->acc == NULL ||
         sockit_signal_start(b->sigint, SIGINT) < 0 || sockit_signal_start(b->sigterm, SIGTERM) < 0)
         return false;

@@ -1,10 +1,12 @@
 /* sockit connect: netcat's client side. Connects (TCP, Unix stream, or with -u a
- * connected UDP / Unix datagram socket) and hands the socket to the relay. */
+ * connected UDP / Unix datagram socket), with --tls makes the stream TLS, and hands
+ * the socket to the relay. */
 #include "cli.h"
 #include "dgram.h"
 #include "netlog.h"
 #include "netopts.h"
 #include "relay.h"
+#include "tls_opts.h"
 
 static int fail(const char *reason)
 {
@@ -61,6 +63,11 @@ int cmd_connect(int argc, char **argv)
         netlog_exit("error", 0, 0, -1);
         return status;
     }
+    sockit_tls_ctx *tls = tls_opts_context(&o.tls, false, &status);
+    if (status != 0) {
+        netlog_exit("error", 0, 0, -1);
+        return status;
+    }
     sockit *c;
     if (o.udp) {
         c = dgram_connect(&o);
@@ -72,15 +79,17 @@ int cmd_connect(int argc, char **argv)
             sockit_addr_ip(&any, o.family == AF_INET ? "0.0.0.0" : "::", 0);
             source = &any;
         }
-        c = sockit_create_connection(o.host, o.is_unix ? 0 : o.port, o.wait, source);
+        /* With TLS, -w is one deadline for the connect and the handshake. */
+        c = tls_opts_connect(&o.tls, tls, o.host, o.is_unix ? 0 : o.port, o.wait, source);
     }
+    sockit_tls_ctx_free(tls); /* the connection keeps its own reference */
     if (c == NULL)
         return fail(sockit_errcode() == SOCKIT_ETIMEOUT ? "timeout" : "error");
     sockit_addr peer;
     if (sockit_getpeername(c, &peer) < 0)
         sockit_addr_parse(&peer, o.host); /* a unix: host; else left for "?" */
     char name[CLI_PEER_NAME_MAX];
-    netlog_connected(cli_addr_text(&peer, name, sizeof name), false);
+    netlog_connected(cli_addr_text(&peer, name, sizeof name), false, c);
     if (o.udp)
         return dgram_relay(c, true, &cfg, -1);
     return relay_stream(c, &peer, &cfg);

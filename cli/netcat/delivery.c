@@ -1,6 +1,8 @@
 /* The delivery check of a single connection. */
 #include "delivery.h"
 
+#include <sockit_tls.h>
+
 #include <linux/sockios.h>
 #include <linux/tcp.h>
 #include <netinet/in.h>
@@ -23,14 +25,31 @@ int delivery_unacknowledged(const sockit *s)
 
 /* Bytes written to s that its peer never acknowledged. After a reset SIOCOUTQ says
  * 0 (the send queue is purged), so for TCP the count comes from what the peer's
- * TCP acknowledged (TCP_INFO), which a reset leaves. */
+ * TCP acknowledged (TCP_INFO), which a reset leaves.
+ *
+ * On a TLS socket bytes_out counts plaintext while TCP counts records (handshake,
+ * headers, tags, close_notify), so the two cannot be subtracted: what TCP sent and
+ * the peer did not acknowledge is the tail of the stream, and the plaintext in it
+ * is at most that many bytes (at most bytes_out): an upper bound, 0 when the peer
+ * acknowledged everything. */
 static long long never_acknowledged(const sockit *s, long long bytes_out)
 {
     struct tcp_info ti;
     socklen_t len = sizeof ti;
     memset(&ti, 0, sizeof ti);
-    if (getsockopt(sockit_fileno(s), IPPROTO_TCP, TCP_INFO, &ti, &len) == 0 &&
-        len >= offsetof(struct tcp_info, tcpi_bytes_acked) + sizeof ti.tcpi_bytes_acked)
+    bool info = getsockopt(sockit_fileno(s), IPPROTO_TCP, TCP_INFO, &ti, &len) == 0;
+    if (sockit_is_tls(s)) {
+        long long unacked = delivery_unacknowledged(s);
+        if (info &&
+            len >= offsetof(struct tcp_info, tcpi_bytes_retrans) + sizeof ti.tcpi_bytes_retrans) {
+            long long sent = (long long)(ti.tcpi_bytes_sent - ti.tcpi_bytes_retrans);
+            unacked = sent - (long long)ti.tcpi_bytes_acked;
+        }
+        if (unacked < 0)
+            unacked = 0;
+        return unacked < bytes_out ? unacked : bytes_out;
+    }
+    if (info && len >= offsetof(struct tcp_info, tcpi_bytes_acked) + sizeof ti.tcpi_bytes_acked)
         return bytes_out - (long long)ti.tcpi_bytes_acked;
     return delivery_unacknowledged(s);
 }

@@ -80,7 +80,8 @@ static void receive(dgram *d)
     }
     if (!d->connected && (!d->have_last || !sockit_addr_equal(&from, &d->last))) {
         char name[CLI_PEER_NAME_MAX] = "unix:(unnamed)";
-        netlog_connected(answerable(&from) ? cli_addr_text(&from, name, sizeof name) : name, true);
+        netlog_connected(answerable(&from) ? cli_addr_text(&from, name, sizeof name) : name, true,
+                         NULL);
         d->last = from;
         d->have_last = answerable(&from);
     }

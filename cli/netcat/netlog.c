@@ -1,6 +1,8 @@
 /* -v text and --json events for the netcat pair. */
 #include "netlog.h"
 
+#include "tls_opts.h"
+
 #include <stdarg.h>
 #include <string.h>
 
@@ -23,12 +25,22 @@ void netlog_bound(const sockit_addr *addr, bool dualstack)
         fprintf(stderr, "listening on %s%s\n", text, dualstack ? " (IPv6 and IPv4)" : "");
 }
 
-void netlog_connected(const char *text, bool accepted)
+void netlog_connected(const char *text, bool accepted, const sockit *s)
 {
-    if (cli_json_on())
+    tls_info tls;
+    bool is_tls = s != NULL && tls_info_get(s, &tls);
+    if (cli_json_on() && is_tls)
+        cli_event("connected", "peer", 's', text, "accepted", 'b', (int)accepted, "tls_version",
+                  's', tls.version, "tls_cipher", 's', tls.cipher, "tls_alpn", 's', tls.alpn,
+                  "tls_peer", 's', tls.peer, NULL);
+    else if (cli_json_on())
         cli_event("connected", "peer", 's', text, "accepted", 'b', (int)accepted, NULL);
-    else if (verbose)
+    else if (verbose) {
         fprintf(stderr, "%s %s\n", accepted ? "connection from" : "connected to", text);
+        char line[1024];
+        if (is_tls)
+            fprintf(stderr, "tls: %s\n", tls_info_line(&tls, line, sizeof line));
+    }
 }
 
 static const char *reason_text(const char *reason)

@@ -10,8 +10,10 @@ void netlog_verbose(bool on);
 /* "listening on [::]:9000"; the bound event. dualstack adds "(IPv6 and IPv4)". */
 void netlog_bound(const sockit_addr *addr, bool dualstack);
 /* "connection from 127.0.0.1:5555" (listen) or "connected to 127.0.0.1:9000";
- * peer is the name cli_peer_name gives. */
-void netlog_connected(const char *peer, bool accepted);
+ * peer is the name cli_peer_name gives. When s is a TLS socket (else NULL or plain),
+ * -v adds "tls: TLSv1.3 TLS_AES_256_GCM_SHA384, alpn h2, peer CN=localhost" and the
+ * event tls_version, tls_cipher, tls_alpn and tls_peer (null when absent). */
+void netlog_connected(const char *peer, bool accepted, const sockit *s);
 /* "closed by peer 127.0.0.1:5555", "idle timeout 127.0.0.1:5555", ...: why a
  * connection ended. reason is one word for --json: "peer", "reset", "idle",
  * "linger", "stdout", "signal", "error" ("queue_full" is netlog_dropped's). */

@@ -8,10 +8,11 @@
 
 static const char *const listen_usage =
     "sockit listen [-u] [-k] [--broker|--chat] [-m MAX] [-4|-6] [-v] [-x] [-w SECS] "
-    "[-i SECS] [-q SECS] [--no-shutdown] [--json] [HOST] PORT | unix:PATH";
+    "[-i SECS] [-q SECS] [--no-shutdown] [--json] " TLS_OPTS_SERVER_USAGE
+    " [HOST] PORT | unix:PATH";
 static const char *const connect_usage =
     "sockit connect [-u] [-4|-6] [-v] [-x] [-w SECS] [-i SECS] [-q SECS] [--no-shutdown] "
-    "[--json] HOST PORT | unix:PATH";
+    "[--json] " TLS_OPTS_CLIENT_USAGE " HOST PORT | unix:PATH";
 
 const char *netopts_usage(bool listen) { return listen ? listen_usage : connect_usage; }
 
@@ -97,6 +98,18 @@ static void help(bool listen)
            listen ? "; with -k, closes each client" : "",
            listen ? "\nWith -x and -k the offsets count all clients' bytes together." : "",
            listen ? "-k and -u" : "-u");
+    tls_opts_help(listen);
+    printf("  -v says \"tls: TLSv1.3 TLS_AES_256_GCM_SHA384, alpn h2, peer CN=localhost\"\n"
+           "  after the connection line (alpn and peer when there are), --json adds\n"
+           "  tls_version, tls_cipher, tls_alpn and tls_peer to the connected event.\n");
+    if (listen)
+        printf("  A client's handshake must finish within -w (default 10 s): alone, a\n"
+               "  failed one exits 1; with -k, --broker and --chat the client is closed,\n"
+               "  said on stderr, and the others go on.\n");
+    else
+        printf("  -w bounds the connect and the handshake together.\n");
+    printf("  A peer that closes without TLS's close_notify is an error (exit 1 alone):\n"
+           "  the stream may have been cut short.\n");
 }
 
 long netopts_max_clients(void)
@@ -140,6 +153,19 @@ static int combinations(const netopts *o, bool m_given, bool w_given)
                                "%s: -q and --no-shutdown are about stdin, which %s does "
                                "not read",
                                hub, hub);
+    if (o->tls.on && o->udp)
+        return cli_usage_error(usage,
+                               "%s: TLS runs over a stream; -u (datagrams) would need "
+                               "DTLS, which sockit does not have",
+                               o->tls.first);
+    if (o->tls.on && !o->listen && o->is_unix && o->tls.sni == NULL && !o->tls.insecure)
+        return cli_usage_error(usage,
+                               "%s to a unix: socket: give --sni NAME (the name the "
+                               "server's certificate carries) or --insecure",
+                               o->tls.first);
+    int tls_rc = tls_opts_check(&o->tls, o->listen, usage);
+    if (tls_rc != 0)
+        return tls_rc;
     if (w_given && o->udp && !o->listen)
         return cli_usage_error(usage, "-w: connect -u does not wait to connect (a datagram "
                                       "socket connects at once); -i bounds the silence");
@@ -178,6 +204,7 @@ int netopts_parse(int argc, char **argv, bool listen, netopts *o)
         {"no-shutdown", no_argument, NULL, 'N'},
         {"json", no_argument, NULL, 'j'},
         {"help", no_argument, NULL, 'h'},
+        TLS_OPTS_LONGOPTS,
         {NULL, 0, NULL, 0},
     };
     /* connect has no -k or -m; getopt then reports them as unknown. */
@@ -244,7 +271,9 @@ int netopts_parse(int argc, char **argv, bool listen, netopts *o)
         case ':':
             return cli_usage_error(usage, "option '%s' needs a value", argv[optind - 1]);
         default:
-            return cli_unknown_option(usage, argc, argv, listen ? 0 : 1);
+            rc = tls_opts_take(&o->tls, opt, usage);
+            if (rc < 0)
+                return cli_unknown_option(usage, argc, argv, listen ? 0 : 1);
         }
         if (rc != 0)
             return rc;

@@ -5,6 +5,7 @@
 
 #include "cli.h"
 #include "relay.h"
+#include "tls_opts.h"
 
 /* Descriptors `listen -k` keeps for itself (stdio, the listener, the loop's own)
  * out of the open-file limit; the rest are for clients, the default -m. */
@@ -27,6 +28,7 @@ typedef struct netopts {
     bool is_unix;     /* host is "unix:/path" or "unix:@name" */
     int port;         /* 0 for a Unix host; listen may ask for 0 (a free port) */
     hostport target;  /* the operands as read */
+    tls_opts tls;     /* --tls, --cert, ... (tls_opts.h) */
 } netopts;
 
 /* Parses argv into *o. Returns -1 to go on, or the exit status to return at once:

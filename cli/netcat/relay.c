@@ -40,6 +40,8 @@ struct peer {
     double active;       /* loop time bytes last moved (for -i) */
     double linger_at;    /* when -q expires, < 0 before stdin ended */
     double ack_at;       /* alone, done but for the acknowledgement: look again then */
+    int rd_need;         /* what the next recv waits for: READ, or TLS's want after a */
+    int wr_need;         /* would-block (WRITE for a recv, READ for a send); likewise */
     bool owes;           /* has part of the current stdin chunk left (in behind) */
     bool in_eof;         /* the peer shut its side */
     bool shut;           /* our write side is shut down */
@@ -100,13 +102,24 @@ static void want_stdout(relay *r)
     netio_want(r->out_io, !r->stdout_gone && r->out_pos < r->out_len);
 }
 
+static bool peer_reading(const peer *p) { return !p->in_eof && !p->paused && !p->r->stdout_gone; }
+static bool peer_writing(const peer *p) { return p->owes && !p->shut; }
+
+/* After a would-block: what the socket must become for the call to go on. A plain
+ * socket, or a TLS one waiting for the call's own direction, gives dflt. */
+static int need_after_block(const sockit *s, int dflt)
+{
+    int want = sockit_tls_wants(s);
+    return want != 0 ? want : dflt;
+}
+
 static void peer_watch(peer *p)
 {
     int ev = 0;
-    if (!p->in_eof && !p->paused && !p->r->stdout_gone)
-        ev |= SOCKIT_EVENT_READ;
-    if (p->owes && !p->shut)
-        ev |= SOCKIT_EVENT_WRITE;
+    if (peer_reading(p))
+        ev |= p->rd_need;
+    if (peer_writing(p))
+        ev |= p->wr_need;
     sockit_io_start(p->io, ev);
 }
 
@@ -261,9 +274,14 @@ static bool peer_write(peer *p)
     relay *r = p->r;
     while (p->owes) {
         size_t off = (size_t)(p->sent - r->base);
+        /* A TLS send that would block has part of a record out: the retry comes from
+         * this same offset, with at least as many bytes (netout only grows past it). */
         ssize_t n = sockit_send(p->s, r->netout + off, r->len - off, MSG_DONTWAIT);
-        if (n == SOCKIT_EWOULDBLOCK)
+        if (n == SOCKIT_EWOULDBLOCK) {
+            p->wr_need = need_after_block(p->s, SOCKIT_EVENT_WRITE);
             break;
+        }
+        p->wr_need = SOCKIT_EVENT_WRITE;
         if (n < 0) {
             peer_failed(p, n);
             return false;
@@ -304,6 +322,9 @@ static void peer_read(peer *p)
         return;
     }
     ssize_t n = sockit_recv(p->s, r->out + r->out_len, RELAY_BUF - r->out_len, MSG_DONTWAIT);
+    int need = p->rd_need;
+    p->rd_need =
+        n == SOCKIT_EWOULDBLOCK ? need_after_block(p->s, SOCKIT_EVENT_READ) : SOCKIT_EVENT_READ;
     if (n > 0) {
         if (r->cfg->hexdump)
             hexdump(stderr, '<', &r->hex_in, r->out + r->out_len, (size_t)n);
@@ -311,11 +332,15 @@ static void peer_read(peer *p)
         r->bytes_in += n;
         p->active = sockit_loop_now(r->loop);
         want_stdout(r);
+        if (p->rd_need != need)
+            peer_watch(p); /* back from waiting for TLS's other direction */
     } else if (n == 0) {
         p->in_eof = true;
         peer_state(p);
     } else if (n != SOCKIT_EWOULDBLOCK) {
         peer_failed(p, n);
+    } else if (p->rd_need != need) {
+        peer_watch(p); /* TLS waits for the other direction */
     }
 }
 
@@ -323,9 +348,11 @@ static void on_peer(sockit_io *io, int events, void *user)
 {
     (void)io;
     peer *p = user;
-    if ((events & SOCKIT_EVENT_WRITE) && !peer_write(p))
+    /* Each direction goes on when the socket became what it waits for: on a TLS
+     * socket a recv may wait for WRITE and a send for READ. */
+    if (peer_writing(p) && (events & p->wr_need) && !peer_write(p))
         return;
-    if (events & SOCKIT_EVENT_READ)
+    if (peer_reading(p) && (events & p->rd_need))
         peer_read(p);
 }
 
@@ -373,6 +400,8 @@ static peer *add_peer(relay *r, sockit *s, const sockit_addr *addr)
     p->active = sockit_loop_now(r->loop);
     p->linger_at = -1;
     p->ack_at = -1;
+    p->rd_need = SOCKIT_EVENT_READ;
+    p->wr_need = SOCKIT_EVENT_WRITE;
     cli_peer_name(s, addr, p->name, sizeof p->name);
     p->next = r->peers;
     if (r->peers != NULL)
@@ -393,7 +422,7 @@ static void on_accept(sockit *c, const sockit_addr *addr, void *user)
         return;
     }
     sockit_timer_stop(r->first);
-    netlog_connected(p->name, true);
+    netlog_connected(p->name, true, c);
     if (peer_state(p))
         want_stdin(r);
 }
@@ -565,6 +594,8 @@ int relay_serve(sockit *listener, const relay_config *cfg)
     if (r->why == NULL) {
         r->acc = accepter_new(r->loop, listener, cfg->max_clients, on_accept, r);
         r->first = sockit_timer_new(r->loop, on_first_timeout, r);
+        if (r->acc != NULL && cfg->tls != NULL)
+            accepter_tls(r->acc, cfg->tls, cfg->tls_timeout);
         if (r->acc == NULL || r->first == NULL) {
             cli_fail("out of memory");
             r->failed = true;

@@ -10,18 +10,22 @@
 
 #include "cli.h"
 
+#include <sockit_tls.h>
+
 /* --broker and --chat (broker.c). */
 #define RELAY_BROKER 1
 #define RELAY_CHAT   2
 
 typedef struct relay_config {
-    bool half_close;  /* shut down the write side when stdin ends */
-    bool hexdump;     /* -x */
-    double idle;      /* -i: close a connection idle this long; < 0 never */
-    double linger;    /* -q: after stdin ends, close after this long; < 0 never */
-    double wait;      /* listen -k -w: fail unless a client comes within this; < 0 never */
-    long max_clients; /* -k: connections at once */
-    int broker;       /* 0, RELAY_BROKER or RELAY_CHAT */
+    bool half_close;     /* shut down the write side when stdin ends */
+    bool hexdump;        /* -x */
+    double idle;         /* -i: close a connection idle this long; < 0 never */
+    double linger;       /* -q: after stdin ends, close after this long; < 0 never */
+    double wait;         /* listen -k -w: fail unless a client comes within this; < 0 never */
+    long max_clients;    /* -k: connections at once */
+    int broker;          /* 0, RELAY_BROKER or RELAY_CHAT */
+    sockit_tls_ctx *tls; /* listen -k, --broker, --chat: a server context, or NULL */
+    double tls_timeout;  /* each client's handshake, seconds */
 } relay_config;
 
 /* Relays one connection (taken: it is closed before returning) until both
@@ -37,7 +41,10 @@ int relay_stream(sockit *conn, const sockit_addr *peer, const relay_config *cfg)
  * in whole read chunks. A connection is closed when the peer closes its side.
  * Returns when SIGINT or SIGTERM arrives (CLI_OK) or stdout closes, or
  * (cfg->wait >= 0) when no client came within cfg->wait seconds (CLI_FAIL, reason
- * "timeout"). */
+ * "timeout"). With cfg->tls each client's handshake runs first (accepter_tls).
+ * A TLS connection (any of these) is relayed in the same way: after a would-block
+ * its watcher waits for what TLS waits for (a read may need the socket writable,
+ * a write readable), and a write is retried from the same offset, never shorter. */
 int relay_serve(sockit *listener, const relay_config *cfg);
 
 /* listen --broker / --chat (broker.c): each client's bytes go to every other client

@@ -5,6 +5,7 @@
 #include "cli.h"
 #include "proxy_options.h"
 #include "registry.h"
+#include "tls_opts.h"
 
 #include <sockit_proxy.h>
 
@@ -71,7 +72,15 @@ static void help(void)
            "  --config FILE         make the proxies of a toxiproxy config file (a JSON array\n"
            "                        of {name, listen, upstream, enabled, protocol: tcp|udp})\n"
            "  --json                one JSON object per event on stdout: bound, open, close\n"
-           "                        (bytes each way, reason, toxics), refused\n\n"
+           "                        (bytes each way, reason, toxics), refused\n"
+           "TLS, for every TCP proxy (toxics act on the plaintext between the two sides):\n"
+           "  --tls, --cert FILE, --key FILE, --ca FILE|DIR, --alpn LIST\n"
+           "                        be a TLS server to the clients (--ca: require client\n"
+           "                        certificates those CAs signed)\n"
+           "  --upstream-tls        be a TLS client of UPSTREAM, verifying its certificate\n"
+           "  --upstream-ca FILE    trust these CAs for it instead of the system's\n"
+           "  --upstream-insecure   accept any upstream certificate (a warning says so)\n"
+           "  --upstream-sni NAME   the name sent and checked (default: UPSTREAM's host)\n\n"
            "LISTEN is [HOST:]PORT (HOST default 127.0.0.1; PORT 0 picks a free one, printed\n"
            "first); UPSTREAM is HOST:PORT, resolved for each connection, with Happy Eyeballs\n"
            "(UDP: for each client entry, the first address). --idle-timeout and\n"
@@ -241,8 +250,14 @@ int cmd_proxy(int argc, char **argv)
         {"name", required_argument, NULL, 'n'},
         {"json", no_argument, NULL, 'j'},
         {"help", no_argument, NULL, 'h'},
+        {"upstream-tls", no_argument, NULL, 'U'},
+        {"upstream-ca", required_argument, NULL, 'A'},
+        {"upstream-insecure", no_argument, NULL, 'I'},
+        {"upstream-sni", required_argument, NULL, 'N'},
+        TLS_OPTS_LONGOPTS,
         {NULL, 0, NULL, 0},
     };
+    tls_opts tls = {0}, up = {0};
     plan pl = {.toxicity = 1, .directions = 2, .reorder_gap = 1, .reorder_delay = 100};
     bool down = false, udp = false;
     double connect_timeout = 10, idle_timeout = 0;
@@ -253,7 +268,22 @@ int cmd_proxy(int argc, char **argv)
     opterr = 0;
     int opt;
     while ((opt = getopt_long(argc, argv, ":h", longopts, NULL)) != -1) {
-        int rc = 0;
+        int rc = tls_opts_take(&tls, opt, PROXY_USAGE);
+        if (rc == CLI_USAGE)
+            return rc;
+        if (rc == 0)
+            continue;
+        rc = 0;
+        /* The upstream's options are a client's TLS options under other names. */
+        if (opt == 'U' || opt == 'A' || opt == 'I' || opt == 'N') {
+            int as = opt == 'U'   ? TLS_OPT_TLS
+                     : opt == 'A' ? TLS_OPT_CA
+                     : opt == 'I' ? TLS_OPT_INSECURE
+                                  : TLS_OPT_SNI;
+            if (tls_opts_take(&up, as, PROXY_USAGE) == CLI_USAGE)
+                return CLI_USAGE;
+            continue;
+        }
         switch (opt) {
         case 'o':
             down = true;
@@ -340,6 +370,16 @@ int cmd_proxy(int argc, char **argv)
         return cli_usage_error(PROXY_USAGE, "%s: needs --loss", pl.loss_extra);
     if (pl.reorder_extra != NULL && !pl.has[HAS_REORDER])
         return cli_usage_error(PROXY_USAGE, "%s: needs --reorder", pl.reorder_extra);
+    if ((tls.on || up.on) && one_off && udp)
+        return cli_usage_error(PROXY_USAGE, "TLS options are for TCP proxies, not --udp");
+    if (tls.on && tls.sni != NULL)
+        return cli_usage_error(PROXY_USAGE, "--sni: for the upstream side, say --upstream-sni");
+    if (tls.on && tls.insecure)
+        return cli_usage_error(PROXY_USAGE, "--insecure: for the upstream side, say "
+                                            "--upstream-insecure");
+    if ((tls.on && tls_opts_check(&tls, true, PROXY_USAGE) != 0) ||
+        (up.on && tls_opts_check(&up, false, PROXY_USAGE) != 0))
+        return CLI_USAGE;
     if (one_off) {
         int rc = plan_check(&pl);
         if (rc == 0)
@@ -362,6 +402,14 @@ int cmd_proxy(int argc, char **argv)
                 "descriptors (ulimit -n): clients past about %ld are refused\n",
                 entries, fds, fds > 64 ? fds - 64 : 0);
     signal(SIGPIPE, SIG_IGN);
+    int tls_status = 0;
+    sockit_tls_ctx *listen_tls = tls_opts_context(&tls, true, &tls_status);
+    sockit_tls_ctx *upstream_tls =
+        tls_status == 0 ? tls_opts_context(&up, false, &tls_status) : NULL;
+    if (tls_status != 0) {
+        sockit_tls_ctx_free(listen_tls);
+        return tls_status;
+    }
     sockit_loop *loop = sockit_loop_new(NULL);
     if (loop == NULL)
         return cli_fail_lib();
@@ -372,6 +420,9 @@ int cmd_proxy(int argc, char **argv)
         .idle_timeout = idle_timeout,
         .max_clients = (int)max_clients,
         .on_event = cli_json_on() ? on_event : NULL,
+        .listen_tls = listen_tls,
+        .upstream_tls = upstream_tls,
+        .upstream_tls_name = up.sni,
     };
     api_server api = {0};
     sockit_signal *sigs[2] = {sockit_signal_new(loop, on_signal, loop),
@@ -411,5 +462,7 @@ int cmd_proxy(int argc, char **argv)
      * empty. */
     for (int i = 0; i < 600 && sockit_loop_close(loop) == -EBUSY; i++)
         sockit_loop_run_once(loop, 0.01);
+    sockit_tls_ctx_free(listen_tls);
+    sockit_tls_ctx_free(upstream_tls);
     return status;
 }

@@ -14,7 +14,8 @@
     "[--reorder P] [--reorder-gap N] [--reorder-delay TIME] [--truncate SIZE] [--toxicity P] "     \
     "[--direction up|down|both] [--down] [--connect-timeout SECS] [--idle-timeout SECS] "          \
     "[--max-clients N] [--seed N] [--name NAME] [--api HOST:PORT] [--config FILE] [--json] "       \
-    "[LISTEN UPSTREAM]"
+    "[--tls --cert FILE [--key FILE]] [--upstream-tls [--upstream-ca FILE | --upstream-insecure] " \
+    "[--upstream-sni NAME]] [LISTEN UPSTREAM]"
 
 enum {
     HAS_LATENCY,

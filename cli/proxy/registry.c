@@ -89,6 +89,11 @@ static sockit_proxy *start(registry *r, const char *name, const hostport *l, con
         .seed = r->seed,
         .on_event = r->on_event,
     };
+    if (type == SOCK_STREAM) {
+        cfg.listen_tls = r->listen_tls;
+        cfg.upstream_tls = r->upstream_tls;
+        cfg.upstream_tls_name = r->upstream_tls_name;
+    }
     sockit_proxy *p = sockit_proxy_new(r->loop, &cfg);
     if (p == NULL)
         fail(err, 500, "%s", sockit_errmsg());

@@ -35,6 +35,10 @@ typedef struct registry {
     double idle_timeout; /* for every UDP proxy (0: the library's 60 s) */
     int max_clients;     /* for every UDP proxy (0: the library's 1024) */
     void (*on_event)(sockit_proxy *p, const sockit_proxy_event *ev, void *user);
+    /* TLS for every TCP proxy: to its clients (a server context), to its upstream
+     * (a client context, checking upstream_tls_name or else the upstream's host). */
+    sockit_tls_ctx *listen_tls, *upstream_tls;
+    const char *upstream_tls_name;
 } registry;
 
 /* A failure: the HTTP status and message the API answers with. */

@@ -10,11 +10,7 @@ static int handle(sockit_request *req)
     refserver *rs = req->user;
     rs->served++;
     cli_peer_name(req->sock, &req->peer, rs->peer, sizeof rs->peer);
-    if (cli_json_on())
-        cli_event("connected", "peer", 's', rs->peer, NULL);
-    else
-        printf("Connected to %s\n", rs->peer);
-    fflush(stdout);
+    refserver_connected(req->sock, rs->peer);
     char data[1024];
     rs->waiting_for = "sent nothing";
     ssize_t n = sockit_recv(req->sock, data, sizeof data, 0);

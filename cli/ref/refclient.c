@@ -9,7 +9,7 @@
 static const char *usage_for(int type)
 {
     return type == SOCK_STREAM ? "sockit tcp-client [--host HOST] [--port PORT] [--send TEXT] "
-                                 "[--timeout SECS] [--json]"
+                                 "[--timeout SECS] [--json] " TLS_OPTS_CLIENT_USAGE
                                : "sockit udp-client [--host HOST] [--port PORT] [--send TEXT] "
                                  "[--timeout SECS] [--json]";
 }
@@ -29,6 +29,11 @@ static void help(int type, const char *default_send)
            "  --timeout SECS  one deadline for the whole exchange (default %.0f; 0: none)\n"
            "  --json          one JSON object per event on stdout instead of text\n",
            default_send, REFCLIENT_DEFAULT_TIMEOUT);
+    if (type == SOCK_STREAM) {
+        tls_opts_help(false);
+        printf("  --timeout bounds the handshake too. With --json the connected event tells\n"
+               "  what was negotiated: tls_version, tls_cipher, tls_alpn, tls_peer.\n");
+    }
 }
 
 int refclient_options(int argc, char **argv, int type, const char *default_send, refclient *rc)
@@ -43,6 +48,7 @@ int refclient_options(int argc, char **argv, int type, const char *default_send,
         {"timeout", required_argument, NULL, 'w'},
         {"json", no_argument, NULL, 'j'},
         {"help", no_argument, NULL, 'h'},
+        TLS_OPTS_LONGOPTS,
         {NULL, 0, NULL, 0},
     };
     opterr = 0;
@@ -73,11 +79,17 @@ int refclient_options(int argc, char **argv, int type, const char *default_send,
         case ':':
             return cli_usage_error(usage, "option '%s' needs a value", argv[optind - 1]);
         default:
-            return cli_unknown_option(usage, argc, argv, -1);
+            /* TLS over datagrams would be DTLS: udp-client has none. */
+            status = type == SOCK_STREAM ? tls_opts_take(&rc->tls, opt, usage) : -1;
+            if (status < 0)
+                return cli_unknown_option(usage, argc, argv, -1);
         }
         if (status != 0)
             return status;
     }
+    int tls_status = tls_opts_check(&rc->tls, false, usage);
+    if (tls_status != 0)
+        return tls_status;
     if (optind < argc)
         return cli_usage_error(usage, "unexpected argument '%s'", argv[optind]);
     char why[512];

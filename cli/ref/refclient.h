@@ -3,6 +3,7 @@
 #define SOCKIT_CLI_REFCLIENT_H
 
 #include "cli.h"
+#include "tls_opts.h"
 
 typedef struct refclient {
     hostport target; /* --host and --port as read */
@@ -10,6 +11,7 @@ typedef struct refclient {
     int port;
     const char *send;
     double timeout; /* seconds, the whole exchange; SOCKIT_BLOCKING for none */
+    tls_opts tls;   /* tcp-client only */
 } refclient;
 
 /* Parses the options into rc. Returns -1 when they were fine (go on), otherwise the

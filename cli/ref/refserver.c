@@ -18,7 +18,7 @@ static void on_signal(int sig)
 static const char *usage_for(int type)
 {
     return type == SOCK_STREAM ? "sockit tcp-server [--host HOST] [--port PORT] [--reply TEXT] "
-                                 "[--count N] [--timeout SECS] [--json]"
+                                 "[--count N] [--timeout SECS] [--json] " TLS_OPTS_SERVER_USAGE
                                : "sockit udp-server [--host HOST] [--port PORT] [--reply TEXT] "
                                  "[--count N] [--json]";
 }
@@ -44,6 +44,31 @@ static void help(int type, const char *default_reply)
                "                  within SECS (default %g; 0: no limit)\n",
                REFSERVER_DEFAULT_TIMEOUT);
     printf("  --json          one JSON object per event on stdout instead of text\n");
+    if (type == SOCK_STREAM) {
+        tls_opts_help(true);
+        printf("  Each client's handshake runs before it is served, within --timeout (0: 10 s);\n"
+               "  one that fails is said on stderr, closed and not counted by --count.\n"
+               "  \"Connected to PEER\" is followed by \"tls: VERSION CIPHER[, alpn P][, peer\n"
+               "  SUBJECT]\"; --json adds tls_version, tls_cipher, tls_alpn and tls_peer to\n"
+               "  the connected event.\n");
+    }
+}
+
+void refserver_connected(const sockit *s, const char *peer_name)
+{
+    tls_info ti;
+    bool tls = tls_info_get(s, &ti);
+    char line[1024];
+    if (cli_json_on() && tls)
+        cli_event("connected", "peer", 's', peer_name, "tls_version", 's', ti.version, "tls_cipher",
+                  's', ti.cipher, "tls_alpn", 's', ti.alpn, "tls_peer", 's', ti.peer, NULL);
+    else if (cli_json_on())
+        cli_event("connected", "peer", 's', peer_name, NULL);
+    else if (tls)
+        printf("Connected to %s\ntls: %s\n", peer_name, tls_info_line(&ti, line, sizeof line));
+    else
+        printf("Connected to %s\n", peer_name);
+    fflush(stdout);
 }
 
 void refserver_received(const char *peer_name, bool with_peer, const char *data, size_t len)
@@ -77,6 +102,7 @@ static void refserver_error(sockit_request *req, int code, void *user)
                  rs->timeout);
     else
         cli_fail("%s", sockit_errmsg());
+    rs->waiting_for = NULL; /* the next failure may be a handshake's, before any wait */
 }
 
 int refserver_run(int argc, char **argv, int type, const char *default_reply,
@@ -86,10 +112,15 @@ int refserver_run(int argc, char **argv, int type, const char *default_reply,
     refserver rs = {.reply = default_reply, .timeout = REFSERVER_DEFAULT_TIMEOUT};
     const char *host = NULL, *port = NULL;
     static const struct option longopts[] = {
-        {"host", required_argument, NULL, 'H'},    {"port", required_argument, NULL, 'p'},
-        {"reply", required_argument, NULL, 'r'},   {"count", required_argument, NULL, 'n'},
-        {"timeout", required_argument, NULL, 'w'}, {"json", no_argument, NULL, 'j'},
-        {"help", no_argument, NULL, 'h'},          {NULL, 0, NULL, 0},
+        {"host", required_argument, NULL, 'H'},
+        {"port", required_argument, NULL, 'p'},
+        {"reply", required_argument, NULL, 'r'},
+        {"count", required_argument, NULL, 'n'},
+        {"timeout", required_argument, NULL, 'w'},
+        {"json", no_argument, NULL, 'j'},
+        {"help", no_argument, NULL, 'h'},
+        TLS_OPTS_LONGOPTS,
+        {NULL, 0, NULL, 0},
     };
     opterr = 0;
     int opt;
@@ -122,11 +153,17 @@ int refserver_run(int argc, char **argv, int type, const char *default_reply,
         case ':':
             return cli_usage_error(usage, "option '%s' needs a value", argv[optind - 1]);
         default:
-            return cli_unknown_option(usage, argc, argv, -1);
+            /* TLS over datagrams would be DTLS: udp-server has none. */
+            rc = type == SOCK_STREAM ? tls_opts_take(&rs.tls, opt, usage) : -1;
+            if (rc < 0)
+                return cli_unknown_option(usage, argc, argv, -1);
         }
         if (rc != 0)
             return rc;
     }
+    int tls_rc = tls_opts_check(&rs.tls, true, usage);
+    if (tls_rc != 0)
+        return tls_rc;
     if (optind < argc)
         return cli_usage_error(usage, "unexpected argument '%s'", argv[optind]);
     hostport target;
@@ -138,6 +175,10 @@ int refserver_run(int argc, char **argv, int type, const char *default_reply,
     int unix_rc = target.is_unix ? cli_check_unix_path(rs.host, true) : 0;
     if (unix_rc != 0)
         return unix_rc;
+    int tls_status;
+    sockit_tls_ctx *tls = tls_opts_context(&rs.tls, true, &tls_status);
+    if (tls_status != 0)
+        return tls_status;
 
     /* Sequential, as the reference is: the timeout bounds how long one client can
      * keep the others waiting. 0 means no limit, as for every time option. */
@@ -145,8 +186,12 @@ int refserver_run(int argc, char **argv, int type, const char *default_reply,
                                 .user = &rs,
                                 .mode = SOCKIT_SEQUENTIAL,
                                 .idle_timeout = type == SOCK_STREAM ? rs.timeout : 0,
-                                .handle_error = refserver_error};
+                                .handle_error = refserver_error,
+                                .tls = tls,
+                                /* 0: the library's 10 s, "no limit" being no option here */
+                                .tls_handshake_timeout = rs.timeout};
     sockit_server *srv = sockit_server_new(rs.host, rs.port, type, &cfg);
+    sockit_tls_ctx_free(tls); /* the server keeps its own reference */
     if (srv == NULL)
         return cli_fail_lib();
     running = srv;

@@ -4,6 +4,7 @@
 #define SOCKIT_CLI_REFSERVER_H
 
 #include "cli.h"
+#include "tls_opts.h"
 
 typedef struct refserver {
     const char *host;
@@ -15,6 +16,7 @@ typedef struct refserver {
     long long bytes_in, bytes_out;
     char peer[CLI_PEER_NAME_MAX]; /* the client being served, for messages */
     const char *waiting_for;      /* what it was waiting for, for a timeout message */
+    tls_opts tls;                 /* tcp-server only */
 } refserver;
 
 /* tcp-server's default --timeout: long enough for a person typing into nc, short
@@ -27,5 +29,8 @@ int refserver_run(int argc, char **argv, int type, const char *default_reply,
 /* Prints the received line the Python original prints: "Received: TEXT" (tcp-server)
  * or "Received from PEER: TEXT" (udp-server); --json gives the peer either way. */
 void refserver_received(const char *peer_name, bool with_peer, const char *data, size_t len);
+/* Prints "Connected to PEER" (or its --json event); for a TLS connection a second
+ * line "tls: TLSv1.3 TLS_AES_256_GCM_SHA384, ..." (the event: tls_* fields). */
+void refserver_connected(const sockit *s, const char *peer_name);
 
 #endif

@@ -71,6 +71,9 @@ static void proxy_free(sockit_proxy *p)
             free(p->chain[d][i]);
     free(p->listen_host);
     free(p->upstream_host);
+    free(p->upstream_tls_name);
+    sockit_tls_ctx_free(p->listen_tls);
+    sockit_tls_ctx_free(p->upstream_tls);
     free(p->buckets);
     free(p);
 }
@@ -121,6 +124,7 @@ static int start_listening(sockit_proxy *p)
         return sockit__failf(sockit_errcode(), "proxy %s: %s", p->name, sockit_errmsg());
     sockit_listener_config cfg = sockit__proxy_listener_template;
     cfg.user = p;
+    cfg.tls = p->listen_tls;
     p->listener = sockit_listener_new(p->loop, s, &cfg);
     if (p->listener == NULL) {
         int code = sockit_errcode();
@@ -169,6 +173,18 @@ sockit_proxy *sockit_proxy_new(sockit_loop *loop, const sockit_proxy_config *cfg
                       cfg->idle_timeout);
         return NULL;
     }
+    if ((cfg->listen_tls != NULL || cfg->upstream_tls != NULL) && type != SOCK_STREAM) {
+        sockit__failf(-EINVAL, "proxy %s: TLS applies to stream proxies (no DTLS)", name);
+        return NULL;
+    }
+    if ((cfg->listen_tls != NULL && !sockit__tls_ctx_is_server(cfg->listen_tls)) ||
+        (cfg->upstream_tls != NULL && sockit__tls_ctx_is_server(cfg->upstream_tls))) {
+        sockit__failf(-EINVAL,
+                      "proxy %s: listen_tls takes a server context, upstream_tls a "
+                      "client one",
+                      name);
+        return NULL;
+    }
     if (cfg->max_clients < 0 || cfg->max_clients > SOCKIT_PROXY_CLIENTS_MAX) {
         sockit__failf(-EINVAL, "proxy %s: max clients %d: not in 0-%d", name, cfg->max_clients,
                       SOCKIT_PROXY_CLIENTS_MAX);
@@ -192,7 +208,14 @@ sockit_proxy *sockit_proxy_new(sockit_loop *loop, const sockit_proxy_config *cfg
     p->rng = seed_of(cfg->seed);
     p->on_event = cfg->on_event;
     p->user = cfg->user;
-    if (p->listen_host == NULL || p->upstream_host == NULL) {
+    if (cfg->listen_tls != NULL)
+        p->listen_tls = sockit__tls_ctx_ref(cfg->listen_tls);
+    if (cfg->upstream_tls != NULL)
+        p->upstream_tls = sockit__tls_ctx_ref(cfg->upstream_tls);
+    if (cfg->upstream_tls_name != NULL)
+        p->upstream_tls_name = strdup(cfg->upstream_tls_name);
+    if (p->listen_host == NULL || p->upstream_host == NULL ||
+        (cfg->upstream_tls_name != NULL && p->upstream_tls_name == NULL)) {
         proxy_free(p);
         sockit__failf(-ENOMEM, "proxy %s: out of memory", name);
         return NULL;

@@ -262,8 +262,14 @@ void sockit__proxy_accept(sockit_listener *l, sockit_stream *st, const sockit_ad
     p->stats.open++;
     sockit_stream_set_user(st, c);
     sockit_stream_pause(st);
-    c->connecting = sockit_stream_connect(p->loop, p->upstream_host, p->upstream_port,
-                                          p->connect_timeout, NULL, &conn_callbacks, connected, c);
+    if (p->upstream_tls != NULL)
+        c->connecting = sockit__stream_connect_tls_named(
+            p->loop, p->upstream_host, p->upstream_port, p->connect_timeout, NULL, p->upstream_tls,
+            p->upstream_tls_name, &conn_callbacks, connected, c);
+    else
+        c->connecting =
+            sockit_stream_connect(p->loop, p->upstream_host, p->upstream_port, p->connect_timeout,
+                                  NULL, &conn_callbacks, connected, c);
     if (c->connecting == NULL) {
         snprintf(c->reason_buf, sizeof c->reason_buf, "upstream: %s", sockit_errmsg());
         c->reason = c->reason_buf;

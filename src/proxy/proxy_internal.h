@@ -8,6 +8,7 @@
 
 #include "../internal.h"
 #include "sockit_proxy.h"
+#include "sockit_tls.h"
 
 #include <stdint.h>
 
@@ -180,6 +181,8 @@ struct sockit_proxy {
     uint64_t rng;
     void (*on_event)(sockit_proxy *p, const sockit_proxy_event *ev, void *user);
     void *user;
+    sockit_tls_ctx *listen_tls, *upstream_tls; /* references held */
+    char *upstream_tls_name;
 };
 
 /* ---- the proxy (proxy.c) ---- */

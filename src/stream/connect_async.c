@@ -5,6 +5,7 @@
  * start (moved, never stopped) so that moving it later allocates nothing and a
  * cancel cannot fail. */
 #include "../connect_race.h"
+#include "sockit_tls.h"
 #include "stream_internal.h"
 
 #include <errno.h>
@@ -34,6 +35,11 @@ struct sockit_connector {
     sockit_addr source;
     sockit__race race;
     char where[SOCKIT_ADDRSTRLEN + 64];
+    /* sockit_stream_connect_tls: the context, the name to verify, and the stream
+     * while its handshake runs (done waits for the handshake). */
+    sockit_tls_ctx *tls;
+    char *tls_host;
+    sockit_stream *handshaking;
 };
 
 static void step(sockit_connector *c);
@@ -75,7 +81,68 @@ static void finish(sockit_connector *c, sockit_stream *st, int code)
         c->done(c, st, code, c->user);
     else if (st != NULL)
         sockit_stream_close(st, 0);
+    sockit_tls_ctx_free(c->tls);
+    sockit__free(c->tls_host);
     sockit__free(c);
+}
+
+/* A TLS connect's stream until its handshake is done: what ends it before then ends
+ * the connect (the user never sees the stream). */
+static void handshake_ended(sockit_stream *st, int status, void *arg)
+{
+    sockit_connector *c = arg;
+    if (c == NULL || c->handshaking != st)
+        return;
+    c->handshaking = NULL;
+    sockit_stream_set_user(st, NULL);
+    if (status == 0) {
+        sockit_stream_set_callbacks(st, c->cb);
+        sockit_stream_set_user(st, c->user);
+        finish(c, st, 0);
+        return;
+    }
+    /* The stream's own failure wrote the message; it names the peer. */
+    finish(c, NULL, status);
+}
+
+static void handshake_error(sockit_stream *st, int code, void *user)
+{
+    handshake_ended(st, code, user);
+}
+
+static void handshake_closed(sockit_stream *st, void *user)
+{
+    if (user != NULL)
+        sockit__failf(-ECONNRESET, "connect to %s: the stream ended during the TLS handshake",
+                      ((sockit_connector *)user)->where);
+    handshake_ended(st, -ECONNRESET, user);
+}
+
+static const sockit_stream_callbacks handshake_callbacks = {
+    .on_error = handshake_error,
+    .on_close = handshake_closed,
+};
+
+static void start_handshake(sockit_connector *c, sockit_stream *st)
+{
+    sockit_stream_set_callbacks(st, &handshake_callbacks);
+    sockit_stream_set_user(st, c);
+    c->handshaking = st;
+    arm(c, SOCKIT__NEVER); /* the race is over: the timer waits for a cancel */
+    /* The rest of the one deadline: a passed one still gets a moment, as the TCP
+     * connect's timeout 0 does, rather than an immediate failure. */
+    double left = -1;
+    if (c->deadline != SOCKIT__NEVER) {
+        int64_t ns = c->deadline - sockit__now_ns();
+        left = ns > 1000000 ? (double)ns / 1e9 : 0.001;
+    }
+    int rc = sockit__stream_tls(st, c->tls, c->tls_host, left, handshake_ended, c);
+    if (rc < 0) {
+        c->handshaking = NULL;
+        sockit_stream_set_user(st, NULL);
+        sockit_stream_abort(st);
+        finish(c, NULL, rc);
+    }
 }
 
 static void fail(sockit_connector *c, int code)
@@ -98,6 +165,10 @@ static void win(sockit_connector *c, size_t i)
         return;
     }
     sockit__stream_set_peer(st, &peer);
+    if (c->tls != NULL) {
+        start_handshake(c, st);
+        return;
+    }
     finish(c, st, 0);
 }
 
@@ -358,6 +429,12 @@ void sockit_connector_cancel(sockit_connector *c)
     if (c == NULL || c->finished || c->cancelled)
         return;
     c->cancelled = true;
+    if (c->handshaking != NULL) {
+        sockit_stream *st = c->handshaking;
+        c->handshaking = NULL;
+        sockit_stream_set_user(st, NULL);
+        sockit_stream_abort(st);
+    }
     close_watches(c);
     for (size_t i = 0; i < c->race.next; i++)
         if (c->race.at[i].fd >= 0)
@@ -365,4 +442,51 @@ void sockit_connector_cancel(sockit_connector *c)
     sockit__resolve_discard(c->resolve);
     c->resolve = NULL;
     arm(c, c->loop->now);
+}
+
+sockit_connector *sockit_stream_connect_tls(sockit_loop *loop, const char *host, int port,
+                                            double timeout, const sockit_addr *source,
+                                            sockit_tls_ctx *ctx, const sockit_stream_callbacks *cb,
+                                            sockit_connector_fn done, void *user)
+{
+    return sockit__stream_connect_tls_named(loop, host, port, timeout, source, ctx, NULL, cb, done,
+                                            user);
+}
+
+sockit_connector *sockit__stream_connect_tls_named(sockit_loop *loop, const char *host, int port,
+                                                   double timeout, const sockit_addr *source,
+                                                   sockit_tls_ctx *ctx, const char *tls_name,
+                                                   const sockit_stream_callbacks *cb,
+                                                   sockit_connector_fn done, void *user)
+{
+    if (!sockit_has_tls()) {
+        sockit__failf(SOCKIT_ENOTLS, "stream_connect_tls: this sockit was built without OpenSSL");
+        return NULL;
+    }
+    if (ctx == NULL || sockit__tls_ctx_is_server(ctx)) {
+        sockit__failf(-EINVAL, "stream_connect_tls: %s",
+                      ctx == NULL ? "no context" : "a server context (use SOCKIT_TLS_CLIENT)");
+        return NULL;
+    }
+    bool is_unix = host != NULL && strncmp(host, "unix:", 5) == 0;
+    const char *name = tls_name != NULL ? tls_name
+                       : is_unix        ? NULL
+                       : host != NULL   ? host
+                                        : "localhost";
+    size_t n = name != NULL ? strlen(name) + 1 : 0;
+    char *copy = n > 0 ? sockit__malloc(n) : NULL;
+    if (n > 0 && copy == NULL) {
+        sockit__fail(-ENOMEM, "stream_connect_tls");
+        return NULL;
+    }
+    if (copy != NULL)
+        memcpy(copy, name, n);
+    sockit_connector *c = sockit_stream_connect(loop, host, port, timeout, source, cb, done, user);
+    if (c == NULL) {
+        sockit__free(copy);
+        return NULL;
+    }
+    c->tls = sockit__tls_ctx_ref(ctx);
+    c->tls_host = copy;
+    return c;
 }

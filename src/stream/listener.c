@@ -5,6 +5,7 @@
  * given up to accept and close every pending client, so they read end of stream at
  * once and the listener goes quiet instead of staying readable and spinning the
  * loop; other resource errors stop accepting for a back-off that doubles. */
+#include "sockit_tls.h"
 #include "stream_internal.h"
 
 #include <errno.h>
@@ -226,6 +227,7 @@ static void free_listener(sockit_listener *l)
         return;
     }
     sockit__free(l->waiting);
+    sockit_tls_ctx_free(l->cfg.tls);
     sockit__free(l);
 }
 
@@ -258,6 +260,12 @@ static void admit(sockit_listener *l, int fd, const sockit_addr *peer)
     if (idle > 0 && sockit_stream_set_idle_timeout(st, idle) < 0) {
         /* No bucket for one more timeout value: the client is not served without
          * the timeout it was promised. */
+        report(l, sockit_errcode());
+        sockit_stream_abort(st);
+        return;
+    }
+    if (c->tls != NULL &&
+        sockit__stream_tls(st, c->tls, NULL, c->tls_handshake_timeout, NULL, NULL) < 0) {
         report(l, sockit_errcode());
         sockit_stream_abort(st);
         return;
@@ -415,6 +423,15 @@ sockit_listener *sockit_listener_new(sockit_loop *loop, sockit *listening,
         sockit__failf(-EINVAL, "listener_new (fd %d): not a stream socket", listening->fd);
         return NULL;
     }
+    if (cfg->tls != NULL && !sockit__tls_ctx_is_server(cfg->tls)) {
+        sockit__failf(-EINVAL, "listener_new: tls is a client context (use SOCKIT_TLS_SERVER)");
+        return NULL;
+    }
+    if (!(cfg->tls_handshake_timeout >= 0 && cfg->tls_handshake_timeout <= SOCKIT__IDLE_MAX_S)) {
+        sockit__failf(-EINVAL, "listener_new: tls_handshake_timeout is not a number of seconds "
+                               "up to 4e6");
+        return NULL;
+    }
     if (cfg->max_connections < 0 || !(cfg->idle_timeout <= SOCKIT__IDLE_MAX_S)) {
         sockit__failf(-EINVAL, "listener_new: %s",
                       cfg->max_connections < 0
@@ -435,6 +452,8 @@ sockit_listener *sockit_listener_new(sockit_loop *loop, sockit *listening,
     }
     l->loop = loop;
     l->cfg = *cfg;
+    if (l->cfg.tls != NULL)
+        sockit__tls_ctx_ref(l->cfg.tls);
     l->reserve_fd = -1;
     double old_timeout = sockit_gettimeout(listening);
     int rc = sockit_settimeout(listening, 0.0);
@@ -448,6 +467,7 @@ sockit_listener *sockit_listener_new(sockit_loop *loop, sockit *listening,
             loop->open[SOCKIT__IO]--;
             sockit__failf(-ENOMEM, "listener_new (fd %d): starting to accept", listening->fd);
             sockit_settimeout(listening, old_timeout);
+            sockit_tls_ctx_free(l->cfg.tls);
             sockit__free(l);
             return NULL;
         }
@@ -459,6 +479,7 @@ sockit_listener *sockit_listener_new(sockit_loop *loop, sockit *listening,
     if (rc < 0) {
         sockit_io_close(l->io);
         sockit_settimeout(listening, old_timeout);
+        sockit_tls_ctx_free(l->cfg.tls);
         sockit__free(l);
         return NULL;
     }

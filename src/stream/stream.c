@@ -437,6 +437,13 @@ void sockit__stream_fail(sockit_stream *st, int code, const char *op)
                       (double)sockit__stream_idle_ms(st) / 1e3);
     else
         sockit__failf(code, "%s (peer %s)", op, name);
+    sockit__stream_fail_noted(st, code);
+}
+
+void sockit__stream_fail_noted(sockit_stream *st, int code)
+{
+    if (st->ended)
+        return;
     bool user_closed = st->closing;
     st->closing = true;
     if (!user_closed && st->cb != NULL && st->cb->on_error != NULL)
@@ -444,6 +451,25 @@ void sockit__stream_fail(sockit_stream *st, int code, const char *op)
     /* An idle client is told with an ordinary end of stream; anything else (a broken
      * connection, a protocol violation, a linger that ran out) is reset. */
     sockit__stream_end(st, code, code != SOCKIT_ETIMEOUT);
+}
+
+void sockit__stream_fail_draining(sockit_stream *st, int code, double linger)
+{
+    if (st->ended)
+        return;
+    bool user_closed = st->closing;
+    st->closing = true;
+    if (!user_closed && st->cb != NULL && st->cb->on_error != NULL)
+        st->cb->on_error(st, code, st->user);
+    if (st->ended)
+        return;
+    if (st->ext == NULL || st->ext->wq_head == NULL) {
+        sockit__stream_end(st, code, false);
+        return;
+    }
+    st->ext->linger_at = st->loop->now + (int64_t)(linger * 1e9);
+    sockit__stream_arm_linger(st);
+    sockit__stream_update_io(st);
 }
 
 void sockit_stream_close(sockit_stream *st, double linger)

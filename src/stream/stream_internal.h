@@ -158,6 +158,11 @@ sockit_stream *sockit__stream_make(sockit_loop *loop, int fd, bool is_socket, bo
 /* Ends the stream because of code: the message names the peer (op: "recv", "send"),
  * on_error runs unless the user already closed it, then it is aborted. */
 void sockit__stream_fail(sockit_stream *st, int code, const char *op);
+/* As sockit__stream_fail, with the message already recorded (a filter's own). */
+void sockit__stream_fail_noted(sockit_stream *st, int code);
+/* As sockit__stream_fail_noted, but what is queued (a filter's alert to the peer)
+ * still goes out, for at most linger seconds, before the descriptor closes. */
+void sockit__stream_fail_draining(sockit_stream *st, int code, double linger);
 /* Closes the descriptor, finishes the queue with status and schedules on_close. */
 void sockit__stream_end(sockit_stream *st, int status, bool reset);
 /* Schedules fn(st) as a deferred call that holds a reference. Returns 0 or a code. */

@@ -1,0 +1,294 @@
+/* sockit_server_config.tls: a blocking-mode server (SOCKIT_THREADS, SOCKIT_SEQUENTIAL)
+ * runs each handshake before its handler, and a SOCKIT_EVENTS server makes every
+ * connection a TLS stream. Clients are blocking TLS sockets. A failed handshake
+ * reaches handle_error, never the handler; a client that never speaks is let go
+ * within tls_handshake_timeout. Certificates from tests/tls/make_certs.sh. */
+#include "harness.h"
+#include "sockit_tls.h"
+
+#include <errno.h>
+#include <pthread.h>
+#include <stdatomic.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#ifndef SOCKIT_SOURCE_DIR
+#error "test_tls_server needs SOCKIT_SOURCE_DIR (tests/CMakeLists.txt defines it)"
+#endif
+
+#define NEED_TLS()                                                                                 \
+    do {                                                                                           \
+        (void)state;                                                                               \
+        if (!sockit_has_tls())                                                                     \
+            skip();                                                                                \
+    } while (0)
+
+static char certdir[64];
+
+static const char *path_of(const char *file)
+{
+    static char ring[8][256];
+    static unsigned next;
+    char *p = ring[next++ % 8];
+    snprintf(p, sizeof ring[0], "%s/%s", certdir, file);
+    return p;
+}
+
+static int certs_setup(void **state)
+{
+    (void)state;
+    if (!sockit_has_tls())
+        return 0;
+    snprintf(certdir, sizeof certdir, "/tmp/sockit-tls-server-XXXXXX");
+    if (mkdtemp(certdir) == NULL)
+        return -1;
+    char cmd[512];
+    snprintf(cmd, sizeof cmd, "bash %s/tests/tls/make_certs.sh %s", SOCKIT_SOURCE_DIR, certdir);
+    return system(cmd) == 0 ? 0 : -1;
+}
+
+static int certs_teardown(void **state)
+{
+    (void)state;
+    if (certdir[0] == '\0')
+        return 0;
+    char cmd[256];
+    snprintf(cmd, sizeof cmd, "rm -rf %s", certdir);
+    return system(cmd) == 0 ? 0 : -1;
+}
+
+static sockit_tls_ctx *server_ctx(void)
+{
+    sockit_tls_ctx *ctx = sockit_tls_ctx_new(SOCKIT_TLS_SERVER);
+    assert_sock(ctx);
+    assert_ok(sockit_tls_ctx_load_cert_chain(ctx, path_of("server.pem"), path_of("server.key")));
+    return ctx;
+}
+
+static sockit_tls_ctx *client_ctx(void)
+{
+    sockit_tls_ctx *ctx = sockit_tls_ctx_new(SOCKIT_TLS_CLIENT);
+    assert_sock(ctx);
+    assert_ok(sockit_tls_ctx_load_verify_locations(ctx, path_of("ca.pem"), NULL));
+    return ctx;
+}
+
+static atomic_int handled, errors, last_error, handler_saw_tls;
+
+/* Blocking modes: one line back, upper-cased. */
+static int line_handler(sockit_request *req)
+{
+    atomic_fetch_add(&handled, 1);
+    if (sockit_is_tls(req->sock) && sockit_tls_version(req->sock) != NULL)
+        atomic_fetch_add(&handler_saw_tls, 1);
+    char line[256];
+    ssize_t n = sockit_readline(req->sock, line, sizeof line);
+    if (n <= 0)
+        return (int)n;
+    for (ssize_t i = 0; i < n; i++)
+        if (line[i] >= 'a' && line[i] <= 'z')
+            line[i] = (char)(line[i] - 'a' + 'A');
+    return (int)sockit_sendall(req->sock, line, (size_t)n, 0, NULL);
+}
+
+static void count_error(sockit_request *req, int code, void *user)
+{
+    (void)req, (void)user;
+    atomic_fetch_add(&errors, 1);
+    atomic_store(&last_error, code);
+}
+
+/* SOCKIT_EVENTS: each line back as it came. */
+static void ev_data(sockit_stream *st, const char *data, size_t len, void *user)
+{
+    (void)user;
+    sockit_stream_write(st, data, len);
+}
+
+static void ev_error(sockit_stream *st, int code, void *user)
+{
+    (void)st, (void)user;
+    atomic_fetch_add(&errors, 1);
+    atomic_store(&last_error, code);
+}
+
+static const sockit_stream_callbacks ev_cb = {.on_data = ev_data, .on_error = ev_error};
+
+static void ev_connected(sockit_server *srv, sockit_stream *st, const sockit_addr *peer, void *user)
+{
+    (void)srv, (void)peer, (void)user;
+    sockit_stream_read_lines(st, 0);
+    if (sockit_stream_is_tls(st))
+        atomic_fetch_add(&handler_saw_tls, 1);
+}
+
+typedef struct run {
+    sockit_server *srv;
+    pthread_t tid;
+    int port;
+} run;
+
+static void *serve(void *arg)
+{
+    run *r = arg;
+    sockit_server_serve_forever(r->srv);
+    return NULL;
+}
+
+static void start(run *r, sockit_server_config *cfg)
+{
+    atomic_store(&handled, 0);
+    atomic_store(&errors, 0);
+    atomic_store(&last_error, 0);
+    atomic_store(&handler_saw_tls, 0);
+    r->srv = sockit_server_new("127.0.0.1", 0, SOCK_STREAM, cfg);
+    assert_sock(r->srv);
+    sockit_addr a;
+    assert_ok(sockit_server_address(r->srv, &a));
+    r->port = sockit_addr_port(&a);
+    assert_int_equal(pthread_create(&r->tid, NULL, serve, r), 0);
+}
+
+static void stop(run *r)
+{
+    sockit_server_shutdown(r->srv);
+    pthread_join(r->tid, NULL);
+    assert_ok(sockit_server_close(r->srv));
+}
+
+static void exchange(int port, sockit_tls_ctx *cctx, const char *send, const char *want)
+{
+    sockit *s = sockit_tls_create_connection("localhost", port, 5.0, NULL, cctx);
+    assert_sock(s);
+    assert_ok(sockit_sendall(s, send, strlen(send), 0, NULL));
+    char line[256];
+    ssize_t n = sockit_readline(s, line, sizeof line);
+    assert_int_equal(n, (ssize_t)strlen(want));
+    assert_string_equal(line, want);
+    assert_ok(sockit_close(s));
+}
+
+/* A client that connects and never says a word, and one that fails verification. */
+static void bad_clients(int port, double wait_s)
+{
+    sockit *mute = sockit_create_connection("127.0.0.1", port, 2.0, NULL);
+    assert_sock(mute);
+    assert_ok(sockit_settimeout(mute, wait_s));
+    char b[16];
+    double t0 = harness_now();
+    ssize_t n = sockit_recv(mute, b, sizeof b, 0);
+    /* Let go by the server's handshake timeout, well within the wait. */
+    assert_true(n == 0 || n == -ECONNRESET);
+    assert_true(harness_now() - t0 < wait_s);
+    sockit_close(mute);
+
+    sockit_tls_ctx *wrong = sockit_tls_ctx_new(SOCKIT_TLS_CLIENT);
+    assert_sock(wrong);
+    assert_ok(sockit_tls_ctx_load_verify_locations(wrong, path_of("otherca.pem"), NULL));
+    assert_null(sockit_tls_create_connection("localhost", port, 5.0, NULL, wrong));
+    assert_int_equal(sockit_errcode(), SOCKIT_ETLSVERIFY);
+    sockit_tls_ctx_free(wrong);
+}
+
+static void wait_errors(int n)
+{
+    double until = harness_now() + 5;
+    while (atomic_load(&errors) < n && harness_now() < until)
+        usleep(10000);
+}
+
+static void test_threads_server_handshakes_before_the_handler(void **state)
+{
+    NEED_TLS();
+    sockit_tls_ctx *sctx = server_ctx(), *cctx = client_ctx();
+    sockit_server_config cfg = {.handler = line_handler,
+                                .mode = SOCKIT_THREADS,
+                                .handle_error = count_error,
+                                .tls = sctx,
+                                .tls_handshake_timeout = 0.3};
+    run r;
+    start(&r, &cfg);
+    sockit_tls_ctx_free(sctx); /* the server keeps its own reference */
+    exchange(r.port, cctx, "hello threads\n", "HELLO THREADS\n");
+    exchange(r.port, cctx, "again\n", "AGAIN\n");
+    assert_int_equal(atomic_load(&handled), 2);
+    assert_int_equal(atomic_load(&handler_saw_tls), 2);
+    bad_clients(r.port, 3.0);
+    wait_errors(2);
+    /* Neither bad client reached the handler; both reached handle_error. */
+    assert_int_equal(atomic_load(&handled), 2);
+    assert_int_equal(atomic_load(&errors), 2);
+    stop(&r);
+    sockit_tls_ctx_free(cctx);
+}
+
+static void test_sequential_server_serves_tls_with_one_object(void **state)
+{
+    NEED_TLS();
+    sockit_tls_ctx *sctx = server_ctx(), *cctx = client_ctx();
+    sockit_server_config cfg = {.handler = line_handler,
+                                .mode = SOCKIT_SEQUENTIAL,
+                                .handle_error = count_error,
+                                .tls = sctx};
+    run r;
+    start(&r, &cfg);
+    for (int i = 0; i < 3; i++)
+        exchange(r.port, cctx, "one at a time\n", "ONE AT A TIME\n");
+    assert_int_equal(atomic_load(&handler_saw_tls), 3);
+    stop(&r);
+    sockit_tls_ctx_free(sctx);
+    sockit_tls_ctx_free(cctx);
+}
+
+static void test_events_server_makes_tls_streams(void **state)
+{
+    NEED_TLS();
+    sockit_tls_ctx *sctx = server_ctx(), *cctx = client_ctx();
+    sockit_server_config cfg = {.mode = SOCKIT_EVENTS,
+                                .stream = &ev_cb,
+                                .on_connect = ev_connected,
+                                .tls = sctx,
+                                .tls_handshake_timeout = 0.3};
+    run r;
+    start(&r, &cfg);
+    exchange(r.port, cctx, "hello events\n", "hello events\n");
+    exchange(r.port, cctx, "twice\n", "twice\n");
+    assert_int_equal(atomic_load(&handler_saw_tls), 2);
+    bad_clients(r.port, 3.0);
+    wait_errors(2);
+    assert_int_equal(atomic_load(&errors), 2);
+    stop(&r);
+    sockit_tls_ctx_free(sctx);
+    sockit_tls_ctx_free(cctx);
+}
+
+static void test_config_is_checked(void **state)
+{
+    NEED_TLS();
+    sockit_tls_ctx *cctx = client_ctx();
+    sockit_server_config cfg = {.handler = line_handler, .mode = SOCKIT_THREADS, .tls = cctx};
+    assert_null(sockit_server_new("127.0.0.1", 0, SOCK_STREAM, &cfg));
+    assert_int_equal(sockit_errcode(), -EINVAL);
+    sockit_tls_ctx *sctx = server_ctx();
+    cfg.tls = sctx;
+    assert_null(sockit_server_new("127.0.0.1", 0, SOCK_DGRAM, &cfg));
+    assert_int_equal(sockit_errcode(), -EINVAL);
+    cfg.tls_handshake_timeout = -1;
+    assert_null(sockit_server_new("127.0.0.1", 0, SOCK_STREAM, &cfg));
+    assert_int_equal(sockit_errcode(), -EINVAL);
+    sockit_tls_ctx_free(sctx);
+    sockit_tls_ctx_free(cctx);
+}
+
+int main(void)
+{
+    const struct CMUnitTest tests[] = {
+        harness_test(test_threads_server_handshakes_before_the_handler),
+        harness_test(test_sequential_server_serves_tls_with_one_object),
+        harness_test(test_events_server_makes_tls_streams),
+        harness_test(test_config_is_checked),
+    };
+    return cmocka_run_group_tests(tests, certs_setup, certs_teardown);
+}
