@@ -149,8 +149,10 @@ SOCKIT_API sockit *sockit_tls_create_connection(const char *host, int port, doub
  * - send/sendall/recv/recv_exact/readline/recvfrom move plaintext. MSG_PEEK and
  *   MSG_DONTWAIT work; other flags are -EOPNOTSUPP. A send that returned
  *   SOCKIT_EWOULDBLOCK (or timed out) has part of a TLS record on the wire: the next
- *   send must start with the same bytes, at least as many (as OpenSSL and Python
- *   require); fewer is -EINVAL with a message.
+ *   send must start with the same bytes, at least as many as that send was given
+ *   (OpenSSL's rule, and Python's); fewer is -EINVAL with a message. sendall and
+ *   sendfile keep the rule themselves.
+ * - sockit_sendto and sockit_sendto_addr are -EOPNOTSUPP: the peer is fixed.
  * - sockit_pending counts the plaintext TLS has decrypted but recv has not taken, and
  *   selectors and loop watchers report such a socket readable.
  * - recv returns 0 only after the peer's close_notify; a bare TCP close is
@@ -193,17 +195,20 @@ SOCKIT_API bool sockit_tls_session_reused(const sockit *s);
  * docs/streams.md.
  * ------------------------------------------------------------------------------ */
 
-/* Called once when the handshake has finished (status 0) or failed (a code, the
- * same the stream's on_error gets right after), with the stream's user pointer. */
+/* Called once when the handshake has finished (status 0) or TLS failed it (a code,
+ * the same the stream's on_error gets right after), with the stream's user pointer.
+ * A stream that ends otherwise first (a reset, a close) is told by on_error and
+ * on_close alone. */
 typedef void (*sockit_stream_tls_fn)(sockit_stream *st, int status, void *user);
 
 /* Makes st, a stream no byte has gone through yet, a TLS stream of ctx's side
  * (asyncio's loop.start_tls), and starts the handshake. server_hostname as in
  * sockit_tls_wrap. The handshake must finish within timeout seconds (< 0: no
  * limit; 0: 10 s) or the stream fails with SOCKIT_ETIMEOUT. Bytes written before it
- * finishes are kept and go out after it. done may be NULL. Returns 0, or -EINVAL,
- * -EBUSY (bytes already went through), -EEXIST (already TLS), -ENOMEM,
- * SOCKIT_ENOTLS. */
+ * finishes are copied and go out after it; until then the watermarks do not count
+ * them, a write_ref's done comes once they are copied, a write past the hard limit
+ * ends the stream (-ENOBUFS), and a close or shutdown drops them. done may be NULL. Returns 0, or
+ * -EINVAL, -EBUSY (bytes already went through), -EEXIST (already TLS), -ENOMEM, SOCKIT_ENOTLS. */
 SOCKIT_API int sockit_stream_start_tls(sockit_stream *st, sockit_tls_ctx *ctx,
                                        const char *server_hostname, double timeout,
                                        sockit_stream_tls_fn done);

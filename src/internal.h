@@ -126,6 +126,9 @@ bool sockit__tls_ctx_is_server(const sockit_tls_ctx *ctx);
  * instead of the user (the connector's and the listener's use). */
 int sockit__stream_tls(sockit_stream *st, sockit_tls_ctx *ctx, const char *host, double timeout,
                        void (*fn)(sockit_stream *st, int status, void *arg), void *arg);
+/* The handshake's end goes to no one any more, and its deadline is off (the
+ * connector gave the stream up). */
+void sockit__stream_tls_forget(sockit_stream *st);
 /* sockit_stream_connect_tls checking the certificate for tls_name (NULL: host). */
 typedef struct sockit_connector sockit_connector;
 sockit_connector *sockit__stream_connect_tls_named(

@@ -115,14 +115,13 @@ ssize_t sockit_send(sockit *s, const void *buf, size_t len, int flags)
     }
 }
 
-ssize_t sockit_sendall(sockit *s, const void *buf, size_t len, int flags, size_t *sent)
+/* sendall within a deadline the caller computed (sendfile's fallback spans many). */
+static ssize_t sendall_until(sockit *s, const void *buf, size_t len, int flags, size_t *sent,
+                             int64_t deadline, const char *op)
 {
     size_t done = 0;
     if (sent != NULL)
         *sent = 0;
-    if (s == NULL)
-        return sockit__fail(-EBADF, "sendall");
-    int64_t deadline = sockit__call_deadline(s);
     const char *p = buf;
     while (done < len) {
         short want = POLLOUT;
@@ -138,13 +137,22 @@ ssize_t sockit_sendall(sockit *s, const void *buf, size_t len, int flags, size_t
             rc = await_unless_dontwait(s, flags, want, deadline);
         if (rc < 0) {
             if (rc == SOCKIT_EWOULDBLOCK)
-                return sockit__fail(rc, "sendall");
-            char op[96];
-            snprintf(op, sizeof op, "sendall: %zu of %zu bytes sent", done, len);
-            return sockit__io_fail(s, rc, op);
+                return sockit__fail(rc, op);
+            char what[96];
+            snprintf(what, sizeof what, "%s: %zu of %zu bytes sent", op, done, len);
+            return sockit__io_fail(s, rc, what);
         }
     }
     return (ssize_t)len;
+}
+
+ssize_t sockit_sendall(sockit *s, const void *buf, size_t len, int flags, size_t *sent)
+{
+    if (sent != NULL)
+        *sent = 0;
+    if (s == NULL)
+        return sockit__fail(-EBADF, "sendall");
+    return sendall_until(s, buf, len, flags, sent, sockit__call_deadline(s), "sendall");
 }
 
 static ssize_t take_buffered(sockit *s, void *buf, size_t len, int flags)
@@ -266,6 +274,8 @@ ssize_t sockit_sendto_addr(sockit *s, const void *buf, size_t len, int flags, co
     /* The same code as connect_addr and bind_addr give an empty address. */
     if (to == NULL || to->len == 0)
         return sockit__failf(SOCKIT_EBADADDR, "sendto: no address (empty sockit_addr)");
+    if (s->transport != &sockit__plain_transport)
+        return sockit__failf(-EOPNOTSUPP, "sendto on a TLS socket (its peer is fixed: use send)");
     return sendto_until(s, buf, len, flags, to, sockit__call_deadline(s));
 }
 
@@ -273,6 +283,9 @@ ssize_t sockit_sendto(sockit *s, const void *buf, size_t len, int flags, const c
 {
     if (s == NULL)
         return sockit__fail(-EBADF, "sendto");
+    /* The bytes would go out raw, between TLS records (Python refuses it too). */
+    if (s->transport != &sockit__plain_transport)
+        return sockit__failf(-EOPNOTSUPP, "sendto on a TLS socket (its peer is fixed: use send)");
     /* One deadline covers the name and the send; as in sockit_connect, a
      * non-blocking socket resolves unbounded. */
     int64_t deadline = sockit__call_deadline(s);
@@ -366,6 +379,7 @@ static ssize_t sendfile_through_transport(sockit *s, int file_fd, off_t offset, 
     enum { CHUNK = 16384 }; /* one TLS record */
     char buf[CHUNK];
     size_t done = 0;
+    int64_t deadline = sockit__call_deadline(s); /* one for the whole file */
     while (count == 0 || done < count) {
         size_t want = count == 0 || count - done > CHUNK ? CHUNK : count - done;
         ssize_t got = pread(file_fd, buf, want, offset + (off_t)done);
@@ -381,7 +395,7 @@ static ssize_t sendfile_through_transport(sockit *s, int file_fd, off_t offset, 
                                  count);
         }
         size_t part = 0;
-        ssize_t n = sockit_sendall(s, buf, (size_t)got, 0, &part);
+        ssize_t n = sendall_until(s, buf, (size_t)got, 0, &part, deadline, "sendfile");
         done += part;
         if (sent != NULL)
             *sent = done;

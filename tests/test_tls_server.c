@@ -264,6 +264,49 @@ static void test_events_server_makes_tls_streams(void **state)
     sockit_tls_ctx_free(cctx);
 }
 
+/* Calls that would put bytes beside TLS's records, or take the descriptor from under
+ * the session, are refused; the session goes on unharmed. */
+static void test_tls_socket_refuses_sendto_and_adoption_by_a_stream(void **state)
+{
+    NEED_TLS();
+    sockit_tls_ctx *sctx = server_ctx(), *cctx = client_ctx();
+    sockit_server_config cfg = {.handler = line_handler, .mode = SOCKIT_THREADS, .tls = sctx};
+    run r;
+    start(&r, &cfg);
+    sockit *s = sockit_tls_create_connection("localhost", r.port, 5.0, NULL, cctx);
+    assert_sock(s);
+    assert_code(sockit_sendto(s, "raw\n", 4, 0, "127.0.0.1", r.port), -EOPNOTSUPP);
+    sockit_addr to;
+    assert_ok(sockit_getpeername(s, &to));
+    assert_code(sockit_sendto_addr(s, "raw\n", 4, 0, &to), -EOPNOTSUPP);
+    sockit_loop *loop = sockit_loop_new(NULL);
+    assert_sock(loop);
+    assert_null(sockit_stream_new(loop, s, NULL, NULL));
+    assert_int_equal(sockit_errcode(), -EINVAL);
+    assert_non_null(strstr(sockit_errmsg(), "TLS"));
+    assert_ok(sockit_loop_close(loop));
+    assert_ok(sockit_sendall(s, "still fine\n", 11, 0, NULL));
+    char line[64];
+    assert_int_equal(sockit_readline(s, line, sizeof line), 11);
+    assert_string_equal(line, "STILL FINE\n");
+    assert_ok(sockit_close(s));
+    stop(&r);
+    sockit_tls_ctx_free(sctx);
+    sockit_tls_ctx_free(cctx);
+}
+
+/* A host that can never be checked fails before any packet goes out. */
+static void test_create_connection_refuses_an_uncheckable_host_at_once(void **state)
+{
+    NEED_TLS();
+    sockit_tls_ctx *cctx = client_ctx();
+    assert_null(sockit_tls_create_connection(NULL, 1, 1.0, NULL, cctx));
+    assert_int_equal(sockit_errcode(), -EINVAL);
+    assert_null(sockit_tls_create_connection("unix:/nonexistent/x", 0, 1.0, NULL, cctx));
+    assert_int_equal(sockit_errcode(), -EINVAL);
+    sockit_tls_ctx_free(cctx);
+}
+
 static void test_config_is_checked(void **state)
 {
     NEED_TLS();
@@ -288,6 +331,8 @@ int main(void)
         harness_test(test_threads_server_handshakes_before_the_handler),
         harness_test(test_sequential_server_serves_tls_with_one_object),
         harness_test(test_events_server_makes_tls_streams),
+        harness_test(test_tls_socket_refuses_sendto_and_adoption_by_a_stream),
+        harness_test(test_create_connection_refuses_an_uncheckable_host_at_once),
         harness_test(test_config_is_checked),
     };
     return cmocka_run_group_tests(tests, certs_setup, certs_teardown);

@@ -95,6 +95,7 @@ static void handshake_ended(sockit_stream *st, int status, void *arg)
         return;
     c->handshaking = NULL;
     sockit_stream_set_user(st, NULL);
+    sockit__stream_tls_forget(st); /* c goes with finish: nothing may call back into it */
     if (status == 0) {
         sockit_stream_set_callbacks(st, c->cb);
         sockit_stream_set_user(st, c->user);
@@ -433,6 +434,7 @@ void sockit_connector_cancel(sockit_connector *c)
         sockit_stream *st = c->handshaking;
         c->handshaking = NULL;
         sockit_stream_set_user(st, NULL);
+        sockit__stream_tls_forget(st);
         sockit_stream_abort(st);
     }
     close_watches(c);

@@ -254,6 +254,15 @@ sockit_stream *sockit_stream_new(sockit_loop *loop, sockit *s, const sockit_stre
         sockit__failf(-EINVAL, "stream_new (fd %d): not a stream socket", s->fd);
         return NULL;
     }
+    /* Its session lives in the socket's transport, which a stream does not take
+     * over: TLS on a stream is sockit_stream_start_tls on a plain one. */
+    if (s->transport != &sockit__plain_transport) {
+        sockit__failf(-EINVAL,
+                      "stream_new (fd %d): a TLS socket (make the stream from the plain "
+                      "socket, then sockit_stream_start_tls)",
+                      s->fd);
+        return NULL;
+    }
     bool was_blocking = s->timeout != 0.0;
     if (was_blocking) {
         int rc = sockit__set_nonblock(s->fd, true);

@@ -60,6 +60,9 @@ static int select_sni(SSL *ssl, int *alert, void *arg)
         SSL_CTX *holder = ctx->sni[i].ssl_ctx;
         STACK_OF(X509) *chain = NULL;
         SSL_CTX_get0_chain_certs(holder, &chain);
+        /* The default's certificate goes first: with another key type it would stay
+         * beside this one, and OpenSSL could pick it. */
+        SSL_certs_clear(ssl);
         if (SSL_use_cert_and_key(ssl, SSL_CTX_get0_certificate(holder),
                                  SSL_CTX_get0_privatekey(holder), chain, 1) != 1)
             return SSL_TLSEXT_ERR_ALERT_FATAL;
@@ -132,13 +135,14 @@ sockit_tls_ctx *sockit_tls_ctx_new(int side)
     atomic_init(&ctx->refs, 1);
     ctx->side = side;
     pthread_mutex_init(&ctx->cache_lock, NULL);
+    /* The system store, as Python's load_default_certs, on both sides (a server
+     * that asks for client certificates trusts it too until given CAs); a machine
+     * without one fails verification later, with the reason. */
+    SSL_CTX_set_default_verify_paths(ctx->ssl_ctx);
+    ERR_clear_error();
     if (side == SOCKIT_TLS_CLIENT) {
         ctx->verify = SOCKIT_TLS_VERIFY_REQUIRED;
         ctx->check_hostname = true;
-        /* The system store, as Python's load_default_certs; a machine without one
-         * fails verification later, with the reason, unless a CA is loaded. */
-        SSL_CTX_set_default_verify_paths(ctx->ssl_ctx);
-        ERR_clear_error();
         sockit__tls_session_init(ctx->ssl_ctx);
     } else {
         ctx->verify = SOCKIT_TLS_VERIFY_NONE;
@@ -205,6 +209,20 @@ int sockit_tls_ctx_load_cert_chain(sockit_tls_ctx *ctx, const char *cert_file, c
     return load_pair(ctx->ssl_ctx, cert_file, key_file);
 }
 
+/* A server asking for client certificates names the CAs it trusts: those of every
+ * CA file loaded. */
+static void name_client_cas(SSL_CTX *c, const char *ca_file)
+{
+    STACK_OF(X509_NAME) *names = SSL_CTX_get_client_CA_list(c);
+    if (names == NULL || sk_X509_NAME_num(names) == 0) {
+        names = SSL_load_client_CA_file(ca_file);
+        if (names != NULL)
+            SSL_CTX_set_client_CA_list(c, names);
+        return;
+    }
+    SSL_add_file_cert_subjects_to_stack(names, ca_file);
+}
+
 int sockit_tls_ctx_load_verify_locations(sockit_tls_ctx *ctx, const char *ca_file,
                                          const char *ca_dir)
 {
@@ -213,26 +231,28 @@ int sockit_tls_ctx_load_verify_locations(sockit_tls_ctx *ctx, const char *ca_fil
     if (ca_file == NULL && ca_dir == NULL)
         return sockit__failf(-EINVAL,
                              "tls load_verify_locations: neither a CA file nor a directory");
-    /* The given CAs replace the system's: a test that trusts its own CA must not
-     * also trust every public one. */
-    X509_STORE *store = X509_STORE_new();
+    /* The first CAs given replace the system's (a test that trusts its own CA must
+     * not also trust every public one); later calls add to them. */
+    bool fresh = !ctx->own_store;
+    X509_STORE *store = fresh ? X509_STORE_new() : SSL_CTX_get_cert_store(ctx->ssl_ctx);
     if (store == NULL)
         return sockit__fail(-ENOMEM, "tls load_verify_locations");
-    if (ca_file != NULL && X509_STORE_load_file(store, ca_file) != 1) {
-        X509_STORE_free(store);
-        return ctx_fail("tls CA file %s", ca_file);
+    const char *bad = NULL, *what = NULL;
+    if (ca_file != NULL && X509_STORE_load_file(store, ca_file) != 1)
+        bad = ca_file, what = "file";
+    else if (ca_dir != NULL && X509_STORE_load_path(store, ca_dir) != 1)
+        bad = ca_dir, what = "directory";
+    if (bad != NULL) {
+        if (fresh)
+            X509_STORE_free(store);
+        return ctx_fail("tls CA %s %s", what, bad);
     }
-    if (ca_dir != NULL && X509_STORE_load_path(store, ca_dir) != 1) {
-        X509_STORE_free(store);
-        return ctx_fail("tls CA directory %s", ca_dir);
-    }
-    SSL_CTX_set_cert_store(ctx->ssl_ctx, store);
+    if (fresh)
+        SSL_CTX_set_cert_store(ctx->ssl_ctx, store);
+    ctx->own_store = true;
     /* A server asking for client certificates names the CAs it trusts. */
-    if (ctx->side == SOCKIT_TLS_SERVER && ca_file != NULL) {
-        STACK_OF(X509_NAME) *names = SSL_load_client_CA_file(ca_file);
-        if (names != NULL)
-            SSL_CTX_set_client_CA_list(ctx->ssl_ctx, names);
-    }
+    if (ctx->side == SOCKIT_TLS_SERVER && ca_file != NULL)
+        name_client_cas(ctx->ssl_ctx, ca_file);
     ERR_clear_error();
     return 0;
 }

@@ -6,15 +6,6 @@
 #include <openssl/x509.h>
 #include <string.h>
 
-/* The TLS state of s once its handshake is done, or NULL. */
-static sockit__tls *done(const sockit *s)
-{
-    if (!sockit_is_tls(s))
-        return NULL;
-    sockit__tls *t = s->tstate;
-    return t->handshaken ? t : NULL;
-}
-
 const char *sockit__tls_info_version(const sockit__tls *t)
 {
     return t != NULL ? SSL_get_version(t->ssl) : NULL;
@@ -65,30 +56,74 @@ int sockit__tls_info_subject(const sockit__tls *t, char *buf, size_t size)
     return rc;
 }
 
-const char *sockit_tls_version(const sockit *s) { return sockit__tls_info_version(done(s)); }
-const char *sockit_tls_cipher(const sockit *s) { return sockit__tls_info_cipher(done(s)); }
+/* The socket accessors hold the connection's lock: another thread's recv may be
+ * replacing the session (a TLS 1.3 ticket) under them. */
+static sockit__tls *locked(const sockit *s)
+{
+    if (!sockit_is_tls(s))
+        return NULL;
+    sockit__tls *t = s->tstate;
+    pthread_mutex_lock(&t->lock);
+    if (t->handshaken)
+        return t;
+    pthread_mutex_unlock(&t->lock);
+    return NULL;
+}
+
+static void unlock(sockit__tls *t)
+{
+    if (t != NULL)
+        pthread_mutex_unlock(&t->lock);
+}
+
+const char *sockit_tls_version(const sockit *s)
+{
+    sockit__tls *t = locked(s);
+    const char *v = sockit__tls_info_version(t);
+    unlock(t);
+    return v;
+}
+
+const char *sockit_tls_cipher(const sockit *s)
+{
+    sockit__tls *t = locked(s);
+    const char *v = sockit__tls_info_cipher(t);
+    unlock(t);
+    return v;
+}
+
 const char *sockit_tls_server_name(const sockit *s)
 {
-    return sockit__tls_info_server_name(done(s));
+    sockit__tls *t = locked(s);
+    const char *v = sockit__tls_info_server_name(t);
+    unlock(t);
+    return v;
 }
-bool sockit_tls_session_reused(const sockit *s) { return sockit__tls_info_reused(done(s)); }
+
+bool sockit_tls_session_reused(const sockit *s)
+{
+    sockit__tls *t = locked(s);
+    bool v = sockit__tls_info_reused(t);
+    unlock(t);
+    return v;
+}
 
 const char *sockit_tls_alpn(const sockit *s)
 {
-    sockit__tls *t = done(s);
-    if (t == NULL)
-        return NULL;
-    pthread_mutex_lock(&t->lock);
-    const char *name = sockit__tls_info_alpn(t);
-    pthread_mutex_unlock(&t->lock);
-    return name;
+    sockit__tls *t = locked(s);
+    const char *v = sockit__tls_info_alpn(t);
+    unlock(t);
+    return v;
 }
 
 int sockit_tls_peer_subject(const sockit *s, char *buf, size_t size)
 {
     if (!sockit_is_tls(s))
         return sockit__failf(-EINVAL, "tls_peer_subject: not a TLS socket");
-    return sockit__tls_info_subject(done(s), buf, size);
+    sockit__tls *t = locked(s);
+    int rc = sockit__tls_info_subject(t, buf, size);
+    unlock(t);
+    return rc;
 }
 
 int sockit__tls_name_text(const X509_NAME *name, char *buf, size_t size)

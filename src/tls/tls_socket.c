@@ -74,9 +74,11 @@ static ssize_t tls_send(sockit *s, const void *buf, size_t len, int flags, short
         int n = t->write_len > 0 ? (int)t->write_len : clamp_len(len);
         begin(t);
         int r = SSL_write(t->ssl, buf, n);
+        /* A handshake a send or recv finished is finished: close_notify and the
+         * accessors go by this. */
+        t->handshaken = SSL_is_init_finished(t->ssl) == 1;
         if (r > 0) {
             t->write_len = 0;
-            t->handshaken = true;
             out = r;
         } else {
             out = sockit__tls_result(t, r);
@@ -107,8 +109,8 @@ static ssize_t tls_recv(sockit *s, void *buf, size_t len, int flags, short *want
         begin(t);
         int r = (flags & MSG_PEEK) ? SSL_peek(t->ssl, buf, clamp_len(len))
                                    : SSL_read(t->ssl, buf, clamp_len(len));
+        t->handshaken = SSL_is_init_finished(t->ssl) == 1;
         if (r > 0) {
-            t->handshaken = true;
             out = r;
         } else {
             out = sockit__tls_result(t, r);
@@ -390,6 +392,10 @@ sockit *sockit_tls_create_connection(const char *host, int port, double timeout,
         sockit__failf(-EINVAL, "tls_create_connection: a server context");
         return NULL;
     }
+    /* What can never verify fails before any packet is sent. */
+    bool is_unix = host != NULL && strncmp(host, "unix:", 5) == 0;
+    if (sockit__tls_check_host(ctx, is_unix ? NULL : host, "tls_create_connection") < 0)
+        return NULL;
     /* One deadline for the name, the connects and the handshake. */
     int64_t deadline = sockit__deadline(timeout);
     sockit *s = sockit_create_connection(host, port, timeout, source);

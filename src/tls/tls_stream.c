@@ -270,6 +270,11 @@ static void deadline_passed(sockit_timer *timer, void *arg)
     tls_stream *x = arg;
     sockit_timer_close(x->deadline);
     x->deadline = NULL;
+    /* A stream that ended otherwise (a reset, a close) has told its user already. */
+    if (x->st->ended || x->st->closing) {
+        x->done = NULL;
+        return;
+    }
     x->t.failed = SOCKIT_ETIMEOUT;
     snprintf(x->t.detail, sizeof x->t.detail, "not finished in time");
     failed(x, SOCKIT_ETIMEOUT, "tls handshake");
@@ -320,6 +325,7 @@ int sockit__stream_tls(sockit_stream *st, sockit_tls_ctx *ctx, const char *host,
         return sockit__fail(-ENOMEM, "stream_start_tls");
     x->done = fn;
     x->done_arg = arg;
+    x->done_to_user = fn != NULL && arg == NULL; /* sockit_stream_start_tls's */
     if (ctx->side == SOCKIT_TLS_CLIENT) {
         SSL_set_connect_state(x->t.ssl);
         sockit_addr peer;
@@ -352,12 +358,19 @@ int sockit__stream_tls(sockit_stream *st, sockit_tls_ctx *ctx, const char *host,
 int sockit_stream_start_tls(sockit_stream *st, sockit_tls_ctx *ctx, const char *server_hostname,
                             double timeout, sockit_stream_tls_fn done)
 {
-    int rc = sockit__stream_tls(st, ctx, server_hostname, timeout, done, NULL);
-    if (rc == 0) {
-        tls_stream *x = st->ext->filter_ctx;
-        x->done_to_user = true;
+    return sockit__stream_tls(st, ctx, server_hostname, timeout, done, NULL);
+}
+
+void sockit__stream_tls_forget(sockit_stream *st)
+{
+    if (!sockit_stream_is_tls(st))
+        return;
+    tls_stream *x = st->ext->filter_ctx;
+    x->done = NULL;
+    if (x->deadline != NULL) {
+        sockit_timer_close(x->deadline);
+        x->deadline = NULL;
     }
-    return rc;
 }
 
 /* The TLS state of a TLS stream whose handshake has finished, or NULL. */

@@ -162,6 +162,8 @@ int sockit__stream_tls(sockit_stream *st, sockit_tls_ctx *ctx, const char *host,
     return no_tls("stream_start_tls");
 }
 
+void sockit__stream_tls_forget(sockit_stream *st) { (void)st; }
+
 int sockit_stream_start_tls(sockit_stream *st, sockit_tls_ctx *ctx, const char *server_hostname,
                             double timeout, sockit_stream_tls_fn done)
 {
