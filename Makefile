@@ -88,6 +88,9 @@ bench: bench-build
 	python3 bench/proxy_bench.py $(BUILD)/plain 3 > bench/results/proxy.md
 	bench/report_section.sh bench/results/REPORT.md "The proxy beside socat (sockit proxy)" \
 	    bench/results/proxy.md
+	python3 bench/tls_bench.py $(BUILD)/plain 3 > bench/results/tls.md
+	bench/report_section.sh bench/results/REPORT.md "TLS servers beside socat, ncat and asyncio" \
+	    bench/results/tls.md
 
 bench-quick: bench-build
 	python3 bench/run_bench.py --build $(BUILD)/plain --quick $(BENCH_FLAGS)

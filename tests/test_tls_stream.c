@@ -8,6 +8,7 @@
 #include "loop_harness.h"
 #include "sockit_proxy.h"
 #include "sockit_tls.h"
+#include "tls_certs.h"
 
 #include <errno.h>
 #include <poll.h>
@@ -17,51 +18,6 @@
 #include <stdlib.h>
 #include <string.h>
 #include <unistd.h>
-
-#ifndef SOCKIT_SOURCE_DIR
-#error "test_tls_stream needs SOCKIT_SOURCE_DIR (tests/CMakeLists.txt defines it)"
-#endif
-
-#define NEED_TLS()                                                                                 \
-    do {                                                                                           \
-        (void)state;                                                                               \
-        if (!sockit_has_tls())                                                                     \
-            skip();                                                                                \
-    } while (0)
-
-static char certdir[64];
-
-static const char *path_of(const char *file)
-{
-    static char ring[8][256];
-    static unsigned next;
-    char *p = ring[next++ % 8];
-    snprintf(p, sizeof ring[0], "%s/%s", certdir, file);
-    return p;
-}
-
-static int certs_setup(void **state)
-{
-    (void)state;
-    if (!sockit_has_tls())
-        return 0;
-    snprintf(certdir, sizeof certdir, "/tmp/sockit-tls-stream-XXXXXX");
-    if (mkdtemp(certdir) == NULL)
-        return -1;
-    char cmd[512];
-    snprintf(cmd, sizeof cmd, "bash %s/tests/tls/make_certs.sh %s", SOCKIT_SOURCE_DIR, certdir);
-    return system(cmd) == 0 ? 0 : -1;
-}
-
-static int certs_teardown(void **state)
-{
-    (void)state;
-    if (certdir[0] == '\0')
-        return 0;
-    char cmd[256];
-    snprintf(cmd, sizeof cmd, "rm -rf %s", certdir);
-    return system(cmd) == 0 ? 0 : -1;
-}
 
 static sockit_tls_ctx *server_ctx(const char *name)
 {

@@ -17,12 +17,20 @@
  * replies to a receive batch leave in one sendmmsg. --loops N runs events with N
  * loops: --accept reuseport (the default) is the library's config.loops, one
  * SO_REUSEPORT socket per loop; --accept handoff is handoff.c, one acceptor handing
- * connections out (TCP only). SIGTERM and
- * SIGINT stop it at once: connections still open are shut down, children killed. */
+ * connections out (TCP only). SIGTERM and SIGINT stop it at once: connections still
+ * open are shut down, children killed.
+ *
+ * --cert FILE [--key FILE] serves TLS (sockit_tls.h, bench/tls_bench.py): config.tls
+ * is a server context with that certificate and key (default: the key is in the cert
+ * file), in every TCP mode: the blocking modes run each handshake in the handler's
+ * thread before the handler, events makes every stream a TLS stream. Not with -u or
+ * --accept handoff. A client that closes without close_notify is not reported, as a
+ * reset is not. */
 #include "handoff.h"
 #include "peer_common.h"
 
 #include <sockit.h>
+#include <sockit_tls.h>
 
 #include <signal.h>
 #include <stdio.h>
@@ -35,7 +43,8 @@
     "usage: sockit_server [--server sequential|threads|processes|pool|events] [--workers N] "      \
     "[-u]\n"                                                                                       \
     "                     [--loops N [--accept reuseport|handoff]] [--mode echo|oneshot|sink] "    \
-    "[--port PORT]"
+    "[--port PORT]\n"                                                                              \
+    "                     [--cert FILE [--key FILE]]"
 /* Enough that the children limit is never what a run measures. */
 #define MAX_CHILDREN 10000
 /* One recv or sendall of echo and sink; the handler's thread has room for it. */
@@ -123,7 +132,7 @@ static void on_error(sockit_request *req, int code, void *user)
 {
     (void)req;
     (void)user;
-    if (code != -ECONNRESET && code != -EPIPE)
+    if (code != -ECONNRESET && code != -EPIPE && code != SOCKIT_ETLSEOF)
         fprintf(stderr, "sockit_server: %s\n", sockit_strerror(code));
 }
 
@@ -247,6 +256,7 @@ int main(int argc, char **argv)
                                 .listen.backlog = PEER_BACKLOG};
     bool udp = false;
     int loops = 0;
+    const char *cert = NULL, *key = NULL;
     for (int i = 1; i < argc; i++) {
         const char *value;
         if (peer_parse_arg(argc, argv, &i, PEER_ALL_MODES, USAGE, &args))
@@ -255,6 +265,10 @@ int main(int argc, char **argv)
             cfg.mode = parse_server(value);
         else if ((value = peer_option(argc, argv, &i, "--workers")) != NULL)
             cfg.threads = parse_count("--workers", value);
+        else if ((value = peer_option(argc, argv, &i, "--cert")) != NULL)
+            cert = value;
+        else if ((value = peer_option(argc, argv, &i, "--key")) != NULL)
+            key = value;
         else if ((value = peer_option(argc, argv, &i, "--loops")) != NULL)
             loops = parse_count("--loops", value);
         else if ((value = peer_option(argc, argv, &i, "--accept")) != NULL) {
@@ -270,7 +284,20 @@ int main(int argc, char **argv)
     if (udp && args.mode != PEER_ECHO)
         peer_usage_error("--mode '%s': not supported with -u: only echo",
                          peer_mode_name(args.mode));
+    if (key != NULL && cert == NULL)
+        peer_usage_error("--key: needs --cert");
+    if (cert != NULL && udp)
+        peer_usage_error("--cert: TLS is TCP only, not with -u");
+    if (cert != NULL && handing_off)
+        peer_usage_error("--cert: not with --accept handoff");
     peer_prepare();
+    if (cert != NULL) {
+        cfg.tls = sockit_tls_ctx_new(SOCKIT_TLS_SERVER);
+        if (cfg.tls == NULL || sockit_tls_ctx_load_cert_chain(cfg.tls, cert, key) < 0) {
+            fprintf(stderr, "sockit_server: %s\n", sockit_errmsg());
+            return 1;
+        }
+    }
 
     sequential = cfg.mode == SOCKIT_SEQUENTIAL;
     tcp_handler = handler_for(args.mode);
@@ -292,6 +319,7 @@ int main(int argc, char **argv)
         return status;
     }
     the_server = sockit_server_new("127.0.0.1", args.port, udp ? SOCK_DGRAM : SOCK_STREAM, &cfg);
+    sockit_tls_ctx_free(cfg.tls); /* the server holds its own reference */
     sockit_addr me;
     if (the_server == NULL || sockit_server_address(the_server, &me) < 0) {
         fprintf(stderr, "sockit_server: %s\n", sockit_errmsg());

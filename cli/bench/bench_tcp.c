@@ -310,8 +310,11 @@ static void on_readable(bench_worker *w, tcp_loop *L, conn *c, uint64_t now)
             /* A short read most likely drained the socket: let the loop say when
              * there is more. Connect mode reads on: the EOF is most likely there. */
             /* TLS returns a record at a time, and what it decrypted ahead is not
-             * the kernel's to report: read on until it would block. */
-            if ((size_t)n < L->scratch_len && cfg->mode != BENCH_CONNECT && c->sock == NULL)
+             * the kernel's to report: read on while it holds some. (Reading on until
+             * it would block would stamp replies that came meanwhile with this
+             * wake-up's time: latencies of 0.) */
+            if ((size_t)n < L->scratch_len && cfg->mode != BENCH_CONNECT &&
+                (c->sock == NULL || sockit_pending(c->sock) == 0))
                 return;
             continue;
         }
