@@ -99,6 +99,18 @@ static void apply_verify(sockit_tls_ctx *ctx)
     SSL_CTX_set_verify(ctx->ssl_ctx, mode, note_verify);
 }
 
+/* The system store, as Python's load_default_certs: a client's from the start, a
+ * server's once it verifies clients and has no CAs of its own. A machine without
+ * one fails verification later, with the reason. */
+static void use_system_store(sockit_tls_ctx *ctx)
+{
+    if (ctx->own_store || ctx->system_store)
+        return;
+    SSL_CTX_set_default_verify_paths(ctx->ssl_ctx);
+    ERR_clear_error();
+    ctx->system_store = true;
+}
+
 static SSL_CTX *new_ssl_ctx(int side)
 {
     SSL_CTX *c = SSL_CTX_new(side == SOCKIT_TLS_CLIENT ? TLS_client_method() : TLS_server_method());
@@ -135,16 +147,16 @@ sockit_tls_ctx *sockit_tls_ctx_new(int side)
     atomic_init(&ctx->refs, 1);
     ctx->side = side;
     pthread_mutex_init(&ctx->cache_lock, NULL);
-    /* The system store, as Python's load_default_certs, on both sides (a server
-     * that asks for client certificates trusts it too until given CAs); a machine
-     * without one fails verification later, with the reason. */
-    SSL_CTX_set_default_verify_paths(ctx->ssl_ctx);
-    ERR_clear_error();
     if (side == SOCKIT_TLS_CLIENT) {
+        use_system_store(ctx);
         ctx->verify = SOCKIT_TLS_VERIFY_REQUIRED;
         ctx->check_hostname = true;
         sockit__tls_session_init(ctx->ssl_ctx);
     } else {
+        /* A server sends the chain its certificate file holds. Left to build one from
+         * the trust store, OpenSSL would search the system's CA directory on every
+         * handshake (a profile showed readdir in each). */
+        SSL_CTX_set_mode(ctx->ssl_ctx, SSL_MODE_NO_AUTO_CHAIN);
         ctx->verify = SOCKIT_TLS_VERIFY_NONE;
         SSL_CTX_set_tlsext_servername_callback(ctx->ssl_ctx, select_sni);
         SSL_CTX_set_tlsext_servername_arg(ctx->ssl_ctx, ctx);
@@ -327,6 +339,8 @@ int sockit_tls_ctx_set_verify(sockit_tls_ctx *ctx, int mode)
     /* NONE turns the hostname check off with it (sockit__tls_checks_host); the
      * user's own setting stays, so REQUIRED again brings the check back. */
     ctx->verify = mode;
+    if (mode != SOCKIT_TLS_VERIFY_NONE)
+        use_system_store(ctx);
     apply_verify(ctx);
     return 0;
 }
