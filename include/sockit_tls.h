@@ -58,9 +58,9 @@ SOCKIT_API int sockit_tls_ctx_side(const sockit_tls_ctx *ctx);
 /* The certificate (chain, leaf first) and private key this side presents
  * (load_cert_chain). A server sends exactly that chain: put the intermediates in
  * the file (it builds none from its trust store, which would cost a search of the
- * system's CA directory on every handshake). key_file NULL: the key is in cert_file. A server needs one; a
- * client presents it when the server asks. A missing or unreadable file, a key that
- * does not match the certificate: SOCKIT_ETLS naming the file and the reason. */
+ * system's CA directory on every handshake). key_file NULL: the key is in cert_file. A server needs
+ * one; a client presents it when the server asks. A missing or unreadable file, a key that does not
+ * match the certificate: SOCKIT_ETLS naming the file and the reason. */
 SOCKIT_API int sockit_tls_ctx_load_cert_chain(sockit_tls_ctx *ctx, const char *cert_file,
                                               const char *key_file);
 /* Trusts the CA certificates in ca_file (PEM, may hold several) and/or ca_dir (an

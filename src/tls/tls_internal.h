@@ -36,7 +36,7 @@ struct sockit_tls_ctx {
     bool ragged_eofs;
     bool no_resumption;  /* sockit_tls_ctx_set_resumption(false) */
     bool own_store;      /* load_verify_locations replaced the system CAs */
-    bool system_store; /* the system CAs were loaded */
+    bool system_store;   /* the system CAs were loaded */
     unsigned char *alpn; /* wire format: length-prefixed names */
     size_t alpn_len;
     sockit__tls_sni sni[SOCKIT__TLS_SNI_MAX];
