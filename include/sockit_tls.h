@@ -207,9 +207,9 @@ typedef void (*sockit_stream_tls_fn)(sockit_stream *st, int status, void *user);
  * (asyncio's loop.start_tls), and starts the handshake. server_hostname as in
  * sockit_tls_wrap. The handshake must finish within timeout seconds (< 0: no
  * limit; 0: 10 s) or the stream fails with SOCKIT_ETIMEOUT. Bytes written before it
- * finishes are copied and go out after it; until then the watermarks do not count
- * them, a write_ref's done comes once they are copied, a write past the hard limit
- * ends the stream (-ENOBUFS), and a close or shutdown drops them. done may be NULL. Returns 0, or
+ * finishes are copied and go out after it, counted as queued bytes are (watermarks,
+ * hard limit, sockit_stream_queued); a write_ref's done comes once they are copied,
+ * and a close or shutdown before the handshake drops them. done may be NULL. Returns 0, or
  * -EINVAL, -EBUSY (bytes already went through), -EEXIST (already TLS), -ENOMEM, SOCKIT_ENOTLS. */
 SOCKIT_API int sockit_stream_start_tls(sockit_stream *st, sockit_tls_ctx *ctx,
                                        const char *server_hostname, double timeout,

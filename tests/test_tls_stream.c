@@ -388,12 +388,25 @@ static void test_start_tls_keeps_early_writes(void **state)
     assert_code(sockit_stream_start_tls(c.st, cctx, "127.0.0.1", 5, started), -EEXIST);
     assert_true(sockit_stream_is_tls(c.st));
     assert_null(sockit_stream_tls_version(c.st)); /* not yet */
+    /* Kept until the handshake is done, and counted as queued bytes are: the
+     * watermarks see them, and the hard limit refuses a write without harm. */
+    assert_ok(sockit_stream_set_watermarks(c.st, 4, 8, 1024));
     assert_ok(sockit_stream_write(c.st, "early", 5));
-    RUN_UNTIL(loop, c.got_len >= 5, 5);
+    assert_int_equal(sockit_stream_queued(c.st), 5);
+    assert_false(sockit_stream_write_blocked(c.st));
+    assert_ok(sockit_stream_write(c.st, "0123456789abcdefghij", 20));
+    assert_int_equal(sockit_stream_queued(c.st), 25);
+    assert_true(sockit_stream_write_blocked(c.st));
+    static char big[1000];
+    assert_code(sockit_stream_write(c.st, big, sizeof big), -ENOBUFS);
+    RUN_UNTIL(loop, c.got_len >= 25, 5);
     assert_int_equal(c.done, 1);
     assert_int_equal(c.code, 0);
-    assert_int_equal(c.got_len, 5);
-    assert_memory_equal(c.got, "early", 5);
+    assert_int_equal(c.got_len, 25);
+    assert_memory_equal(c.got, "early0123456789abcdefghij", 25);
+    RUN_UNTIL(loop, sockit_stream_queued(c.st) == 0, 5);
+    assert_false(sockit_stream_write_blocked(c.st));
+    assert_int_equal(c.errors, 0);
     sockit_stream_close(c.st, 1);
     RUN_UNTIL(loop, c.closes > 0 && srv.closes > 0, 5);
     assert_int_equal(srv.errors, 0);

@@ -79,6 +79,7 @@ typedef struct sockit__stream_ext {
     void *filter_ctx;
     bool filter_ended; /* on_user_end was called */
     int filter_error;  /* on_user failed: the stream ends with it, from the loop */
+    bool filter_held;  /* the on_user running kept the user's bytes (sockit__filter_hold) */
     size_t wire;       /* filtered: bytes in the queue, the filter's own included */
     /* A completion backend's send in flight: the kernel reads these when it takes the
      * send, so they live with the queue, not on a stack. */
@@ -233,6 +234,12 @@ void sockit__filter_deliver(sockit_stream *st, const char *data, size_t len);
 /* From the filter: wire bytes to send, tried now, the rest copied to the queue.
  * 0 or -ENOMEM. */
 int sockit__filter_send_wire(sockit_stream *st, const void *data, size_t len);
+/* From on_user: the filter keeps these n user bytes itself for now (TLS before its
+ * handshake); they count in the queue, watermarks and limit as queued ones do. */
+void sockit__filter_hold(sockit_stream *st, size_t n);
+/* n held bytes have just been made wire bytes (sockit__filter_send_wire): they stay
+ * counted until the last wire chunk has gone to the kernel. */
+void sockit__filter_held_out(sockit_stream *st, size_t n);
 /* A loop-owned buffer of SOCKIT__STREAM_READ bytes a filter may decode into (the
  * loop's read buffer holds the wire bytes being decoded). NULL for no memory. */
 char *sockit__filter_buf(sockit_loop *loop);

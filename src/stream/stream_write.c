@@ -69,6 +69,8 @@ static void enqueue(sockit__stream_ext *x, sockit__wchunk *c)
     x->wq_tail = c;
 }
 
+static void settle(sockit_stream *st);
+
 static void queued_more(sockit_stream *st, size_t n)
 {
     sockit__stream_ext *x = st->ext;
@@ -203,7 +205,11 @@ static int filtered_write(sockit_stream *st, const void *buf, size_t len)
 {
     int rc = sockit__filter_user(st, buf, len);
     sockit__stream_ext *x = st->ext;
-    if (rc == 0 && x != NULL && x->wq_tail != NULL && len > 0) {
+    /* Bytes the filter kept (sockit__filter_hold) are counted already. */
+    bool held = x != NULL && x->filter_held;
+    if (x != NULL)
+        x->filter_held = false;
+    if (rc == 0 && !held && x != NULL && x->wq_tail != NULL && len > 0) {
         x->wq_tail->user += len;
         queued_more(st, len);
     }
@@ -335,6 +341,23 @@ void sockit__stream_drop_queue(sockit_stream *st, int status)
     x->wq_head = x->wq_tail = keep;
     x->queued = 0;
     x->wire = 0;
+}
+
+void sockit__filter_hold(sockit_stream *st, size_t n)
+{
+    st->ext->filter_held = true;
+    queued_more(st, n);
+}
+
+void sockit__filter_held_out(sockit_stream *st, size_t n)
+{
+    sockit__stream_ext *x = st->ext;
+    if (x->wq_tail != NULL) {
+        x->wq_tail->user += n; /* counted until that chunk has gone to the kernel */
+        return;
+    }
+    x->queued -= n <= x->queued ? n : x->queued;
+    settle(st);
 }
 
 /* Everything queued is with the kernel: a pending half-close or close happens. */

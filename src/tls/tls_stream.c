@@ -117,12 +117,16 @@ static int handshake_finished(tls_stream *x)
         x->deadline = NULL;
     }
     if (x->early_len > 0) {
-        int rc = encrypt(x, x->early, x->early_len, false);
+        size_t n = x->early_len;
+        int rc = encrypt(x, x->early, n, false);
         sockit__free(x->early);
         x->early = NULL;
         x->early_len = x->early_cap = 0;
         if (rc < 0)
             return rc;
+        sockit__filter_held_out(x->st, n);
+        if (x->st->ended)
+            return 0;
     }
     report_done(x, 0);
     return 0;
@@ -142,8 +146,9 @@ static int pump(tls_stream *x)
             return failed(x, rc == 0 ? SOCKIT_ETLSEOF : rc, "tls handshake");
         }
         int rc = flush(x);
-        if (rc == 0)
-            rc = handshake_finished(x);
+        if (rc < 0)
+            return failed(x, rc, "tls handshake");
+        rc = handshake_finished(x);
         if (rc < 0 || st->ended || st->closing)
             return rc;
     }
@@ -227,6 +232,7 @@ static int tls_on_user(void *ctx, sockit_stream *st, const char *data, size_t le
     }
     memcpy(x->early + x->early_len, data, len);
     x->early_len += len;
+    sockit__filter_hold(st, len);
     return 0;
 }
 
