@@ -97,29 +97,32 @@ void cli_event(const char *event, ...)
     funlockfile(json_out);
 }
 
-int cli_fail(const char *fmt, ...)
+/* One line on stderr ("prefix: message") and the same as a JSON event. */
+__attribute__((format(printf, 3, 0))) static void say(const char *event, const char *prefix,
+                                                      const char *fmt, va_list ap)
 {
     char msg[1024];
+    vsnprintf(msg, sizeof msg, fmt, ap);
+    if (json_out != stderr)
+        fprintf(stderr, "%s: %s\n", prefix, msg);
+    cli_event(event, "message", 's', msg, NULL);
+}
+
+int cli_fail(const char *fmt, ...)
+{
     va_list ap;
     va_start(ap, fmt);
-    vsnprintf(msg, sizeof msg, fmt, ap);
+    say("error", "sockit", fmt, ap);
     va_end(ap);
-    if (json_out != stderr)
-        fprintf(stderr, "sockit: %s\n", msg);
-    cli_event("error", "message", 's', msg, NULL);
     return CLI_FAIL;
 }
 
 void cli_warn(const char *fmt, ...)
 {
-    char msg[1024];
     va_list ap;
     va_start(ap, fmt);
-    vsnprintf(msg, sizeof msg, fmt, ap);
+    say("warning", "warning", fmt, ap);
     va_end(ap);
-    if (json_out != stderr)
-        fprintf(stderr, "warning: %s\n", msg);
-    cli_event("warning", "message", 's', msg, NULL);
 }
 
 int cli_fail_lib(void)

@@ -267,6 +267,13 @@ static ssize_t sendto_until(sockit *s, const void *buf, size_t len, int flags,
     }
 }
 
+/* On a TLS socket the bytes would go out raw, between TLS records (Python refuses
+ * it too). */
+static int refuse_sendto(void)
+{
+    return sockit__failf(-EOPNOTSUPP, "sendto on a TLS socket (its peer is fixed: use send)");
+}
+
 ssize_t sockit_sendto_addr(sockit *s, const void *buf, size_t len, int flags, const sockit_addr *to)
 {
     if (s == NULL)
@@ -275,7 +282,7 @@ ssize_t sockit_sendto_addr(sockit *s, const void *buf, size_t len, int flags, co
     if (to == NULL || to->len == 0)
         return sockit__failf(SOCKIT_EBADADDR, "sendto: no address (empty sockit_addr)");
     if (s->transport != &sockit__plain_transport)
-        return sockit__failf(-EOPNOTSUPP, "sendto on a TLS socket (its peer is fixed: use send)");
+        return refuse_sendto();
     return sendto_until(s, buf, len, flags, to, sockit__call_deadline(s));
 }
 
@@ -283,9 +290,8 @@ ssize_t sockit_sendto(sockit *s, const void *buf, size_t len, int flags, const c
 {
     if (s == NULL)
         return sockit__fail(-EBADF, "sendto");
-    /* The bytes would go out raw, between TLS records (Python refuses it too). */
     if (s->transport != &sockit__plain_transport)
-        return sockit__failf(-EOPNOTSUPP, "sendto on a TLS socket (its peer is fixed: use send)");
+        return refuse_sendto();
     /* One deadline covers the name and the send; as in sockit_connect, a
      * non-blocking socket resolves unbounded. */
     int64_t deadline = sockit__call_deadline(s);

@@ -81,6 +81,14 @@ static int verify_failed(sockit__tls *t)
     return fail(t, SOCKIT_ETLSVERIFY);
 }
 
+void sockit__tls_begin(sockit__tls *t)
+{
+    t->want = 0;
+    t->io_errno = 0;
+    t->detail[0] = '\0';
+    ERR_clear_error();
+}
+
 int sockit__tls_result(sockit__tls *t, int ret)
 {
     int err = SSL_get_error(t->ssl, ret);

@@ -76,6 +76,9 @@ extern const sockit__transport sockit__tls_transport;
  * the sys layer, so faults can be injected and no call blocks under the lock. */
 BIO *sockit__tls_bio_new(sockit__tls *t);
 
+/* Before each OpenSSL call on t: no trace of the last one's failure is left (its
+ * direction, errno, reason, this thread's OpenSSL error queue). */
+void sockit__tls_begin(sockit__tls *t);
 /* After an OpenSSL call on t returned ret: -EAGAIN with t->want set, 0 for the
  * peer's close_notify (or a ragged EOF the context accepts), or a code with
  * t->detail saying why. Consumes this thread's OpenSSL error queue. */

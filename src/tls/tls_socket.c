@@ -10,15 +10,6 @@
 #include <poll.h>
 #include <string.h>
 
-/* Every attempt starts with no trace of the last one's failure. */
-static void begin(sockit__tls *t)
-{
-    t->want = 0;
-    t->io_errno = 0;
-    t->detail[0] = '\0';
-    ERR_clear_error();
-}
-
 /* Refuses flags TLS cannot honour: MSG_OOB has no meaning inside records, and the
  * others would act on ciphertext. */
 static ssize_t refuse_flags(sockit__tls *t, int flags, int allowed, const char *op)
@@ -72,7 +63,7 @@ static ssize_t tls_send(sockit *s, const void *buf, size_t len, int flags, short
         /* A retry after a would-block must be the same write (OpenSSL's rule), so it
          * repeats the length of the write under way. */
         int n = t->write_len > 0 ? (int)t->write_len : clamp_len(len);
-        begin(t);
+        sockit__tls_begin(t);
         int r = SSL_write(t->ssl, buf, n);
         /* A handshake a send or recv finished is finished: close_notify and the
          * accessors go by this. */
@@ -106,7 +97,7 @@ static ssize_t tls_recv(sockit *s, void *buf, size_t len, int flags, short *want
     } else if (t->failed != 0) {
         out = t->failed;
     } else {
-        begin(t);
+        sockit__tls_begin(t);
         int r = (flags & MSG_PEEK) ? SSL_peek(t->ssl, buf, clamp_len(len))
                                    : SSL_read(t->ssl, buf, clamp_len(len));
         t->handshaken = SSL_is_init_finished(t->ssl) == 1;
@@ -138,7 +129,7 @@ static int notify_once(sockit__tls *t)
 {
     if (!t->handshaken || t->notified || t->failed != 0)
         return 0;
-    begin(t);
+    sockit__tls_begin(t);
     int r = SSL_shutdown(t->ssl);
     if (r >= 0) {
         t->notified = true;
@@ -214,7 +205,7 @@ static int handshake_until(sockit *s, int64_t deadline, bool nonblocking, const 
         pthread_mutex_lock(&t->lock);
         int rc = t->failed;
         if (rc == 0 && !t->handshaken) {
-            begin(t);
+            sockit__tls_begin(t);
             int r = SSL_do_handshake(t->ssl);
             if (r == 1)
                 t->handshaken = true;

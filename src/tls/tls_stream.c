@@ -84,19 +84,13 @@ static int failed(tls_stream *x, int code, const char *what)
     return code;
 }
 
-static void begin(sockit__tls *t)
-{
-    t->detail[0] = '\0';
-    ERR_clear_error();
-}
-
 /* Encrypts len bytes onto the queue. A failure inside the user's write is only
  * returned: the filter seam ends the stream from the loop. */
 static int encrypt(tls_stream *x, const char *data, size_t len, bool from_user)
 {
     while (len > 0) {
         int n = len > RECORD_MAX ? RECORD_MAX : (int)len;
-        begin(&x->t);
+        sockit__tls_begin(&x->t);
         int r = SSL_write(x->t.ssl, data, n);
         if (r <= 0) {
             int rc = sockit__tls_result(&x->t, r);
@@ -137,7 +131,7 @@ static int pump(tls_stream *x)
 {
     sockit_stream *st = x->st;
     if (!x->t.handshaken) {
-        begin(&x->t);
+        sockit__tls_begin(&x->t);
         int r = SSL_do_handshake(x->t.ssl);
         if (r != 1) {
             int rc = sockit__tls_result(&x->t, r);
@@ -158,7 +152,7 @@ static int pump(tls_stream *x)
     /* All of it now: the stream reads the wire again only when more comes, so a
      * record left in the BIO would wait for the peer's next one. */
     for (;;) {
-        begin(&x->t);
+        sockit__tls_begin(&x->t);
         int r = SSL_read(x->t.ssl, out, SOCKIT__STREAM_READ);
         if (r > 0) {
             sockit__filter_deliver(st, out, (size_t)r);
@@ -243,7 +237,7 @@ static int tls_on_user_end(void *ctx, sockit_stream *st)
     if (!x->t.handshaken || x->t.notified || x->t.failed != 0)
         return 0;
     x->t.notified = true;
-    begin(&x->t);
+    sockit__tls_begin(&x->t);
     SSL_shutdown(x->t.ssl);
     ERR_clear_error();
     return flush(x);
