@@ -47,6 +47,10 @@ show() {
     client=("$@")
     echo
     echo "== $title"
+    # Emptied here, not by the redirection below: that one runs in the background job,
+    # and the loop could read the last exchange's port before it does.
+    : >"$work/server.out"
+    : >"$work/client.out"
     timeout 20 "${server[@]}" >"$work/server.out" 2>&1 &
     server_pid=$!
     for _ in $(seq 100); do # 100 x 0.1 s
