@@ -37,6 +37,23 @@ static void usage(FILE *out)
                  "See sockit(1).\n");
 }
 
+/* The version, then one line per feature: compiled in or not, and whether this
+ * kernel and process let it work, with why not. */
+static void print_version(void)
+{
+    printf("sockit %s\n", sockit_version());
+    unsigned built = sockit_features_built(), usable = sockit_features_usable();
+    for (unsigned bit = 1; sockit_feature_name(bit) != NULL; bit <<= 1) {
+        const char *feature = sockit_feature_name(bit);
+        if (!(built & bit))
+            printf("%s: not built (%s)\n", feature, sockit_feature_reason(bit));
+        else if (usable & bit)
+            printf("%s: built, usable\n", feature);
+        else
+            printf("%s: built, not usable (%s)\n", feature, sockit_feature_reason(bit));
+    }
+}
+
 /* A closed stdin, stdout or stderr would hand its number to the first socket, and
  * the relay would then talk to its own connection: keep 0-2 taken, as nc does. */
 static void occupy_standard_fds(void)
@@ -63,7 +80,7 @@ int main(int argc, char **argv)
         return CLI_OK;
     }
     if (strcmp(name, "--version") == 0 || strcmp(name, "-V") == 0) {
-        printf("sockit %s\n", sockit_version());
+        print_version();
         return CLI_OK;
     }
     for (size_t i = 0; i < sizeof commands / sizeof commands[0]; i++) {

@@ -162,14 +162,21 @@ static double monotonic(void)
 sockit *tls_opts_connect(const tls_opts *t, sockit_tls_ctx *ctx, const char *host, int port,
                          double timeout, const sockit_addr *source)
 {
+    return tls_opts_connect_via(t, ctx, NULL, host, port, timeout, source);
+}
+
+sockit *tls_opts_connect_via(const tls_opts *t, sockit_tls_ctx *ctx, const char *proxy,
+                             const char *host, int port, double timeout, const sockit_addr *source)
+{
+    bool via = proxy != NULL && proxy[0] != '\0';
     if (ctx == NULL)
-        return sockit_create_connection(host, port, timeout, source);
-    if (t->sni == NULL)
+        return sockit_create_connection_via(proxy, host, port, timeout, source);
+    if (t->sni == NULL && !via)
         return sockit_tls_create_connection(host, port, timeout, source, ctx);
-    /* Another name than the host: connect, then wrap for that name with what is
-     * left of the one deadline. */
+    /* Another name than the host, or a proxy's tunnel first: connect, then wrap for
+     * the name with what is left of the one deadline. */
     double start = monotonic();
-    sockit *s = sockit_create_connection(host, port, timeout, source);
+    sockit *s = sockit_create_connection_via(proxy, host, port, timeout, source);
     if (s == NULL)
         return NULL;
     double mode = sockit_gettimeout(s);
@@ -179,7 +186,7 @@ sockit *tls_opts_connect(const tls_opts *t, sockit_tls_ctx *ctx, const char *hos
         rc = sockit_settimeout(s, left > 0.001 ? left : 0.001);
     }
     if (rc == 0)
-        rc = sockit_tls_wrap(s, ctx, t->sni);
+        rc = sockit_tls_wrap(s, ctx, tls_opts_server_name(t, host));
     if (rc == 0)
         rc = sockit_settimeout(s, mode);
     if (rc < 0) {

@@ -80,6 +80,10 @@ const char *tls_opts_server_name(const tls_opts *t, const char *host);
  * mode sockit_create_connection gives it. NULL with the library's error. */
 sockit *tls_opts_connect(const tls_opts *t, sockit_tls_ctx *ctx, const char *host, int port,
                          double timeout, const sockit_addr *source);
+/* The same through a proxy (sockit_create_connection_via; proxy NULL or "": none):
+ * the tunnel first, then TLS to host inside it. */
+sockit *tls_opts_connect_via(const tls_opts *t, sockit_tls_ctx *ctx, const char *proxy,
+                             const char *host, int port, double timeout, const sockit_addr *source);
 
 /* The help lines of the options, in the commands' help layout. */
 void tls_opts_help(bool server);

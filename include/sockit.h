@@ -25,7 +25,9 @@
 #include <stddef.h>
 #include <sys/socket.h>
 #include <sys/types.h>
+#include <sys/uio.h>
 #include <sys/un.h>
+#include <time.h>
 
 #ifdef __cplusplus
 extern "C" {
@@ -37,13 +39,67 @@ extern "C" {
 #define SOCKIT_API
 #endif
 
+/* ------------------------------------------------------------------------------
+ * Versions and compatibility (docs/compatibility.md has the whole policy)
+ *
+ * MAJOR.MINOR.PATCH. From 1.0 on a program built against one release runs against
+ * any later release of the same major version: functions, constants and error codes
+ * are only added; fields are only added at the end of the structs that carry a size.
+ * Before 1.0 the same holds within one MINOR (0.2.x), and the shared library's
+ * soname names it (libsockit.so.0.2).
+ *
+ * Every struct a program fills in and passes to a constructor (options, configs,
+ * callback tables) starts with `size_t size`. 0 means the layout of 0.2, the first
+ * release with the field, so `= {0}` and designated initializers keep working; a
+ * field added later is marked "since X.Y" and is read only when size covers it, so
+ * set size to sizeof the struct when you use one. A size larger than this library
+ * knows is accepted when the bytes it does not know are all zero (a newer program
+ * that uses nothing new), and refused with -EINVAL otherwise, as Linux does for
+ * openat2's struct. Value types (sockit_addr, sockit_msg, sockit_cmsg,
+ * sockit_creds, sockit_addrinfo, the selector's keys and events, sockit_toxic)
+ * keep their size within a major version; sockit_toxic and sockit_proxy_stats hold
+ * reserved room (kept zero) for fields to come.
+ * ------------------------------------------------------------------------------ */
 #define SOCKIT_VERSION_MAJOR  0
-#define SOCKIT_VERSION_MINOR  1
+#define SOCKIT_VERSION_MINOR  2
 #define SOCKIT_VERSION_PATCH  0
-#define SOCKIT_VERSION_STRING "0.1.0"
+#define SOCKIT_VERSION_STRING "0.2.0"
+/* One number to compare: 10000 * MAJOR + 100 * MINOR + PATCH (0.2.0 is 200). */
+#define SOCKIT_VERSION_NUMBER                                                                      \
+    (10000 * SOCKIT_VERSION_MAJOR + 100 * SOCKIT_VERSION_MINOR + SOCKIT_VERSION_PATCH)
+/* True when the header is at least major.minor.patch: #if SOCKIT_VERSION_AT_LEAST(0, 2, 0) */
+#define SOCKIT_VERSION_AT_LEAST(major, minor, patch)                                               \
+    (SOCKIT_VERSION_NUMBER >= 10000 * (major) + 100 * (minor) + (patch))
 
 /* Returns SOCKIT_VERSION_STRING of the library actually linked. */
 SOCKIT_API const char *sockit_version(void);
+
+/* Features: which optional parts this library was built with, and which this
+ * kernel and process let it use. One bit each; the bits are contiguous from 1, so
+ * `for (unsigned b = 1; sockit_feature_name(b) != NULL; b <<= 1)` visits them all. */
+#define SOCKIT_FEATURE_TLS          0x01u /* TLS through OpenSSL (sockit_tls.h) */
+#define SOCKIT_FEATURE_URING        0x02u /* the io_uring loop backend (liburing) */
+#define SOCKIT_FEATURE_IPV6         0x04u /* IPv6 sockets, on ::1 at least */
+#define SOCKIT_FEATURE_DUALSTACK    0x08u /* one IPv6 socket taking IPv4 too */
+#define SOCKIT_FEATURE_REUSEPORT    0x10u /* SO_REUSEPORT: one listener per loop */
+#define SOCKIT_FEATURE_TCP_FASTOPEN 0x20u /* TCP Fast Open, client and server side */
+#define SOCKIT_FEATURE_KTLS         0x40u /* the kernel's "tls" TCP ULP (kTLS) */
+/* The features compiled in. TLS and io_uring depend on what the build found; the
+ * others need nothing at build time and are always in. */
+SOCKIT_API unsigned sockit_features_built(void);
+/* The built features this kernel and process allow, probed on the first call
+ * (from any thread; one probe per process) and the same answer afterwards. */
+SOCKIT_API unsigned sockit_features_usable(void);
+/* "tls", "io_uring", "ipv6", "dualstack_ipv6", "reuseport", "tcp_fastopen", "ktls";
+ * NULL for anything but one known bit. */
+SOCKIT_API const char *sockit_feature_name(unsigned bit);
+/* Why the feature is not usable ("built without liburing ...", "loop backend uring:
+ * io_uring_setup: Operation not permitted ..."), NULL when it is or for an unknown
+ * bit. Static text, valid for the whole process. */
+SOCKIT_API const char *sockit_feature_reason(unsigned bit);
+/* SOCKIT_VERSION_NUMBER of the library actually linked, to compare with the header a
+ * program was built against. */
+SOCKIT_API int sockit_version_number(void);
 
 /* ------------------------------------------------------------------------------
  * 1. Errors
@@ -65,6 +121,9 @@ SOCKIT_API const char *sockit_version(void);
     X(ELINELEN, -5006, "Line longer than the limit")                                               \
     X(EEOF, -5007, "Connection closed before the expected bytes arrived")                          \
     X(ENOADDR, -5008, "No address of a usable family")                                             \
+    X(ECTRUNCATED, -5009, "Ancillary data larger than the control buffer (truncated)")             \
+    X(EPROXY, -5010, "The proxy failed or refused the tunnel")                                     \
+    X(EPROXYAUTH, -5011, "The proxy wants other credentials")                                      \
     X(ETLS, -5201, "TLS failure")                                                                  \
     X(ETLSVERIFY, -5202, "TLS certificate verification failed")                                    \
     X(ETLSEOF, -5203, "TLS connection closed without close_notify (truncated)")                    \
@@ -171,6 +230,79 @@ typedef struct sockit_addrinfo {
  * sockit_create_connection bounds it with its deadline. */
 SOCKIT_API ssize_t sockit_getaddrinfo(const char *host, const char *port, int family, int type,
                                       int flags, sockit_addrinfo *out, size_t max);
+
+/* ------------------------------------------------------------------------------
+ * 2a. Names: hosts, services, interfaces
+ *
+ * Python's getnameinfo, gethostname, getfqdn, gethostbyaddr and the if_* calls.
+ * Resolver failures are SOCKIT_EAI_* codes. Answers go into the caller's buffer: one
+ * too small is -ENOSPC (the buffer then holds ""), never a cut answer. The lookups
+ * block for as long as the system resolver does.
+ * ------------------------------------------------------------------------------ */
+
+/* Room for any host name (NI_MAXHOST) and any service name (NI_MAXSERV), NUL included. */
+#define SOCKIT_NI_MAXHOST 1025
+#define SOCKIT_NI_MAXSERV 32
+
+/* The host and service of an IP address (a reverse lookup), into host[hostlen] and
+ * serv[servlen]; either may be NULL when not wanted. flags: the system's NI_* flags
+ * (<netdb.h>): NI_NUMERICHOST, NI_NUMERICSERV, NI_NAMEREQD (an address without a
+ * name fails with SOCKIT_EAI_NONAME instead of giving its numeric form), NI_DGRAM
+ * (the UDP service's name), NI_NOFQDN (the host's first label, for a local host).
+ * Returns 0, or SOCKIT_EBADADDR (NULL or empty address), -EAFNOSUPPORT (not IPv4
+ * or IPv6), -EINVAL (both buffers NULL), -ENOSPC, a SOCKIT_EAI_* code. */
+SOCKIT_API int sockit_getnameinfo(const sockit_addr *addr, int flags, char *host, size_t hostlen,
+                                  char *serv, size_t servlen);
+/* This machine's host name. Returns its length, or -EINVAL (buf NULL), -ENOSPC
+ * (SOCKIT_NI_MAXHOST always suffices). */
+SOCKIT_API int sockit_gethostname(char *buf, size_t size);
+/* A fully qualified name for name, as Python's getfqdn: name is trimmed of spaces;
+ * NULL, "", "0.0.0.0" and "::" mean this host (sockit_gethostname). Its
+ * sockit_gethostbyaddr names (the primary name, then the aliases) give the first
+ * that contains a dot, else the primary name; a lookup that fails gives name
+ * itself. Returns the length written, or -EINVAL (buf NULL), -ENOSPC. */
+SOCKIT_API int sockit_getfqdn(const char *name, char *buf, size_t size);
+
+/* What sockit_gethostbyaddr found: Python's (hostname, aliaslist, ipaddrlist). */
+typedef struct sockit_hostent {
+    char *name;      /* the primary name */
+    char **aliases;  /* naliases other names, then NULL */
+    char **addrs;    /* naddrs numeric addresses ("127.0.0.1", "::1"), then NULL */
+    size_t naliases; /* may be 0 */
+    size_t naddrs;   /* at least 1 */
+} sockit_hostent;
+/* The names of host, a numeric address ("127.0.0.1", "::1") or a host name (its
+ * first address is looked up, as Python does). Returns 0 with *out set (free it
+ * with sockit_freehostent), or a code with *out NULL: -EINVAL (NULL host or out),
+ * SOCKIT_EBADADDR (""), SOCKIT_EAI_NONAME (no name for the address, or host not
+ * found), SOCKIT_EAI_AGAIN, SOCKIT_EAI_FAIL, SOCKIT_EAI_NODATA, -ENOMEM. The code
+ * is returned, not only recorded: which failure it was is the main answer. */
+SOCKIT_API int sockit_gethostbyaddr(const char *host, sockit_hostent **out);
+/* Frees a sockit_gethostbyaddr result. NULL is a no-op. */
+SOCKIT_API void sockit_freehostent(sockit_hostent *h);
+
+/* Network interfaces. Names are at most SOCKIT_IF_NAMESIZE - 1 bytes (IF_NAMESIZE;
+ * defined here so this header need not include <net/if.h>, which clashes with
+ * <linux/if.h>). */
+#define SOCKIT_IF_NAMESIZE 16
+typedef struct sockit_ifname {
+    unsigned index;                /* > 0 */
+    char name[SOCKIT_IF_NAMESIZE]; /* "lo", "eth0" */
+} sockit_ifname;
+/* The index of the interface called name: > 0, or -EINVAL (NULL), -ENODEV (no such
+ * interface, "" or a name too long to be one). An int rather than if_nametoindex's
+ * unsigned so a failure can say which; the kernel's indexes are positive ints. */
+SOCKIT_API int sockit_if_nametoindex(const char *name);
+/* The name of interface index into buf. Returns its length, or -ENXIO (0 or an
+ * index no interface has), -EINVAL (buf NULL), -ENOSPC (SOCKIT_IF_NAMESIZE always
+ * suffices). */
+SOCKIT_API int sockit_if_indextoname(unsigned index, char *buf, size_t size);
+/* Every interface, in the kernel's order: *out is an array of the returned count
+ * of entries plus one {0, ""} after them, freed with sockit_if_freenameindex.
+ * Returns the count, or -EINVAL (out NULL), -ENOMEM, -errno; *out NULL on failure. */
+SOCKIT_API ssize_t sockit_if_nameindex(sockit_ifname **out);
+/* Frees a sockit_if_nameindex array. NULL is a no-op. */
+SOCKIT_API void sockit_if_freenameindex(sockit_ifname *list);
 
 /* ------------------------------------------------------------------------------
  * 3. The socket object
@@ -315,6 +447,89 @@ SOCKIT_API ssize_t sockit_send_fds(sockit *s, const void *buf, size_t len, const
 SOCKIT_API ssize_t sockit_recv_fds(sockit *s, void *buf, size_t len, int *fds, size_t maxfds,
                                    size_t *nfds);
 
+/* Messages with ancillary data: Python's sendmsg and recvmsg_into. One sockit_msg
+ * describes the data buffers (gathered on send, filled in order on receive), the
+ * control bytes (cmsg headers: build them with sockit_cmsg_add, read them with
+ * sockit_cmsg_next and the sockit_cmsg_* readers below) and the peer's address. */
+typedef struct sockit_msg {
+    struct iovec *iov; /* the data buffers; at most SOCKIT_IOV_MAX */
+    size_t iovcnt;
+    void *control;     /* ancillary data, NULL for none */
+    size_t controllen; /* send: the bytes used; receive: the room, then the bytes filled */
+    sockit_addr addr;  /* send: the destination (len 0: the connected peer);
+                          receive: the sender (a stream socket's peer) */
+    int flags;         /* receive: the kernel's msg_flags (MSG_TRUNC, MSG_CTRUNC, MSG_OOB) */
+} sockit_msg;
+#define SOCKIT_IOV_MAX 1024
+
+/* Sends one message: the buffers of m in order, with m's control data, to m->addr
+ * (or the connected peer). Returns the bytes sent (a stream socket may send fewer,
+ * as sockit_send), or a code: -EINVAL for more than SOCKIT_IOV_MAX buffers,
+ * -EOPNOTSUPP on a TLS socket (its records have no room for control data; Python
+ * refuses it too), or the kernel's refusal (-EINVAL for a bad control message,
+ * -EPERM for credentials not your own, -EAFNOSUPPORT for an address of another
+ * family). */
+SOCKIT_API ssize_t sockit_sendmsg(sockit *s, const sockit_msg *m, int flags);
+/* Receives one message into m's buffers and control room; sets m->controllen,
+ * m->addr and m->flags. Returns the data bytes, 0 at a stream's end, or a code. The
+ * truncation rules of sockit_recvfrom hold for data and control alike: a datagram
+ * bigger than the buffers returns SOCKIT_ETRUNCATED, a datagram's control data
+ * bigger than the room SOCKIT_ECTRUNCATED (data truncation wins when both), and in
+ * both cases the buffers, the control bytes that fit, m->addr and m->flags are
+ * filled. On a stream socket cut control data still returns the bytes (they are
+ * taken from the stream), with MSG_CTRUNC in m->flags. Descriptors (SCM_RIGHTS)
+ * arrive close-on-exec; when control data was cut or the call returns a code, the
+ * ones that arrived are already closed and their slots set to -1. On a stream
+ * socket bytes read ahead by sockit_readline come first, with no control data. */
+SOCKIT_API ssize_t sockit_recvmsg(sockit *s, sockit_msg *m, int flags);
+
+/* Building control data (Python's CMSG_SPACE and the ancdata list): appends one
+ * control message (level, type, len bytes of data) to control, whose room is
+ * capacity bytes and of which *used are taken; control must be aligned for a
+ * struct cmsghdr (a union with one, or malloc's memory). Returns 0, or -ENOBUFS when
+ * CMSG_SPACE(len) does not fit (nothing is written). */
+SOCKIT_API int sockit_cmsg_add(void *control, size_t capacity, size_t *used, int level, int type,
+                               const void *data, size_t len);
+/* One control message as received. */
+typedef struct sockit_cmsg {
+    int level; /* SOL_SOCKET, IPPROTO_IP, IPPROTO_IPV6, ... */
+    int type;  /* SCM_RIGHTS, IP_PKTINFO, ... */
+    const void *data;
+    size_t len;
+} sockit_cmsg;
+/* Walks m's control data: set *cursor to 0, then each call that returns true fills
+ * *out with the next message; false at the end. */
+SOCKIT_API bool sockit_cmsg_next(const sockit_msg *m, size_t *cursor, sockit_cmsg *out);
+
+/* The common control messages, each turned on for a socket, read from a received
+ * message (0, or -ENOENT when m holds none) and, where it can be sent, added. */
+typedef struct sockit_creds {
+    pid_t pid;
+    uid_t uid;
+    gid_t gid;
+} sockit_creds;
+/* Unix sockets: the sender's process and user (SO_PASSCRED, SCM_CREDENTIALS). A
+ * sender may attach its own (creds NULL: this process's pid, uid and gid); the
+ * kernel adds them to every message when the receiver asked, attached or not. */
+SOCKIT_API int sockit_set_passcred(sockit *s, bool on);
+SOCKIT_API int sockit_cmsg_creds(const sockit_msg *m, sockit_creds *out);
+SOCKIT_API int sockit_cmsg_add_creds(void *control, size_t capacity, size_t *used,
+                                     const sockit_creds *creds);
+/* When the kernel received each message (SO_TIMESTAMPNS, CLOCK_REALTIME, in
+ * nanoseconds; a SO_TIMESTAMP one in microseconds is read too). */
+SOCKIT_API int sockit_set_timestamps(sockit *s, bool on);
+SOCKIT_API int sockit_cmsg_timestamp(const sockit_msg *m, struct timespec *out);
+/* UDP servers bound to several addresses (or to the wildcard): the local address each
+ * datagram was sent to and the interface it came in on (IP_PKTINFO, IPV6_RECVPKTINFO;
+ * both on a dual-stack socket). *local gets the address with port 0 (its port is the
+ * socket's); either out may be NULL. Replying with that address added as the source
+ * (ifindex 0: the route's interface) makes the answer come from the address the
+ * client asked, which a client's connected UDP socket requires. */
+SOCKIT_API int sockit_set_recv_pktinfo(sockit *s, bool on);
+SOCKIT_API int sockit_cmsg_pktinfo(const sockit_msg *m, sockit_addr *local, unsigned *ifindex);
+SOCKIT_API int sockit_cmsg_add_pktinfo(void *control, size_t capacity, size_t *used,
+                                       const sockit_addr *source, unsigned ifindex);
+
 /* ------------------------------------------------------------------------------
  * 5. Options
  * ------------------------------------------------------------------------------ */
@@ -337,6 +552,38 @@ SOCKIT_API int sockit_set_sndbuf(sockit *s, int bytes);
 /* on with seconds 0: close() resets the connection at once (RST). */
 SOCKIT_API int sockit_set_linger(sockit *s, bool on, int seconds);
 
+/* Multicast (UDP sockets, IPv4 or IPv6 by the socket's family; broadcast is
+ * sockit_set_broadcast above). group is a numeric multicast address of the socket's
+ * family (224.0.0.0/4, ff00::/8; an IPv6 group may carry its interface as
+ * "ff02::1%eth0"). interface NULL, "" or "0" leaves the choice to the kernel; else
+ * a name ("eth0"), an index as text ("2"), or an address the interface holds.
+ * Each returns 0 or a code: SOCKIT_EBADADDR (not numeric, not multicast),
+ * -EAFNOSUPPORT (a group of the other family), -ENODEV (no such interface),
+ * -EOPNOTSUPP (not a UDP socket), -EBADF (NULL socket), or the kernel's answer:
+ * -EADDRINUSE (joined already), -EADDRNOTAVAIL (leaving a group not joined).
+ * A join also turns Linux's IP_MULTICAST_ALL / IPV6_MULTICAST_ALL off for this
+ * socket, so it receives only the groups it joined itself (Linux would otherwise
+ * hand it every group any socket on the host joined, even after it left); a failed
+ * join leaves the option as it was. */
+SOCKIT_API int sockit_join_group(sockit *s, const char *group, const char *interface);
+SOCKIT_API int sockit_leave_group(sockit *s, const char *group, const char *interface);
+/* Source-specific membership: only datagrams from source (a numeric unicast address
+ * of the socket's family) to group. Errors as above. */
+SOCKIT_API int sockit_join_source_group(sockit *s, const char *group, const char *source,
+                                        const char *interface);
+SOCKIT_API int sockit_leave_source_group(sockit *s, const char *group, const char *source,
+                                         const char *interface);
+/* How many routers the datagrams this socket sends to a group may cross: 0-255
+ * (-EINVAL otherwise), 1 by default (IP_MULTICAST_TTL / IPV6_MULTICAST_HOPS). */
+SOCKIT_API int sockit_set_multicast_ttl(sockit *s, int ttl);
+/* Whether this host's own members of a group get what this socket sends to it
+ * (on by default). */
+SOCKIT_API int sockit_set_multicast_loop(sockit *s, bool on);
+/* The interface datagrams to a group leave by (IP_MULTICAST_IF / IPV6_MULTICAST_IF);
+ * interface as for a join, NULL for the kernel's choice again. An IPv4 interface given
+ * by address also sends from that address. */
+SOCKIT_API int sockit_set_multicast_interface(sockit *s, const char *interface);
+
 /* ------------------------------------------------------------------------------
  * 6. Helpers: connecting, serving, buffered reading
  * ------------------------------------------------------------------------------ */
@@ -358,7 +605,43 @@ SOCKIT_API int sockit_set_linger(sockit *s, bool on, int seconds);
 SOCKIT_API sockit *sockit_create_connection(const char *host, int port, double timeout,
                                             const sockit_addr *source);
 
+/* sockit_create_connection through a proxy (curl's CURLOPT_PROXY, ncat's --proxy):
+ * proxy is a URL, "socks5://[user:password@]host[:port]" (RFC 1928 and 1929; the
+ * target's name is resolved here, its address sent), "socks5h://..." (the name is
+ * sent and the proxy resolves it) or "http://[user:password@]host[:port]" (HTTP
+ * CONNECT with Basic credentials); the port defaults to 1080 for SOCKS and 3128
+ * for HTTP; credentials may be %-escaped. NULL or "" connects directly. The proxy
+ * is reached with sockit_create_connection (every address, Happy Eyeballs, source
+ * bound), then asked for host:port, all within the one timeout. Returns the
+ * connected socket, the tunnel open: bytes sent go to host:port. On failure NULL
+ * and the code: what reaching the proxy failed with, SOCKIT_EPROXY (the proxy
+ * refused or broke the protocol: its reason is in the message), SOCKIT_EPROXYAUTH
+ * (credentials missing or refused), the errno its answer means (-ECONNREFUSED,
+ * -EHOSTUNREACH, -ENETUNREACH, -EACCES, -ETIMEDOUT), SOCKIT_ETIMEOUT, -EINVAL for a
+ * bad URL (the message names it with the password masked). */
+SOCKIT_API sockit *sockit_create_connection_via(const char *proxy, const char *host, int port,
+                                                double timeout, const sockit_addr *source);
+
+/* The tunnel on a socket already connected to the proxy, for programs that connect
+ * themselves (a non-blocking socket on their own loop): asks the proxy at proxy
+ * (the URL; its host and port are not used here) for host:port. In blocking or
+ * timeout mode it runs to the end (within the socket's timeout); a non-blocking
+ * socket returns SOCKIT_EWOULDBLOCK when it must wait: call again, with the same
+ * arguments, when sockit_tunnel_wants(s)'s event (SOCKIT_EVENT_READ or _WRITE) is
+ * ready. Returns 0 when open, or sockit_create_connection_via's codes; -EOPNOTSUPP
+ * for a socket that is not TCP, -EINVAL on a TLS one (tunnel first, then wrap). A
+ * socks5:// target given by name is resolved in the first call (blocking): pass an
+ * address, or use socks5h://, on a non-blocking socket. */
+SOCKIT_API int sockit_tunnel(sockit *s, const char *proxy, const char *host, int port);
+SOCKIT_API int sockit_tunnel_wants(const sockit *s);
+/* The proxy's own host (IPv6 without brackets) and port from a proxy URL, for a
+ * program that connects to the proxy itself before sockit_tunnel; also checks the
+ * URL. Returns 0, -EINVAL or SOCKIT_EBADPORT (a bad URL, named with its password
+ * masked), -ENOSPC when host[size] is too small. Either out may be NULL. */
+SOCKIT_API int sockit_proxy_endpoint(const char *proxy, char *host, size_t size, int *port);
+
 typedef struct sockit_server_options {
+    size_t size;     /* 0, or sizeof the struct: see "Versions and compatibility" */
     int family;      /* AF_UNSPEC (default: what the host resolves to), AF_INET, AF_INET6 */
     int type;        /* 0 or SOCK_STREAM: listening TCP; SOCK_DGRAM: bound UDP */
     int backlog;     /* 0: SOMAXCONN */
@@ -478,6 +761,7 @@ typedef enum sockit_overflow {
 } sockit_overflow;
 
 typedef struct sockit_server_config {
+    size_t size;               /* 0, or sizeof the struct: see "Versions and compatibility" */
     sockit_handler_fn handler; /* required */
     void *user;
     sockit_server_mode mode;
@@ -663,11 +947,11 @@ SOCKIT_API int sockit_server_close(sockit_server *server);
 
 typedef struct sockit_loop sockit_loop;
 
-/* Options for every constructor that takes them: set size to the struct's size (as
- * SOCKIT_LOOP_OPTIONS_INIT does), so a program built against this header keeps
- * working when later versions add fields at the end. NULL means all defaults. */
+/* Options for every constructor that takes them. size as for every config struct
+ * ("Versions and compatibility": 0 is the base layout; SOCKIT_LOOP_OPTIONS_INIT sets
+ * sizeof). NULL means all defaults. */
 typedef struct sockit_loop_options {
-    size_t size; /* sizeof(sockit_loop_options) */
+    size_t size; /* 0, or sizeof(sockit_loop_options) */
     /* "uring" (where the library was built with liburing: sockit_loop_backends),
      * "epoll" or "poll". NULL: $SOCKIT_LOOP_BACKEND, else the default: uring where
      * this kernel and process allow it, else epoll (sockit_loop_backend_fallback
@@ -691,8 +975,8 @@ typedef struct sockit_loop_options {
 #define SOCKIT_EVENT_WRITE 2
 
 /* Creates a loop. Returns NULL on failure: -EINVAL for an unknown backend (the
- * message lists the known ones) or a size that is 0 or larger than this library
- * knows, or the backend's reason it cannot start. */
+ * message lists the known ones) or a size this library cannot take (see "Versions
+ * and compatibility"), or the backend's reason it cannot start. */
 SOCKIT_API sockit_loop *sockit_loop_new(const sockit_loop_options *opts);
 /* Runs iterations until sockit_loop_stop, or until nothing keeps the loop alive.
  * Returns 0, -EBUSY if the loop is already running (e.g. called from a callback),
@@ -899,6 +1183,7 @@ SOCKIT_API int sockit_selector_close(sockit_selector *sel);
 /* The callbacks of a stream (asyncio's Protocol). One table may serve many streams;
  * it must outlive them. Any entry may be NULL. */
 struct sockit_stream_callbacks {
+    size_t size; /* 0, or sizeof the struct: see "Versions and compatibility" */
     /* Bytes arrived (or one whole frame in a framing mode; see below). */
     void (*on_data)(sockit_stream *st, const char *data, size_t len, void *user);
     /* The peer ended its side (asyncio's eof_received). Writing still works; the
@@ -1002,6 +1287,7 @@ SOCKIT_API int sockit_stream_peer(const sockit_stream *st, sockit_addr *out);
 /* A listener accepts connections on a loop and makes each one a stream. */
 typedef struct sockit_listener sockit_listener;
 typedef struct sockit_listener_config {
+    size_t size; /* 0, or sizeof the struct: see "Versions and compatibility" */
     /* Streams start with the callbacks and user below; on_accept (may be NULL) is
      * called with each new stream before any of its callbacks, to give it its own
      * user pointer, callbacks, framing or idle timeout, or to close it. */
@@ -1069,6 +1355,16 @@ SOCKIT_API sockit_connector *sockit_stream_connect(sockit_loop *loop, const char
                                                    double timeout, const sockit_addr *source,
                                                    const sockit_stream_callbacks *cb,
                                                    sockit_connector_fn done, void *user);
+/* sockit_stream_connect through a proxy: proxy as in sockit_create_connection_via
+ * (NULL or "": directly). done gets the stream once the tunnel is open, so its first
+ * bytes are the target's; a failure of the proxy's handshake is done's code, as
+ * sockit_create_connection_via would return it. The timeout covers the proxy's
+ * connect and its handshake; a bad URL fails at once (-EINVAL, NULL). */
+SOCKIT_API sockit_connector *sockit_stream_connect_via(sockit_loop *loop, const char *proxy,
+                                                       const char *host, int port, double timeout,
+                                                       const sockit_addr *source,
+                                                       const sockit_stream_callbacks *cb,
+                                                       sockit_connector_fn done, void *user);
 /* Gives up a pending connect: attempts in flight are closed and done runs with
  * -ECANCELED from the loop. Only before done has run (from inside done: nothing to
  * do). NULL is a no-op. */
@@ -1130,6 +1426,7 @@ SOCKIT_API void sockit_resolve_cancel(sockit_resolve *r);
  * ------------------------------------------------------------------------------ */
 
 struct sockit_datagram_callbacks {
+    size_t size; /* 0, or sizeof the struct: see "Versions and compatibility" */
     void (*on_datagram)(sockit_datagram *d, const char *data, size_t len, const sockit_addr *from,
                         bool truncated, void *user);
     void (*on_error)(sockit_datagram *d, int code, void *user);

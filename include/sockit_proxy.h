@@ -105,6 +105,7 @@ typedef struct sockit_toxic {
     long long burst;           /* loss: average datagrams lost in a row (0: independent) */
     long long gap;             /* reorder: datagrams that overtake (>= 1) */
     long long size;            /* truncate: bytes kept (0-65535) */
+    long long reserved[8];     /* room for the attributes of later kinds: keep zero */
 } sockit_toxic;
 
 /* Zeroes *t and sets kind, direction, toxicity 1 and the kind's neutral attributes
@@ -142,6 +143,7 @@ typedef struct sockit_proxy_event {
 } sockit_proxy_event;
 
 typedef struct sockit_proxy_config {
+    size_t size;               /* 0, or sizeof the struct: see "Versions and compatibility" */
     const char *name;          /* for messages and events (NULL: "proxy") */
     int type;                  /* SOCK_STREAM (0 means it) or SOCK_DGRAM (UDP) */
     const char *listen_host;   /* NULL: loopback; "" every interface */
@@ -230,11 +232,12 @@ typedef struct sockit_proxy_stats {
     unsigned long long bytes_up, bytes_down;         /* relayed */
     unsigned long long datagrams_up, datagrams_down; /* relayed (datagram proxies): as they left
                                                         the toxics, copies counted, losses not */
-    unsigned long long dropped; /* datagrams a toxic, a full table or queue, or an ending
-                                   entry dropped */
-    unsigned long long held;    /* datagram proxies: bytes the toxics and the entries
-                                   waiting for their upstream keep now, each datagram
-                                   counted with its bookkeeping (at most 32 MiB) */
+    unsigned long long dropped;     /* datagrams a toxic, a full table or queue, or an ending
+                                       entry dropped */
+    unsigned long long held;        /* datagram proxies: bytes the toxics and the entries
+                                       waiting for their upstream keep now, each datagram
+                                       counted with its bookkeeping (at most 32 MiB) */
+    unsigned long long reserved[8]; /* 0: room for the counters of later versions */
 } sockit_proxy_stats;
 SOCKIT_API void sockit_proxy_stats_get(const sockit_proxy *p, sockit_proxy_stats *out);
 

@@ -5,7 +5,7 @@
 # libevent peers, uvloop, iperf3, gnuplot for the charts, taskset for pinning).
 set -euo pipefail
 
-need=(cmake make gcc clang clang-format pkg-config libcmocka-dev liburing-dev libjansson-dev libssl-dev openssl python3 ncat socat procps strace curl)
+need=(cmake make gcc clang clang-format pkg-config libcmocka-dev liburing-dev libjansson-dev libssl-dev openssl python3 ncat socat procps strace curl dante-server microsocks tinyproxy)
 case "${1:-}" in
 "") ;;
 --bench) need+=(libuv1-dev libevent-dev python3-uvloop iperf3 gnuplot-nox util-linux) ;;

@@ -8,6 +8,8 @@
 
 const char *sockit_version(void) { return SOCKIT_VERSION_STRING; }
 
+int sockit_version_number(void) { return SOCKIT_VERSION_NUMBER; }
+
 /* The system errno values a socket program meets, by name. POSIX names them all;
  * a code outside this list is reported as EUNKNOWN with strerror's text. */
 #define SOCKIT_SYSERR_NAMES(X)                                                                     \
@@ -15,6 +17,8 @@ const char *sockit_version(void) { return SOCKIT_VERSION_STRING; }
     X(ENOENT)                                                                                      \
     X(EINTR)                                                                                       \
     X(EIO)                                                                                         \
+    X(ENXIO)                                                                                       \
+    X(ENODEV)                                                                                      \
     X(EBADF)                                                                                       \
     X(EAGAIN)                                                                                      \
     X(ENOMEM)                                                                                      \

@@ -76,7 +76,8 @@ struct sockit {
     int type;       /* SOCK_STREAM, SOCK_DGRAM (without SOCK_NONBLOCK/CLOEXEC bits) */
     double timeout; /* < 0 blocking, 0 non-blocking, > 0 seconds */
     const sockit__transport *transport;
-    void *tstate; /* the transport's own state (NULL for plain) */
+    void *tstate;                  /* the transport's own state (NULL for plain) */
+    struct sockit__tunnel *tunnel; /* a proxy handshake under way (sockit_tunnel) */
     sockit__rbuf rbuf;
 };
 
@@ -218,6 +219,11 @@ int64_t sockit__backoff_next(int64_t current_ns);
 
 /* Moves up to len buffered bytes into buf. Returns the count (0 if none). */
 size_t sockit__rbuf_take(sockit *s, void *buf, size_t len);
-void sockit__rbuf_free(sockit *s);
+/* Appends len bytes read from the peer to the unread ones (a proxy handshake's
+ * leftover, the stream's first bytes). 0, -ENOBUFS or -ENOMEM. */
+int sockit__rbuf_keep(sockit *s, const void *data, size_t len);
+/* Frees what the object holds besides its descriptor: the read-ahead buffer and a
+ * proxy handshake under way. */
+void sockit__free_parts(sockit *s);
 
 #endif /* SOCKIT_INTERNAL_H */

@@ -40,8 +40,10 @@ size_t sockit__rbuf_take(sockit *s, void *buf, size_t len)
     return n;
 }
 
-void sockit__rbuf_free(sockit *s)
+void sockit__free_parts(sockit *s)
 {
+    sockit__free(s->tunnel);
+    s->tunnel = NULL;
     sockit__free(s->rbuf.data);
     s->rbuf.data = NULL;
     s->rbuf.cap = s->rbuf.start = s->rbuf.end = 0;
@@ -63,6 +65,26 @@ static int rbuf_make_room(sockit__rbuf *b)
         b->end -= b->start;
         b->start = 0;
     }
+    return 0;
+}
+
+int sockit__rbuf_keep(sockit *s, const void *data, size_t len)
+{
+    sockit__rbuf *b = &s->rbuf;
+    if (len == 0)
+        return 0;
+    if (len > RBUF_CAP - (b->end - b->start))
+        return -ENOBUFS;
+    int rc = rbuf_make_room(b);
+    if (rc < 0)
+        return rc;
+    if (b->cap - b->end < len) {
+        memmove(b->data, b->data + b->start, b->end - b->start);
+        b->end -= b->start;
+        b->start = 0;
+    }
+    memcpy(b->data + b->end, data, len);
+    b->end += len;
     return 0;
 }
 

@@ -1,6 +1,7 @@
 /* sockit_selector: Python's selectors over the loop's backends (src/loop/backend.h).
  * Keys are found by descriptor; each registration's token carries a generation, as
  * the loop's do. */
+#include "abi.h"
 #include "loop/backend.h"
 
 #include <errno.h>
@@ -46,14 +47,9 @@ struct sockit_selector {
 sockit_selector *sockit_selector_new(const sockit_loop_options *opts)
 {
     sockit_loop_options o = SOCKIT_LOOP_OPTIONS_INIT;
-    if (opts != NULL) {
-        if (opts->size == 0 || opts->size > sizeof o) {
-            sockit__failf(-EINVAL, "selector_new: options size %zu (this library knows %zu)",
-                          opts->size, sizeof o);
-            return NULL;
-        }
-        memcpy(&o, opts, opts->size);
-    }
+    if (opts != NULL && sockit__struct_copy(&o, sizeof o, opts, SOCKIT__BASE_LOOP_OPTIONS,
+                                            "selector_new: options") < 0)
+        return NULL;
     sockit_selector *sel = sockit__calloc(1, sizeof *sel);
     if (sel == NULL) {
         sockit__failf(-ENOMEM, "selector_new");

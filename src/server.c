@@ -1,5 +1,6 @@
 /* sockit_create_server: a bound, listening socket in one call, and the dual-stack
  * probe it relies on. */
+#include "abi.h"
 #include "internal.h"
 #include "resolve_deadline.h"
 
@@ -120,8 +121,9 @@ static ssize_t server_addresses(const char *host, int port, const sockit_server_
 sockit *sockit_create_server(const char *host, int port, const sockit_server_options *opts)
 {
     sockit_server_options o = {.family = AF_UNSPEC, .type = SOCK_STREAM};
-    if (opts != NULL)
-        o = *opts;
+    if (opts != NULL && sockit__struct_copy(&o, sizeof o, opts, SOCKIT__BASE_SERVER_OPTIONS,
+                                            "create_server: options") < 0)
+        return NULL;
     if (o.type == 0)
         o.type = SOCK_STREAM;
     if (o.type != SOCK_STREAM && o.type != SOCK_DGRAM) {

@@ -98,7 +98,7 @@ int sockit_close(sockit *s)
         return 0;
     sockit__transport_release(s, true);
     int fd = s->fd;
-    sockit__rbuf_free(s);
+    sockit__free_parts(s);
     sockit__free(s);
     /* Never retry close on EINTR: on Linux the descriptor is gone either way, and a
      * retry could close a descriptor another thread just opened. */
@@ -121,7 +121,7 @@ int sockit_detach(sockit *s)
      * as Python's SSLSocket.detach. */
     sockit__transport_release(s, false);
     int fd = s->fd;
-    sockit__rbuf_free(s);
+    sockit__free_parts(s);
     sockit__free(s);
     return fd;
 }

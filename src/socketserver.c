@@ -10,6 +10,7 @@
  * back-off is running), and the children's pidfds. So a busy server makes no call
  * per request beyond the request's own. */
 #include "socketserver.h"
+#include "abi.h"
 
 #include "sockit_tls.h"
 
@@ -42,8 +43,14 @@ static int bad_config(const char *field, const char *why)
 
 static int validate(int type, const sockit_server_config *cfg)
 {
-    if (cfg == NULL)
-        return bad_config("config", "is NULL");
+    if (cfg->stream != NULL &&
+        sockit__table_check(cfg->stream, SOCKIT__BASE_STREAM_CALLBACKS, sizeof *cfg->stream,
+                            "sockit_server_new: stream callbacks") < 0)
+        return -EINVAL;
+    if (cfg->datagram != NULL &&
+        sockit__table_check(cfg->datagram, SOCKIT__BASE_DATAGRAM_CALLBACKS, sizeof *cfg->datagram,
+                            "sockit_server_new: datagram callbacks") < 0)
+        return -EINVAL;
     if (cfg->mode < SOCKIT_SEQUENTIAL || cfg->mode > SOCKIT_EVENTS)
         return bad_config("mode", "is not a sockit_server_mode");
     if (cfg->mode == SOCKIT_EVENTS) {
@@ -125,7 +132,7 @@ static void free_server(sockit_server *srv)
     pthread_mutex_destroy(&srv->mu);
     sockit__free(srv->dgram_buf);
     if (srv->conn != NULL)
-        sockit__rbuf_free(srv->conn);
+        sockit__free_parts(srv->conn);
     sockit__free(srv->conn);
     sockit__free(srv->pfd);
     sockit__free(srv->children);
@@ -146,6 +153,15 @@ void sockit__srv_unref(sockit_server *srv)
 sockit_server *sockit_server_new(const char *host, int port, int type,
                                  const sockit_server_config *cfg)
 {
+    sockit_server_config own;
+    if (cfg == NULL) {
+        bad_config("config", "is NULL");
+        return NULL;
+    }
+    if (sockit__struct_copy(&own, sizeof own, cfg, SOCKIT__BASE_SERVER_CONFIG,
+                            "sockit_server_new: config") < 0)
+        return NULL;
+    cfg = &own;
     if (validate(type, cfg) < 0)
         return NULL;
     sockit_server *srv = sockit__calloc(1, sizeof *srv);
@@ -178,6 +194,8 @@ sockit_server *sockit_server_new(const char *host, int port, int type,
     srv->shared = shared; /* zeroed by the kernel */
 
     sockit_server_options opts = cfg->listen;
+    /* Embedded in the config, it has the config's layout: its own size says nothing. */
+    opts.size = 0;
     opts.type = type;
     /* Several loops each bind their own socket to this address (socketserver_events.c). */
     if (cfg->mode == SOCKIT_EVENTS && cfg->loops > 1)

@@ -67,5 +67,12 @@ if [ -x "$out/sockit" ]; then
         "$out/sockit" tls-cert --out "$work/certs"
     expect_error connect_tls_says_built_without_openssl 1 'without (TLS|OpenSSL)' \
         "$out/sockit" connect --tls 127.0.0.1 9
+    name=version_says_tls_is_not_built
+    if "$out/sockit" --version >"$work/$name.out" 2>&1 &&
+        grep -q '^tls: not built (built without OpenSSL' "$work/$name.out"; then
+        pass $name
+    else
+        fail $name "want 'tls: not built (built without OpenSSL ...)' in --version"
+    fi
 fi
 finish

@@ -83,6 +83,7 @@ failed=0
 run_one() { # label, command...
     local label=$1
     shift
+    : >"$work/$label.out" # not left to the job: a stale port could be read
     "$@" 0 >"$work/$label.out" 2>"$work/$label.err" &
     local pid=$!
     pids+=("$pid")

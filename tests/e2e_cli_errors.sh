@@ -73,6 +73,38 @@ version=$(sed -nE 's/^project\(sockit VERSION ([0-9.]+).*/\1/p' "$source_dir/CMa
 expect_help version_prints_the_project_version "^sockit ${version//./\\.}\$" --version
 expect_help short_version_prints_the_project_version "^sockit ${version//./\\.}\$" -V
 
+# After the version, one line per feature: built or not, usable or not, and why.
+version_out=$work/version_prints_the_project_version.out
+name=version_lists_every_feature_once_in_its_form
+bad=""
+for feature in tls io_uring ipv6 dualstack_ipv6 reuseport tcp_fastopen ktls; do
+    [ "$(grep -c "^$feature: " "$version_out")" = 1 ] || bad="$bad $feature(count)"
+done
+while IFS= read -r line; do
+    [[ $line =~ ^[a-z_0-9]+:\ (built,\ usable|built,\ not\ usable\ \(.+\)|not\ built\ \(.+\))$ ]] ||
+        bad="$bad [$line]"
+done < <(tail -n +2 "$version_out")
+[ "$(wc -l <"$version_out")" = 8 ] || bad="$bad (want 8 lines)"
+if [ -z "$bad" ]; then pass $name; else fail $name "bad feature lines:$bad"; fi
+# What the build found decides "built"; python3 binding ::1 decides IPv6's "usable".
+name=version_features_agree_with_the_build_and_the_kernel
+want_tls="not built"
+grep -q '^OPENSSL_FOUND:INTERNAL=1$' "$build/CMakeCache.txt" && want_tls="built"
+want_uring="not built"
+grep -q '^LIBURING_FOUND:INTERNAL=1$' "$build/CMakeCache.txt" && want_uring="built"
+want_ipv6="built, not usable"
+python3 -c 'import socket; socket.socket(socket.AF_INET6).bind(("::1", 0))' 2>/dev/null &&
+    want_ipv6="built, usable"
+if ! grep -q "^tls: $want_tls" "$version_out"; then
+    fail $name "want 'tls: $want_tls'"
+elif ! grep -q "^io_uring: $want_uring" "$version_out"; then
+    fail $name "want 'io_uring: $want_uring'"
+elif ! grep -q "^ipv6: $want_ipv6" "$version_out"; then
+    fail $name "want 'ipv6: $want_ipv6'"
+else
+    pass $name
+fi
+
 # ---- top-level usage errors ------------------------------------------------------------
 expect_error no_subcommand_exits_2_with_usage 2 '^usage: sockit SUBCOMMAND' "$sockit"
 expect_error unknown_subcommand_exits_2 2 "^sockit: unknown subcommand 'frobnicate'\$" \
@@ -178,7 +210,7 @@ done
 for sub in listen connect; do
     id=$sub
     expect_usage "${id}_unknown_option" $sub "unknown option '--frob'\$" --frob 127.0.0.1 1
-    expect_usage "${id}_unknown_short_option" $sub "unknown option '-z'\$" -z 127.0.0.1 1
+    expect_usage "${id}_unknown_short_option" $sub "unknown option '-Z'\$" -Z 127.0.0.1 1
     expect_usage "${id}_port_abc" $sub "port 'abc': " 127.0.0.1 abc
     expect_usage "${id}_port_70000_never_wrapped" $sub "port '70000': " 127.0.0.1 70000
     expect_usage "${id}_missing_w_value" $sub "option '-w' needs a value\$" -w

@@ -358,11 +358,12 @@ for v in 4 6; do
     fi
 done
 name=connect_4_refuses_an_ipv6_address
-expect_error $name 1 '^sockit: connect to \[::1\]:9: Host has no address in the requested family$' \
+expect_error $name 1 \
+    '^sockit: connect to \[::1\]:9: Host has no address in the requested family \(only IPv4 addresses were looked up: -4\)$' \
     "$sockit" connect -4 ::1 9
 name=connect_6_refuses_an_ipv4_address
 expect_error $name 1 \
-    '^sockit: connect to 127\.0\.0\.1:9: Host has no address in the requested family$' \
+    '^sockit: connect to 127\.0\.0\.1:9: Host has no address in the requested family \(only IPv6 addresses were looked up: -6\)$' \
     "$sockit" connect -6 127.0.0.1 9
 
 # ---- UDP ---------------------------------------------------------------------------------

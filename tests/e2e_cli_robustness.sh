@@ -38,6 +38,9 @@ c.sendall(b"late\n")
 c.close()
 PY
 start_server() { # RECV_TIMEOUT LATE_DELAY
+    # Emptied here: the job's own redirection truncates later, and the loop below
+    # could read the previous server's port.
+    : >"$work/server.out"
     timeout 20 python3 "$work/server.py" "$1" "$2" >"$work/server.out" &
     for _ in $(seq 50); do
         port=$(head -n 1 "$work/server.out")

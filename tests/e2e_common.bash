@@ -29,6 +29,9 @@ fail() {
 start_server() {
     local name=$1 line=""
     shift
+    # Emptied before the job starts: its own redirection truncates later, and the
+    # loop below could read a port left by an earlier server of the same name.
+    : >"$work/$name.server.out"
     timeout 20 "$@" >"$work/$name.server.out" 2>"$work/$name.server.err" &
     server_pid=$!
     pids+=("$server_pid")

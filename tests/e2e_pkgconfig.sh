@@ -116,7 +116,7 @@ fi
 readme=$(cat "$src_dir/README.md")
 for line in 'cc app.c $(pkg-config --cflags --libs sockit) -Wl,-rpath,$(pkg-config --variable=libdir sockit)' \
     'LD_LIBRARY_PATH=$(pkg-config --variable=libdir sockit) ./a.out' \
-    'libsockit.so.0: cannot open shared object file'; do
+    'libsockit.so.0.2: cannot open shared object file'; do
     if ! grep -qF -- "$line" <<<"$readme"; then
         fail readme_shows_how_to_run "README.md lacks: $line"
         finish
@@ -127,7 +127,7 @@ pass readme_shows_how_to_run
 # Without an rpath or LD_LIBRARY_PATH the loader cannot find the library, as the
 # README warns.
 no_path=$(env -u LD_LIBRARY_PATH "$work/tcp_client_no_rpath" 1 2>&1)
-if [[ $no_path == *"libsockit.so.0: cannot open shared object file"* ]]; then
+if [[ $no_path == *"libsockit.so.0.2: cannot open shared object file"* ]]; then
     pass no_rpath_fails_as_readme_says
 else
     fail no_rpath_fails_as_readme_says "got [$no_path]"

@@ -134,6 +134,7 @@ EOF
 launch() {
     local name=$1 line=""
     shift
+    : >"$work/$name.server.out" # not left to the job: a stale port could be read
     "$@" >"$work/$name.server.out" 2>"$work/$name.server.err" &
     server_pid=$!
     pids+=("$server_pid")

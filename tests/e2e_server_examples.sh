@@ -292,6 +292,7 @@ EOF
 start_server() {
     local name=$1 line=""
     shift
+    : >"$work/$name.server.out" # not left to the job: a stale port could be read
     "$@" >"$work/$name.server.out" 2>"$work/$name.server.err" &
     server_pid=$!
     pids+=("$server_pid")

@@ -165,7 +165,8 @@ static void on_close(sockit_datagram *d, void *user)
     r->d = NULL;
 }
 
-static const sockit_datagram_callbacks rec_cb = {on_datagram, on_error, on_close};
+static const sockit_datagram_callbacks rec_cb = {
+    .on_datagram = on_datagram, .on_error = on_error, .on_close = on_close};
 
 static void adopt(sockit_loop *loop, sockit *s, struct rec *r)
 {
@@ -1566,7 +1567,8 @@ static void fix_close(sockit_datagram *d, void *user)
     ((struct fix *)user)->closes++;
 }
 
-static const sockit_datagram_callbacks fix_cb = {fix_datagram, fix_error, fix_close};
+static const sockit_datagram_callbacks fix_cb = {
+    .on_datagram = fix_datagram, .on_error = fix_error, .on_close = fix_close};
 
 /* A reply bigger than the batch's 64 KiB arena, from the caller's own buffer, over a
  * Unix datagram socket (no 65,507-byte cap): it must go whole, through the queue. */

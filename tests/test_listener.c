@@ -102,8 +102,8 @@ static void shared_on_close(sockit_stream *st, void *user)
 }
 
 /* No on_eof: a client that ends its side gets its stream closed. */
-static const sockit_stream_callbacks shared_cb = {shared_on_data, NULL, NULL, shared_on_error,
-                                                  shared_on_close};
+static const sockit_stream_callbacks shared_cb = {
+    .on_data = shared_on_data, .on_error = shared_on_error, .on_close = shared_on_close};
 
 static void drop_conn(struct server *srv, struct conn *c)
 {
@@ -169,8 +169,8 @@ static void conn_on_close(sockit_stream *st, void *user)
     free(c);
 }
 
-static const sockit_stream_callbacks conn_cb = {conn_on_data, NULL, NULL, conn_on_error,
-                                                conn_on_close};
+static const sockit_stream_callbacks conn_cb = {
+    .on_data = conn_on_data, .on_error = conn_on_error, .on_close = conn_on_close};
 
 static void on_accept(sockit_listener *l, sockit_stream *st, const sockit_addr *peer, void *user)
 {

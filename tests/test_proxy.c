@@ -81,7 +81,8 @@ static void up_close(sockit_stream *st, void *user)
     c->st = NULL;
 }
 
-static const sockit_stream_callbacks up_cb = {up_data, up_eof, NULL, up_error, up_close};
+static const sockit_stream_callbacks up_cb = {
+    .on_data = up_data, .on_eof = up_eof, .on_error = up_error, .on_close = up_close};
 
 static void up_accept(sockit_listener *l, sockit_stream *st, const sockit_addr *peer, void *user)
 {

@@ -62,7 +62,7 @@ static void up_datagram(sockit_datagram *d, const char *data, size_t len, const 
         assert_ok(sockit_datagram_send(d, data, len, from));
 }
 
-static const sockit_datagram_callbacks up_cb = {up_datagram, NULL, NULL};
+static const sockit_datagram_callbacks up_cb = {.on_datagram = up_datagram};
 
 static struct upstream *upstream_start(sockit_loop *loop, bool echo)
 {

@@ -152,11 +152,17 @@ static void on_close(sockit_stream *st, void *user)
     r->ended = true;
 }
 
-static const sockit_stream_callbacks rec_cb = {on_data, on_eof, on_drain, on_error, on_close};
+static const sockit_stream_callbacks rec_cb = {.on_data = on_data,
+                                               .on_eof = on_eof,
+                                               .on_drain = on_drain,
+                                               .on_error = on_error,
+                                               .on_close = on_close};
 /* No on_eof: the stream closes itself once the queue has drained. */
-static const sockit_stream_callbacks rec_cb_no_eof = {on_data, NULL, on_drain, on_error, on_close};
+static const sockit_stream_callbacks rec_cb_no_eof = {
+    .on_data = on_data, .on_drain = on_drain, .on_error = on_error, .on_close = on_close};
 /* A write-only descriptor (a pipe's write end, stdout). */
-static const sockit_stream_callbacks rec_cb_no_data = {NULL, on_eof, on_drain, on_error, on_close};
+static const sockit_stream_callbacks rec_cb_no_data = {
+    .on_eof = on_eof, .on_drain = on_drain, .on_error = on_error, .on_close = on_close};
 
 /* The test ends the stream itself. */
 static void rec_close(struct rec *r, double linger)
@@ -1212,7 +1218,8 @@ static void lp_on_data(sockit_stream *st, const char *data, size_t len, void *us
     p->in_body = false;
 }
 
-static const sockit_stream_callbacks lp_cb = {lp_on_data, on_eof, NULL, on_error, on_close};
+static const sockit_stream_callbacks lp_cb = {
+    .on_data = lp_on_data, .on_eof = on_eof, .on_error = on_error, .on_close = on_close};
 
 static void test_read_exact_follows_a_length_prefix_switched_inside_on_data(void **state)
 {
@@ -1289,7 +1296,8 @@ static void hb_on_data(sockit_stream *st, const char *data, size_t len, void *us
     }
 }
 
-static const sockit_stream_callbacks hb_cb = {hb_on_data, on_eof, NULL, on_error, on_close};
+static const sockit_stream_callbacks hb_cb = {
+    .on_data = hb_on_data, .on_eof = on_eof, .on_error = on_error, .on_close = on_close};
 
 static void test_framing_switches_from_lines_to_exact_inside_one_read(void **state)
 {
@@ -2182,7 +2190,11 @@ static void pc_on_close(sockit_stream *st, void *user)
     me->user_at_close = keep;
 }
 
-static const sockit_stream_callbacks pc_cb = {pc_on_data, on_eof, on_drain, on_error, pc_on_close};
+static const sockit_stream_callbacks pc_cb = {.on_data = pc_on_data,
+                                              .on_eof = on_eof,
+                                              .on_drain = on_drain,
+                                              .on_error = on_error,
+                                              .on_close = pc_on_close};
 
 static void test_closing_another_stream_from_a_callback_stops_its_delivery(void **state)
 {
@@ -2243,8 +2255,11 @@ static void reuse_on_data(sockit_stream *st, const char *data, size_t len, void 
     peer_send(peer, "second", 6);
 }
 
-static const sockit_stream_callbacks reuse_cb = {reuse_on_data, on_eof, on_drain, on_error,
-                                                 on_close};
+static const sockit_stream_callbacks reuse_cb = {.on_data = reuse_on_data,
+                                                 .on_eof = on_eof,
+                                                 .on_drain = on_drain,
+                                                 .on_error = on_error,
+                                                 .on_close = on_close};
 
 static void test_a_new_stream_on_a_reused_descriptor_gets_only_its_own_events(void **state)
 {
@@ -2511,8 +2526,8 @@ static void swapped_on_data(sockit_stream *st, const char *data, size_t len, voi
 static void test_set_callbacks_replaces_the_table(void **state)
 {
     (void)state;
-    static const sockit_stream_callbacks swapped = {swapped_on_data, NULL, NULL, on_error,
-                                                    on_close};
+    static const sockit_stream_callbacks swapped = {
+        .on_data = swapped_on_data, .on_error = on_error, .on_close = on_close};
     sockit_loop *loop = new_loop();
     sockit *s, *peer;
     unix_pair(&s, &peer);

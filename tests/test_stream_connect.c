@@ -460,8 +460,8 @@ static void st_on_close(sockit_stream *st, void *user)
     r->st = NULL;
 }
 
-static const sockit_stream_callbacks st_cb = {st_on_data, st_on_eof, NULL, st_on_error,
-                                              st_on_close};
+static const sockit_stream_callbacks st_cb = {
+    .on_data = st_on_data, .on_eof = st_on_eof, .on_error = st_on_error, .on_close = st_on_close};
 
 static pending_connect *start_connect(sockit_loop *loop, const char *host, int port, double timeout,
                                       const sockit_addr *source, struct crec *r);

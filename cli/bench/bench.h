@@ -53,7 +53,7 @@ typedef struct bench_config {
     bool udp;
     struct sockaddr_storage target;
     socklen_t target_len;
-    char target_text[128];
+    char target_text[400];
     long conns;
     int threads;
     double duration, warmup, timeout; /* seconds */
@@ -72,6 +72,11 @@ typedef struct bench_config {
      * workers), checking the certificate for tls_name; NULL: plain. */
     sockit_tls_ctx *tls;
     const char *tls_name;
+    /* --proxy: target is the proxy's address, and each connection asks it for
+     * tunnel_host:tunnel_port (sockit_tunnel) before anything else. */
+    const char *proxy;
+    char tunnel_host[256];
+    int tunnel_port;
 } bench_config;
 
 /* What the command line asked for (bench_args.c). */

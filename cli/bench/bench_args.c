@@ -17,7 +17,7 @@ static const char usage[] =
     "[--timeout SECS] [--warmup SECS] "
     "[--expect TEXT] [--sources N] [--server-pid PID] [--spin US] [--json] "
     "[--tls [--ca FILE|DIR | --insecure] [--sni NAME] [--alpn LIST] [--no-resume]] "
-    "HOST PORT | unix:PATH";
+    "[--proxy URL] HOST PORT | unix:PATH";
 
 #define MAX_THREADS   64
 #define MAX_CONNS     1000000L
@@ -64,7 +64,11 @@ static void help(void)
            "  --json           print the result as one JSON object\n"
            "  --tls ...        every TCP connection is a TLS client (the options below);\n"
            "                   with --mode connect each request is a TLS handshake\n"
-           "  --no-resume      TLS: a full handshake every time (no session resumption)\n",
+           "  --no-resume      TLS: a full handshake every time (no session resumption)\n"
+           "  --proxy URL      reach HOST PORT through a proxy: socks5://[USER:PASS@]H[:P]\n"
+           "                   (HOST resolved here), socks5h://... (by the proxy) or\n"
+           "                   http://... (CONNECT); each connection opens its own\n"
+           "                   tunnel, so --mode connect measures the proxy's setup too\n",
            usage, DEFAULT_HELLO);
     tls_opts_help(false);
     printf("\nHOST PORT may be HOST:PORT or [V6]:PORT.\n"
@@ -146,7 +150,8 @@ enum {
     OPT_SERVER_PID,
     OPT_SPIN,
     OPT_JSON,
-    OPT_NO_RESUME
+    OPT_NO_RESUME,
+    OPT_PROXY
 };
 
 /* Returns -1 to go on, or the exit status. */
@@ -171,6 +176,7 @@ static int parse_args(int argc, char **argv, bench_options *o)
         {"spin", required_argument, NULL, OPT_SPIN},
         {"json", no_argument, NULL, OPT_JSON},
         {"no-resume", no_argument, NULL, OPT_NO_RESUME},
+        {"proxy", required_argument, NULL, OPT_PROXY},
         TLS_OPTS_LONGOPTS,
         {"help", no_argument, NULL, 'h'},
         {NULL, 0, NULL, 0},
@@ -249,6 +255,12 @@ static int parse_args(int argc, char **argv, bench_options *o)
         case OPT_NO_RESUME:
             o->no_resume = true;
             break;
+        case OPT_PROXY:
+            /* Checked now, so a bad URL is a usage error before anything runs. */
+            if (sockit_proxy_endpoint(optarg, NULL, 0, NULL) < 0)
+                return cli_usage_error(usage, "--proxy: %s", sockit_errmsg());
+            o->cfg.proxy = optarg;
+            break;
         case OPT_JSON:
             o->json = true;
             cli_json_enable(stdout);
@@ -299,6 +311,9 @@ static int check_combinations(bench_options *o)
         return cli_usage_error(usage, "%s: TLS is for TCP connections, not -u", o->tls.first);
     if (o->tls.on && tls_opts_check(&o->tls, false, usage) != 0)
         return CLI_USAGE;
+    if (cfg->proxy != NULL && (cfg->udp || o->target.is_unix))
+        return cli_usage_error(usage, "--proxy: a proxy tunnels TCP, not %s",
+                               cfg->udp ? "-u" : "a Unix socket");
     return -1;
 }
 
@@ -353,17 +368,39 @@ static int resolve_target(bench_options *o)
         if (rc != 0)
             return rc;
     } else {
+        /* Through a proxy the connections go to the proxy, and each asks it for the
+         * target. */
+        const char *host = o->target.host;
+        int port = o->target.port;
+        char proxy_host[256];
+        if (cfg->proxy != NULL) {
+            size_t n = strlen(o->target.host);
+            if (n >= sizeof cfg->tunnel_host)
+                return cli_usage_error(usage, "--proxy: host '%.40s...' is over %zu bytes",
+                                       o->target.host, sizeof cfg->tunnel_host - 1);
+            memcpy(cfg->tunnel_host, o->target.host, n + 1);
+            cfg->tunnel_port = o->target.port;
+            if (sockit_proxy_endpoint(cfg->proxy, proxy_host, sizeof proxy_host, &port) < 0)
+                return cli_usage_error(usage, "--proxy: %s", sockit_errmsg());
+            host = proxy_host;
+        }
         char port_text[8];
-        snprintf(port_text, sizeof port_text, "%d", o->target.port);
+        snprintf(port_text, sizeof port_text, "%d", port);
         sockit_addrinfo ai;
-        if (sockit_getaddrinfo(o->target.host, port_text, AF_UNSPEC,
-                               cfg->udp ? SOCK_DGRAM : SOCK_STREAM, 0, &ai, 1) < 0)
+        if (sockit_getaddrinfo(host, port_text, AF_UNSPEC, cfg->udp ? SOCK_DGRAM : SOCK_STREAM, 0,
+                               &ai, 1) < 0)
             return cli_fail_lib();
         addr = ai.addr;
     }
     memcpy(&cfg->target, &addr.u, addr.len);
     cfg->target_len = addr.len;
     cli_addr_text(&addr, cfg->target_text, sizeof cfg->target_text);
+    if (cfg->proxy != NULL) {
+        char proxy_text[SOCKIT_ADDRSTRLEN];
+        cli_addr_text(&addr, proxy_text, sizeof proxy_text);
+        snprintf(cfg->target_text, sizeof cfg->target_text, "%s:%d via %s", cfg->tunnel_host,
+                 cfg->tunnel_port, proxy_text);
+    }
     return -1;
 }
 

@@ -18,7 +18,7 @@
 #include <string.h>
 #include <unistd.h>
 
-enum { IDLE, CONNECTING, HANDSHAKING, OPEN };
+enum { IDLE, CONNECTING, TUNNELING, HANDSHAKING, OPEN };
 
 typedef struct tcp_loop tcp_loop;
 
@@ -337,6 +337,7 @@ static void on_readable(bench_worker *w, tcp_loop *L, conn *c, uint64_t now)
 
 static void on_connected(bench_worker *w, tcp_loop *L, conn *c, bool connected, uint64_t now);
 static void handshake(bench_worker *w, tcp_loop *L, conn *c, bool first, uint64_t now);
+static void tunnel(bench_worker *w, tcp_loop *L, conn *c, uint64_t now);
 static void opened(bench_worker *w, tcp_loop *L, conn *c, uint64_t now);
 static void on_io(sockit_io *io, int events, void *user);
 
@@ -352,7 +353,7 @@ static void start_conn(bench_worker *w, tcp_loop *L, conn *c, uint64_t now)
     c->reply_corrupt = false;
     c->k_open = c->k_done;
     c->seed = bench_seed(w->shared->pattern, c->seed + 7919u);
-    if (cfg->tls != NULL) {
+    if (cfg->tls != NULL || cfg->proxy != NULL) {
         c->sock = sockit_socket(cfg->target.ss_family, SOCK_STREAM | SOCK_NONBLOCK);
         c->fd = c->sock != NULL ? sockit_fileno(c->sock) : -1;
         if (c->fd < 0)
@@ -433,6 +434,36 @@ static void on_connected(bench_worker *w, tcp_loop *L, conn *c, bool connected, 
         connect_failed(w, L, c, err, now);
         return;
     }
+    if (cfg->proxy != NULL) {
+        c->state = TUNNELING;
+        tunnel(w, L, c, now);
+        return;
+    }
+    if (cfg->tls != NULL) {
+        c->state = HANDSHAKING;
+        handshake(w, L, c, true, now);
+        return;
+    }
+    opened(w, L, c, now);
+}
+
+/* --proxy: the proxy's handshake, a step each time the socket is ready for it. */
+static void tunnel(bench_worker *w, tcp_loop *L, conn *c, uint64_t now)
+{
+    const bench_config *cfg = cfg_of(w);
+    int rc = sockit_tunnel(c->sock, cfg->proxy, cfg->tunnel_host, cfg->tunnel_port);
+    if (rc == SOCKIT_EWOULDBLOCK) {
+        set_events(c, sockit_tunnel_wants(c->sock) == SOCKIT_EVENT_WRITE);
+        return;
+    }
+    if (rc < 0) {
+        bench_count_error_why(w, BENCH_ERR_CONNECT, "%s", sockit_errmsg());
+        /* With no tunnel ever opened, the proxy's answer will not change on the next
+         * try: the run ends, with its reason. */
+        bench_give_up_if_unreached(w, EPROTO);
+        fail_conn(w, L, c, BENCH_ERR_CONNECT, -1, now);
+        return;
+    }
     if (cfg->tls != NULL) {
         c->state = HANDSHAKING;
         handshake(w, L, c, true, now);
@@ -511,6 +542,8 @@ static void on_io(sockit_io *io, int events, void *user)
     }
     if (c->state == CONNECTING) {
         on_connected(w, L, c, false, now);
+    } else if (c->state == TUNNELING) {
+        tunnel(w, L, c, now);
     } else if (c->state == HANDSHAKING) {
         handshake(w, L, c, false, now);
     } else {
@@ -557,7 +590,7 @@ static uint64_t tcp_sweep(bench_worker *w, uint64_t now)
                 start_conn(w, L, c, now);
             else if (c->k_due > c->k_done || (w->rate == 0 && exchange_wanted(w, c)))
                 start_conn(w, L, c, now);
-        } else if (c->state == CONNECTING || c->state == HANDSHAKING) {
+        } else if (c->state == CONNECTING || c->state == TUNNELING || c->state == HANDSHAKING) {
             if (now - c->started_ns > timeout_ns)
                 connect_failed(w, L, c, ETIMEDOUT, now);
         } else if (cfg->mode == BENCH_CONNECT) {
@@ -578,7 +611,8 @@ static long tcp_connecting(bench_worker *w)
     const tcp_loop *L = w->state;
     long n = 0;
     for (long i = 0; i < L->n; i++)
-        n += L->conns[i].state == CONNECTING || L->conns[i].state == HANDSHAKING;
+        n += L->conns[i].state == CONNECTING || L->conns[i].state == TUNNELING ||
+             L->conns[i].state == HANDSHAKING;
     return n;
 }
 

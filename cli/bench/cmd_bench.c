@@ -268,7 +268,7 @@ static int run(bench_options *o)
     if (started < cfg->threads) {
         status = cli_fail("cannot start %d worker threads", cfg->threads);
     } else if (fatal == EPROTO && result->total.first_reason[BENCH_ERR_CONNECT][0] != '\0') {
-        /* A TLS handshake that failed says why itself. */
+        /* A TLS handshake or a proxy's tunnel that failed says why itself. */
         status = cli_fail("%s", result->total.first_reason[BENCH_ERR_CONNECT]);
     } else if (fatal != 0) {
         status = cli_fail("%s to %s: %s", cfg->udp ? "send" : "connect", cfg->target_text,

@@ -32,6 +32,7 @@ struct accepter {
     accepter_fn cb;
     void *user;
     sockit_tls_ctx *tls; /* NULL: plain */
+    gate *gate;          /* NULL: everyone comes in */
     double tls_timeout;
     handshake *handshakes;
 };
@@ -162,6 +163,10 @@ static void on_listener(sockit_io *io, int events, void *user)
             break;
         }
         a->short_of_fds = false;
+        if (a->gate != NULL && !gate_admit(a->gate, &peer, sockit_loop_now(a->loop))) {
+            gate_refuse(c);
+            continue;
+        }
         a->count++;
         if (a->tls != NULL)
             handshake_start(a, c, &peer);
@@ -205,6 +210,8 @@ void accepter_tls(accepter *a, sockit_tls_ctx *ctx, double timeout)
     a->tls = ctx;
     a->tls_timeout = timeout;
 }
+
+void accepter_gate(accepter *a, gate *g) { a->gate = g; }
 
 void accepter_close(accepter *a)
 {

@@ -6,6 +6,8 @@
 #ifndef SOCKIT_CLI_ACCEPTER_H
 #define SOCKIT_CLI_ACCEPTER_H
 
+#include "gate.h"
+
 #include <sockit.h>
 #include <sockit_tls.h>
 
@@ -25,6 +27,11 @@ void accepter_release(accepter *a);
  * that fails or times out is said (netlog_warn), closed and not counted. ctx stays
  * the caller's, to keep until accepter_close. Call before the loop runs. */
 void accepter_tls(accepter *a, sockit_tls_ctx *ctx, double timeout);
+/* Admission: every accepted connection first passes g (gate.h), before it is
+ * counted or its handshake starts; a refused one is reset at once (gate_refuse) and
+ * cb never sees it. g (NULL: everyone) stays the caller's. Call before the loop
+ * runs. */
+void accepter_gate(accepter *a, gate *g);
 /* Stops accepting for good and frees it, closing connections still in their
  * handshake. NULL is a no-op. */
 void accepter_close(accepter *a);

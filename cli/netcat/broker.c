@@ -371,6 +371,8 @@ static bool start(broker *b, sockit *listener)
     b->acc = accepter_new(b->loop, listener, b->cfg->max_clients, on_accept, b);
     if (b->acc != NULL && b->cfg->tls != NULL)
         accepter_tls(b->acc, b->cfg->tls, b->cfg->tls_timeout);
+    if (b->acc != NULL)
+        accepter_gate(b->acc, b->cfg->gate);
     if (b->sigint == NULL || b->sigterm == NULL || b->first == NULL || b->acc == NULL ||
         sockit_signal_start(b->sigint, SIGINT) < 0 || sockit_signal_start(b->sigterm, SIGTERM) < 0)
         return false;

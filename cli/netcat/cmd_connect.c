@@ -1,16 +1,19 @@
 /* sockit connect: netcat's client side. Connects (TCP, Unix stream, or with -u a
- * connected UDP / Unix datagram socket), with --tls makes the stream TLS, and hands
- * the socket to the relay. */
+ * connected UDP / Unix datagram socket) from -s/-p's local end (source.h), with
+ * --tls makes the stream TLS, and hands the socket to the relay; with -z checks a
+ * range of ports instead (portscan.h). */
 #include "cli.h"
 #include "dgram.h"
 #include "netlog.h"
 #include "netopts.h"
+#include "portscan.h"
 #include "relay.h"
+#include "source.h"
 #include "tls_opts.h"
 
-static int fail(const char *reason)
+static int fail(const netopts *o, const char *reason)
 {
-    int status = cli_fail_lib();
+    int status = source_fail(o);
     netlog_exit(reason, 0, 0, -1);
     return status;
 }
@@ -35,10 +38,14 @@ static sockit *dgram_connect(const netopts *o)
         char port[8];
         snprintf(port, sizeof port, "%d", o->port);
         sockit_addrinfo ai;
-        if (sockit_getaddrinfo(o->host, port, o->family, SOCK_DGRAM, 0, &ai, 1) < 0)
+        if (sockit_getaddrinfo(o->host, port, source_family(o), SOCK_DGRAM, 0, &ai, 1) < 0)
             return NULL;
         to = ai.addr;
         s = sockit_socket(ai.family, SOCK_DGRAM);
+        if (s != NULL && source_bind_dgram(o, s, ai.family) < 0) {
+            sockit_close(s);
+            return NULL;
+        }
     }
     if (s != NULL && sockit_connect_addr(s, &to) < 0) {
         sockit_close(s);
@@ -54,6 +61,12 @@ int cmd_connect(int argc, char **argv)
     if (status >= 0)
         return status;
     netlog_verbose(o.verbose);
+    if (o.scan)
+        return portscan_run(&o);
+    if (source_check(&o) != 0) {
+        netlog_exit("error", 0, 0, -1);
+        return CLI_FAIL;
+    }
     relay_config cfg = {.half_close = o.half_close,
                         .hexdump = o.hexdump,
                         .idle = o.idle,
@@ -72,19 +85,11 @@ int cmd_connect(int argc, char **argv)
     if (o.udp) {
         c = dgram_connect(&o);
     } else {
-        /* sockit_create_connection has no family parameter; a wildcard source
-         * address of the family restricts the attempts to it. */
-        sockit_addr any, *source = NULL;
-        if (o.family != AF_UNSPEC) {
-            sockit_addr_ip(&any, o.family == AF_INET ? "0.0.0.0" : "::", 0);
-            source = &any;
-        }
-        /* With TLS, -w is one deadline for the connect and the handshake. */
-        c = tls_opts_connect(&o.tls, tls, o.host, o.is_unix ? 0 : o.port, o.wait, source);
+        c = source_connect(&o, tls, o.port, o.wait, NULL);
     }
     sockit_tls_ctx_free(tls); /* the connection keeps its own reference */
     if (c == NULL)
-        return fail(sockit_errcode() == SOCKIT_ETIMEOUT ? "timeout" : "error");
+        return fail(&o, sockit_errcode() == SOCKIT_ETIMEOUT ? "timeout" : "error");
     sockit_addr peer;
     if (sockit_getpeername(c, &peer) < 0)
         sockit_addr_parse(&peer, o.host); /* a unix: host; else left for "?" */

@@ -78,6 +78,10 @@ static void receive(dgram *d)
         d->failed = d->connected;
         return;
     }
+    /* listen -u --allow/--deny: a refused sender's datagram is dropped unseen, and
+     * it does not become the one stdin answers. */
+    if (!d->connected && d->cfg->gate != NULL && !gate_admit_datagram(d->cfg->gate, &from))
+        return;
     if (!d->connected && (!d->have_last || !sockit_addr_equal(&from, &d->last))) {
         char name[CLI_PEER_NAME_MAX] = "unix:(unnamed)";
         netlog_connected(answerable(&from) ? cli_addr_text(&from, name, sizeof name) : name, true,

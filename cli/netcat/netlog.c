@@ -76,6 +76,24 @@ void netlog_dropped(const char *text, long long queued, long long limit)
                 text, queued, limit);
 }
 
+void netlog_denied(const char *text, const char *reason, const char *detail, bool datagram)
+{
+    if (cli_json_on()) {
+        cli_event("denied", "peer", 's', text, "reason", 's', reason, "rule", 's',
+                  detail[0] != '\0' ? detail : NULL, "datagram", 'b', (int)datagram, NULL);
+        return;
+    }
+    if (!verbose)
+        return;
+    const char *what = datagram ? "dropped datagrams from" : "refused";
+    if (strcmp(reason, "deny") == 0)
+        fprintf(stderr, "%s %s: matches --deny %s\n", what, text, detail);
+    else if (strcmp(reason, "rate") == 0)
+        fprintf(stderr, "%s %s: over --conn-rate %s\n", what, text, detail);
+    else
+        fprintf(stderr, "%s %s: not in --allow\n", what, text);
+}
+
 void netlog_warn(const char *fmt, ...)
 {
     char msg[1024];

@@ -22,6 +22,13 @@ void netlog_closed(const char *peer, const char *reason);
  * limit (queued bytes waiting): "sockit: disconnected PEER: ..." on stderr, shown
  * without -v too, or a closed event with reason "queue_full". */
 void netlog_dropped(const char *peer, long long queued, long long limit);
+/* listen: peer was refused by the gate (gate.h). reason is one word for --json:
+ * "deny" (detail: the --deny rule it matched), "not_allowed" (no --allow rule
+ * matched), "rate" (detail: the --conn-rate N/SECS it went over); datagram: a -u
+ * sender whose datagrams are dropped. -v: "refused 127.0.0.2:5555: matches --deny
+ * 127.0.0.0/8", "dropped datagrams from ...: not in --allow"; --json: a denied
+ * event {peer, reason, rule, datagram}. */
+void netlog_denied(const char *peer, const char *reason, const char *detail, bool datagram);
 /* A failure that does not end the program: "sockit: ..." (or an error event with
  * --json), shown without -v too. */
 #if defined(__GNUC__)

@@ -2,17 +2,22 @@
  * parsers in util.c, so "abc", "70000" or "-1" are usage errors, never wrapped. */
 #include "netopts.h"
 
+#include "portscan.h"
+#include "source.h"
+
 #include <getopt.h>
 #include <string.h>
 #include <sys/resource.h>
 
 static const char *const listen_usage =
     "sockit listen [-u] [-k] [--broker|--chat] [-m MAX] [-4|-6] [-v] [-x] [-w SECS] "
-    "[-i SECS] [-q SECS] [--no-shutdown] [--json] " TLS_OPTS_SERVER_USAGE
+    "[-i SECS] [-q SECS] [--no-shutdown] [--allow|--deny ADDR[/PREFIX],...] "
+    "[--allowfile|--denyfile FILE] [--conn-rate N[/SECS]] [--json] " TLS_OPTS_SERVER_USAGE
     " [HOST] PORT | unix:PATH";
 static const char *const connect_usage =
-    "sockit connect [-u] [-4|-6] [-v] [-x] [-w SECS] [-i SECS] [-q SECS] [--no-shutdown] "
-    "[--json] " TLS_OPTS_CLIENT_USAGE " HOST PORT | unix:PATH";
+    "sockit connect [-u] [-z] [-4|-6] [-s ADDR] [-p PORT] [-v] [-x] [-w SECS] [-i SECS] "
+    "[-q SECS] [--no-shutdown] [--json] [--proxy URL] " TLS_OPTS_CLIENT_USAGE
+    " HOST PORT[-PORT] | unix:PATH";
 
 const char *netopts_usage(bool listen) { return listen ? listen_usage : connect_usage; }
 
@@ -34,7 +39,7 @@ static void help(bool listen)
                "and IPv4 raced with Happy Eyeballs), then copy stdin to the connection and\n"
                "what arrives to stdout, byte for byte. HOST PORT may also be HOST:PORT or\n"
                "[V6]:PORT. unix:/path or unix:@name connects to a Unix socket and takes\n"
-               "no PORT.\n\n");
+               "no PORT. With -z, check which ports of PORT-PORT accept a connection.\n\n");
     printf("When stdin ends the write side is shut down (the peer reads end of stream)\n"
            "and what still arrives is printed until the peer closes. The connection is\n"
            "done when both directions have ended, when the peer resets it, or when\n"
@@ -72,9 +77,40 @@ static void help(bool listen)
            "  -v              say what happens on stderr (listening on, connection from,\n"
            "                  connected to, closed by peer)\n"
            "  -x              hex dump of the traffic on stderr ('>' sent, '<' received)\n");
+    if (!listen)
+        printf("  -s ADDR         connect from local address ADDR (numeric IPv4 or IPv6): only\n"
+               "                  HOST's addresses of its family are tried\n"
+               "  -p PORT         connect from local port PORT (1-65535): the attempts are then\n"
+               "                  made one at a time; SO_REUSEADDR lets a port the last run\n"
+               "                  left in TIME_WAIT be used again, never one in use\n"
+               "  -z              port check (nc -z): connect to each port of PORT[-PORT] in\n"
+               "                  turn, send nothing, close. -v says each port's state\n"
+               "                  (\"127.0.0.1 port 5000 open (connected to 127.0.0.1:5000)\",\n"
+               "                  \"... closed (Connection refused)\"), --json a port event\n"
+               "                  each. -w bounds each port (default %g s). Exit 0 if any\n"
+               "                  port connected, else 1. TCP only: not -u, --tls, unix:\n"
+               "  --proxy URL     connect through a proxy: socks5://[USER:PASS@]H[:P] (HOST\n"
+               "                  resolved here), socks5h://... (by the proxy) or\n"
+               "                  http://... (CONNECT); -w covers the proxy's handshake\n"
+               "                  (ncat --proxy, nc -x); TCP only\n",
+               NETOPTS_SCAN_WAIT);
     if (listen)
         printf("  -w SECS         give up if no client connects (with -u, sends) within\n"
-               "                  SECS (exit 1); with -k, the first client\n");
+               "                  SECS (exit 1); with -k, the first client\n"
+               "  --allow LIST    let in only clients whose address matches a rule of LIST:\n"
+               "                  ADDR or ADDR/PREFIX, IPv4 or IPv6, commas between;\n"
+               "                  repeatable (ncat's --allow). IPv4 clients of a dual-stack\n"
+               "                  listener match IPv4 rules; host names are refused\n"
+               "  --deny LIST     refuse the clients that match a rule; wins over --allow.\n"
+               "                  A refused client is reset at once and never sees stdin\n"
+               "                  (-v: \"refused 127.0.0.2:5555: not in --allow\"); with -u,\n"
+               "                  the datagrams of a refused address are dropped\n"
+               "  --allowfile FILE, --denyfile FILE\n"
+               "                  rules from FILE: lists one a line, '#' to end of line ignored\n"
+               "  --conn-rate N[/SECS]\n"
+               "                  with -k: at most N connections per client address in SECS\n"
+               "                  (default 1); the others are refused (remembers %d addresses)\n",
+               RATELIMIT_SOURCES);
     else
         printf("  -w SECS         connect timeout: one deadline for resolving and every\n"
                "                  attempt (exit 1); not with -u, which connects at once\n");
@@ -85,7 +121,8 @@ static void help(bool listen)
            "                  peer; with -u, forever%s)\n"
            "  --no-shutdown   do not shut down the write side when stdin ends (not -u)\n"
            "  --json          one JSON object per event on stderr (bound, connected,\n"
-           "                  closed, error, exit); stdout carries only the data\n"
+           "                  closed, denied, port, error, exit); stdout carries only\n"
+           "                  the data\n"
            "  -h, --help      this page\n\n"
            "Seconds may be fractional; 0 for -w or -i means no limit (one rule for every\n"
            "time option: TIME OPTIONS in sockit(1)); -q 0 is the one exception, netcat's:\n"
@@ -118,10 +155,57 @@ long netopts_max_clients(void)
     return fds > NETOPTS_FD_RESERVE ? fds - NETOPTS_FD_RESERVE : 1;
 }
 
+/* getopt_long values of the options without a letter: past every character, and
+ * apart from tls_opts.h's. */
+enum {
+    OPT_ALLOW = 0x7301,
+    OPT_DENY,
+    OPT_ALLOWFILE,
+    OPT_DENYFILE,
+    OPT_CONN_RATE,
+    OPT_PROXY,
+};
+static const char *const gate_names[] = {"--allow", "--deny", "--allowfile", "--denyfile",
+                                         "--conn-rate"};
+
+/* Which options were given, for the checks made once all are read. */
+typedef struct seen_opts {
+    const char *rules; /* the first of --allow, --deny, --allowfile, --denyfile */
+    bool rate;         /* --conn-rate */
+    long rate_n;
+    double rate_secs;
+    bool data_options; /* -x, -i, -q or --no-shutdown, which -z has no use for */
+} seen_opts;
+
+/* connect -z: the range at the end of the last operand, taken off before the
+ * operands are read by hostport.h's rule. A port alone is a range of one. */
+static int scan_range(const char *usage, int n, char **args, char *last_arg, size_t size,
+                      netopts *o)
+{
+    char why[256];
+    o->scan_last = -1;
+    if (n == 0)
+        return 0;
+    if (portscan_split(args[n - 1], last_arg, size, &o->scan_last, why, sizeof why) < 0)
+        return cli_usage_error(usage, "%s", why);
+    args[n - 1] = last_arg;
+    return 0;
+}
+
 /* The [HOST] PORT, HOST:PORT or unix:PATH operands (hostport.h's rule). */
 static int operands(int n, char **args, netopts *o)
 {
     const char *usage = netopts_usage(o->listen);
+    char last_arg[HOSTPORT_HOST_MAX + 16];
+    char *copy[2];
+    if (o->scan && n >= 1 && n <= 2) {
+        copy[0] = args[0];
+        copy[1] = n == 2 ? args[1] : NULL;
+        args = copy;
+        int rc = scan_range(usage, n, args, last_arg, sizeof last_arg, o);
+        if (rc != 0)
+            return rc;
+    }
     int rc = cli_parse_operands(usage, n, args, o->listen ? HOSTPORT_LISTENER : 0, &o->target);
     if (rc != 0)
         return rc;
@@ -130,13 +214,77 @@ static int operands(int n, char **args, netopts *o)
     o->port = o->is_unix ? 0 : o->target.port;
     if (o->is_unix && o->family != AF_UNSPEC)
         return cli_usage_error(usage, "-4/-6 do not apply to a unix: host");
+    if (o->scan && !o->is_unix) {
+        if (o->scan_last < 0)
+            o->scan_last = o->port;
+        if (o->scan_last < o->port)
+            return cli_usage_error(usage, "port range %d-%d: the first port is after the last",
+                                   o->port, o->scan_last);
+    }
+    return 0;
+}
+
+/* What -s, -p and -z go with, and what not. */
+static int source_combinations(const netopts *o, const seen_opts *seen)
+{
+    const char *usage = netopts_usage(o->listen);
+    if ((o->source_text != NULL || o->source_port != 0) && o->is_unix)
+        return cli_usage_error(usage, "%s: a unix: socket has no IP address or port to bind",
+                               o->source_text != NULL ? "-s" : "-p");
+    int family = o->source_text != NULL ? sockit_addr_family(&o->source) : AF_UNSPEC;
+    const char *fam_name = family == AF_INET ? "IPv4" : "IPv6";
+    if (family != AF_UNSPEC && o->family != AF_UNSPEC && family != o->family)
+        return cli_usage_error(usage, "-s %s is %s, and %s asks for the other family",
+                               o->source_text, fam_name, o->family == AF_INET ? "-4" : "-6");
+    sockit_addr numeric;
+    if (family != AF_UNSPEC && o->host != NULL && source_parse(o->host, &numeric) == 0 &&
+        sockit_addr_family(&numeric) != family)
+        return cli_usage_error(usage, "-s %s: an %s source cannot reach %s, an %s address",
+                               o->source_text, fam_name, o->host,
+                               family == AF_INET ? "IPv6" : "IPv4");
+    if (!o->scan)
+        return 0;
+    if (o->udp)
+        return cli_usage_error(usage, "-z: UDP ports cannot be checked by connecting (a datagram "
+                                      "socket connects without a word to the peer); -z is TCP "
+                                      "only");
+    if (o->is_unix)
+        return cli_usage_error(usage, "-z: checks the ports of a HOST, not a unix: socket");
+    if (o->tls.on)
+        return cli_usage_error(usage, "-z: connects and closes at once; %s has nothing to do",
+                               o->tls.first);
+    if (seen->data_options)
+        return cli_usage_error(usage, "-z: sends and receives nothing; -x, -i, -q and "
+                                      "--no-shutdown do not apply");
+    return 0;
+}
+
+/* What the rules and --conn-rate go with. */
+static int gate_combinations(const netopts *o, const seen_opts *seen)
+{
+    const char *usage = netopts_usage(o->listen);
+    if (seen->rules != NULL && o->is_unix)
+        return cli_usage_error(usage, "%s: the clients of a unix: socket have no IP address",
+                               seen->rules);
+    if (seen->rate && o->is_unix)
+        return cli_usage_error(usage,
+                               "--conn-rate: the clients of a unix: socket have no IP address");
+    if (seen->rate && o->udp)
+        return cli_usage_error(usage,
+                               "--conn-rate: a datagram listener (-u) has no connections to count");
+    if (seen->rate && !o->keep)
+        return cli_usage_error(usage, "--conn-rate: limits the clients of -k; without -k there "
+                                      "is one");
     return 0;
 }
 
 /* Options that mean nothing together are refused rather than ignored. */
-static int combinations(const netopts *o, bool m_given, bool w_given)
+static int combinations(const netopts *o, bool m_given, bool w_given, const seen_opts *seen)
 {
     const char *usage = netopts_usage(o->listen);
+    int rc = o->listen ? gate_combinations(o, seen) : source_combinations(o, seen);
+    if (rc != 0)
+        return rc;
     if (m_given && !o->keep)
         return cli_usage_error(usage, "-m: limits the clients of -k; without -k there is one");
     if (m_given && o->udp)
@@ -166,6 +314,12 @@ static int combinations(const netopts *o, bool m_given, bool w_given)
     int tls_rc = tls_opts_check(&o->tls, o->listen, usage);
     if (tls_rc != 0)
         return tls_rc;
+    if (o->proxy != NULL && (o->udp || o->is_unix || o->scan || o->source_port != 0))
+        return cli_usage_error(usage, "--proxy: a proxy tunnels one TCP connection, not %s",
+                               o->udp       ? "-u"
+                               : o->is_unix ? "to a unix: socket"
+                               : o->scan    ? "a port scan (-z)"
+                                            : "from a fixed port (-p: the proxy picks its own)");
     if (w_given && o->udp && !o->listen)
         return cli_usage_error(usage, "-w: connect -u does not wait to connect (a datagram "
                                       "socket connects at once); -i bounds the silence");
@@ -181,7 +335,87 @@ static int seconds(const char *usage, const char *option, bool zero_is_none, dou
     return rc;
 }
 
+/* -s, -p and -z. */
+static int source_option(const char *usage, int opt, const char *arg, netopts *o)
+{
+    long port;
+    switch (opt) {
+    case 's':
+        if (source_parse(arg, &o->source) < 0)
+            return cli_usage_error(usage,
+                                   "-s '%s': not a numeric IPv4 or IPv6 address (host names "
+                                   "are not looked up)",
+                                   arg);
+        o->source_text = arg;
+        return 0;
+    case 'p':
+        if (cli_parse_count(usage, "-p", arg, 1, 65535, &port) != 0)
+            return CLI_USAGE;
+        o->source_port = (int)port;
+        return 0;
+    default:
+        o->scan = true;
+        return 0;
+    }
+}
+
+/* --conn-rate N[/SECS]. */
+static int conn_rate(const char *usage, const char *arg, seen_opts *seen)
+{
+    char n[32];
+    const char *slash = strchr(arg, '/');
+    size_t len = slash != NULL ? (size_t)(slash - arg) : strlen(arg);
+    if (len >= sizeof n)
+        return cli_usage_error(usage, "--conn-rate '%s': not N or N/SECS", arg);
+    memcpy(n, arg, len);
+    n[len] = '\0';
+    seen->rate_secs = 1;
+    if (cli_parse_count(usage, "--conn-rate", n, 1, 1000000, &seen->rate_n) != 0 ||
+        (slash != NULL &&
+         cli_parse_seconds(usage, "--conn-rate", slash + 1, &seen->rate_secs) != 0))
+        return CLI_USAGE;
+    if (seen->rate_secs <= 0)
+        return cli_usage_error(usage, "--conn-rate '%s': SECS must be more than 0", arg);
+    seen->rate = true;
+    return 0;
+}
+
+/* --allow, --deny, --allowfile, --denyfile and --conn-rate. */
+static int gate_option(const char *usage, int opt, const char *arg, netopts *o, seen_opts *seen)
+{
+    if (opt == OPT_CONN_RATE)
+        return conn_rate(usage, arg, seen);
+    const char *name = gate_names[opt - OPT_ALLOW];
+    if (seen->rules == NULL)
+        seen->rules = name;
+    bool allow = opt == OPT_ALLOW || opt == OPT_ALLOWFILE;
+    char why[512];
+    if (opt == OPT_ALLOW || opt == OPT_DENY) {
+        if (access_add(&o->gate.rules, allow, arg, why, sizeof why) < 0)
+            return cli_usage_error(usage, "%s %s", name, why);
+        return 0;
+    }
+    int rc = access_add_file(&o->gate.rules, allow, arg, why, sizeof why);
+    if (rc == -1)
+        return cli_fail("%s %s: %s", name, arg, why);
+    if (rc < 0)
+        return cli_usage_error(usage, "%s %s: %s", name, arg, why);
+    return 0;
+}
+
+static int parse(int argc, char **argv, bool listen, netopts *o);
+
 int netopts_parse(int argc, char **argv, bool listen, netopts *o)
+{
+    int rc = parse(argc, argv, listen, o);
+    if (rc >= 0)
+        netopts_free(o);
+    return rc;
+}
+
+void netopts_free(netopts *o) { gate_free(&o->gate); }
+
+static int parse(int argc, char **argv, bool listen, netopts *o)
 {
     const char *usage = netopts_usage(listen);
     *o = (netopts){.listen = listen,
@@ -204,12 +438,23 @@ int netopts_parse(int argc, char **argv, bool listen, netopts *o)
         {"no-shutdown", no_argument, NULL, 'N'},
         {"json", no_argument, NULL, 'j'},
         {"help", no_argument, NULL, 'h'},
+        {"source", required_argument, NULL, 's'},
+        {"source-port", required_argument, NULL, 'p'},
+        {"scan", no_argument, NULL, 'z'},
+        {"allow", required_argument, NULL, OPT_ALLOW},
+        {"deny", required_argument, NULL, OPT_DENY},
+        {"allowfile", required_argument, NULL, OPT_ALLOWFILE},
+        {"denyfile", required_argument, NULL, OPT_DENYFILE},
+        {"conn-rate", required_argument, NULL, OPT_CONN_RATE},
+        {"proxy", required_argument, NULL, OPT_PROXY},
         TLS_OPTS_LONGOPTS,
         {NULL, 0, NULL, 0},
     };
-    /* connect has no -k or -m; getopt then reports them as unknown. */
-    const char *shortopts = listen ? ":ukm:46vxw:i:q:h" : ":u46vxw:i:q:h";
+    /* connect has no -k or -m, listen no -s, -p or -z; getopt then reports them as
+     * unknown. */
+    const char *shortopts = listen ? ":ukm:46vxw:i:q:h" : ":u46vxw:i:q:hs:p:z";
     bool v4 = false, v6 = false, m_given = false, w_given = false;
+    seen_opts seen = {0};
     opterr = 0;
     optind = 1;
     int opt;
@@ -248,6 +493,7 @@ int netopts_parse(int argc, char **argv, bool listen, netopts *o)
             break;
         case 'x':
             o->hexdump = true;
+            seen.data_options = true;
             break;
         case 'w':
             rc = seconds(usage, "-w", true, &o->wait);
@@ -255,12 +501,15 @@ int netopts_parse(int argc, char **argv, bool listen, netopts *o)
             break;
         case 'i':
             rc = seconds(usage, "-i", true, &o->idle);
+            seen.data_options = true;
             break;
         case 'q':
             rc = seconds(usage, "-q", false, &o->linger);
+            seen.data_options = true;
             break;
         case 'N':
             o->half_close = false;
+            seen.data_options = true;
             break;
         case 'j':
             cli_json_enable(stderr);
@@ -268,6 +517,31 @@ int netopts_parse(int argc, char **argv, bool listen, netopts *o)
         case 'h':
             help(listen);
             return CLI_OK;
+        case 's':
+        case 'p':
+        case 'z':
+            if (listen)
+                return cli_usage_error(usage, "unknown option '-%c' (an option of connect)", opt);
+            rc = source_option(usage, opt, optarg, o);
+            break;
+        case OPT_ALLOW:
+        case OPT_DENY:
+        case OPT_ALLOWFILE:
+        case OPT_DENYFILE:
+        case OPT_CONN_RATE:
+            if (!listen)
+                return cli_usage_error(usage, "unknown option '%s' (an option of listen)",
+                                       gate_names[opt - OPT_ALLOW]);
+            rc = gate_option(usage, opt, optarg, o, &seen);
+            break;
+        case OPT_PROXY:
+            if (listen)
+                return cli_usage_error(usage, "unknown option '--proxy' (an option of connect)");
+            /* Checked now: a bad URL is a usage error before anything connects. */
+            if (sockit_proxy_endpoint(optarg, NULL, 0, NULL) < 0)
+                return cli_usage_error(usage, "--proxy: %s", sockit_errmsg());
+            o->proxy = optarg;
+            break;
         case ':':
             return cli_usage_error(usage, "option '%s' needs a value", argv[optind - 1]);
         default:
@@ -283,7 +557,16 @@ int netopts_parse(int argc, char **argv, bool listen, netopts *o)
     o->family = v4 ? AF_INET : v6 ? AF_INET6 : AF_UNSPEC;
     int rc = operands(argc - optind, argv + optind, o);
     if (rc == 0)
-        rc = combinations(o, m_given, w_given);
+        rc = combinations(o, m_given, w_given, &seen);
+    if (rc < 0 && o->scan && !w_given)
+        o->wait = NETOPTS_SCAN_WAIT;
+    if (rc < 0 && seen.rate) {
+        o->gate.rate = ratelimit_new(seen.rate_n, seen.rate_secs);
+        o->gate.rate_n = seen.rate_n;
+        o->gate.rate_secs = seen.rate_secs;
+        if (o->gate.rate == NULL)
+            return cli_fail("out of memory for --conn-rate's table");
+    }
     if (rc < 0 && o->keep && !o->udp) {
         long fit = netopts_max_clients();
         if (!m_given)

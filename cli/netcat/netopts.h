@@ -4,8 +4,12 @@
 #define SOCKIT_CLI_NETOPTS_H
 
 #include "cli.h"
+#include "gate.h"
 #include "relay.h"
 #include "tls_opts.h"
+
+/* connect -z without -w: how long each port may take to answer. */
+#define NETOPTS_SCAN_WAIT 5.0
 
 /* Descriptors `listen -k` keeps for itself (stdio, the listener, the loop's own)
  * out of the open-file limit; the rest are for clients, the default -m. */
@@ -29,11 +33,24 @@ typedef struct netopts {
     int port;         /* 0 for a Unix host; listen may ask for 0 (a free port) */
     hostport target;  /* the operands as read */
     tls_opts tls;     /* --tls, --cert, ... (tls_opts.h) */
+    /* connect only */
+    const char *source_text; /* -s as given; NULL without */
+    sockit_addr source;      /* -s, port 0 */
+    int source_port;         /* -p; 0 without */
+    bool scan;               /* -z */
+    int scan_last;           /* -z: the last port of the range (port is the first) */
+    const char *proxy;       /* --proxy URL; NULL without */
+    /* listen only */
+    gate gate; /* --allow, --deny, --allowfile, --denyfile, --conn-rate */
 } netopts;
 
-/* Parses argv into *o. Returns -1 to go on, or the exit status to return at once:
- * CLI_OK after --help, CLI_USAGE after a usage error (already printed). */
+/* Parses argv into *o. Returns -1 to go on (free *o with netopts_free then), or the
+ * exit status to return at once (nothing to free): CLI_OK after --help, CLI_USAGE
+ * after a usage error, CLI_FAIL when a rule file cannot be read (already printed). */
 int netopts_parse(int argc, char **argv, bool listen, netopts *o);
+/* Frees what parsing allocated: listen's gate (rules and rate table); connect
+ * allocates nothing. */
+void netopts_free(netopts *o);
 
 /* The default -m: raises the soft RLIMIT_NOFILE to the hard limit (as Go programs
  * do at start) and leaves NETOPTS_FD_RESERVE of it out; at least 1. */

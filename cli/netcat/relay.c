@@ -596,6 +596,8 @@ int relay_serve(sockit *listener, const relay_config *cfg)
         r->first = sockit_timer_new(r->loop, on_first_timeout, r);
         if (r->acc != NULL && cfg->tls != NULL)
             accepter_tls(r->acc, cfg->tls, cfg->tls_timeout);
+        if (r->acc != NULL)
+            accepter_gate(r->acc, cfg->gate);
         if (r->acc == NULL || r->first == NULL) {
             cli_fail("out of memory");
             r->failed = true;

@@ -9,6 +9,7 @@
 #define SOCKIT_CLI_RELAY_H
 
 #include "cli.h"
+#include "gate.h"
 
 #include <sockit_tls.h>
 
@@ -26,6 +27,7 @@ typedef struct relay_config {
     int broker;          /* 0, RELAY_BROKER or RELAY_CHAT */
     sockit_tls_ctx *tls; /* listen -k, --broker, --chat: a server context, or NULL */
     double tls_timeout;  /* each client's handshake, seconds */
+    gate *gate;          /* listen: who is let in (--allow, --deny, --conn-rate), or NULL */
 } relay_config;
 
 /* Relays one connection (taken: it is closed before returning) until both

@@ -16,7 +16,7 @@ int cmd_tcp_client(int argc, char **argv)
     sockit_tls_ctx *tls = tls_opts_context(&rc.tls, false, &status);
     if (status != 0)
         return status;
-    sockit *c = tls_opts_connect(&rc.tls, tls, rc.host, rc.port, rc.timeout, NULL);
+    sockit *c = tls_opts_connect_via(&rc.tls, tls, rc.proxy, rc.host, rc.port, rc.timeout, NULL);
     sockit_tls_ctx_free(tls); /* the connection keeps its own reference */
     if (c == NULL)
         return cli_fail_lib();

@@ -9,7 +9,7 @@
 static const char *usage_for(int type)
 {
     return type == SOCK_STREAM ? "sockit tcp-client [--host HOST] [--port PORT] [--send TEXT] "
-                                 "[--timeout SECS] [--json] " TLS_OPTS_CLIENT_USAGE
+                                 "[--timeout SECS] [--json] [--proxy URL] " TLS_OPTS_CLIENT_USAGE
                                : "sockit udp-client [--host HOST] [--port PORT] [--send TEXT] "
                                  "[--timeout SECS] [--json]";
 }
@@ -30,6 +30,9 @@ static void help(int type, const char *default_send)
            "  --json          one JSON object per event on stdout instead of text\n",
            default_send, REFCLIENT_DEFAULT_TIMEOUT);
     if (type == SOCK_STREAM) {
+        printf("  --proxy URL     through a proxy: socks5://[USER:PASS@]H[:P] (HOST\n"
+               "                  resolved here), socks5h://... (by the proxy) or http://...\n"
+               "                  (CONNECT); --timeout covers the proxy's handshake\n");
         tls_opts_help(false);
         printf("  --timeout bounds the handshake too. With --json the connected event tells\n"
                "  what was negotiated: tls_version, tls_cipher, tls_alpn, tls_peer.\n");
@@ -48,6 +51,7 @@ int refclient_options(int argc, char **argv, int type, const char *default_send,
         {"timeout", required_argument, NULL, 'w'},
         {"json", no_argument, NULL, 'j'},
         {"help", no_argument, NULL, 'h'},
+        {"proxy", required_argument, NULL, 'P'},
         TLS_OPTS_LONGOPTS,
         {NULL, 0, NULL, 0},
     };
@@ -72,6 +76,14 @@ int refclient_options(int argc, char **argv, int type, const char *default_send,
             break;
         case 'j':
             cli_json_enable(stdout);
+            break;
+        case 'P':
+            /* A proxy tunnels TCP: udp-client has none. */
+            if (type != SOCK_STREAM)
+                return cli_usage_error(usage, "--proxy: a proxy tunnels TCP, not UDP");
+            if (sockit_proxy_endpoint(optarg, NULL, 0, NULL) < 0)
+                return cli_usage_error(usage, "--proxy: %s", sockit_errmsg());
+            rc->proxy = optarg;
             break;
         case 'h':
             help(type, default_send);

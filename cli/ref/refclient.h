@@ -10,8 +10,9 @@ typedef struct refclient {
     const char *host;
     int port;
     const char *send;
-    double timeout; /* seconds, the whole exchange; SOCKIT_BLOCKING for none */
-    tls_opts tls;   /* tcp-client only */
+    double timeout;    /* seconds, the whole exchange; SOCKIT_BLOCKING for none */
+    tls_opts tls;      /* tcp-client only */
+    const char *proxy; /* --proxy URL (tcp-client only), NULL without */
 } refclient;
 
 /* Parses the options into rc. Returns -1 when they were fine (go on), otherwise the

@@ -1,6 +1,7 @@
 /* sockit_loop: creating, running, stopping and closing a loop, and what every
  * watcher shares (active/keepalive counting, deferred freeing). The phases of one
  * iteration are listed in sockit.h, section 8, and run in iterate() below. */
+#include "../abi.h"
 #include "loop_internal.h"
 
 #include <errno.h>
@@ -129,14 +130,9 @@ static void complete(void *ctx, uint64_t tag, int res, const char *data, bool mo
 sockit_loop *sockit_loop_new(const sockit_loop_options *opts)
 {
     sockit_loop_options o = SOCKIT_LOOP_OPTIONS_INIT;
-    if (opts != NULL) {
-        if (opts->size == 0 || opts->size > sizeof o) {
-            sockit__failf(-EINVAL, "loop_new: options size %zu (this library knows %zu)",
-                          opts->size, sizeof o);
-            return NULL;
-        }
-        memcpy(&o, opts, opts->size);
-    }
+    if (opts != NULL &&
+        sockit__struct_copy(&o, sizeof o, opts, SOCKIT__BASE_LOOP_OPTIONS, "loop_new: options") < 0)
+        return NULL;
     sockit_loop *loop = sockit__calloc(1, sizeof *loop);
     if (loop == NULL) {
         sockit__failf(-ENOMEM, "loop_new");

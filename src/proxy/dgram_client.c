@@ -12,7 +12,8 @@ static void up_datagram(sockit_datagram *dg, const char *data, size_t len, const
                         bool truncated, void *user);
 static void up_error(sockit_datagram *dg, int code, void *user);
 static void up_close(sockit_datagram *dg, void *user);
-static const sockit_datagram_callbacks up_callbacks = {up_datagram, up_error, up_close};
+static const sockit_datagram_callbacks up_callbacks = {
+    .on_datagram = up_datagram, .on_error = up_error, .on_close = up_close};
 
 static double now_of(const px_client *c) { return sockit_loop_now(c->proxy->loop); }
 

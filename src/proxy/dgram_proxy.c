@@ -12,7 +12,8 @@ static void on_datagram(sockit_datagram *dg, const char *data, size_t len, const
                         bool truncated, void *user);
 static void on_error(sockit_datagram *dg, int code, void *user);
 static void on_close(sockit_datagram *dg, void *user);
-static const sockit_datagram_callbacks listen_callbacks = {on_datagram, on_error, on_close};
+static const sockit_datagram_callbacks listen_callbacks = {
+    .on_datagram = on_datagram, .on_error = on_error, .on_close = on_close};
 
 /* ---- the table ----------------------------------------------------------------------- */
 

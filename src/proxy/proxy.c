@@ -1,4 +1,5 @@
 /* The proxy: its listener, its toxics and the list of its connections. */
+#include "../abi.h"
 #include "proxy_internal.h"
 
 #include <errno.h>
@@ -150,6 +151,10 @@ sockit_proxy *sockit_proxy_new(sockit_loop *loop, const sockit_proxy_config *cfg
         sockit__failf(-EINVAL, "proxy: no loop or no config");
         return NULL;
     }
+    sockit_proxy_config own;
+    if (sockit__struct_copy(&own, sizeof own, cfg, SOCKIT__BASE_PROXY_CONFIG, "proxy: config") < 0)
+        return NULL;
+    cfg = &own;
     const char *name = cfg->name != NULL ? cfg->name : "proxy";
     int type = cfg->type == 0 ? SOCK_STREAM : cfg->type;
     if (type != SOCK_STREAM && type != SOCK_DGRAM) {
@@ -426,11 +431,12 @@ void sockit_proxy_stats_get(const sockit_proxy *p, sockit_proxy_stats *out)
 {
     if (out == NULL)
         return;
-    if (p == NULL) {
-        memset(out, 0, sizeof *out);
+    /* Written whole, reserved room zeroed: the caller's struct is often uninitialized. */
+    memset(out, 0, sizeof *out);
+    if (p == NULL)
         return;
-    }
     *out = p->stats;
+    memset(out->reserved, 0, sizeof out->reserved);
     out->held = p->held;
 }
 

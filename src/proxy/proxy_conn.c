@@ -13,8 +13,11 @@ static void on_drain(sockit_stream *st, void *user);
 static void on_error(sockit_stream *st, int code, void *user);
 static void on_close(sockit_stream *st, void *user);
 
-static const sockit_stream_callbacks conn_callbacks = {on_data, on_eof, on_drain, on_error,
-                                                       on_close};
+static const sockit_stream_callbacks conn_callbacks = {.on_data = on_data,
+                                                       .on_eof = on_eof,
+                                                       .on_drain = on_drain,
+                                                       .on_error = on_error,
+                                                       .on_close = on_close};
 /* For a client the proxy could not take on: nothing to tell anyone. */
 static const sockit_stream_callbacks no_callbacks = {0};
 

@@ -113,6 +113,11 @@ int sockit_toxic_check(const sockit_toxic *t)
     if (t->direction != SOCKIT_UPSTREAM && t->direction != SOCKIT_DOWNSTREAM)
         return sockit__failf(-EINVAL, "toxic %s: no direction %d (upstream or downstream)",
                              label(t), (int)t->direction);
+    /* Kept zero now so that later attributes can take these slots. */
+    for (size_t i = 0; i < sizeof t->reserved / sizeof t->reserved[0]; i++)
+        if (t->reserved[i] != 0)
+            return sockit__failf(-EINVAL, "toxic %s: reserved[%zu] is %lld, not 0", label(t), i,
+                                 t->reserved[i]);
     int rc = chance(t, "toxicity", t->toxicity);
     if (rc < 0)
         return rc;

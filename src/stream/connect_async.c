@@ -4,7 +4,9 @@
  * cancel, brings the end back to the loop. The timer is kept scheduled from the
  * start (moved, never stopped) so that moving it later allocates nothing and a
  * cancel cannot fail. */
+#include "../abi.h"
 #include "../connect_race.h"
+#include "../tunnel/tunnel.h"
 #include "sockit_tls.h"
 #include "stream_internal.h"
 
@@ -40,6 +42,12 @@ struct sockit_connector {
     sockit_tls_ctx *tls;
     char *tls_host;
     sockit_stream *handshaking;
+    /* sockit_stream_connect_via: the proxy, the target, and the stream while the
+     * proxy's handshake runs (before TLS's, when both are asked for). */
+    sockit__proxy_url *via;
+    char *via_host;
+    int via_port;
+    sockit_stream *tunneling;
 };
 
 static void step(sockit_connector *c);
@@ -83,6 +91,8 @@ static void finish(sockit_connector *c, sockit_stream *st, int code)
         sockit_stream_close(st, 0);
     sockit_tls_ctx_free(c->tls);
     sockit__free(c->tls_host);
+    sockit__free(c->via);
+    sockit__free(c->via_host);
     sockit__free(c);
 }
 
@@ -146,6 +156,45 @@ static void start_handshake(sockit_connector *c, sockit_stream *st)
     }
 }
 
+static void tunnel_ended(sockit_stream *st, int status, void *arg)
+{
+    sockit_connector *c = arg;
+    if (c->tunneling != st) { /* cancelled: the cancel finishes c */
+        sockit_stream_abort(st);
+        return;
+    }
+    c->tunneling = NULL;
+    if (status < 0) {
+        sockit_stream_abort(st);
+        finish(c, NULL, status);
+        return;
+    }
+    if (c->tls != NULL) {
+        start_handshake(c, st);
+        return;
+    }
+    sockit_stream_set_callbacks(st, c->cb);
+    sockit_stream_set_user(st, c->user);
+    finish(c, st, 0);
+}
+
+static void start_tunnel(sockit_connector *c, sockit_stream *st)
+{
+    c->tunneling = st;
+    arm(c, SOCKIT__NEVER); /* the tunnel keeps the deadline; the timer waits for a cancel */
+    int rc =
+        sockit__stream_tunnel(st, c->via, c->via_host, c->via_port, c->deadline, tunnel_ended, c);
+    if (rc < 0) {
+        /* The stream was made with the user's callbacks: they must not hear of it. */
+        c->tunneling = NULL;
+        sockit_stream_set_callbacks(st, NULL);
+        sockit_stream_set_user(st, NULL);
+        sockit_stream_abort(st);
+        finish(c, NULL, rc);
+    }
+    /* Else c may be finished already: nothing of it is touched here. */
+}
+
 static void fail(sockit_connector *c, int code)
 {
     close_watches(c);
@@ -166,6 +215,10 @@ static void win(sockit_connector *c, size_t i)
         return;
     }
     sockit__stream_set_peer(st, &peer);
+    if (c->via != NULL) {
+        start_tunnel(c, st);
+        return;
+    }
     if (c->tls != NULL) {
         start_handshake(c, st);
         return;
@@ -378,6 +431,9 @@ sockit_connector *sockit_stream_connect(sockit_loop *loop, const char *host, int
         sockit__failf(-EINVAL, "stream_connect: %s", loop == NULL ? "no loop" : "timeout is NaN");
         return NULL;
     }
+    if (cb != NULL && sockit__table_check(cb, SOCKIT__BASE_STREAM_CALLBACKS, sizeof *cb,
+                                          "stream_connect: callbacks") < 0)
+        return NULL;
     sockit_connector *c = sockit__calloc(1, sizeof *c);
     if (c == NULL) {
         sockit__failf(-ENOMEM, "stream_connect");
@@ -430,6 +486,13 @@ void sockit_connector_cancel(sockit_connector *c)
     if (c == NULL || c->finished || c->cancelled)
         return;
     c->cancelled = true;
+    if (c->tunneling != NULL) {
+        /* At once and for good: an end reported later (the stream's on_close is
+         * deferred) could find c freed by the cancel's timer. */
+        sockit_stream *st = c->tunneling;
+        c->tunneling = NULL;
+        sockit__stream_tunnel_abort(st);
+    }
     if (c->handshaking != NULL) {
         sockit_stream *st = c->handshaking;
         c->handshaking = NULL;
@@ -490,5 +553,50 @@ sockit_connector *sockit__stream_connect_tls_named(sockit_loop *loop, const char
     }
     c->tls = sockit__tls_ctx_ref(ctx);
     c->tls_host = copy;
+    return c;
+}
+
+sockit_connector *sockit_stream_connect_via(sockit_loop *loop, const char *proxy, const char *host,
+                                            int port, double timeout, const sockit_addr *source,
+                                            const sockit_stream_callbacks *cb,
+                                            sockit_connector_fn done, void *user)
+{
+    if (proxy == NULL || proxy[0] == '\0')
+        return sockit_stream_connect(loop, host, port, timeout, source, cb, done, user);
+    sockit__proxy_url url;
+    if (sockit__proxy_url_parse(proxy, &url) < 0)
+        return NULL;
+    if (host == NULL || host[0] == '\0' || strncmp(host, "unix:", 5) == 0) {
+        sockit__failf(-EINVAL, "stream_connect_via: %s",
+                      host == NULL || host[0] == '\0' ? "no target host"
+                                                      : "a Unix socket cannot be reached that way");
+        return NULL;
+    }
+    if (port < 1 || port > 65535) {
+        sockit__failf(SOCKIT_EBADPORT, "connect to %s through a proxy: port %d not in 1-65535",
+                      host, port);
+        return NULL;
+    }
+    size_t n = strlen(host) + 1;
+    sockit__proxy_url *copy = sockit__malloc(sizeof *copy);
+    char *target = sockit__malloc(n);
+    if (copy == NULL || target == NULL) {
+        sockit__free(copy);
+        sockit__free(target);
+        sockit__fail(-ENOMEM, "stream_connect_via");
+        return NULL;
+    }
+    *copy = url;
+    memcpy(target, host, n);
+    sockit_connector *c =
+        sockit_stream_connect(loop, url.host, url.port, timeout, source, cb, done, user);
+    if (c == NULL) {
+        sockit__free(copy);
+        sockit__free(target);
+        return NULL;
+    }
+    c->via = copy;
+    c->via_host = target;
+    c->via_port = port;
     return c;
 }

@@ -1,6 +1,7 @@
 /* Datagram endpoints on the loop: making one, receiving in batches (recvmmsg) and
  * handing each datagram to on_datagram with its sender, closing. The send queue is
  * datagram_send.c. */
+#include "../abi.h"
 #include "datagram_internal.h"
 
 #include <errno.h>
@@ -286,6 +287,9 @@ sockit_datagram *sockit_datagram_new(sockit_loop *loop, sockit *s,
         sockit__failf(-EINVAL, "datagram_new (fd %d): not a datagram socket", s->fd);
         return NULL;
     }
+    if (cb != NULL && sockit__table_check(cb, SOCKIT__BASE_DATAGRAM_CALLBACKS, sizeof *cb,
+                                          "datagram_new: callbacks") < 0)
+        return NULL;
     bool was_blocking = s->timeout != 0.0;
     if (was_blocking) {
         int rc = sockit__set_nonblock(s->fd, true);
@@ -301,7 +305,7 @@ sockit_datagram *sockit_datagram_new(sockit_loop *loop, sockit *s,
         return NULL;
     }
     /* The endpoint has the descriptor now; the object goes. */
-    sockit__rbuf_free(s);
+    sockit__free_parts(s);
     sockit__free(s);
     return d;
 }

@@ -5,6 +5,7 @@
  * given up to accept and close every pending client, so they read end of stream at
  * once and the listener goes quiet instead of staying readable and spinning the
  * loop; other resource errors stop accepting for a back-off that doubles. */
+#include "../abi.h"
 #include "sockit_tls.h"
 #include "stream_internal.h"
 
@@ -423,6 +424,15 @@ sockit_listener *sockit_listener_new(sockit_loop *loop, sockit *listening,
         sockit__failf(-EINVAL, "listener_new (fd %d): not a stream socket", listening->fd);
         return NULL;
     }
+    sockit_listener_config own;
+    if (sockit__struct_copy(&own, sizeof own, cfg, SOCKIT__BASE_LISTENER_CONFIG,
+                            "listener_new: config") < 0)
+        return NULL;
+    cfg = &own;
+    if (cfg->callbacks != NULL &&
+        sockit__table_check(cfg->callbacks, SOCKIT__BASE_STREAM_CALLBACKS, sizeof *cfg->callbacks,
+                            "listener_new: callbacks") < 0)
+        return NULL;
     if (cfg->tls != NULL && !sockit__tls_ctx_is_server(cfg->tls)) {
         sockit__failf(-EINVAL, "listener_new: tls is a client context (use SOCKIT_TLS_SERVER)");
         return NULL;

@@ -2,6 +2,7 @@
  * (drained, lingering, aborted), the one error, and the deferred calls that run
  * on_close and the write-done calls from the loop, never from inside the call that
  * caused them. */
+#include "../abi.h"
 #include "stream_internal.h"
 
 #include <errno.h>
@@ -254,6 +255,9 @@ sockit_stream *sockit_stream_new(sockit_loop *loop, sockit *s, const sockit_stre
         sockit__failf(-EINVAL, "stream_new (fd %d): not a stream socket", s->fd);
         return NULL;
     }
+    if (cb != NULL && sockit__table_check(cb, SOCKIT__BASE_STREAM_CALLBACKS, sizeof *cb,
+                                          "stream_new: callbacks") < 0)
+        return NULL;
     /* Its session lives in the socket's transport, which a stream does not take
      * over: TLS on a stream is sockit_stream_start_tls on a plain one. */
     if (s->transport != &sockit__plain_transport) {
@@ -288,7 +292,7 @@ sockit_stream *sockit_stream_new(sockit_loop *loop, sockit *s, const sockit_stre
     }
     peer_lookup(st);
     /* The stream has the descriptor now; the object goes. */
-    sockit__rbuf_free(s);
+    sockit__free_parts(s);
     sockit__free(s);
     return st;
 }
@@ -300,6 +304,9 @@ sockit_stream *sockit_stream_new_fd(sockit_loop *loop, int fd, bool owned,
         sockit__failf(-EINVAL, "stream_new_fd: no loop");
         return NULL;
     }
+    if (cb != NULL && sockit__table_check(cb, SOCKIT__BASE_STREAM_CALLBACKS, sizeof *cb,
+                                          "stream_new_fd: callbacks") < 0)
+        return NULL;
     int flags = fd < 0 ? -1 : fcntl(fd, F_GETFL);
     if (flags < 0) {
         sockit__failf(-EBADF, "stream_new_fd: descriptor %d", fd);
@@ -551,6 +558,11 @@ void sockit_stream_set_user(sockit_stream *st, void *user)
 void sockit_stream_set_callbacks(sockit_stream *st, const sockit_stream_callbacks *cb)
 {
     if (st == NULL)
+        return;
+    /* A table this library cannot serve whole is refused: the stream keeps its own,
+     * and the message says why. */
+    if (cb != NULL && sockit__table_check(cb, SOCKIT__BASE_STREAM_CALLBACKS, sizeof *cb,
+                                          "stream_set_callbacks") < 0)
         return;
     st->cb = cb;
     sockit__stream_update_io(st);

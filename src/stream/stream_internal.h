@@ -299,4 +299,16 @@ void sockit__listener_let_go(sockit_listener *l);
 void sockit__listener_close_streams(sockit_listener *l, bool abort, double linger);
 void sockit__listener_free(sockit_listener *l);
 
+/* A proxy's handshake on st (stream_tunnel.c), toward host:port, with a deadline on
+ * the loop's clock. fn(st, 0, arg) once the tunnel is open (st raw, its callbacks
+ * and user cleared: the caller sets its own), or fn(st, code, arg) with the message
+ * set; the caller then closes st. fn may run before this returns. Returns 0, or a
+ * code when nothing was started. */
+struct sockit__proxy_url;
+typedef void (*sockit__tunnel_fn)(sockit_stream *st, int status, void *arg);
+int sockit__stream_tunnel(sockit_stream *st, const struct sockit__proxy_url *url, const char *host,
+                          int port, int64_t deadline, sockit__tunnel_fn fn, void *arg);
+/* Gives up the handshake running on st (fn is never called) and aborts st. */
+void sockit__stream_tunnel_abort(sockit_stream *st);
+
 #endif /* SOCKIT_STREAM_INTERNAL_H */
