@@ -53,6 +53,9 @@ elif mode == "udp":
 elif mode == "free":
     # A port nobody uses now on host (bound, read, released).
     s = socket.socket(fam, socket.SOCK_STREAM)
+    if host == "::":
+        # The wildcard of both families: free on every IPv4 and IPv6 address.
+        s.setsockopt(socket.IPPROTO_IPV6, socket.IPV6_V6ONLY, 0)
     s.bind((host, 0))
     say(s.getsockname()[1])
 elif mode == "range":
@@ -146,7 +149,8 @@ expect_peer $name "^peer ::1 $port hello\$"
 
 name=source_port_with_6_binds_the_ipv6_wildcard
 who $name tcp ::1 || fail $name "no listener"
-port=$(free_port ::1)
+# Free on the wildcard, not just on ::1: -6 -p binds [::]:PORT.
+port=$(free_port ::)
 echo hello | timeout 10 "${c[@]}" -6 -p "$port" ::1 "$who_port" >"$work/$name.out" \
     2>"$work/$name.err"
 expect_peer $name "^peer ::1 $port hello\$"
@@ -231,7 +235,7 @@ expect_error $name 1 "^sockit: bind to 127\\.0\\.0\\.1:$who_port: Address alread
 # ---- -z: the port check -------------------------------------------------------------------
 name=scan_reports_exactly_the_listening_ports
 spawn 40 python3 -u "$work/who.py" range 127.0.0.1 </dev/null >"$work/range.who" 2>&1
-if ! wait_match "$work/range.who" '^base [0-9]+$'; then
+if ! wait_match "$work/range.who" '^base [0-9]+$' 30; then
     fail $name "no port range"
     finish
     exit
