@@ -61,19 +61,22 @@ elif mode == "free":
 elif mode == "range":
     # Ten consecutive ports of host, all bound; only the 3rd and the 6th listen. The
     # others refuse connections, and stay bound so that no one else listens there.
-    for base in range(20000 + (int(time.time() * 1000) % 300) * 100, 61000, 10):
+    # Below the ephemeral range (32768 on), where connections running beside this
+    # test take ports between our bind and listen; the listens are tried too.
+    start = 20000 + (int(time.time() * 1000) % 120) * 100
+    for base in list(range(start, 32760, 10)) + list(range(20000, start, 10)):
         socks = []
         try:
             for p in range(base, base + 10):
                 t = socket.socket(fam, socket.SOCK_STREAM)
                 socks.append(t)
                 t.bind((host, p))
+            socks[2].listen(8)
+            socks[5].listen(8)
             break
         except OSError:
             for t in socks:
                 t.close()
-    socks[2].listen(8)
-    socks[5].listen(8)
     say("base", base)
     time.sleep(30)
 PY
