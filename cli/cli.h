@@ -103,5 +103,6 @@ int cmd_bench(int argc, char **argv);
 int cmd_echo(int argc, char **argv);
 int cmd_proxy(int argc, char **argv);
 int cmd_tls_cert(int argc, char **argv);
+int cmd_forward(int argc, char **argv);
 
 #endif

@@ -22,6 +22,7 @@ static const subcommand commands[] = {
     {"connect", cmd_connect, "netcat: connect, relay stdin/stdout"},
     {"echo", cmd_echo, "echo server: every client at once, on the event-driven server"},
     {"bench", cmd_bench, "load generator: echo, stream or connect rate, latency percentiles"},
+    {"forward", cmd_forward, "join two addresses (TCP, TLS, Unix, stdio, file, command): socat"},
     {"proxy", cmd_proxy, "a relay that injects faults: toxiproxy's toxics and API"},
     {"tls-cert", cmd_tls_cert, "a self-signed certificate and key, for trying --tls locally"},
 };

@@ -1465,10 +1465,93 @@ SOCKIT_API void sockit_datagram_resume(sockit_datagram *d);
 SOCKIT_API size_t sockit_datagram_close(sockit_datagram *d);
 SOCKIT_API void *sockit_datagram_user(const sockit_datagram *d);
 SOCKIT_API void sockit_datagram_set_user(sockit_datagram *d, void *user);
+/* Connects the endpoint to `to` (Python's sock.connect on a UDP socket): sends
+ * without an address go there, and the kernel keeps other senders' datagrams out
+ * from now on. A server that takes its first sender as its peer does this. Returns
+ * 0, -EINVAL, SOCKIT_EBADADDR (empty), or connect's code (-EAFNOSUPPORT for an
+ * address of another family). */
+SOCKIT_API int sockit_datagram_connect(sockit_datagram *d, const sockit_addr *to);
+/* Replaces the callbacks (for the datagrams not yet delivered). */
+SOCKIT_API void sockit_datagram_set_callbacks(sockit_datagram *d,
+                                              const sockit_datagram_callbacks *cb);
 SOCKIT_API int sockit_datagram_fd(const sockit_datagram *d);
 SOCKIT_API sockit_loop *sockit_datagram_loop(const sockit_datagram *d);
 /* The bound address (the real port when 0 was asked for). 0 or a code. */
 SOCKIT_API int sockit_datagram_address(const sockit_datagram *d, sockit_addr *out);
+
+/* ------------------------------------------------------------------------------
+ * 12. Relays: two streams joined, socat's core
+ *
+ * A sockit_relay passes what one side reads to the other side, both ways, until
+ * both directions have ended. Each side is one stream (a socket, a pipe pair
+ * end) or two (read from one, written to the other: stdin and stdout). It is the
+ * engine under sockit_proxy's connections and `sockit forward`.
+ *
+ *   - Backpressure: a direction whose receiver has more than held_max bytes
+ *     queued (or is past its high watermark) pauses its sender, and resumes it
+ *     once the queue is below a quarter of that. Nothing is dropped, and what one
+ *     direction holds is bounded.
+ *   - Half-close: a side's end of stream shuts down the other side's write side
+ *     (once its queue has drained); the other direction goes on. When both have
+ *     ended, the streams are closed, their queues drained within linger seconds.
+ *   - An error on either side (a reset, a failed write) resets both at once: the
+ *     other side cannot be told more gently that bytes were lost.
+ *   - The relay owns its streams from sockit_relay_new on: it sets their
+ *     callbacks and user pointers. on_end is the last call, from the loop, once
+ *     every stream is closed; the relay is freed when it returns.
+ * ------------------------------------------------------------------------------ */
+
+typedef struct sockit_relay sockit_relay;
+typedef struct sockit_relay_config {
+    size_t size; /* 0, or sizeof the struct: see "Versions and compatibility" */
+    /* Bytes one direction may have queued at its receiver before its sender is
+     * paused. 0: 256 KiB. */
+    size_t held_max;
+    /* Once both directions have ended, how long the queues get to drain before
+     * the streams are reset. 0: 30 s; < 0: no limit. */
+    double linger;
+    /* After one direction has ended, how long the other may go on before the
+     * relay ends with SOCKIT_ETIMEOUT (socat's -t). 0: no limit. */
+    double half_close_timeout;
+    /* Nothing moved either way for this long: the relay ends with SOCKIT_ETIMEOUT.
+     * 0: never. */
+    double idle_timeout;
+    /* The sides' names in reasons ("b: Connection reset by peer"); copied.
+     * NULL: "a" and "b". */
+    const char *name_a, *name_b;
+    /* The end: code 0 when both directions ended, else what ended it (the error,
+     * SOCKIT_ETIMEOUT, -ECANCELED for sockit_relay_close); reason says it in words
+     * ("b closed", "write to a: Broken pipe"). May be NULL. */
+    void (*on_end)(sockit_relay *r, int code, const char *reason, void *user);
+    void *user;
+} sockit_relay_config;
+
+/* Joins streams a and b (each read and written). Returns the relay, or NULL with
+ * the code (the streams are then still the caller's, untouched): -EINVAL (a NULL
+ * or the same stream twice, streams of different loops, a bad config), -ENOMEM. */
+SOCKIT_API sockit_relay *sockit_relay_new(sockit_stream *a, sockit_stream *b,
+                                          const sockit_relay_config *cfg);
+/* A side of sockit_relay_join: streams, or a datagram endpoint. */
+typedef struct sockit_relay_side {
+    size_t size; /* 0, or sizeof the struct: see "Versions and compatibility" */
+    /* Read, and written unless out is set (an out that differs is only written:
+     * stdin and stdout). */
+    sockit_stream *in, *out;
+    /* Instead of streams: a connected datagram endpoint. Each datagram's bytes pass
+     * on as they are; bytes for it leave as datagrams of at most 65,507 bytes (one
+     * per read of the other side). A datagram side never ends by itself: once the
+     * other direction has ended, half_close_timeout (then 0.5 s by default) ends the
+     * relay, with code 0. */
+    sockit_datagram *datagram;
+} sockit_relay_side;
+/* As sockit_relay_new, for any two sides. */
+SOCKIT_API sockit_relay *sockit_relay_join(const sockit_relay_side *a, const sockit_relay_side *b,
+                                           const sockit_relay_config *cfg);
+/* Bytes passed on so far: dir 0 from a to b, 1 from b to a. */
+SOCKIT_API unsigned long long sockit_relay_bytes(const sockit_relay *r, int dir);
+/* Ends the relay at once: both sides are reset, on_end follows from the loop with
+ * -ECANCELED. Again, or after the relay has begun to end, it does nothing. */
+SOCKIT_API void sockit_relay_close(sockit_relay *r);
 
 #ifdef __cplusplus
 }

@@ -18,6 +18,8 @@
 #define SOCKIT__BASE_LISTENER_CONFIG    SOCKIT__END_OF(sockit_listener_config, tls_handshake_timeout)
 #define SOCKIT__BASE_DATAGRAM_CALLBACKS SOCKIT__END_OF(sockit_datagram_callbacks, on_close)
 #define SOCKIT__BASE_PROXY_CONFIG       SOCKIT__END_OF(sockit_proxy_config, upstream_tls_name)
+#define SOCKIT__BASE_RELAY_CONFIG       SOCKIT__END_OF(sockit_relay_config, user)
+#define SOCKIT__BASE_RELAY_SIDE         SOCKIT__END_OF(sockit_relay_side, datagram)
 
 /* 0, or -EINVAL (message naming `what`) for a size below the size field or bytes
  * past `known` (this library's sizeof) that are not zero. src starts with its

@@ -53,7 +53,6 @@ for mode in "" -k -u "-k -u"; do
 done
 # ---- -i and -q end a datagram listener that nobody talks to ------------------------
 combo listen_u_i 0 3000 "$any" "${l[@]}" -u -i 0.3 127.0.0.1 0
-combo listen_k_u_i 0 3000 "$any" "${l[@]}" -k -u -i 0.3 127.0.0.1 0
 combo listen_u_q_0_quits_at_once 0 1500 "$any" "${l[@]}" -u -q 0 127.0.0.1 0
 # ---- 0 lifts -w and -i, it never means "at once" -----------------------------------
 combo listen_u_w_0_is_no_limit 0 3000 "$any" "${l[@]}" -u -w 0 -i 0.5 127.0.0.1 0
@@ -69,8 +68,10 @@ wait "$spawn_pid" 2>/dev/null
 # ---- combinations that mean nothing are refused --------------------------------------
 combo listen_m_without_k_is_bad_usage 2 3000 '^sockit listen: -m: limits the clients of -k' \
     "${l[@]}" -m 2 127.0.0.1 0
-combo listen_k_u_m_is_bad_usage 2 3000 '^sockit listen: -m: a datagram listener \(-u\)' \
-    "${l[@]}" -k -u -m 2 127.0.0.1 0
+combo listen_u_m_without_k_is_bad_usage 2 3000 '^sockit listen: -m: limits the sessions of -u -k' \
+    "${l[@]}" -u -m 2 127.0.0.1 0
+combo listen_k_u_q_is_bad_usage 2 3000 '^sockit listen: -q: listen -u -k goes on after stdin' \
+    "${l[@]}" -k -u -q 0 127.0.0.1 0
 combo listen_u_no_shutdown_is_bad_usage 2 3000 '^sockit listen: --no-shutdown: a datagram socket' \
     "${l[@]}" -u --no-shutdown 127.0.0.1 0
 combo connect_u_no_shutdown_is_bad_usage 2 3000 '^sockit connect: --no-shutdown: a datagram' \

@@ -442,6 +442,46 @@ static void test_endpoint_on_a_create_server_udp_socket(void **state)
     close_loop(loop);
 }
 
+/* sockit_datagram_connect: sends without an address go to the peer, and another
+ * sender's datagrams are kept out; an empty address and a NULL endpoint fail. */
+static void test_connect_takes_a_peer_and_keeps_others_out(void **state)
+{
+    (void)state;
+    sockit_loop *loop = new_loop();
+    sockit_addr bound, peer_addr, other_addr;
+    sockit *s = udp_bound(AF_INET, &bound);
+    struct rec r;
+    rec_init(&r);
+    adopt(loop, s, &r);
+    assert_code(sockit_datagram_send(r.d, "x", 1, NULL), -EDESTADDRREQ); /* not yet */
+    sockit *peer = udp_bound(AF_INET, &peer_addr), *other = udp_bound(AF_INET, &other_addr);
+    assert_ok(sockit_datagram_connect(r.d, &peer_addr));
+    assert_ok(sockit_datagram_send(r.d, "to peer", 7, NULL));
+    char buf[16];
+    sockit_addr from;
+    assert_int_equal(peer_recv(loop, peer, buf, sizeof buf, &from, 3.0), 7);
+    assert_memory_equal(buf, "to peer", 7);
+    assert_true(sockit_addr_equal(&from, &bound));
+    peer_sendto(other, "stranger", 8, &bound);
+    peer_sendto(peer, "friend", 6, &bound);
+    RUN_UNTIL(loop, r.n >= 1, 3.0);
+    run_for(loop, 0.1);
+    assert_int_equal(r.n, 1); /* the stranger's never came */
+    assert_true(sockit_addr_equal(&r.g[0].from, &peer_addr));
+    sockit_addr empty = {0};
+    assert_code(sockit_datagram_connect(r.d, &empty), SOCKIT_EBADADDR);
+    assert_code(sockit_datagram_connect(NULL, &peer_addr), -EINVAL);
+    assert_code(sockit_datagram_connect(r.d, NULL), -EINVAL);
+    sockit_addr v6;
+    assert_ok(sockit_addr_parse(&v6, "[::1]:9"));
+    assert_code(sockit_datagram_connect(r.d, &v6), -EAFNOSUPPORT);
+    close_and_wait(loop, &r, 0);
+    rec_free(&r);
+    assert_ok(sockit_close(peer));
+    assert_ok(sockit_close(other));
+    close_loop(loop);
+}
+
 /* An unnamed Unix sender comes with from NULL ("which cannot be answered"). */
 static void test_unnamed_unix_sender_comes_with_a_null_address(void **state)
 {
@@ -1696,6 +1736,7 @@ int main(void)
         harness_test(test_unix_path_datagram_arrives_with_its_sender_and_the_reply_returns),
         harness_test(test_unix_abstract_datagram_arrives_with_its_sender_and_the_reply_returns),
         harness_test(test_endpoint_on_a_create_server_udp_socket),
+        harness_test(test_connect_takes_a_peer_and_keeps_others_out),
         harness_test(test_unnamed_unix_sender_comes_with_a_null_address),
         harness_test(test_unix_socketpair_endpoint_answers_its_connected_peer),
         harness_test(test_reply_inside_on_datagram_is_queued_until_the_batch_returns),

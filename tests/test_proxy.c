@@ -410,7 +410,7 @@ static void test_a_slow_reader_slows_the_writer(void **state)
     size_t held = d->held + sockit_stream_queued(pc->client);
     if (held > SOCKIT_PROXY_HELD_MAX + 65536 * 2)
         fail_msg("held %zu in the chain + %zu queued", d->held, sockit_stream_queued(pc->client));
-    assert_true(d->paused);
+    assert_true(sockit__relay_paused(pc->relay, SOCKIT_DOWNSTREAM));
     assert_true(sockit_stream_queued(u.last->st) > n / 2); /* the rest waits upstream */
     /* Reading now gets every byte, in order. */
     char *in = malloc(n);

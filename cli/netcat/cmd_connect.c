@@ -1,9 +1,11 @@
 /* sockit connect: netcat's client side. Connects (TCP, Unix stream, or with -u a
  * connected UDP / Unix datagram socket) from -s/-p's local end (source.h), with
- * --tls makes the stream TLS, and hands the socket to the relay; with -z checks a
- * range of ports instead (portscan.h). */
+ * --tls makes the stream TLS, and hands the socket to the relay, or with --exec to
+ * a command (exec.h); with -z checks a range of ports instead (portscan.h). */
+#include "child.h"
 #include "cli.h"
 #include "dgram.h"
+#include "exec.h"
 #include "netlog.h"
 #include "netopts.h"
 #include "portscan.h"
@@ -72,6 +74,11 @@ int cmd_connect(int argc, char **argv)
                         .idle = o.idle,
                         .linger = o.linger,
                         .max_clients = 1};
+    /* A command that cannot run is said before anything connects. */
+    if (o.exec != NULL && child_check(o.exec, o.exec_shell) != 0) {
+        netlog_exit("error", 0, 0, -1);
+        return CLI_FAIL;
+    }
     if (o.is_unix && (status = cli_check_unix_path(o.host, false)) != 0) {
         netlog_exit("error", 0, 0, -1);
         return status;
@@ -97,5 +104,9 @@ int cmd_connect(int argc, char **argv)
     netlog_connected(cli_addr_text(&peer, name, sizeof name), false, c);
     if (o.udp)
         return dgram_relay(c, true, &cfg, -1);
+    if (o.exec != NULL) {
+        exec_cmd cmd = {o.exec, o.exec_shell};
+        return exec_one(c, name, &cmd);
+    }
     return relay_stream(c, &peer, &cfg);
 }

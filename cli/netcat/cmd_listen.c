@@ -1,9 +1,13 @@
 /* sockit listen: netcat's server side. Binds (every interface, dual-stack, unless
  * told otherwise), then serves one client, every client with -k, or datagrams with
- * -u, through the relays; --allow, --deny and --conn-rate (gate.h) say who comes
- * in, and with --tls each client's handshake comes next. */
+ * -u (a session per sender with -u -k), through the relays; --allow, --deny and
+ * --conn-rate (gate.h) say who comes in, and with --tls each client's handshake
+ * comes next. */
+#include "child.h"
 #include "cli.h"
 #include "dgram.h"
+#include "dgram_sessions.h"
+#include "exec.h"
 #include "netlog.h"
 #include "netopts.h"
 #include "relay.h"
@@ -65,6 +69,11 @@ static int listen_with(netopts *o)
                         .max_clients = o->max_clients,
                         .broker = o->broker,
                         .gate = gate_on(&o->gate) ? &o->gate : NULL};
+    /* A command that cannot run is said before anything listens. */
+    if (o->exec != NULL && child_check(o->exec, o->exec_shell) != 0) {
+        netlog_exit("error", 0, 0, -1);
+        return CLI_FAIL;
+    }
     if (o->is_unix && (status = cli_check_unix_path(o->host, true)) != 0) {
         netlog_exit("error", 0, 0, -1);
         return status;
@@ -122,10 +131,15 @@ static int serve(const netopts *o, relay_config *cfg, sockit *l, bool dual)
         return fail("error");
     }
     netlog_bound(&bound, dual);
+    if (o->udp && o->keep)
+        return dgram_sessions_serve(l, cfg);
     if (o->udp)
         return dgram_relay(l, false, cfg, o->wait);
+    exec_cmd cmd = {o->exec, o->exec_shell};
     if (o->keep) {
-        int status = o->broker ? broker_serve(l, cfg) : relay_serve(l, cfg);
+        int status = o->exec != NULL ? exec_serve(l, cfg, &cmd)
+                     : o->broker     ? broker_serve(l, cfg)
+                                     : relay_serve(l, cfg);
         sockit_close(l);
         return status;
     }
@@ -141,5 +155,7 @@ static int serve(const netopts *o, relay_config *cfg, sockit *l, bool dual)
     if (cfg->tls != NULL && handshake(c, cfg->tls, cfg->tls_timeout) < 0)
         return fail(sockit_errcode() == SOCKIT_ETIMEOUT ? "timeout" : "error");
     netlog_connected(name, true, c);
+    if (o->exec != NULL)
+        return exec_one(c, name, &cmd);
     return relay_stream(c, &peer, cfg);
 }

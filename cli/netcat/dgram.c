@@ -12,8 +12,6 @@
 #include <string.h>
 #include <unistd.h>
 
-#define DGRAM_RECV 65536
-
 typedef struct dgram {
     sockit *s;
     bool connected;
@@ -39,22 +37,27 @@ typedef struct dgram {
     bool failed;
 } dgram;
 
+size_t dgram_next(const char *buf, size_t len, size_t cap, bool eof)
+{
+    const char *nl = memchr(buf, '\n', len);
+    if (nl != NULL)
+        return (size_t)(nl - buf) + 1;
+    if (len == cap || (eof && len > 0))
+        return len;
+    return 0;
+}
+
 /* The next datagram's length in the stdin buffer, 0 if none is complete yet. */
 static size_t next_datagram(const dgram *d)
 {
-    const char *nl = memchr(d->in, '\n', d->in_len);
-    if (nl != NULL)
-        return (size_t)(nl - d->in) + 1;
-    if (d->in_len == sizeof d->in || (d->stdin_eof && d->in_len > 0))
-        return d->in_len;
-    return 0;
+    return dgram_next(d->in, d->in_len, sizeof d->in, d->stdin_eof);
 }
 
 static bool can_send(const dgram *d) { return d->connected || d->have_last; }
 
 /* A Unix datagram sender that never bound has no address to answer (the kernel
  * gives an empty one, or a bare family). */
-static bool answerable(const sockit_addr *a)
+bool dgram_answerable(const sockit_addr *a)
 {
     int family = sockit_addr_family(a);
     return family == AF_INET || family == AF_INET6 ||
@@ -84,10 +87,10 @@ static void receive(dgram *d)
         return;
     if (!d->connected && (!d->have_last || !sockit_addr_equal(&from, &d->last))) {
         char name[CLI_PEER_NAME_MAX] = "unix:(unnamed)";
-        netlog_connected(answerable(&from) ? cli_addr_text(&from, name, sizeof name) : name, true,
-                         NULL);
+        netlog_connected(dgram_answerable(&from) ? cli_addr_text(&from, name, sizeof name) : name,
+                         true, NULL);
         d->last = from;
-        d->have_last = answerable(&from);
+        d->have_last = dgram_answerable(&from);
     }
     if (d->cfg->hexdump)
         hexdump(stderr, '<', &d->hex_in, d->out, (size_t)n);

@@ -10,6 +10,16 @@
 
 /* The biggest UDP payload over IPv4; stdin lines are cut into pieces this big. */
 #define DGRAM_MAX 65507
+/* The receive buffer: any UDP datagram fits; a longer Unix one is reported. */
+#define DGRAM_RECV 65536
+
+/* The length of the next datagram at the start of the stdin buffer buf[len] (of
+ * size cap; eof: stdin has ended): up to and including the first '\n', else all of
+ * a full buffer, else at end of input what is left; 0 while none is complete. */
+size_t dgram_next(const char *buf, size_t len, size_t cap, bool eof);
+/* True when a datagram can be sent back to sender a: an IP address, or a Unix
+ * sender that bound a name (one that never bound has an empty address). */
+bool dgram_answerable(const sockit_addr *a);
 
 /* Relays between stdin/stdout and s (taken: closed before returning). connected:
  * s is connected (connect -u), send to its peer; else (listen -u) reply to the last

@@ -94,6 +94,36 @@ void netlog_denied(const char *text, const char *reason, const char *detail, boo
         fprintf(stderr, "%s %s: not in --allow\n", what, text);
 }
 
+void netlog_full(const char *text, long max, long long dropped)
+{
+    if (cli_json_on())
+        cli_event("denied", "peer", 's', text, "reason", 's', "full", "rule", 's',
+                  (const char *)NULL, "datagram", 'b', 1, "max_sessions", 'i', (long long)max,
+                  "dropped", 'i', dropped, NULL);
+    else if (verbose)
+        fprintf(stderr,
+                "dropped datagram from %s: all %ld sessions in use (-m), %lld dropped so far\n",
+                text, max, dropped);
+}
+
+void netlog_exec(const char *text, const char *command, long pid)
+{
+    if (cli_json_on())
+        cli_event("exec", "peer", 's', text, "pid", 'i', (long long)pid, "command", 's', command,
+                  NULL);
+    else if (verbose)
+        fprintf(stderr, "running '%s' (pid %ld) for %s\n", command, pid, text);
+}
+
+void netlog_exec_exit(const char *text, long pid, int status)
+{
+    if (cli_json_on())
+        cli_event("exec_exit", "peer", 's', text, "pid", 'i', (long long)pid, "status", 'i',
+                  (long long)status, NULL);
+    else if (verbose)
+        fprintf(stderr, "pid %ld for %s exited with status %d\n", pid, text, status);
+}
+
 void netlog_warn(const char *fmt, ...)
 {
     char msg[1024];

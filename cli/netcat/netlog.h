@@ -29,6 +29,18 @@ void netlog_dropped(const char *peer, long long queued, long long limit);
  * 127.0.0.0/8", "dropped datagrams from ...: not in --allow"; --json: a denied
  * event {peer, reason, rule, datagram}. */
 void netlog_denied(const char *peer, const char *reason, const char *detail, bool datagram);
+/* listen -u -k: a datagram from peer, a new sender, was dropped since all max
+ * sessions are in use (-m); dropped counts those datagrams so far. -v: "dropped
+ * datagram from 127.0.0.1:5555: all 2 sessions in use (-m), 3 dropped so far";
+ * --json: a denied event {peer, reason "full", rule null, datagram true,
+ * max_sessions, dropped}. The caller says it at most once a second. */
+void netlog_full(const char *peer, long max, long long dropped);
+/* --exec: the command for peer started as pid: "running 'cat' (pid 4242) for
+ * 127.0.0.1:5555", or an exec event {peer, pid, command}. */
+void netlog_exec(const char *peer, const char *command, long pid);
+/* --exec: the command for peer ended with status (as a shell's $?): "pid 4242 for
+ * 127.0.0.1:5555 exited with status 0", or an exec_exit event {peer, pid, status}. */
+void netlog_exec_exit(const char *peer, long pid, int status);
 /* A failure that does not end the program: "sockit: ..." (or an error event with
  * --json), shown without -v too. */
 #if defined(__GNUC__)

@@ -2,6 +2,8 @@
  * parsers in util.c, so "abc", "70000" or "-1" are usage errors, never wrapped. */
 #include "netopts.h"
 
+#include "dgram_sessions.h"
+#include "exec.h"
 #include "portscan.h"
 #include "source.h"
 
@@ -12,14 +14,43 @@
 static const char *const listen_usage =
     "sockit listen [-u] [-k] [--broker|--chat] [-m MAX] [-4|-6] [-v] [-x] [-w SECS] "
     "[-i SECS] [-q SECS] [--no-shutdown] [--allow|--deny ADDR[/PREFIX],...] "
-    "[--allowfile|--denyfile FILE] [--conn-rate N[/SECS]] [--json] " TLS_OPTS_SERVER_USAGE
-    " [HOST] PORT | unix:PATH";
+    "[--allowfile|--denyfile FILE] [--conn-rate N[/SECS]] [-e CMD|-c CMD] "
+    "[--json] " TLS_OPTS_SERVER_USAGE " [HOST] PORT | unix:PATH";
 static const char *const connect_usage =
     "sockit connect [-u] [-z] [-4|-6] [-s ADDR] [-p PORT] [-v] [-x] [-w SECS] [-i SECS] "
-    "[-q SECS] [--no-shutdown] [--json] [--proxy URL] " TLS_OPTS_CLIENT_USAGE
+    "[-q SECS] [--no-shutdown] [-e CMD|-c CMD] [--json] [--proxy URL] " TLS_OPTS_CLIENT_USAGE
     " HOST PORT[-PORT] | unix:PATH";
 
 const char *netopts_usage(bool listen) { return listen ? listen_usage : connect_usage; }
+
+/* -e and -c: what the command gets, and what it exposes. */
+static void exec_help(bool listen)
+{
+    if (listen)
+        printf("  -e, --exec CMD  run CMD for the client, the connection as its stdin and\n"
+               "                  stdout (ncat -e); with -k each client gets its own CMD,\n"
+               "                  at most -m at once, each reaped as it ends. Alone, exit\n"
+               "                  with CMD's status (128+N: killed by signal N)\n");
+    else
+        printf("  -e, --exec CMD  once connected, run CMD with the connection as its stdin\n"
+               "                  and stdout (ncat -e); exit with CMD's status (128+N:\n"
+               "                  killed by signal N)\n");
+    printf("                  CMD is split into words on spaces and tabs, with no\n"
+           "                  quoting, and the first word is looked up in PATH. CMD's\n"
+           "                  stderr is sockit's; sockit's stdin and stdout are not\n"
+           "                  used. A plain connection is CMD's own socket; a TLS one\n"
+           "                  is relayed to CMD through a socketpair. SIGINT/SIGTERM\n"
+           "                  send CMD's process group SIGTERM (SIGKILL after %g s)\n"
+           "  -c, --sh-exec CMD\n"
+           "                  the same through /bin/sh -c CMD (ncat -c): quotes, pipes\n"
+           "                  and redirections work. Not with -u, -x, -i, -q,\n"
+           "                  --no-shutdown%s\n",
+           EXEC_GRACE, listen ? ", --broker or --chat" : " or -z");
+    if (listen)
+        printf("                  Anyone who can connect runs CMD with sockit's\n"
+               "                  privileges: restrict them with --allow/--deny, or\n"
+               "                  listen on 127.0.0.1 only\n");
+}
 
 static void help(bool listen)
 {
@@ -57,7 +88,12 @@ static void help(bool listen)
                "  -k              keep listening: serve clients concurrently; what each\n"
                "                  sends goes to stdout, stdin goes to all of them; a client\n"
                "                  is closed when it closes its side; runs until SIGINT or\n"
-               "                  SIGTERM (exit 0). With -u, no change: -u always keeps on\n"
+               "                  SIGTERM (exit 0). With -u: a session per sender address,\n"
+               "                  begun by its first datagram (-v: \"connection from ...\");\n"
+               "                  each stdin line goes to every session, stdin is read only\n"
+               "                  while there is one; a session ends after -i SECS without\n"
+               "                  a datagram from its peer (default %g; -i 0: never). A Unix\n"
+               "                  sender that bound no name is printed, never answered\n"
                "  --broker        -k as a hub (ncat's connection brokering): what each client\n"
                "                  sends goes to every other client, in whole read chunks;\n"
                "                  stdin and stdout are not used. Each client has an output\n"
@@ -67,12 +103,15 @@ static void help(bool listen)
                "  --chat          --broker line by line: each line goes out prefixed with\n"
                "                  its sender, \"<127.0.0.1:5555> text\"; a partial line waits\n"
                "                  for its end (up to 16 KiB, then it is cut)\n"
-               "  -m MAX          with -k (not -u): at most MAX clients at once; the others\n"
+               "  -m MAX          with -k: at most MAX clients at once; the others\n"
                "                  wait in the listen backlog. Default: as many as the\n"
                "                  open-file limit allows (listen -k raises its soft\n"
                "                  RLIMIT_NOFILE to the hard limit, and keeps %d for\n"
-               "                  itself), so idle or slow clients never lock others out\n",
-               NETOPTS_FD_RESERVE);
+               "                  itself), so idle or slow clients never lock others out.\n"
+               "                  With -u -k: at most MAX sessions (default %d); a new\n"
+               "                  sender's datagrams are dropped while all are in use\n"
+               "                  (counted; -v says so at most once a second)\n",
+               DGRAM_SESSION_IDLE, NETOPTS_FD_RESERVE, DGRAM_SESSIONS_DEFAULT);
     printf("  -4, -6          IPv4 only, IPv6 only\n"
            "  -v              say what happens on stderr (listening on, connection from,\n"
            "                  connected to, closed by peer)\n"
@@ -109,14 +148,21 @@ static void help(bool listen)
                "                  rules from FILE: lists one a line, '#' to end of line ignored\n"
                "  --conn-rate N[/SECS]\n"
                "                  with -k: at most N connections per client address in SECS\n"
-               "                  (default 1); the others are refused (remembers %d addresses)\n",
+               "                  (default 1), with -u -k N new sessions; the others are\n"
+               "                  refused, their datagrams dropped (remembers %d addresses)\n",
                RATELIMIT_SOURCES);
     else
         printf("  -w SECS         connect timeout: one deadline for resolving and every\n"
                "                  attempt (exit 1); not with -u, which connects at once\n");
+    exec_help(listen);
     printf("  -i SECS         close a connection when nothing moved either way for SECS\n"
-           "                  (exit 0, reason idle)\n"
-           "  -q SECS         after stdin ends, wait at most SECS for the peer, then exit\n"
+           "                  (exit 0, reason idle)%s\n",
+           listen ? ";" : "");
+    if (listen)
+        printf("                  with -u -k, end a session after SECS without a datagram\n"
+               "                  from its peer (default %g)\n",
+               DGRAM_SESSION_IDLE);
+    printf("  -q SECS         after stdin ends, wait at most SECS for the peer, then exit\n"
            "                  (0: exit as soon as stdin is sent; default: wait for the\n"
            "                  peer; with -u, forever%s)\n"
            "  --no-shutdown   do not shut down the write side when stdin ends (not -u)\n"
@@ -132,7 +178,7 @@ static void help(bool listen)
            "exit status: 0 done, 1 network or system failure (connection refused,\n"
            "timeout, address in use, input not delivered), 2 bad usage. SIGPIPE never\n"
            "kills it: a closed stdout ends the session.\n",
-           listen ? "; with -k, closes each client" : "",
+           listen ? "; with -k, closes each client;\n                  not with -u -k" : "",
            listen ? "\nWith -x and -k the offsets count all clients' bytes together." : "",
            listen ? "-k and -u" : "-u");
     tls_opts_help(listen);
@@ -269,12 +315,45 @@ static int gate_combinations(const netopts *o, const seen_opts *seen)
     if (seen->rate && o->is_unix)
         return cli_usage_error(usage,
                                "--conn-rate: the clients of a unix: socket have no IP address");
-    if (seen->rate && o->udp)
-        return cli_usage_error(usage,
-                               "--conn-rate: a datagram listener (-u) has no connections to count");
+    if (seen->rate && o->udp && !o->keep)
+        return cli_usage_error(usage, "--conn-rate: a datagram listener (-u) has no connections to "
+                                      "count; with -k it limits new sessions");
     if (seen->rate && !o->keep)
         return cli_usage_error(usage, "--conn-rate: limits the clients of -k; without -k there "
                                       "is one");
+    return 0;
+}
+
+/* What -e and -c go with: a stream connection whose bytes sockit does not see. */
+static int exec_combinations(const netopts *o, const seen_opts *seen)
+{
+    const char *usage = netopts_usage(o->listen);
+    const char *name = o->exec_shell ? "--sh-exec" : "--exec";
+    if (o->udp)
+        return cli_usage_error(usage,
+                               "%s: runs a command on a stream connection; -u (datagrams) is "
+                               "not supported with it",
+                               name);
+    if (o->scan)
+        return cli_usage_error(usage,
+                               "%s: -z connects and closes at once; there is no connection to "
+                               "run a command on",
+                               name);
+    if (o->broker)
+        return cli_usage_error(usage,
+                               "%s and %s exclude each other: each client talks to its own "
+                               "command, not to the other clients",
+                               name, o->broker == RELAY_CHAT ? "--chat" : "--broker");
+    if (o->hexdump)
+        return cli_usage_error(usage,
+                               "%s: the connection is the command's own, so -x would see none "
+                               "of its bytes",
+                               name);
+    if (seen->data_options)
+        return cli_usage_error(usage,
+                               "%s: -i, -q and --no-shutdown are about stdin and stdout, which "
+                               "%s does not use (the command has the connection)",
+                               name, name);
     return 0;
 }
 
@@ -282,13 +361,20 @@ static int gate_combinations(const netopts *o, const seen_opts *seen)
 static int combinations(const netopts *o, bool m_given, bool w_given, const seen_opts *seen)
 {
     const char *usage = netopts_usage(o->listen);
-    int rc = o->listen ? gate_combinations(o, seen) : source_combinations(o, seen);
+    int rc = o->exec != NULL ? exec_combinations(o, seen) : 0;
     if (rc != 0)
         return rc;
+    rc = o->listen ? gate_combinations(o, seen) : source_combinations(o, seen);
+    if (rc != 0)
+        return rc;
+    if (m_given && o->udp && !o->keep)
+        return cli_usage_error(usage, "-m: limits the sessions of -u -k; without -k, listen -u "
+                                      "answers the last sender");
     if (m_given && !o->keep)
         return cli_usage_error(usage, "-m: limits the clients of -k; without -k there is one");
-    if (m_given && o->udp)
-        return cli_usage_error(usage, "-m: a datagram listener (-u) has no clients to count");
+    if (o->listen && o->udp && o->keep && o->linger >= 0)
+        return cli_usage_error(usage, "-q: listen -u -k goes on after stdin ends, and a session "
+                                      "has nothing to close (it ends by -i)");
     if (!o->half_close && o->udp)
         return cli_usage_error(usage, "--no-shutdown: a datagram socket (-u) has no write side "
                                       "to shut down");
@@ -357,6 +443,21 @@ static int source_option(const char *usage, int opt, const char *arg, netopts *o
         o->scan = true;
         return 0;
     }
+}
+
+/* -e CMD and -c CMD: one command, and not a blank one. */
+static int exec_option(const char *usage, int opt, const char *arg, netopts *o)
+{
+    const char *name = opt == 'c' ? "--sh-exec" : "--exec";
+    if (o->exec != NULL && o->exec_shell == (opt == 'c'))
+        return cli_usage_error(usage, "%s given twice: one command per connection", name);
+    if (o->exec != NULL)
+        return cli_usage_error(usage, "--exec and --sh-exec exclude each other");
+    if (arg[strspn(arg, " \t")] == '\0')
+        return cli_usage_error(usage, "%s '%s': no command to run", name, arg);
+    o->exec = arg;
+    o->exec_shell = opt == 'c';
+    return 0;
 }
 
 /* --conn-rate N[/SECS]. */
@@ -447,13 +548,15 @@ static int parse(int argc, char **argv, bool listen, netopts *o)
         {"denyfile", required_argument, NULL, OPT_DENYFILE},
         {"conn-rate", required_argument, NULL, OPT_CONN_RATE},
         {"proxy", required_argument, NULL, OPT_PROXY},
+        {"exec", required_argument, NULL, 'e'},
+        {"sh-exec", required_argument, NULL, 'c'},
         TLS_OPTS_LONGOPTS,
         {NULL, 0, NULL, 0},
     };
     /* connect has no -k or -m, listen no -s, -p or -z; getopt then reports them as
      * unknown. */
-    const char *shortopts = listen ? ":ukm:46vxw:i:q:h" : ":u46vxw:i:q:hs:p:z";
-    bool v4 = false, v6 = false, m_given = false, w_given = false;
+    const char *shortopts = listen ? ":ukm:46vxw:i:q:he:c:" : ":u46vxw:i:q:hs:p:ze:c:";
+    bool v4 = false, v6 = false, m_given = false, w_given = false, i_given = false;
     seen_opts seen = {0};
     opterr = 0;
     optind = 1;
@@ -502,6 +605,7 @@ static int parse(int argc, char **argv, bool listen, netopts *o)
         case 'i':
             rc = seconds(usage, "-i", true, &o->idle);
             seen.data_options = true;
+            i_given = true;
             break;
         case 'q':
             rc = seconds(usage, "-q", false, &o->linger);
@@ -533,6 +637,10 @@ static int parse(int argc, char **argv, bool listen, netopts *o)
                 return cli_usage_error(usage, "unknown option '%s' (an option of listen)",
                                        gate_names[opt - OPT_ALLOW]);
             rc = gate_option(usage, opt, optarg, o, &seen);
+            break;
+        case 'e':
+        case 'c':
+            rc = exec_option(usage, opt, optarg, o);
             break;
         case OPT_PROXY:
             if (listen)
@@ -571,6 +679,14 @@ static int parse(int argc, char **argv, bool listen, netopts *o)
         long fit = netopts_max_clients();
         if (!m_given)
             o->max_clients = fit;
+    }
+    if (rc < 0 && o->keep && o->udp) {
+        /* Sessions cost no descriptor, but UDP never says a peer left: both bounds
+         * have defaults (dgram_sessions.h says why). */
+        if (!m_given)
+            o->max_clients = DGRAM_SESSIONS_DEFAULT;
+        if (!i_given)
+            o->idle = DGRAM_SESSION_IDLE;
     }
     return rc;
 }

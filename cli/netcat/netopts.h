@@ -33,6 +33,8 @@ typedef struct netopts {
     int port;         /* 0 for a Unix host; listen may ask for 0 (a free port) */
     hostport target;  /* the operands as read */
     tls_opts tls;     /* --tls, --cert, ... (tls_opts.h) */
+    const char *exec; /* -e/--exec or -c/--sh-exec CMD (exec.h); NULL without */
+    bool exec_shell;  /* -c/--sh-exec: CMD runs as /bin/sh -c CMD */
     /* connect only */
     const char *source_text; /* -s as given; NULL without */
     sockit_addr source;      /* -s, port 0 */

@@ -1,23 +1,20 @@
 /* One proxied connection: the client's stream, the upstream's, and a chain of
  * toxics for each direction. The client is not read until the upstream has
- * connected, so nothing is taken from it that could not be passed on. */
+ * connected, so nothing is taken from it that could not be passed on; then a
+ * sockit_relay joins the two, its hooks running each direction's bytes through
+ * the chain (the relay does the backpressure, the half-close and the resets). */
 #include "proxy_internal.h"
 
 #include <errno.h>
 #include <stdlib.h>
 #include <string.h>
 
-static void on_data(sockit_stream *st, const char *data, size_t len, void *user);
-static void on_eof(sockit_stream *st, void *user);
-static void on_drain(sockit_stream *st, void *user);
 static void on_error(sockit_stream *st, int code, void *user);
 static void on_close(sockit_stream *st, void *user);
 
-static const sockit_stream_callbacks conn_callbacks = {.on_data = on_data,
-                                                       .on_eof = on_eof,
-                                                       .on_drain = on_drain,
-                                                       .on_error = on_error,
-                                                       .on_close = on_close};
+/* Until the upstream has connected the client is paused and only its end is
+ * watched; then the relay takes both streams. */
+static const sockit_stream_callbacks conn_callbacks = {.on_error = on_error, .on_close = on_close};
 /* For a client the proxy could not take on: nothing to tell anyone. */
 static const sockit_stream_callbacks no_callbacks = {0};
 
@@ -27,36 +24,10 @@ const sockit_listener_config sockit__proxy_listener_template = {
     .idle_timeout = -1, /* a proxy keeps what its peers keep */
 };
 
-sockit_stream *sockit__proxy_sender(const px_dir *d)
-{
-    return d->which == SOCKIT_UPSTREAM ? d->conn->client : d->conn->upstream;
-}
-
-sockit_stream *sockit__proxy_receiver(const px_dir *d)
-{
-    return d->which == SOCKIT_UPSTREAM ? d->conn->upstream : d->conn->client;
-}
-
-/* The direction st sends. */
-static px_dir *sent_by(px_conn *c, const sockit_stream *st)
-{
-    return &c->dir[st == c->client ? SOCKIT_UPSTREAM : SOCKIT_DOWNSTREAM];
-}
-
 void sockit__proxy_pressure(px_dir *d)
 {
-    sockit_stream *in = sockit__proxy_sender(d), *out = sockit__proxy_receiver(d);
-    if (d->conn->ending || in == NULL || out == NULL)
-        return;
-    size_t held = d->held + sockit_stream_queued(out);
-    bool blocked = sockit_stream_write_blocked(out);
-    if (!d->paused && (blocked || held > SOCKIT_PROXY_HELD_MAX)) {
-        d->paused = true;
-        sockit_stream_pause(in);
-    } else if (d->paused && !blocked && held <= PX_HELD_LOW) {
-        d->paused = false;
-        sockit_stream_resume(in);
-    }
+    if (!d->conn->ending && d->conn->relay != NULL)
+        sockit__relay_pressure(d->conn->relay, (int)d->which);
 }
 
 static void count(px_dir *d, size_t len)
@@ -69,30 +40,22 @@ static void count(px_dir *d, size_t len)
         s->bytes_down += len;
 }
 
+/* A failed write ends the relay (both sides reset); its ending hook says why. */
 static void write_out(px_dir *d, const char *data, size_t len)
 {
-    px_conn *c = d->conn;
-    int rc = sockit_stream_write(sockit__proxy_receiver(d), data, len);
-    if (rc < 0) {
-        snprintf(c->reason_buf, sizeof c->reason_buf, "write to %s: %s",
-                 d->which == SOCKIT_UPSTREAM ? "upstream" : "client", sockit_strerror(rc));
-        sockit__proxy_conn_end(c, c->reason_buf, PX_ABORT);
-        return;
-    }
-    count(d, len);
+    if (sockit__relay_pass(d->conn->relay, (int)d->which, data, len) == 0)
+        count(d, len);
 }
 
 /* d's end of stream reached its receiver: pass the half-close on; once both
- * directions have ended the connection is done. */
+ * directions have ended the relay closes the connection. */
 static void ended(px_dir *d)
 {
     px_conn *c = d->conn;
     d->ended = true;
-    sockit_stream_shutdown(sockit__proxy_receiver(d));
     if (c->reason == NULL)
         c->reason = d->which == SOCKIT_UPSTREAM ? "client closed" : "upstream closed";
-    if (c->dir[0].ended && c->dir[1].ended)
-        sockit__proxy_conn_end(c, c->reason, PX_LINGER);
+    sockit__relay_pass_eof(c->relay, (int)d->which);
 }
 
 void sockit__proxy_deliver(px_dir *d, px_chunk *ch)
@@ -113,7 +76,7 @@ void sockit__proxy_deliver(px_dir *d, px_chunk *ch)
 
 static void maybe_free(px_conn *c)
 {
-    if (c->client != NULL || c->upstream != NULL || c->connecting != NULL)
+    if (c->client != NULL || c->upstream != NULL || c->connecting != NULL || c->relay != NULL)
         return;
     sockit_proxy *p = c->proxy;
     if (c->linked)
@@ -123,70 +86,99 @@ static void maybe_free(px_conn *c)
     sockit__proxy_conn_gone(p, c);
 }
 
-void sockit__proxy_conn_end(px_conn *c, const char *reason, double linger)
+/* Nothing more is relayed: the chains let go of what they hold. */
+static void stop(px_conn *c, const char *reason)
 {
-    if (c->ending)
-        return;
     c->ending = true;
     if (reason != NULL)
         c->reason = reason;
     sockit__chain_clear(&c->dir[0]);
     sockit__chain_clear(&c->dir[1]);
+}
+
+void sockit__proxy_conn_end(px_conn *c, const char *reason, double linger)
+{
+    if (c->ending)
+        return;
+    stop(c, reason);
     if (c->connecting != NULL)
         sockit_connector_cancel(c->connecting); /* done comes with -ECANCELED */
-    sockit_stream *ends[2] = {c->client, c->upstream};
-    for (int i = 0; i < 2; i++) {
-        if (ends[i] == NULL)
-            continue;
+    if (c->relay != NULL) {
+        sockit__relay_end(c->relay, 0, c->reason, linger);
+    } else if (c->client != NULL) {
         if (linger < 0)
-            sockit_stream_abort(ends[i]);
+            sockit_stream_abort(c->client);
         else
-            sockit_stream_close(ends[i], linger);
+            sockit_stream_close(c->client, linger);
     }
 }
 
-static void on_data(sockit_stream *st, const char *data, size_t len, void *user)
+/* ---- the relay's hooks: each direction's bytes go through its chain ---- */
+
+static bool take(sockit_relay *r, int dir, const char *data, size_t len, bool eof, void *user)
 {
     px_conn *c = user;
     if (c->ending)
-        return;
-    px_dir *d = sent_by(c, st);
+        return true;
+    px_dir *d = &c->dir[dir];
     if (!sockit__chain_idle(d)) { /* running the chain weighs the pressure itself */
-        if (sockit__chain_push(d, data, len, PX_DATA) < 0)
+        if (sockit__chain_push(d, data, len, eof ? PX_EOF : PX_DATA) < 0)
             sockit__proxy_conn_end(c, "out of memory", PX_ABORT);
-        return;
+        return true;
+    }
+    if (eof) {
+        ended(d);
+        return true;
     }
     write_out(d, data, len);
     if (!c->ending)
-        sockit__proxy_pressure(d);
+        sockit__relay_pressure(r, dir);
+    return true;
 }
 
-static void on_eof(sockit_stream *st, void *user)
+static size_t held(const sockit_relay *r, int dir, void *user)
 {
+    (void)r;
+    const px_conn *c = user;
+    return c->dir[dir].held;
+}
+
+/* The relay ends by itself (both directions done, an error, a failed write): the
+ * connection's reason is the first one given. */
+static void relay_ending(sockit_relay *r, int code, const char *reason, void *user)
+{
+    (void)r;
+    (void)code;
     px_conn *c = user;
     if (c->ending)
         return;
-    px_dir *d = sent_by(c, st);
-    if (sockit__chain_idle(d))
-        ended(d);
-    else if (sockit__chain_push(d, NULL, 0, PX_EOF) < 0)
-        sockit__proxy_conn_end(c, "out of memory", PX_ABORT);
+    if (c->reason == NULL) {
+        snprintf(c->reason_buf, sizeof c->reason_buf, "%s", reason);
+        c->reason = c->reason_buf;
+    }
+    stop(c, NULL);
 }
 
-static void on_drain(sockit_stream *st, void *user)
+static const sockit__relay_hooks px_hooks = {.take = take, .held = held, .ending = relay_ending};
+
+static void relay_done(sockit_relay *r, int code, const char *reason, void *user)
 {
+    (void)r;
+    (void)code;
+    (void)reason;
     px_conn *c = user;
-    /* st receives the direction the other stream sends */
-    sockit__proxy_pressure(&c->dir[st == c->client ? SOCKIT_DOWNSTREAM : SOCKIT_UPSTREAM]);
+    c->relay = NULL;
+    c->client = c->upstream = NULL;
+    maybe_free(c);
 }
+
+/* ---- before the upstream has connected ---- */
 
 static void on_error(sockit_stream *st, int code, void *user)
 {
     px_conn *c = user;
     if (c->ending)
         return;
-    /* A reset or a failure on one side resets the other: it cannot be told more
-     * gently that its bytes will not arrive. */
     snprintf(c->reason_buf, sizeof c->reason_buf, "%s: %s", st == c->client ? "client" : "upstream",
              sockit_strerror(code));
     sockit__proxy_conn_end(c, c->reason_buf, PX_ABORT);
@@ -224,6 +216,18 @@ static void connected(sockit_connector *cn, sockit_stream *st, int code, void *u
     c->upstream = st;
     if (c->ending) { /* the proxy went down while connecting */
         sockit_stream_abort(st);
+        return;
+    }
+    sockit_relay_config rc = {.held_max = SOCKIT_PROXY_HELD_MAX,
+                              .linger = PX_LINGER,
+                              .name_a = "client",
+                              .name_b = "upstream",
+                              .on_end = relay_done,
+                              .user = c};
+    sockit_relay_side client = {.in = c->client}, upstream = {.in = st};
+    c->relay = sockit__relay_new_hooked(&client, &upstream, &rc, &px_hooks, c);
+    if (c->relay == NULL) {
+        sockit__proxy_conn_end(c, "out of memory", PX_ABORT);
         return;
     }
     c->linked = true;

@@ -7,13 +7,11 @@
 #define SOCKIT_PROXY_INTERNAL_H
 
 #include "../internal.h"
+#include "../stream/relay_internal.h"
 #include "sockit_proxy.h"
 #include "sockit_tls.h"
 
 #include <stdint.h>
-
-/* A direction resumes reading below this (a quarter of the most it holds). */
-#define PX_HELD_LOW (SOCKIT_PROXY_HELD_MAX / 4)
 
 /* A piece of a direction's bytes on its way through the chain. A marker carries no
  * bytes: the end of the sender's stream (passed on as a half-close) or the end of
@@ -54,7 +52,6 @@ typedef struct px_dir {
     px_stage **stages;
     size_t n;
     size_t held;              /* bytes in the stages' queues */
-    bool paused;              /* its sender is paused (too much held) */
     bool ended;               /* its end of stream reached the receiver (shut down) */
     unsigned long long bytes; /* delivered */
 } px_dir;
@@ -66,6 +63,7 @@ typedef struct px_conn {
     sockit_addr client_addr;
     sockit_stream *client, *upstream;
     sockit_connector *connecting;
+    sockit_relay *relay; /* once the upstream connected: it owns both streams */
     px_dir dir[2];
     bool linked; /* the upstream connected: the chains exist */
     bool ending; /* closing: nothing more is relayed */
@@ -207,9 +205,6 @@ void sockit__proxy_accept(sockit_listener *l, sockit_stream *st, const sockit_ad
 #define PX_LINGER    30.0 /* a connection its peers or a toxic ended: bytes in flight */
 #define PX_LINGER_UP 1.0  /* the proxy going down or away */
 void sockit__proxy_conn_end(px_conn *c, const char *reason, double linger);
-/* The stream that receives direction d's bytes, and the one that sends them. */
-sockit_stream *sockit__proxy_receiver(const px_dir *d);
-sockit_stream *sockit__proxy_sender(const px_dir *d);
 /* Pauses or resumes d's sender by what d holds. */
 void sockit__proxy_pressure(px_dir *d);
 

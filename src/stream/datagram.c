@@ -416,6 +416,33 @@ void sockit_datagram_set_user(sockit_datagram *d, void *user)
         d->user = user;
 }
 
+int sockit_datagram_connect(sockit_datagram *d, const sockit_addr *to)
+{
+    if (d == NULL || to == NULL)
+        return sockit__fail(-EINVAL, "datagram_connect");
+    if (to->len == 0)
+        return sockit__failf(SOCKIT_EBADADDR, "datagram_connect: an empty address");
+    if (connect(d->h.fd, &to->u.sa, to->len) < 0) {
+        int code = -errno;
+        char text[SOCKIT_ADDRSTRLEN];
+        if (sockit_addr_format(to, text, sizeof text) < 0)
+            snprintf(text, sizeof text, "(family %d)", to->u.sa.sa_family);
+        return sockit__failf(code, "datagram_connect to %s: %s", text, sockit_strerror(code));
+    }
+    d->connected = true;
+    return 0;
+}
+
+void sockit_datagram_set_callbacks(sockit_datagram *d, const sockit_datagram_callbacks *cb)
+{
+    /* A table this library cannot serve whole is refused: the endpoint keeps its
+     * own, and the message says why. */
+    if (d == NULL || (cb != NULL && sockit__table_check(cb, SOCKIT__BASE_DATAGRAM_CALLBACKS,
+                                                        sizeof *cb, "datagram_set_callbacks") < 0))
+        return;
+    d->cb = cb;
+}
+
 int sockit_datagram_fd(const sockit_datagram *d) { return d != NULL ? d->h.fd : -1; }
 
 sockit_loop *sockit_datagram_loop(const sockit_datagram *d) { return d != NULL ? d->loop : NULL; }
