@@ -1535,11 +1535,13 @@ SOCKIT_API sockit_relay *sockit_relay_new(sockit_stream *a, sockit_stream *b,
 typedef struct sockit_relay_side {
     size_t size; /* 0, or sizeof the struct: see "Versions and compatibility" */
     /* Read, and written unless out is set (an out that differs is only written:
-     * stdin and stdout). */
+     * stdin and stdout). in NULL: a side that is only written (a file being made):
+     * it sends nothing, so its end reaches the other side at once. */
     sockit_stream *in, *out;
     /* Instead of streams: a connected datagram endpoint. Each datagram's bytes pass
      * on as they are; bytes for it leave as datagrams of at most 65,507 bytes (one
-     * per read of the other side). A datagram side never ends by itself: once the
+     * per read of the other side); datagrams from anyone but its peer (queued
+     * before it was connected) are dropped. A datagram side never ends by itself: once the
      * other direction has ended, half_close_timeout (then 0.5 s by default) ends the
      * relay, with code 0. */
     sockit_datagram *datagram;
@@ -1550,7 +1552,8 @@ SOCKIT_API sockit_relay *sockit_relay_join(const sockit_relay_side *a, const soc
 /* Bytes passed on so far: dir 0 from a to b, 1 from b to a. */
 SOCKIT_API unsigned long long sockit_relay_bytes(const sockit_relay *r, int dir);
 /* Ends the relay at once: both sides are reset, on_end follows from the loop with
- * -ECANCELED. Again, or after the relay has begun to end, it does nothing. */
+ * -ECANCELED. After the relay has begun to end it does nothing; after on_end has
+ * run the relay is gone and must not be named. */
 SOCKIT_API void sockit_relay_close(sockit_relay *r);
 
 #ifdef __cplusplus

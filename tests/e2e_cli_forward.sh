@@ -200,13 +200,19 @@ if forward keep 40 -k "tcp-listen:127.0.0.1:0" "system:tr a-z A-Z; echo \$\$"; t
     else
         fail keep "got [$a] [$b] [$c]"
     fi
-    # No zombie is left once the sessions are over.
+    # No zombie is left once the sessions are over (sockit itself is found first:
+    # a check of nobody's children would pass whatever happened).
     sleep 0.5
     zombies=0
-    for p in $(pgrep -P "$(pgrep -P "$fwd_pid" | head -n 1)" 2>/dev/null); do
+    spid=$(pgrep -P "$fwd_pid" -x sockit | head -n 1)
+    for p in $(pgrep -P "${spid:-0}" 2>/dev/null); do
         grep -q '^State:.*Z' "/proc/$p/status" 2>/dev/null && zombies=$((zombies + 1))
     done
-    if [ "$zombies" -eq 0 ]; then pass keep_open_reaps_commands; else fail keep "$zombies zombies"; fi
+    if [ -n "$spid" ] && [ "$zombies" -eq 0 ]; then
+        pass keep_open_reaps_commands
+    else
+        fail keep "sockit pid [$spid], $zombies zombies"
+    fi
     t0=$(date +%s%N)
     kill -TERM "$(pgrep -P "$fwd_pid" | head -n 1)" 2>/dev/null
     wait_exit "$fwd_pid" 5
@@ -218,6 +224,66 @@ if forward keep 40 -k "tcp-listen:127.0.0.1:0" "system:tr a-z A-Z; echo \$\$"; t
     fi
 else
     fail keep "no listening line"
+fi
+
+# ---- the first side is opened first: nothing it sends is lost while the second
+# waits for its client (a file, a server that speaks first) ----
+if forward first 20 "file:$work/src.bin" "tcp-listen:127.0.0.1:0"; then
+    sleep 0.5 # the file side is open and has bytes to give long before anyone comes
+    timeout 10 python3 -c '
+import socket, sys
+s = socket.create_connection(("127.0.0.1", int(sys.argv[1])))
+s.shutdown(socket.SHUT_WR)
+out = open(sys.argv[2], "wb")
+while True:
+    chunk = s.recv(65536)
+    if not chunk:
+        break
+    out.write(chunk)
+' "$fwd_port" "$work/late.bin"
+    wait_exit "$fwd_pid" 10
+    if [ "$exit_rc" -eq 0 ] && cmp -s "$work/src.bin" "$work/late.bin"; then
+        pass file_waits_for_the_second_side
+    else
+        fail first "rc $exit_rc, $(stat -c %s "$work/late.bin" 2>/dev/null) bytes of 1048576"
+    fi
+else
+    fail first "no listening line"
+fi
+server ban2 banner
+if forward speaks 20 "tcp:127.0.0.1:$server_port" "tcp-listen:127.0.0.1:0"; then
+    sleep 0.5 # the banner has arrived at the first side by now
+    got=$(timeout 5 python3 "$work/client.py" 127.0.0.1 "$fwd_port" "")
+    if [ "$got" = "banner" ]; then pass server_speaks_first; else fail speaks "[$got]"; fi
+else
+    fail speaks "no listening line"
+fi
+
+# ---- SIGTERM while commands run: none outlives sockit ----
+if forward term 30 -k "tcp-listen:127.0.0.1:0" "system:exec sleep 31.25"; then
+    python3 -c '
+import socket, sys, time
+a = socket.create_connection(("127.0.0.1", int(sys.argv[1])))
+b = socket.create_connection(("127.0.0.1", int(sys.argv[1])))
+time.sleep(3)
+' "$fwd_port" &
+    holder=$!
+    for _ in $(seq 50); do
+        [ "$(pgrep -c -f '^sleep 31.25')" -ge 2 ] && break
+        sleep 0.1
+    done
+    running=$(pgrep -c -f '^sleep 31.25')
+    kill -TERM "$(pgrep -P "$fwd_pid" -x sockit)" 2>/dev/null
+    wait_exit "$fwd_pid" 5
+    left=$(pgrep -c -f '^sleep 31.25')
+    wait "$holder" 2>/dev/null
+    if [ "$running" -ge 2 ] && [ "$exit_rc" -eq 0 ] && [ "$left" -eq 0 ]; then
+        pass sigterm_ends_running_commands
+    else
+        fail term "commands running $running, exit $exit_rc, left $left"
+    fi
+else
+    fail term "no listening line"
 fi
 
 # ---- 16 MiB through an echo: backpressure both ways, nothing lost ----
@@ -309,6 +375,25 @@ if [ "$rc" -eq 1 ] && grep -q 'Connection refused' "$work/refused_udp.err"; then
     pass udp_peer_refuses
 else
     fail refused_udp "rc $rc"
+fi
+# udp-listen to create: a write-only side starts no 0.5 s end: datagrams spread
+# over more than a second all reach the file
+if forward udpc 20 -i 2 "udp-listen:127.0.0.1:0" "create:$work/udp.log"; then
+    timeout 10 python3 -c '
+import socket, sys, time
+s = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+for i in range(4):
+    s.sendto(b"line %d\n" % i, ("127.0.0.1", int(sys.argv[1])))
+    time.sleep(0.4)
+' "$fwd_port"
+    wait_exit "$fwd_pid" 10 # -i 2 ends it
+    if [ "$(cat "$work/udp.log")" = "$(printf 'line 0\nline 1\nline 2\nline 3')" ]; then
+        pass udp_listen_to_create
+    else
+        fail udpc "file [$(cat "$work/udp.log")]"
+    fi
+else
+    fail udpc "no listening line"
 fi
 expect_error keep_udp_listen 2 'udp-listen: serves its first sender only' "${f[@]}" -k udp-listen:0 -
 

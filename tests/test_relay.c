@@ -577,6 +577,169 @@ static void test_datagram_peer_refuses(void **state)
     close_loop(loop);
 }
 
+/* A held_max below the receiver's high watermark: the queue never passes it, so
+ * no drain comes, and the paused sender is resumed by looking at the queue. */
+static void test_held_max_below_the_watermark_still_resumes(void **state)
+{
+    (void)state;
+    sockit_loop *loop = new_loop();
+    struct side a = unix_side(loop), b = unix_side(loop);
+    struct ending e = {0};
+    sockit_relay_config cfg = {.held_max = 8192, .on_end = on_end, .user = &e};
+    sockit_relay *r = sockit_relay_new(a.st, b.st, &cfg);
+    assert_non_null(r);
+    size_t n = (size_t)4 << 20, off = 0, got = 0;
+    char *big = malloc(n), *in = malloc(n);
+    assert_non_null(big);
+    assert_non_null(in);
+    for (size_t i = 0; i < n; i++)
+        big[i] = (char)(i * 13 + i / 5003);
+    bool was_paused = false;
+    double until = harness_now() + 30;
+    while (got < n && harness_now() < until) {
+        if (off < n) {
+            ssize_t k = send(a.far, big + off, n - off, MSG_NOSIGNAL);
+            if (k > 0)
+                off += (size_t)k;
+        }
+        sockit_loop_run_once(loop, 0.001);
+        was_paused |= sockit__relay_paused(r, 0);
+        if (!was_paused)
+            continue; /* b reads only once the relay has had to pause */
+        ssize_t k = recv(b.far, in + got, n - got, 0);
+        if (k > 0)
+            got += (size_t)k;
+    }
+    assert_true(was_paused);
+    assert_int_equal(got, n);
+    assert_memory_equal(in, big, n);
+    free(big);
+    free(in);
+    close(a.far);
+    close(b.far);
+    RUN_UNTIL(loop, e.calls > 0, 5);
+    close_loop(loop);
+}
+
+/* A clean end with linger < 0 (no limit) closes the streams after their queues
+ * drained, never resets them: b reads everything after the relay has ended. */
+static void test_clean_end_without_a_linger_limit_keeps_the_queue(void **state)
+{
+    (void)state;
+    sockit_loop *loop = new_loop();
+    struct side a = unix_side(loop), b = unix_side(loop);
+    struct ending e = {0};
+    size_t n = (size_t)1 << 20;
+    sockit_relay_config cfg = {.held_max = 4 * n, .linger = -1, .on_end = on_end, .user = &e};
+    /* b's queue may hold all of it: the relay pauses nobody */
+    assert_ok(sockit_stream_set_watermarks(b.st, 16384, 4 * n, 16 * n));
+    assert_non_null(sockit_relay_new(a.st, b.st, &cfg));
+    char *big = malloc(n), *in = malloc(n + 1);
+    assert_non_null(big);
+    assert_non_null(in);
+    memset(big, 'q', n);
+    send_all(loop, a.far, big, n);
+    assert_ok(shutdown(a.far, SHUT_WR));
+    assert_ok(shutdown(b.far, SHUT_WR));
+    run_for(loop, 0.3); /* both ends reached the relay; b has read nothing */
+    bool eof;
+    size_t got = read_some(loop, b.far, in, n + 1, 10, &eof);
+    assert_int_equal(got, n);
+    assert_true(eof || read_some(loop, b.far, in, 1, 5, &eof) == 0);
+    RUN_UNTIL(loop, e.calls > 0, 5);
+    assert_int_equal(e.code, 0);
+    free(big);
+    free(in);
+    close(a.far);
+    close(b.far);
+    close_loop(loop);
+}
+
+/* A side that is only written (in NULL): a's bytes reach the pipe, a is told the
+ * end at once, and no half-close limit runs while a goes on sending. */
+static void test_write_only_side(void **state)
+{
+    (void)state;
+    sockit_loop *loop = new_loop();
+    struct side a = unix_side(loop);
+    int out[2];
+    assert_ok(pipe2(out, O_CLOEXEC));
+    set_nonblocking(out[0]);
+    sockit_stream *w = sockit_stream_new_fd(loop, out[1], true, NULL, NULL);
+    assert_non_null(w);
+    struct ending e = {0};
+    sockit_relay_config cfg = {.half_close_timeout = 0.2, .on_end = on_end, .user = &e};
+    sockit_relay_side sa = {.in = a.st}, sb = {.out = w};
+    assert_non_null(sockit_relay_join(&sa, &sb, &cfg));
+    assert_true(wait_eof(loop, a.far, 5)); /* nothing will come from b */
+    for (int i = 0; i < 4; i++) {
+        send_all(loop, a.far, "log\n", 4);
+        expect_bytes(loop, out[0], "log\n");
+        run_for(loop, 0.1);
+    }
+    assert_int_equal(e.calls, 0); /* 0.4 s and more: no half-close limit ran */
+    assert_ok(shutdown(a.far, SHUT_WR));
+    assert_true(wait_eof(loop, out[0], 5));
+    RUN_UNTIL(loop, e.calls > 0, 5);
+    assert_int_equal(e.code, 0);
+    struct side c = unix_side(loop), d = unix_side(loop);
+    sockit_relay_side wo = {.out = c.st}, wo2 = {.out = d.st};
+    assert_null(sockit_relay_join(&wo, &wo2, NULL));
+    assert_non_null(strstr(sockit_errmsg(), "neither side is read"));
+    sockit_stream_close(c.st, 0);
+    sockit_stream_close(d.st, 0);
+    close(c.far);
+    close(d.far);
+    close(out[0]);
+    close(a.far);
+    close_loop(loop);
+}
+
+/* A datagram another sender got into the endpoint's queue before it was connected
+ * is dropped: only the peer's pass. */
+static void test_datagram_side_drops_other_senders(void **state)
+{
+    (void)state;
+    sockit_loop *loop = new_loop();
+    struct side a = unix_side(loop);
+    sockit *s = sockit_socket(AF_INET, SOCK_DGRAM);
+    assert_sock(s);
+    assert_ok(sockit_bind(s, "127.0.0.1", 0));
+    sockit_addr mine;
+    assert_ok(sockit_getsockname(s, &mine));
+    int stranger = socket(AF_INET, SOCK_DGRAM | SOCK_CLOEXEC, 0);
+    int peer = socket(AF_INET, SOCK_DGRAM | SOCK_CLOEXEC, 0);
+    assert_true(stranger >= 0 && peer >= 0);
+    struct sockaddr_in lo = {.sin_family = AF_INET, .sin_addr.s_addr = htonl(INADDR_LOOPBACK)};
+    assert_ok(bind(peer, (struct sockaddr *)&lo, sizeof lo));
+    assert_int_equal(sendto(stranger, "stranger", 8, 0, &mine.u.sa, mine.len), 8);
+    run_for(loop, 0.05); /* it is in s's queue now */
+    sockit_addr pa = {.len = sizeof lo};
+    socklen_t plen = sizeof pa.u.in4;
+    assert_ok(getsockname(peer, &pa.u.sa, &plen));
+    assert_ok(sockit_connect_addr(s, &pa));
+    assert_int_equal(sendto(peer, "peer", 4, 0, &mine.u.sa, mine.len), 4);
+    sockit_datagram *d = sockit_datagram_new(loop, s, NULL, NULL);
+    assert_non_null(d);
+    struct ending e = {0};
+    sockit_relay_config cfg = {.on_end = on_end, .user = &e};
+    sockit_relay_side sa = {.in = a.st}, sb = {.datagram = d};
+    sockit_relay *r = sockit_relay_join(&sa, &sb, &cfg);
+    assert_non_null(r);
+    expect_bytes(loop, a.far, "peer");
+    run_for(loop, 0.1);
+    char extra[16];
+    bool eof;
+    assert_int_equal(read_some(loop, a.far, extra, sizeof extra, 0.2, &eof), 0);
+    assert_int_equal(sockit_relay_bytes(r, 1), 4);
+    sockit_relay_close(r);
+    RUN_UNTIL(loop, e.calls > 0, 5);
+    close(stranger);
+    close(peer);
+    close(a.far);
+    close_loop(loop);
+}
+
 int main(void)
 {
     signal(SIGPIPE, SIG_IGN);
@@ -602,6 +765,14 @@ int main(void)
                                         harness_fd_setup, harness_fd_teardown),
         cmocka_unit_test_setup_teardown(test_datagram_side, harness_fd_setup, harness_fd_teardown),
         cmocka_unit_test_setup_teardown(test_datagram_peer_refuses, harness_fd_setup,
+                                        harness_fd_teardown),
+        cmocka_unit_test_setup_teardown(test_held_max_below_the_watermark_still_resumes,
+                                        harness_fd_setup, harness_fd_teardown),
+        cmocka_unit_test_setup_teardown(test_clean_end_without_a_linger_limit_keeps_the_queue,
+                                        harness_fd_setup, harness_fd_teardown),
+        cmocka_unit_test_setup_teardown(test_write_only_side, harness_fd_setup,
+                                        harness_fd_teardown),
+        cmocka_unit_test_setup_teardown(test_datagram_side_drops_other_senders, harness_fd_setup,
                                         harness_fd_teardown),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);

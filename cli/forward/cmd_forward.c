@@ -16,6 +16,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 
 static const char usage[] = "sockit forward [-k] [-m N] [-v] [-w SECS] [-i SECS] [-t SECS] "
                             "[--tls options] ADDR1 ADDR2";
@@ -47,6 +48,10 @@ struct fwd {
     session *sessions;
     sockit_signal *sigs[3];
     int status;
+    /* Commands told to stop (their session is over) whose end is still to come:
+     * reaped by SIGCHLD, and waited for (then killed) before sockit exits. */
+    pid_t *strays;
+    size_t nstrays, cap_strays;
 };
 
 static void start_next(session *s);
@@ -105,9 +110,60 @@ static session *session_new(fwd *f)
     return s;
 }
 
+/* A session's command that has not ended yet is kept until it has. */
+static void keep_strays(fwd *f, session *s)
+{
+    for (int i = 0; i < 2; i++) {
+        pid_t pid = s->end[i].pid;
+        if (pid <= 0)
+            continue;
+        if (f->nstrays == f->cap_strays) {
+            size_t cap = f->cap_strays > 0 ? 2 * f->cap_strays : 8;
+            pid_t *grown = realloc(f->strays, cap * sizeof *grown);
+            if (grown == NULL) {
+                child_kill(pid, SIGKILL); /* no room to remember it: it goes now */
+                continue;
+            }
+            f->strays = grown;
+            f->cap_strays = cap;
+        }
+        f->strays[f->nstrays++] = pid;
+    }
+}
+
+static void forget_stray(fwd *f, pid_t pid)
+{
+    for (size_t i = 0; i < f->nstrays; i++)
+        if (f->strays[i] == pid) {
+            f->strays[i] = f->strays[--f->nstrays];
+            return;
+        }
+}
+
+/* Before exiting: every command told to stop gets a second to do so, then
+ * SIGKILL; none is left behind running, nor as a zombie. */
+static void wait_strays(fwd *f)
+{
+    double until = 1.0;
+    for (size_t i = 0; i < f->nstrays; i++) {
+        struct timespec t0, t1;
+        clock_gettime(CLOCK_MONOTONIC, &t0);
+        if (child_wait(f->strays[i], until > 0 ? until : 0) < 0 && errno == ETIMEDOUT) {
+            child_kill(f->strays[i], SIGKILL);
+            child_wait(f->strays[i], 1.0);
+        }
+        clock_gettime(CLOCK_MONOTONIC, &t1);
+        until -= (double)(t1.tv_sec - t0.tv_sec) + (double)(t1.tv_nsec - t0.tv_nsec) / 1e9;
+    }
+    free(f->strays);
+    f->strays = NULL;
+    f->nstrays = f->cap_strays = 0;
+}
+
 static void session_free(session *s)
 {
     fwd *f = s->f;
+    keep_strays(f, s);
     if (s->prev != NULL)
         s->prev->next = s->next;
     else
@@ -357,6 +413,7 @@ static void on_signal(sockit_signal *w, int signum, int count, void *user)
                 for (int i = 0; i < 2; i++)
                     if (s->end[i].pid == pid)
                         s->end[i].pid = 0;
+            forget_stray(f, pid);
             if (f->verbose)
                 fprintf(stderr, "pid %ld exited with status %d\n", (long)pid, status);
         }
@@ -537,6 +594,7 @@ static int run(fwd *f)
     sockit_loop_run(f->loop); /* what closing left for the loop */
     if (sockit_loop_close(f->loop) < 0)
         cli_warn("forward: %s", sockit_errmsg());
+    wait_strays(f);
     return f->status;
 }
 

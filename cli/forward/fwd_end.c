@@ -25,29 +25,45 @@ static int fail_errno(const fwd_addr *a, const char *what, int err)
     return -1;
 }
 
+/* A stream over fd, paused: nothing is read before the relay has both sides
+ * (a socket reads whatever its callbacks are, and its bytes would be lost). */
+static sockit_stream *paused_stream(sockit_loop *loop, int fd, bool owned)
+{
+    sockit_stream *st = sockit_stream_new_fd(loop, fd, owned, NULL, NULL);
+    sockit_stream_pause(st);
+    return st;
+}
+
 /* A stream over fd, or over a pump when the loop cannot watch fd (a regular file,
- * /dev/null). reading: the stream is read, else only written. */
+ * /dev/null). reading: the stream is read, else only written. owned: fd is
+ * closed at the end, or on failure. */
 static sockit_stream *fd_stream(const fwd_open_opts *o, const fwd_addr *a, int fd, bool owned,
                                 bool reading, fwd_pump **pump)
 {
-    sockit_stream *st = sockit_stream_new_fd(o->loop, fd, owned, NULL, NULL);
+    sockit_stream *st = paused_stream(o->loop, fd, owned);
     if (st != NULL || sockit_errcode() != -EPERM) {
-        if (st == NULL)
-            cli_fail_lib();
+        if (st == NULL) {
+            cli_fail("forward %s: %s", a->text, sockit_errmsg());
+            if (owned)
+                close(fd);
+        }
         return st;
     }
     int loop_fd;
     *pump = fwd_pump_start(fd, owned, reading, &loop_fd);
     if (*pump == NULL) {
-        fail_errno(a, "a thread for it", errno);
+        int err = errno;
+        if (owned)
+            close(fd);
+        fail_errno(a, "a thread for it", err);
         return NULL;
     }
-    st = sockit_stream_new_fd(o->loop, loop_fd, true, NULL, NULL);
+    st = paused_stream(o->loop, loop_fd, true);
     if (st == NULL) {
+        cli_fail("forward %s: %s", a->text, sockit_errmsg());
         close(loop_fd);
         fwd_pump_finish(*pump, true);
         *pump = NULL;
-        cli_fail_lib();
     }
     return st;
 }
@@ -66,27 +82,34 @@ static int open_stdio(const fwd_open_opts *o, const fwd_addr *a, fwd_end *e)
     return 0;
 }
 
+/* file: is read; create: only written (the relay's side without an in). A FIFO or
+ * a terminal is watched by the loop like a pipe (O_NONBLOCK: opening a FIFO does
+ * not wait for its other end); a regular file goes through a pump. */
 static int open_file(const fwd_open_opts *o, const fwd_addr *a, fwd_end *e)
 {
     bool create = a->kind == FWD_CREATE;
-    int fd = create ? open(a->value, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0666)
-                    : open(a->value, O_RDONLY | O_CLOEXEC);
+    int fd = create ? open(a->value, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC | O_NONBLOCK, 0666)
+                    : open(a->value, O_RDONLY | O_CLOEXEC | O_NONBLOCK);
     if (fd < 0)
         return fail_errno(a, create ? "create" : "open", errno);
-    int loop_fd;
-    e->pump[0] = fwd_pump_start(fd, true, !create, &loop_fd);
-    if (e->pump[0] == NULL) {
-        int err = errno;
-        close(fd);
-        return fail_errno(a, "a thread for it", err);
-    }
-    e->in = e->out = sockit_stream_new_fd(o->loop, loop_fd, true, NULL, NULL);
-    if (e->in == NULL) {
-        close(loop_fd);
-        fwd_pump_finish(e->pump[0], true);
-        e->pump[0] = NULL;
-        cli_fail_lib();
+    sockit_stream *st = fd_stream(o, a, fd, true, !create, &e->pump[0]);
+    if (st == NULL)
         return -1;
+    if (create) {
+        e->out = st;
+    } else if (e->pump[0] != NULL) {
+        e->in = e->out = st; /* the pump discards what comes for the file */
+    } else {
+        /* Bytes sent to a file that is read go nowhere: a pump into /dev/null. */
+        e->in = st;
+        int null = open("/dev/null", O_WRONLY | O_CLOEXEC);
+        e->out = null < 0 ? NULL : fd_stream(o, a, null, true, false, &e->pump[1]);
+        if (e->out == NULL) {
+            if (null < 0)
+                fail_errno(a, "/dev/null", errno);
+            fwd_end_release(e, true);
+            return -1;
+        }
     }
     snprintf(e->name, sizeof e->name, "%s", a->text);
     return 0;
@@ -103,10 +126,11 @@ static int open_command(const fwd_open_opts *o, const fwd_addr *a, fwd_end *e)
         close(sv[0]);
         return -1;
     }
-    e->in = e->out = sockit_stream_new_fd(o->loop, sv[0], true, NULL, NULL);
+    e->in = e->out = paused_stream(o->loop, sv[0], true);
     if (e->in == NULL) {
+        cli_fail("forward %s: %s", a->text, sockit_errmsg());
         close(sv[0]);
-        cli_fail_lib();
+        child_kill(e->pid, SIGTERM);
         return -1;
     }
     if (o->verbose)
@@ -214,6 +238,7 @@ static void connected(sockit_connector *c, sockit_stream *st, int code, void *us
         done(e, false, done_user);
         return;
     }
+    sockit_stream_pause(st); /* until the other side is there */
     e->in = e->out = st;
     done(e, true, done_user);
 }
@@ -289,7 +314,11 @@ bool fwd_end_release(fwd_end *e, bool streams_too)
             ok = false;
         }
     }
-    if (e->pid > 0 && child_wait(e->pid, 0) < 0)
-        child_kill(e->pid, SIGTERM);
+    if (e->pid > 0) {
+        if (child_wait(e->pid, 0) >= 0 || errno == ECHILD)
+            e->pid = 0; /* it had ended */
+        else
+            child_kill(e->pid, SIGTERM); /* the caller waits for it (e->pid stays) */
+    }
     return ok;
 }

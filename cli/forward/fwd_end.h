@@ -46,8 +46,9 @@ int fwd_end_wait_datagram(const fwd_open_opts *o, const fwd_addr *a, sockit *bou
 /* A side made from an accepted stream. */
 void fwd_end_accepted(fwd_end *e, const fwd_addr *a, sockit_stream *st, const char *peer);
 /* Closes what the relay did not take (streams, when no relay was made), waits for
- * the pump threads and tells a command still running to stop (SIGTERM; the
- * caller reaps it). Returns false when a pump's read or write failed (said). */
+ * the pump threads and tells a command still running to stop (SIGTERM; e->pid
+ * then stays set, for the caller to reap). Returns false when a pump's read or
+ * write failed (said). */
 bool fwd_end_release(fwd_end *e, bool streams_too);
 
 #endif

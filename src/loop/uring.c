@@ -112,6 +112,8 @@ static int disarm(uring_impl *u, int fd)
 /* Whether this kernel runs a multishot receive into provided buffers (6.0): asked
  * once per process, with a socket pair, on a small ring of its own (a loop's ring
  * may not take work before the thread that runs it does). */
+static int mapped(int rc);
+
 static int probe_multishot_recv(void)
 {
     static int known; /* 0: not asked yet; 1: works; < 0: the code it failed with */
@@ -122,7 +124,7 @@ static int probe_multishot_recv(void)
     if (u == NULL)
         return -ENOMEM;
     int sv[2] = {-1, -1};
-    int rc = io_uring_queue_init(8, &u->ring, 0);
+    int rc = mapped(io_uring_queue_init(8, &u->ring, 0));
     if (rc < 0) {
         sockit__free(u);
         return rc;
@@ -149,7 +151,7 @@ static int probe_multishot_recv(void)
         }
     }
     /* The ring's exit ends the receive, whatever state it is in. */
-    io_uring_queue_exit(&u->ring);
+    sockit__uring_exit(&u->ring);
     sockit__uring_bufs_close(&u->bufs);
     sockit__free(u);
     if (sv[0] >= 0) {
@@ -160,6 +162,25 @@ static int probe_multishot_recv(void)
      * failed (descriptors, memory) is tried again by the next loop. */
     if (measured)
         __atomic_store_n(&known, rc == 0 ? 1 : rc, __ATOMIC_RELEASE);
+    return rc;
+}
+
+/* A ring's memory is shared with the kernel and mapped anew for each ring, so a
+ * ring one thread has just unmapped and another thread's new ring can sit at the
+ * same address. The kernel orders the unmap before the map; ThreadSanitizer cannot
+ * see that and takes the two threads' accesses for a race. This counter tells it:
+ * released before every unmap, acquired after every map. */
+static atomic_uint ring_generation;
+
+void sockit__uring_exit(struct io_uring *ring)
+{
+    atomic_fetch_add_explicit(&ring_generation, 1, memory_order_release);
+    io_uring_queue_exit(ring);
+}
+
+static int mapped(int rc)
+{
+    (void)atomic_load_explicit(&ring_generation, memory_order_acquire);
     return rc;
 }
 
@@ -195,7 +216,7 @@ int sockit__uring_make_ring(struct io_uring *ring, bool *bound, unsigned *featur
         rc = io_uring_queue_init_params(URING_SQ_ENTRIES, ring, &p);
     }
     *features = p.features;
-    return rc;
+    return mapped(rc);
 }
 
 static int setup(uring_impl *u)
@@ -213,7 +234,7 @@ static int setup(uring_impl *u)
                              : rc == -ENOMEM ? " (locked-memory limit too small?)"
                                              : "");
     if (!(features & IORING_FEAT_EXT_ARG)) {
-        io_uring_queue_exit(&u->ring);
+        sockit__uring_exit(&u->ring);
         return sockit__failf(-ENOSYS, "loop backend uring: the kernel lacks timed waits "
                                       "(IORING_FEAT_EXT_ARG, 5.11)");
     }
@@ -226,19 +247,19 @@ static int setup(uring_impl *u)
     if (pr != NULL)
         io_uring_free_probe(pr);
     if (!ok) {
-        io_uring_queue_exit(&u->ring);
+        sockit__uring_exit(&u->ring);
         return sockit__failf(-ENOSYS, "loop backend uring: the kernel lacks an operation it "
                                       "needs (poll, recv, send, accept, cancel)");
     }
     rc = sockit__uring_bufs_open(&u->bufs, &u->ring);
     if (rc < 0) {
-        io_uring_queue_exit(&u->ring);
+        sockit__uring_exit(&u->ring);
         return rc;
     }
     rc = probe_multishot_recv();
     if (rc < 0) {
         sockit__uring_bufs_close(&u->bufs);
-        io_uring_queue_exit(&u->ring);
+        sockit__uring_exit(&u->ring);
         return sockit__failf(rc, "loop backend uring: multishot receive into provided buffers "
                                  "(the kernel has it from 6.0)");
     }
@@ -264,7 +285,7 @@ static void uring_close(sockit__backend *b, bool forked)
     /* A forked child unmaps and closes only its copies: the ring stays the parent's. */
     (void)forked;
     uring_impl *u = b->impl;
-    io_uring_queue_exit(&u->ring);
+    sockit__uring_exit(&u->ring);
     sockit__uring_bufs_close(&u->bufs);
     sockit__free(u->fds);
     sockit__free(u->rearm);

@@ -126,6 +126,8 @@ typedef struct uring_impl {
 
 /* The ring (uring.c): bound to one thread where the kernel allows, made disabled;
  * *bound says which, *features what the kernel offers. 0 or the set-up's code. */
+/* io_uring_queue_exit, and the ordering ThreadSanitizer needs (uring.c). */
+void sockit__uring_exit(struct io_uring *ring);
 int sockit__uring_make_ring(struct io_uring *ring, bool *bound, unsigned *features);
 /* Lists fd to be armed again before the next wait (uring.c). 0 or -ENOMEM. */
 int sockit__uring_push_rearm(uring_impl *u, int fd);

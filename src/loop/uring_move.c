@@ -129,10 +129,10 @@ int sockit__uring_migrate(uring_impl *u)
         if (bufs != NULL && bufs->br != NULL)
             sockit__uring_bufs_close(bufs);
         sockit__free(bufs);
-        io_uring_queue_exit(&ring);
+        sockit__uring_exit(&ring);
         return sockit__failf(rc, "loop backend uring: taking the loop over from another thread");
     }
-    io_uring_queue_exit(&u->ring);
+    sockit__uring_exit(&u->ring);
     sockit__uring_bufs_close(&u->bufs);
     u->ring = ring;
     u->bufs = *bufs;

@@ -105,11 +105,17 @@ void sockit__proxy_conn_end(px_conn *c, const char *reason, double linger)
         sockit_connector_cancel(c->connecting); /* done comes with -ECANCELED */
     if (c->relay != NULL) {
         sockit__relay_end(c->relay, 0, c->reason, linger);
-    } else if (c->client != NULL) {
+        return;
+    }
+    /* Before the relay: the client, and an upstream the relay could not take. */
+    sockit_stream *ends[2] = {c->client, c->upstream};
+    for (int i = 0; i < 2; i++) {
+        if (ends[i] == NULL)
+            continue;
         if (linger < 0)
-            sockit_stream_abort(c->client);
+            sockit_stream_abort(ends[i]);
         else
-            sockit_stream_close(c->client, linger);
+            sockit_stream_close(ends[i], linger);
     }
 }
 
@@ -148,11 +154,11 @@ static size_t held(const sockit_relay *r, int dir, void *user)
 static void relay_ending(sockit_relay *r, int code, const char *reason, void *user)
 {
     (void)r;
-    (void)code;
     px_conn *c = user;
     if (c->ending)
         return;
-    if (c->reason == NULL) {
+    /* An error after one side's clean end is what ended the connection. */
+    if (c->reason == NULL || code != 0) {
         snprintf(c->reason_buf, sizeof c->reason_buf, "%s", reason);
         c->reason = c->reason_buf;
     }

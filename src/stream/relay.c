@@ -7,6 +7,7 @@
 
 #include "../abi.h"
 #include "../internal.h"
+#include "stream_internal.h"
 
 #include <errno.h>
 #include <math.h>
@@ -23,7 +24,8 @@
 /* The most a datagram carries over IPv4: bytes for a datagram side go in pieces
  * this big at most. */
 #define RELAY_DGRAM_MAX 65507
-/* A datagram endpoint tells no drain: while its sender is paused, the queue is
+/* A datagram endpoint tells no drain, nor does a stream whose queue never passed
+ * its high watermark: while a sender is paused for such a receiver, its queue is
  * looked at this often. */
 #define RELAY_DGRAM_POLL 0.005
 
@@ -33,6 +35,8 @@ struct sockit_relay {
      * direction d goes from side d to side 1 - d. */
     sockit_stream *in[2], *out[2];
     sockit_datagram *dg[2];
+    sockit_addr peer[2];   /* a datagram side's peer: others' datagrams are dropped */
+    bool mute[2];          /* the side is only written: nothing comes from it */
     sockit_stream *all[4]; /* each distinct stream once; NULL once closed */
     bool shut[4];          /* closed by its own shutdown (a pipe's end): expected */
     size_t nall, open;     /* open: streams and endpoints not yet closed */
@@ -71,16 +75,20 @@ static const sockit_stream_callbacks reader_callbacks = {.on_data = on_data,
 /* A stream that is only written (stdout) must not be read: a terminal's fd 1 is
  * often its fd 0 too. */
 static const sockit_stream_callbacks writer_callbacks = {
-    .on_drain = on_drain, .on_error = on_error, .on_close = on_close};
+    .on_eof = on_eof, .on_drain = on_drain, .on_error = on_error, .on_close = on_close};
 static const sockit_datagram_callbacks dgram_callbacks = {
     .on_datagram = on_datagram, .on_error = on_dgram_error, .on_close = on_dgram_close};
 
 static void arm(sockit_relay *r);
 
-static void endf(sockit_relay *r, int code, double linger, const char *fmt, ...)
+/* How an end closes the streams: reset at once, or closed with their queues given
+ * the relay's linger. */
+enum { CLOSE = 0, RESET = 1 };
+
+static void endf(sockit_relay *r, int code, int how, const char *fmt, ...)
     __attribute__((format(printf, 4, 5)));
 
-static void end_now(sockit_relay *r, int code, double linger)
+static void end_now(sockit_relay *r, int code, int how, double linger)
 {
     r->ending = true;
     r->code = code;
@@ -92,7 +100,7 @@ static void end_now(sockit_relay *r, int code, double linger)
     for (size_t i = 0; i < r->nall; i++) {
         if (r->all[i] == NULL)
             continue;
-        if (linger < 0)
+        if (how == RESET)
             sockit_stream_abort(r->all[i]);
         else
             sockit_stream_close(r->all[i], linger);
@@ -102,7 +110,7 @@ static void end_now(sockit_relay *r, int code, double linger)
             sockit_datagram_close(r->dg[s]); /* what the kernel takes now goes */
 }
 
-static void endf(sockit_relay *r, int code, double linger, const char *fmt, ...)
+static void endf(sockit_relay *r, int code, int how, const char *fmt, ...)
 {
     if (r->ending)
         return;
@@ -110,13 +118,15 @@ static void endf(sockit_relay *r, int code, double linger, const char *fmt, ...)
     va_start(ap, fmt);
     vsnprintf(r->reason, sizeof r->reason, fmt, ap);
     va_end(ap);
-    end_now(r, code, linger);
+    end_now(r, code, how, r->linger);
 }
 
 void sockit__relay_end(sockit_relay *r, int code, const char *reason, double linger)
 {
-    if (r != NULL)
-        endf(r, code, linger, "%s", reason != NULL ? reason : "ended");
+    if (r == NULL || r->ending)
+        return;
+    snprintf(r->reason, sizeof r->reason, "%s", reason != NULL ? reason : "ended");
+    end_now(r, code, linger < 0 ? RESET : CLOSE, linger);
 }
 
 bool sockit__relay_ending(const sockit_relay *r) { return r == NULL || r->ending; }
@@ -155,7 +165,7 @@ static void poll_fired(sockit_timer *t, void *user)
     (void)t;
     sockit_relay *r = user;
     for (int dir = 0; dir < 2; dir++)
-        if (r->dg[1 - dir] != NULL && r->paused[dir])
+        if (r->paused[dir])
             sockit__relay_pressure(r, dir);
 }
 
@@ -167,7 +177,8 @@ void sockit__relay_pressure(sockit_relay *r, int dir)
     sockit_stream *out = r->out[1 - dir];
     if (to_dg == NULL && (out == NULL || (r->in[dir] == NULL && r->dg[dir] == NULL)))
         return;
-    size_t held = to_dg != NULL ? sockit_datagram_queued(to_dg) : sockit_stream_queued(out);
+    size_t queued = to_dg != NULL ? sockit_datagram_queued(to_dg) : sockit_stream_queued(out);
+    size_t held = queued;
     if (r->hooks != NULL && r->hooks->held != NULL)
         held += r->hooks->held(r, dir, r->hook_user);
     bool blocked = to_dg == NULL && sockit_stream_write_blocked(out);
@@ -178,11 +189,12 @@ void sockit__relay_pressure(sockit_relay *r, int dir)
         r->paused[dir] = false;
         pause_side(r, dir, false);
     }
-    if (to_dg != NULL && r->paused[dir]) {
+    /* What the hooks hold they weigh again themselves as they let it go. */
+    if (r->paused[dir] && (to_dg != NULL || (!blocked && queued > r->held_low))) {
         if (r->poll == NULL)
             r->poll = sockit_timer_new(r->loop, poll_fired, r);
         if (r->poll == NULL)
-            endf(r, -ENOMEM, -1, "out of memory");
+            endf(r, -ENOMEM, RESET, "out of memory");
         else
             sockit_timer_start(r->poll, RELAY_DGRAM_POLL, 0);
     }
@@ -193,9 +205,12 @@ static int send_datagrams(sockit_relay *r, int to, const char *data, size_t len)
     do {
         size_t n = len < RELAY_DGRAM_MAX ? len : RELAY_DGRAM_MAX;
         int rc = sockit_datagram_send(r->dg[to], data, n, NULL);
-        /* A refused send is the kernel's answer about one datagram (a full queue,
-         * an ICMP error from the peer): UDP loses it, as a router would. */
-        if (rc < 0 && rc != -ENOBUFS && rc != -ECONNREFUSED)
+        /* A full queue loses the datagram, as a router would. */
+        if (rc == -ECONNREFUSED) { /* no one at the peer's port: as on_dgram_error */
+            endf(r, rc, RESET, "%s: %s", r->name[to], sockit_strerror(rc));
+            return rc;
+        }
+        if (rc < 0 && rc != -ENOBUFS)
             return rc;
         data += n;
         len -= n;
@@ -211,7 +226,7 @@ int sockit__relay_pass(sockit_relay *r, int dir, const char *data, size_t len)
     int rc = r->dg[to] != NULL ? send_datagrams(r, to, data, len)
                                : sockit_stream_write(r->out[to], data, len);
     if (rc < 0) {
-        endf(r, rc, -1, "write to %s: %s", r->name[to], sockit_strerror(rc));
+        endf(r, rc, RESET, "write to %s: %s", r->name[to], sockit_strerror(rc));
         return rc;
     }
     r->bytes[dir] += len;
@@ -226,19 +241,25 @@ void sockit__relay_pass_eof(sockit_relay *r, int dir)
     r->ended[dir] = true;
     int to = 1 - dir;
     sockit_stream *out = r->out[to];
-    if (r->dg[to] == NULL) {  /* a datagram side has nothing to shut down */
-        if (out != r->in[to]) /* a pipe's end: the shutdown closes it */
-            for (size_t i = 0; i < r->nall; i++)
-                if (r->all[i] == out)
-                    r->shut[i] = true;
+    if (r->dg[to] == NULL && out != r->in[to]) {
+        /* Only written: its end is expected. A pipe's end is closed, its queue
+         * given the relay's linger (a shutdown would wait without limit). */
+        for (size_t i = 0; i < r->nall; i++)
+            if (r->all[i] == out)
+                r->shut[i] = true;
+        if (out->is_socket)
+            sockit_stream_shutdown(out);
+        else
+            sockit_stream_close(out, r->linger);
+    } else if (r->dg[to] == NULL) { /* a datagram side has nothing to shut down */
         sockit_stream_shutdown(out);
     }
     if (r->ended[to]) {
         /* The first side to end names the end, as a shell user reads it. */
-        endf(r, 0, r->linger, "%s closed", r->name[to]);
+        endf(r, 0, CLOSE, "%s closed", r->name[to]);
         return;
     }
-    if (r->half_close > 0 || r->dg[to] != NULL) {
+    if (!r->mute[dir] && (r->half_close > 0 || r->dg[to] != NULL)) {
         double wait = r->half_close > 0 ? r->half_close : RELAY_DGRAM_LINGER;
         r->half_due = sockit_loop_now(r->loop) + wait;
         arm(r);
@@ -264,10 +285,13 @@ static void on_data(sockit_stream *st, const char *data, size_t len, void *user)
 static void on_datagram(sockit_datagram *d, const char *data, size_t len, const sockit_addr *from,
                         bool truncated, void *user)
 {
-    (void)from;      /* connected: only the peer's come */
     (void)truncated; /* never: the endpoint takes the longest datagram there is */
     sockit_relay *r = user;
-    take(r, dgram_side(r, d), data, len);
+    int s = dgram_side(r, d);
+    /* Connecting keeps others out from then on, not what came before. */
+    if (s >= 0 && r->peer[s].len > 0 && (from == NULL || !sockit_addr_equal(from, &r->peer[s])))
+        return;
+    take(r, s, data, len);
 }
 
 static void on_eof(sockit_stream *st, void *user)
@@ -293,7 +317,7 @@ static void on_error(sockit_stream *st, int code, void *user)
 {
     sockit_relay *r = user;
     /* A stream that is only written fails only in a write. */
-    endf(r, code, -1, "%s%s: %s", reader_side(r, st) < 0 ? "write to " : "", name_of(r, st),
+    endf(r, code, RESET, "%s%s: %s", reader_side(r, st) < 0 ? "write to " : "", name_of(r, st),
          sockit_strerror(code));
 }
 
@@ -304,7 +328,7 @@ static void on_dgram_error(sockit_datagram *d, int code, void *user)
     /* No one listens at the peer's port (an ICMP error on the connected socket):
      * what the other side sends would all be lost. */
     if (s >= 0 && code == -ECONNREFUSED)
-        endf(r, code, -1, "%s: %s", r->name[s], sockit_strerror(code));
+        endf(r, code, RESET, "%s: %s", r->name[s], sockit_strerror(code));
 }
 
 /* One stream or endpoint is gone; the last one ends the relay. */
@@ -312,11 +336,11 @@ static void gone(sockit_relay *r, bool expected, const char *name)
 {
     r->open--;
     if (!r->ending && !expected)
-        endf(r, -EPIPE, -1, "%s closed", name);
+        endf(r, -EPIPE, RESET, "%s closed", name);
     if (r->open > 0)
         return;
     if (!r->ending) /* every stream was a pipe's end that closed as asked */
-        endf(r, 0, -1, "%s closed", r->name[0]);
+        endf(r, 0, CLOSE, "%s closed", r->name[0]);
     if (r->on_end != NULL)
         r->on_end(r, r->code, r->reason, r->user);
     free(r);
@@ -356,7 +380,7 @@ static void on_timer(sockit_timer *t, void *user)
     sockit_relay *r = user;
     double now = sockit_loop_now(r->loop);
     if (r->idle > 0 && now - r->last >= r->idle) {
-        endf(r, SOCKIT_ETIMEOUT, -1, "idle for %g s", r->idle);
+        endf(r, SOCKIT_ETIMEOUT, RESET, "idle for %g s", r->idle);
         return;
     }
     if (r->half_due > 0 && now >= r->half_due) {
@@ -364,11 +388,11 @@ static void on_timer(sockit_timer *t, void *user)
         double waited = r->half_close > 0 ? r->half_close : RELAY_DGRAM_LINGER;
         /* A datagram side cannot end by itself: this is its end. */
         if (r->dg[open] != NULL)
-            endf(r, 0, r->linger, "%s: no more datagrams %g s after %s ended", r->name[open],
-                 waited, r->name[1 - open]);
-        else
-            endf(r, SOCKIT_ETIMEOUT, -1, "%s still open %g s after %s ended", r->name[open], waited,
+            endf(r, 0, CLOSE, "%s: no more datagrams %g s after %s ended", r->name[open], waited,
                  r->name[1 - open]);
+        else
+            endf(r, SOCKIT_ETIMEOUT, RESET, "%s still open %g s after %s ended", r->name[open],
+                 waited, r->name[1 - open]);
         return;
     }
     arm(r);
@@ -417,16 +441,17 @@ static int side_of(const sockit_relay_side *given, const char *which, sockit_rel
         return -EINVAL;
     if (out->out == NULL)
         out->out = out->in;
-    if ((out->datagram != NULL) == (out->in != NULL))
+    bool streams = out->in != NULL || out->out != NULL;
+    if ((out->datagram != NULL) == streams)
         return sockit__failf(-EINVAL, "relay: side %s: %s", which,
-                             out->datagram != NULL ? "streams and a datagram endpoint"
-                                                   : "no stream and no datagram endpoint");
+                             streams ? "streams and a datagram endpoint"
+                                     : "no stream and no datagram endpoint");
     return 0;
 }
 
 static sockit_loop *loop_of(const sockit_relay_side *s)
 {
-    return s->datagram != NULL ? sockit_datagram_loop(s->datagram) : sockit_stream_loop(s->in);
+    return s->datagram != NULL ? sockit_datagram_loop(s->datagram) : sockit_stream_loop(s->out);
 }
 
 static sockit_relay *make(const sockit_relay_side *a, const sockit_relay_side *b,
@@ -436,6 +461,10 @@ static sockit_relay *make(const sockit_relay_side *a, const sockit_relay_side *b
         (a->out != NULL && (a->out == b->in || a->out == b->out)) ||
         (a->datagram != NULL && a->datagram == b->datagram)) {
         sockit__failf(-EINVAL, "relay: the same stream on both sides");
+        return NULL;
+    }
+    if (a->datagram == NULL && b->datagram == NULL && a->in == NULL && b->in == NULL) {
+        sockit__failf(-EINVAL, "relay: neither side is read");
         return NULL;
     }
     sockit_loop *loop = loop_of(a);
@@ -455,6 +484,12 @@ static sockit_relay *make(const sockit_relay_side *a, const sockit_relay_side *b
         r->in[s] = sides[s]->in;
         r->out[s] = sides[s]->out;
         r->dg[s] = sides[s]->datagram;
+        r->mute[s] = r->dg[s] == NULL && r->in[s] == NULL;
+        if (r->dg[s] != NULL) {
+            r->peer[s].len = sizeof r->peer[s].u;
+            if (getpeername(sockit_datagram_fd(r->dg[s]), &r->peer[s].u.sa, &r->peer[s].len) < 0)
+                r->peer[s].len = 0; /* not connected: anyone's datagrams pass */
+        }
     }
     r->held_max = own->held_max > 0 ? own->held_max : RELAY_HELD_DEFAULT;
     r->held_low = r->held_max / 4;
@@ -510,8 +545,10 @@ sockit_relay *sockit__relay_new_hooked(const sockit_relay_side *a, const sockit_
     for (size_t i = 0; i < r->nall; i++) {
         sockit_stream *st = r->all[i];
         sockit_stream_set_user(st, r);
-        sockit_stream_set_callbacks(st, reader_side(r, st) >= 0 ? &reader_callbacks
-                                                                : &writer_callbacks);
+        bool reads = reader_side(r, st) >= 0;
+        sockit_stream_set_callbacks(st, reads ? &reader_callbacks : &writer_callbacks);
+        if (!reads) /* a socket reads whatever its callbacks are: this one must not */
+            sockit_stream_pause(st);
     }
     for (int s = 0; s < 2; s++)
         if (r->dg[s] != NULL) {
@@ -519,6 +556,11 @@ sockit_relay *sockit__relay_new_hooked(const sockit_relay_side *a, const sockit_
             sockit_datagram_set_callbacks(r->dg[s], &dgram_callbacks);
         }
     arm(r);
+    /* A side that is only written sends nothing: its end goes to the other side
+     * at once, and starts no half-close limit. */
+    for (int s = 0; s < 2; s++)
+        if (r->mute[s])
+            sockit__relay_pass_eof(r, s);
     return r;
 }
 
@@ -546,5 +588,5 @@ unsigned long long sockit_relay_bytes(const sockit_relay *r, int dir)
 void sockit_relay_close(sockit_relay *r)
 {
     if (r != NULL)
-        endf(r, -ECANCELED, -1, "closed");
+        endf(r, -ECANCELED, RESET, "closed");
 }
