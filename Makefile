@@ -21,7 +21,7 @@ deps:
 	@scripts/deps.sh
 
 $(BUILD)/plain/Makefile:
-	$(CMAKE) -S . -B $(BUILD)/plain -DCMAKE_C_COMPILER=gcc
+	$(CMAKE) -S . -B $(BUILD)/plain -DCMAKE_C_COMPILER=gcc -DSOCKIT_FAULT_INJECTION=ON
 
 build: $(BUILD)/plain/Makefile
 	$(CMAKE) --build $(BUILD)/plain -j $(JOBS)
@@ -42,12 +42,12 @@ test-plain: build
 	cd $(BUILD)/plain && ctest $(CTEST_FLAGS)
 
 test-asan:
-	$(CMAKE) -S . -B $(BUILD)/asan -DCMAKE_C_COMPILER=clang -DCMAKE_BUILD_TYPE=Debug -DSOCKIT_SANITIZE=ON
+	$(CMAKE) -S . -B $(BUILD)/asan -DCMAKE_C_COMPILER=clang -DCMAKE_BUILD_TYPE=Debug -DSOCKIT_SANITIZE=ON -DSOCKIT_FAULT_INJECTION=ON
 	$(CMAKE) --build $(BUILD)/asan -j $(JOBS)
 	cd $(BUILD)/asan && ctest $(CTEST_FLAGS)
 
 test-tsan:
-	$(CMAKE) -S . -B $(BUILD)/tsan -DCMAKE_C_COMPILER=clang -DCMAKE_BUILD_TYPE=Debug -DSOCKIT_TSAN=ON
+	$(CMAKE) -S . -B $(BUILD)/tsan -DCMAKE_C_COMPILER=clang -DCMAKE_BUILD_TYPE=Debug -DSOCKIT_TSAN=ON -DSOCKIT_FAULT_INJECTION=ON
 	$(CMAKE) --build $(BUILD)/tsan -j $(JOBS)
 	cd $(BUILD)/tsan && ctest $(CTEST_FLAGS) -L threads
 
@@ -96,8 +96,12 @@ bench-quick: bench-build
 	python3 bench/run_bench.py --build $(BUILD)/plain --quick $(BENCH_FLAGS)
 	bench/run_loop_bench.sh $(BUILD)/plain bench/results --quick --repeats 3
 
-install: build
-	$(CMAKE) --install $(BUILD)/plain
+# Installed from a build of its own, without the test builds' SOCKIT_FAULT_INJECTION:
+# an installed library never reads SOCKIT_FAULTS.
+install:
+	$(CMAKE) -S . -B $(BUILD)/release -DCMAKE_BUILD_TYPE=Release -DSOCKIT_FAULT_INJECTION=OFF -DSOCKIT_TESTS=OFF
+	$(CMAKE) --build $(BUILD)/release -j $(JOBS)
+	$(CMAKE) --install $(BUILD)/release
 
 clean:
 	rm -rf $(BUILD)

@@ -16,7 +16,10 @@ static ssize_t plain_send(sockit *s, const void *buf, size_t len, int flags, sho
 {
     (void)want;
     for (;;) {
-        ssize_t n = sockit__sys_send(s->fd, buf, len, flags | MSG_NOSIGNAL);
+        /* A datagram goes through the datagram wrapper, which is never shortened. */
+        ssize_t n = s->type == SOCK_STREAM
+                        ? sockit__sys_send(s->fd, buf, len, flags | MSG_NOSIGNAL)
+                        : sockit__sys_sendto(s->fd, buf, len, flags | MSG_NOSIGNAL, NULL, 0);
         if (n >= 0)
             return n;
         if (errno != EINTR)
@@ -28,7 +31,9 @@ static ssize_t plain_recv(sockit *s, void *buf, size_t len, int flags, short *wa
 {
     (void)want;
     for (;;) {
-        ssize_t n = sockit__sys_recv(s->fd, buf, len, flags);
+        ssize_t n = s->type == SOCK_STREAM
+                        ? sockit__sys_recv(s->fd, buf, len, flags)
+                        : sockit__sys_recvfrom(s->fd, buf, len, flags, NULL, NULL);
         if (n >= 0)
             return n;
         if (errno != EINTR)

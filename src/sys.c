@@ -11,6 +11,12 @@ static _Atomic(sockit__fault_fn) fault_hook;
 
 void sockit__set_fault_hook(sockit__fault_fn fn) { atomic_store(&fault_hook, fn); }
 
+#ifdef SOCKIT_FAULT_INJECTION
+/* Here, not in fault_env.c: a static library's member that nothing refers to is
+ * never linked in, and its constructor would never run. */
+__attribute__((constructor)) static void load_faults(void) { sockit__faults_from_environment(); }
+#endif
+
 /* 0 to go on (with *len maybe lowered), or -1 with errno set to the injected one. */
 static int ask(sockit__sysop op, size_t *len)
 {

@@ -36,6 +36,9 @@ typedef enum sockit__sysop {
  * NULL, the default, injects nothing. Set it while no other thread uses sockit. */
 typedef int (*sockit__fault_fn)(sockit__sysop op, size_t *len);
 void sockit__set_fault_hook(sockit__fault_fn fn);
+/* Test builds (SOCKIT_FAULT_INJECTION): installs the hook SOCKIT_FAULTS describes
+ * (src/fault_env.c), at load time. */
+void sockit__faults_from_environment(void);
 
 ssize_t sockit__sys_send(int fd, const void *buf, size_t len, int flags);
 ssize_t sockit__sys_recv(int fd, void *buf, size_t len, int flags);

@@ -97,6 +97,20 @@ sockit *harness_tcp_listener(int family, int *port)
     return l;
 }
 
+void harness_tcp_pair(int family, sockit **client, sockit **server)
+{
+    int port;
+    sockit *l = harness_tcp_listener(family, &port);
+    sockit *c = sockit_socket(family, SOCK_STREAM);
+    assert_sock(c);
+    assert_ok(sockit_connect(c, family == AF_INET6 ? "::1" : "127.0.0.1", port));
+    sockit *s = sockit_accept(l, NULL);
+    assert_sock(s);
+    sockit_close(l);
+    *client = c;
+    *server = s;
+}
+
 void harness_signal_no_restart(int sig, void (*handler)(int))
 {
     struct sigaction sa;

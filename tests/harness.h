@@ -41,6 +41,9 @@ double harness_now(void);
 /* A listening TCP socket on 127.0.0.1 (or ::1 when family is AF_INET6) on a free
  * port; the port is stored in *port. */
 sockit *harness_tcp_listener(int family, int *port);
+/* A connected TCP pair over loopback of that family: *client connected, *server
+ * the accepted end. */
+void harness_tcp_pair(int family, sockit **client, sockit **server);
 
 /* Installs handler for sig without SA_RESTART, so blocking syscalls see EINTR. */
 void harness_signal_no_restart(int sig, void (*handler)(int));

@@ -18,18 +18,6 @@ static void pair(sockit *p[2]) { assert_ok(sockit_socketpair(AF_UNIX, SOCK_STREA
 
 /* TCP, not a socketpair, where many one-byte writes are at stake: a Unix socket
  * charges each write's whole buffer overhead, so a few hundred fill it. */
-static void tcp_pair(sockit *p[2])
-{
-    int port;
-    sockit *l = harness_tcp_listener(AF_INET, &port);
-    p[0] = sockit_socket(AF_INET, SOCK_STREAM);
-    assert_sock(p[0]);
-    assert_ok(sockit_connect(p[0], "127.0.0.1", port));
-    p[1] = sockit_accept(l, NULL);
-    assert_sock(p[1]);
-    sockit_close(l);
-}
-
 static void test_eintr_on_send_and_recv_is_retried(void **state)
 {
     (void)state;
@@ -71,7 +59,7 @@ static void test_sendall_finishes_one_byte_writes_and_readline_joins_one_byte_re
 {
     (void)state;
     sockit *p[2];
-    tcp_pair(p);
+    harness_tcp_pair(AF_INET, &p[0], &p[1]);
     char text[2000];
     for (size_t i = 0; i < sizeof text - 1; i++)
         text[i] = (char)('a' + i % 26);

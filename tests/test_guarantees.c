@@ -22,20 +22,6 @@ static void sleep_s(double seconds)
     nanosleep(&ts, NULL);
 }
 
-static void tcp_pair(sockit **client, sockit **server)
-{
-    int port;
-    sockit *l = harness_tcp_listener(AF_INET, &port);
-    sockit *c = sockit_socket(AF_INET, SOCK_STREAM);
-    assert_sock(c);
-    assert_ok(sockit_connect(c, "127.0.0.1", port));
-    sockit *s = sockit_accept(l, NULL);
-    assert_sock(s);
-    sockit_close(l);
-    *client = c;
-    *server = s;
-}
-
 static void set_buffers_small(sockit *s)
 {
     int size = 65536;
@@ -134,7 +120,7 @@ static void test_no_sigpipe_writing_to_a_closed_peer_in_this_process(void **stat
     sockit_close(p[0]);
 
     sockit *c, *srv;
-    tcp_pair(&c, &srv);
+    harness_tcp_pair(AF_INET, &c, &srv);
     sockit_close(srv);
     ssize_t rc = 0;
     for (int i = 0; i < 200 && rc >= 0; i++) {
@@ -236,7 +222,7 @@ static void *later_main(void *arg)
 static void recv_interrupted_then_data(double timeout)
 {
     sockit *c, *srv;
-    tcp_pair(&c, &srv);
+    harness_tcp_pair(AF_INET, &c, &srv);
     assert_ok(sockit_settimeout(srv, timeout));
     struct later l = {.s = c, .delay = 0.3};
     pthread_t t;
@@ -273,7 +259,7 @@ static void test_eintr_does_not_restart_the_recv_deadline(void **state)
 {
     (void)state;
     sockit *c, *srv;
-    tcp_pair(&c, &srv);
+    harness_tcp_pair(AF_INET, &c, &srv);
     assert_ok(sockit_settimeout(srv, 0.5));
     /* Restarting the clock after each signal would end past 0.45 + 0.5 s. */
     static const double at[] = {0.15, 0.3, 0.45};
@@ -344,7 +330,7 @@ static void test_recv_exact_deadline_is_not_restarted_by_partial_progress(void *
 {
     (void)state;
     sockit *c, *srv;
-    tcp_pair(&c, &srv);
+    harness_tcp_pair(AF_INET, &c, &srv);
     assert_ok(sockit_settimeout(srv, 0.5));
     struct trickle tr = {.s = c};
     atomic_init(&tr.stop, false);
@@ -371,7 +357,7 @@ static void test_sendall_deadline_is_not_restarted_by_partial_progress(void **st
     char *data = calloc(1, len);
     assert_non_null(data);
     sockit *c, *srv;
-    tcp_pair(&c, &srv);
+    harness_tcp_pair(AF_INET, &c, &srv);
     set_buffers_small(c);
     set_buffers_small(srv);
     assert_ok(sockit_settimeout(c, 0.5));
@@ -487,7 +473,7 @@ static void test_non_blocking_calls_would_block_and_differ_from_timeout(void **s
     int port;
     sockit *l = harness_tcp_listener(AF_INET, &port);
     sockit *c, *srv;
-    tcp_pair(&c, &srv);
+    harness_tcp_pair(AF_INET, &c, &srv);
     sockit *u = sockit_socket(AF_INET, SOCK_DGRAM);
     assert_sock(u);
     assert_ok(sockit_bind(u, "127.0.0.1", 0));
@@ -559,7 +545,7 @@ static void test_one_thread_receives_while_another_sends_on_one_socket(void **st
     static const double modes[] = {SOCKIT_BLOCKING, 5.0};
     for (size_t m = 0; m < 2; m++) {
         sockit *c, *srv;
-        tcp_pair(&c, &srv);
+        harness_tcp_pair(AF_INET, &c, &srv);
         assert_ok(sockit_settimeout(c, modes[m]));
         pthread_t echo, reader;
         assert_int_equal(pthread_create(&echo, NULL, echo_lines_main, srv), 0);

@@ -16,20 +16,6 @@ static void sleep_ms(long ms)
     nanosleep(&ts, NULL);
 }
 
-static void tcp_pair(int family, sockit **client, sockit **server)
-{
-    int port;
-    sockit *l = harness_tcp_listener(family, &port);
-    sockit *c = sockit_socket(family, SOCK_STREAM);
-    assert_sock(c);
-    assert_ok(sockit_connect(c, family == AF_INET6 ? "::1" : "127.0.0.1", port));
-    sockit *s = sockit_accept(l, NULL);
-    assert_sock(s);
-    sockit_close(l);
-    *client = c;
-    *server = s;
-}
-
 static sockit *udp_bound(int family, sockit_addr *addr)
 {
     sockit *s = sockit_socket(family, SOCK_DGRAM);
@@ -105,7 +91,7 @@ static void test_send_and_recv_over_tcp_loopback(void **state)
 {
     (void)state;
     sockit *c, *srv;
-    tcp_pair(AF_INET, &c, &srv);
+    harness_tcp_pair(AF_INET, &c, &srv);
     assert_int_equal(sockit_send(c, "hello", 5, 0), 5);
     char buf[16];
     assert_int_equal(sockit_recv(srv, buf, 5, MSG_PEEK), 5);
@@ -128,7 +114,7 @@ static void sendall_through_slow_reader(double timeout)
         data[i] = pattern(i);
 
     sockit *c, *srv;
-    tcp_pair(AF_INET, &c, &srv);
+    harness_tcp_pair(AF_INET, &c, &srv);
     set_buffers_small(c);
     set_buffers_small(srv);
     assert_ok(sockit_settimeout(c, timeout));
@@ -166,7 +152,7 @@ static void test_sendall_timeout_reports_bytes_sent(void **state)
     uint8_t *data = calloc(1, len);
     assert_non_null(data);
     sockit *c, *srv;
-    tcp_pair(AF_INET, &c, &srv); /* srv never reads */
+    harness_tcp_pair(AF_INET, &c, &srv); /* srv never reads */
     assert_ok(sockit_settimeout(c, 0.3));
     size_t sent = 0;
     double t0 = harness_now();
@@ -186,7 +172,7 @@ static void test_send_in_non_blocking_mode_would_block_when_buffer_is_full(void 
 {
     (void)state;
     sockit *c, *srv;
-    tcp_pair(AF_INET, &c, &srv);
+    harness_tcp_pair(AF_INET, &c, &srv);
     assert_ok(sockit_setblocking(c, false));
     static uint8_t chunk[65536];
     ssize_t rc = 0;
@@ -208,7 +194,7 @@ static void test_recv_exact_collects_pieces_sent_apart(void **state)
 {
     (void)state;
     sockit *c, *srv;
-    tcp_pair(AF_INET, &c, &srv);
+    harness_tcp_pair(AF_INET, &c, &srv);
     uint8_t buf[8];
     struct exact_reader r = {.s = srv, .buf = buf, .len = sizeof buf};
     pthread_t t;
@@ -228,7 +214,7 @@ static void test_recv_exact_reports_eof_and_bytes_got_when_peer_closes_early(voi
 {
     (void)state;
     sockit *c, *srv;
-    tcp_pair(AF_INET, &c, &srv);
+    harness_tcp_pair(AF_INET, &c, &srv);
     assert_int_equal(sockit_sendall(c, "abc", 3, 0, NULL), 3);
     sockit_close(c);
     char buf[10];
@@ -244,7 +230,7 @@ static void test_recv_exact_timeout_reports_bytes_got(void **state)
 {
     (void)state;
     sockit *c, *srv;
-    tcp_pair(AF_INET, &c, &srv);
+    harness_tcp_pair(AF_INET, &c, &srv);
     assert_int_equal(sockit_sendall(c, "ab", 2, 0, NULL), 2);
     assert_ok(sockit_settimeout(srv, 0.3));
     char buf[10];
@@ -262,7 +248,7 @@ static void test_recv_returns_zero_at_eof(void **state)
 {
     (void)state;
     sockit *c, *srv;
-    tcp_pair(AF_INET, &c, &srv);
+    harness_tcp_pair(AF_INET, &c, &srv);
     assert_ok(sockit_shutdown(c, SHUT_WR));
     char b;
     assert_int_equal(sockit_recv(srv, &b, 1, 0), 0);
@@ -275,7 +261,7 @@ static void test_recv_timeout_and_non_blocking_fail_with_their_own_codes(void **
 {
     (void)state;
     sockit *c, *srv;
-    tcp_pair(AF_INET, &c, &srv);
+    harness_tcp_pair(AF_INET, &c, &srv);
     char b;
     assert_ok(sockit_settimeout(srv, 0.2));
     double t0 = harness_now();
@@ -438,7 +424,7 @@ static void test_sendfile_sends_the_requested_range(void **state)
     const size_t file_len = 1u << 20, offset = 1000, count = 500000;
     int fd = pattern_file(file_len);
     sockit *c, *srv;
-    tcp_pair(AF_INET, &c, &srv);
+    harness_tcp_pair(AF_INET, &c, &srv);
     uint8_t *buf = malloc(count);
     assert_non_null(buf);
     struct exact_reader r = {.s = srv, .buf = buf, .len = count};
@@ -486,7 +472,7 @@ static void test_send_to_a_peer_that_reset_reports_epipe_or_econnreset(void **st
 {
     (void)state;
     sockit *c, *srv;
-    tcp_pair(AF_INET, &c, &srv);
+    harness_tcp_pair(AF_INET, &c, &srv);
     struct linger lg = {.l_onoff = 1, .l_linger = 0};
     assert_int_equal(setsockopt(sockit_fileno(srv), SOL_SOCKET, SO_LINGER, &lg, sizeof lg), 0);
     sockit_close(srv); /* RST at once */
@@ -500,7 +486,7 @@ static void test_send_after_peer_closed_reports_epipe_or_econnreset(void **state
 {
     (void)state;
     sockit *c, *srv;
-    tcp_pair(AF_INET, &c, &srv);
+    harness_tcp_pair(AF_INET, &c, &srv);
     sockit_close(srv);
     ssize_t rc = send_until_error(c);
     assert_true(rc == -EPIPE || rc == -ECONNRESET);
@@ -518,7 +504,7 @@ static void test_msg_dontwait_never_waits_in_any_mode(void **state)
     static const double modes[] = {SOCKIT_BLOCKING, 5.0};
     for (size_t m = 0; m < sizeof modes / sizeof modes[0]; m++) {
         sockit *c, *srv;
-        tcp_pair(AF_INET, &c, &srv);
+        harness_tcp_pair(AF_INET, &c, &srv);
         assert_ok(sockit_settimeout(srv, modes[m]));
         assert_ok(sockit_settimeout(c, modes[m]));
         char b[8];
@@ -572,7 +558,7 @@ static void test_recv_of_zero_bytes_returns_zero_at_once(void **state)
 {
     (void)state;
     sockit *c, *srv;
-    tcp_pair(AF_INET, &c, &srv);
+    harness_tcp_pair(AF_INET, &c, &srv);
     char b[4];
     double t0 = harness_now();
     assert_int_equal(sockit_recv(srv, b, 0, 0), 0);
@@ -603,7 +589,7 @@ static void test_recvfrom_on_a_stream_socket_reports_the_peer(void **state)
     static const int families[] = {AF_INET, AF_INET6};
     for (int i = 0; i < 2; i++) {
         sockit *c, *srv;
-        tcp_pair(families[i], &c, &srv);
+        harness_tcp_pair(families[i], &c, &srv);
         sockit_addr want, from;
         assert_ok(sockit_getsockname(c, &want));
         assert_int_equal(sockit_sendall(c, "line\nrest", 9, 0, NULL), 9);
@@ -649,7 +635,7 @@ static void test_sendfile_leaves_the_file_position_alone(void **state)
     int fd = pattern_file(4096);
     assert_int_equal(lseek(fd, 123, SEEK_SET), 123);
     sockit *c, *srv;
-    tcp_pair(AF_INET, &c, &srv);
+    harness_tcp_pair(AF_INET, &c, &srv);
     size_t sent = 0;
     assert_int_equal(sockit_sendfile(c, fd, 1000, 2000, &sent), 2000);
     assert_int_equal(lseek(fd, 0, SEEK_CUR), 123);

@@ -28,21 +28,6 @@ static bool is_nonblock(int fd)
 
 static bool fd_is_open(int fd) { return fcntl(fd, F_GETFD) >= 0; }
 
-/* A connected TCP pair over loopback: *client connected to *server (accepted). */
-static void tcp_pair(int family, sockit **client, sockit **server)
-{
-    int port;
-    sockit *l = harness_tcp_listener(family, &port);
-    sockit *c = sockit_socket(family, SOCK_STREAM);
-    assert_sock(c);
-    assert_ok(sockit_connect(c, family == AF_INET6 ? "::1" : "127.0.0.1", port));
-    sockit *s = sockit_accept(l, NULL);
-    assert_sock(s);
-    sockit_close(l);
-    *client = c;
-    *server = s;
-}
-
 static void send_text(sockit *s, const char *text)
 {
     size_t len = strlen(text);
@@ -165,7 +150,7 @@ static void test_detach_returns_a_live_descriptor_the_caller_owns(void **state)
 {
     (void)state;
     sockit *c, *srv;
-    tcp_pair(AF_INET, &c, &srv);
+    harness_tcp_pair(AF_INET, &c, &srv);
     int fd = sockit_detach(c);
     assert_true(fd >= 0);
     assert_true(fd_is_open(fd));
@@ -181,7 +166,7 @@ static void test_dup_shares_the_connection_and_the_timeout(void **state)
 {
     (void)state;
     sockit *c, *srv;
-    tcp_pair(AF_INET, &c, &srv);
+    harness_tcp_pair(AF_INET, &c, &srv);
     assert_ok(sockit_settimeout(c, 1.5));
     sockit *d = sockit_dup(c);
     assert_sock(d);
@@ -491,7 +476,7 @@ static void test_names_of_both_ends_match(void **state)
 {
     (void)state;
     sockit *c, *srv;
-    tcp_pair(AF_INET, &c, &srv);
+    harness_tcp_pair(AF_INET, &c, &srv);
     sockit_addr cs, cp, ss, sp;
     assert_ok(sockit_getsockname(c, &cs));
     assert_ok(sockit_getpeername(c, &cp));
@@ -518,7 +503,7 @@ static void test_shutdown_write_gives_peer_eof_and_keeps_the_other_direction(voi
 {
     (void)state;
     sockit *c, *srv;
-    tcp_pair(AF_INET, &c, &srv);
+    harness_tcp_pair(AF_INET, &c, &srv);
     send_text(c, "last words");
     assert_ok(sockit_shutdown(c, SHUT_WR));
     expect_text(srv, "last words");
@@ -754,7 +739,7 @@ static void test_read_ahead_bytes_stay_with_their_object_through_detach_dup_from
 {
     (void)state;
     sockit *c, *srv;
-    tcp_pair(AF_INET, &c, &srv);
+    harness_tcp_pair(AF_INET, &c, &srv);
     send_text(c, "line\nahead");
     char line[16];
     assert_int_equal(sockit_readline(srv, line, sizeof line), 5);

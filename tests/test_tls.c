@@ -1876,21 +1876,11 @@ static void test_openssl_s_client_against_sockit_server(void **state)
  * Plain sockets and misuse
  * ------------------------------------------------------------------------------ */
 
-static void tcp_pair(sockit **client, sockit **server)
-{
-    int port;
-    sockit *l = harness_tcp_listener(AF_INET, &port);
-    *client = tcp_connect(port);
-    *server = sockit_accept(l, NULL);
-    assert_sock(*server);
-    sockit_close(l);
-}
-
 static void test_plain_sockets_have_no_tls_state(void **state)
 {
     NEED_TLS();
     sockit *c, *srv;
-    tcp_pair(&c, &srv);
+    harness_tcp_pair(AF_INET, &c, &srv);
     assert_false(sockit_is_tls(c));
     assert_null(sockit_tls_version(c));
     assert_null(sockit_tls_cipher(c));
@@ -1914,7 +1904,7 @@ static void test_wrap_checks_its_socket_and_context(void **state)
     assert_code(sockit_tls_wrap(NULL, ctx, "localhost"), -EBADF);
 
     sockit *c, *srv;
-    tcp_pair(&c, &srv);
+    harness_tcp_pair(AF_INET, &c, &srv);
     /* undocumented: NULL ctx is -EINVAL; argument errors leave the socket plain (a
      * failed call takes ownership of nothing) */
     assert_code(sockit_tls_wrap(c, NULL, "localhost"), -EINVAL);
