@@ -7,13 +7,16 @@
 #   make bench  install the peers' Debian packages, build, run every (server x workload)
 #               pair and write bench/results/REPORT.md with its JSON and charts
 #               (make bench-quick: fewer workloads and short runs, under 2 minutes)
+# and for the reliability runs that do not fit in make test:
+#   make fuzz   every libFuzzer target for FUZZ_SECONDS each (make test replays corpora)
+#   make soak   ten minutes of mixed load; says whether memory, fds or threads grew
 JOBS ?= $(shell nproc)
 BUILD ?= build
 CMAKE ?= cmake
 CTEST_FLAGS = --output-on-failure -j $(JOBS)
 FORMAT_FILES = $(shell git ls-files '*.c' '*.h' 2>/dev/null || find include src tests examples cli -name '*.[ch]')
 
-.PHONY: all build demo test bench bench-quick bench-deps bench-build deps format format-check test-plain test-asan test-tsan install clean
+.PHONY: all build demo test fuzz soak bench bench-quick bench-deps bench-build deps format format-check test-plain test-asan test-tsan install clean
 
 all: build
 
@@ -56,6 +59,19 @@ test: deps
 	$(MAKE) test-plain
 	$(MAKE) test-asan
 	$(MAKE) test-tsan
+
+# Fuzzing (not part of make test, which replays each target's corpus): every
+# libFuzzer target for FUZZ_SECONDS (default 60) each; scripts/fuzz.sh says more.
+FUZZ_SECONDS ?= 60
+fuzz: deps
+	FUZZ_SECONDS=$(FUZZ_SECONDS) BUILD=$(BUILD) scripts/fuzz.sh
+
+# Ten minutes of mixed load (not part of make test): echo, one-shot, UDP and the proxy
+# with random toxics, each server's memory, descriptors and threads sampled every
+# second; the report (BUILD/plain/soak.md) says whether any grew. SOAK_SECONDS=60
+# for a shorter one.
+soak: build
+	python3 scripts/soak.py $(BUILD)/plain
 
 # Benchmarks are measurements, never pass/fail: see bench/README.md for what each
 # compares. cmake runs again so that peers whose libraries (libuv, libevent) bench-deps

@@ -97,14 +97,34 @@ void cli_event(const char *event, ...)
     funlockfile(json_out);
 }
 
+/* msg as one line: a control character (a newline in an operand that is named)
+ * becomes an escape, so that an error is never cut across lines. */
+static const char *one_line(const char *msg, char *out, size_t size)
+{
+    size_t o = 0;
+    for (const unsigned char *p = (const unsigned char *)msg; *p != '\0' && o + 5 < size; p++) {
+        if (*p >= 0x20 && *p != 0x7f)
+            out[o++] = (char)*p;
+        else if (*p == '\n' || *p == '\r' || *p == '\t')
+            o += (size_t)snprintf(out + o, size - o, "\\%c",
+                                  *p == '\n'   ? 'n'
+                                  : *p == '\r' ? 'r'
+                                               : 't');
+        else
+            o += (size_t)snprintf(out + o, size - o, "\\x%02x", *p);
+    }
+    out[o] = '\0';
+    return out;
+}
+
 /* One line on stderr ("prefix: message") and the same as a JSON event. */
 __attribute__((format(printf, 3, 0))) static void say(const char *event, const char *prefix,
                                                       const char *fmt, va_list ap)
 {
-    char msg[1024];
+    char msg[1024], line[4096];
     vsnprintf(msg, sizeof msg, fmt, ap);
     if (json_out != stderr)
-        fprintf(stderr, "%s: %s\n", prefix, msg);
+        fprintf(stderr, "%s: %s\n", prefix, one_line(msg, line, sizeof line));
     cli_event(event, "message", 's', msg, NULL);
 }
 
@@ -128,20 +148,21 @@ void cli_warn(const char *fmt, ...)
 int cli_fail_lib(void)
 {
     int code = sockit_errcode();
+    char line[4096];
     if (json_out != stderr)
-        fprintf(stderr, "sockit: %s\n", sockit_errmsg());
+        fprintf(stderr, "sockit: %s\n", one_line(sockit_errmsg(), line, sizeof line));
     cli_event("error", "code", 's', sockit_errname(code), "message", 's', sockit_errmsg(), NULL);
     return CLI_FAIL;
 }
 
 int cli_usage_error(const char *usage, const char *fmt, ...)
 {
-    char msg[1024];
+    char msg[1024], line[4096];
     va_list ap;
     va_start(ap, fmt);
     vsnprintf(msg, sizeof msg, fmt, ap);
     va_end(ap);
-    fprintf(stderr, "sockit %s: %s\nusage: %s\n", cli_cmd, msg, usage);
+    fprintf(stderr, "sockit %s: %s\nusage: %s\n", cli_cmd, one_line(msg, line, sizeof line), usage);
     cli_event("error", "code", 's', "EUSAGE", "message", 's', msg, NULL);
     return CLI_USAGE;
 }

@@ -3,9 +3,11 @@
  * registry of real proxies on a loop. Beyond "did not crash" it checks that a
  * refusal is one of the statuses http.h documents, that an accepted head lies in
  * the input and names a path, and that every answer is a status the API gives with
- * a body that is JSON when it says so. tests/test_fuzz_http_corpus.c includes this
+ * a body that is JSON when it says so. Addresses in bodies are kept to loopback
+ * (fuzz_loopback.h). tests/test_fuzz_http_corpus.c includes this
  * file and replays fuzz/corpus/http/ in every test run. */
 #include "api_routes.h"
+#include "fuzz_loopback.h"
 #include "http.h"
 #include "registry.h"
 
@@ -97,7 +99,10 @@ const char *sockit_fuzz_http_check(const char *data, size_t size)
         sockit_toxic_init(&t, SOCKIT_TOXIC_LOSS, SOCKIT_UPSTREAM);
         sockit_proxy_add_toxic(e->proxy, &t);
     }
-    const char *bad = answer_check(&reg, &req, data + head, (size_t)req.content_length);
+    size_t blen = (size_t)req.content_length;
+    char *kept = fuzz_loopback_json(data + head, blen, &blen);
+    const char *bad = answer_check(&reg, &req, kept != NULL ? kept : data + head, blen);
+    free(kept);
     registry_close_all(&reg);
     for (int i = 0; i < 100 && sockit_loop_close(loop) != 0; i++)
         sockit_loop_run_once(loop, 0.001);

@@ -992,7 +992,8 @@ SOCKIT_API int sockit_loop_run_once(sockit_loop *loop, double timeout);
  * asyncio's loop.stop(). */
 SOCKIT_API void sockit_loop_stop(sockit_loop *loop);
 /* Frees the loop. Fails with -EBUSY and frees nothing while watchers are still open
- * (the message counts them by kind), while it runs, or (io_uring) while operations
+ * (the message counts them by kind), while it runs, while closed streams and
+ * datagram endpoints still wait for their on_close, or (io_uring) while operations
  * of closed streams and listeners are still being cancelled: run it until it
  * returns first. Calls still queued are dropped. NULL is a no-op. Returns 0 or a
  * code. */

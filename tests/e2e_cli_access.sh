@@ -291,6 +291,13 @@ printf '127.0.0.1\n10.0.0.0/33\n' >"$work/bad.rules"
 expect_error allowfile_bad_rule_names_its_line 2 \
     "^sockit listen: --allowfile $work/bad.rules: line 2: '10\\.0\\.0\\.0/33': prefix length /33" \
     "${l[@]}" --allowfile "$work/bad.rules" 127.0.0.1 0
+# A NUL byte is a binary file, said so, not a line cut short or (/dev/zero) a read
+# that never ends.
+printf '127.0.0.1\n10.0\0.0.1\n' >"$work/binary.rules"
+expect_error allowfile_nul_byte 2 "^sockit listen: --allowfile $work/binary.rules: line 2: a NUL byte" \
+    "${l[@]}" --allowfile "$work/binary.rules" 127.0.0.1 0
+expect_error allowfile_dev_zero 2 "^sockit listen: --allowfile /dev/zero: line 1: a NUL byte" \
+    "${l[@]}" --allowfile /dev/zero 127.0.0.1 0
 expect_error allowfile_missing 1 "^sockit: --denyfile $work/none.rules: No such file or directory\$" \
     "${l[@]}" --denyfile "$work/none.rules" 127.0.0.1 0
 

@@ -112,6 +112,19 @@ expect_error unknown_subcommand_exits_2 2 "^sockit: unknown subcommand 'frobnica
 expect_error unknown_top_level_option_exits_2 2 "^sockit: unknown subcommand '--frob'\$" \
     "$sockit" --frob
 
+# An operand with a newline or another control character is named escaped: the error
+# stays one line (expect_usage reads the usage line as the second).
+expect_usage newline_in_an_operand_is_escaped forward "'tcp:a\\\\nb': no port\$" $'tcp:a\nb' stdio
+expect_usage control_byte_in_an_option_is_escaped listen "--allow '1\\\\x01': not an IPv4" \
+    --allow $'1\x01' 0
+name=unknown_host_with_a_newline_is_one_line
+"$sockit" connect $'bad\nhost.invalid' 1 </dev/null >"$work/$name.out" 2>"$work/$name.err"
+if [ "$(wc -l <"$work/$name.err")" -eq 1 ] && grep -q '^sockit: connect to bad\\nhost\.invalid:1: ' "$work/$name.err"; then
+    pass $name
+else
+    fail $name "stderr [$(cat "$work/$name.err")] is not one line naming bad\\nhost.invalid"
+fi
+
 # ---- usage errors of the reference subcommands -----------------------------------------
 for sub in tcp-server tcp-client udp-server udp-client; do
     id=${sub//-/_}

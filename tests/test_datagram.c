@@ -205,6 +205,26 @@ static void close_and_wait(sockit_loop *loop, struct rec *r, size_t dropped)
     wait_closed(loop, r);
 }
 
+/* The loop is not freed under an endpoint whose on_close is still to come (its
+ * memory goes with on_close): close is -EBUSY until the loop has run it. */
+static void test_loop_close_waits_for_a_closed_endpoints_on_close(void **state)
+{
+    (void)state;
+    sockit_loop *loop = new_loop();
+    sockit *u = sockit_socket(AF_INET, SOCK_DGRAM);
+    assert_sock(u);
+    assert_ok(sockit_bind(u, "127.0.0.1", 0));
+    struct rec r;
+    rec_init(&r);
+    adopt(loop, u, &r);
+    rec_close(&r);
+    assert_code(sockit_loop_close(loop), -EBUSY);
+    assert_non_null(strstr(sockit_errmsg(), "still closing"));
+    wait_closed(loop, &r);
+    rec_free(&r);
+    close_loop(loop);
+}
+
 /* ---- peers ---------------------------------------------------------------------- */
 
 static const char *loopback(int family) { return family == AF_INET6 ? "::1" : "127.0.0.1"; }
@@ -1732,6 +1752,7 @@ int main(void)
 {
     const struct CMUnitTest tests[] = {
         harness_test(test_udp4_datagram_arrives_with_its_sender_and_the_reply_returns),
+        harness_test(test_loop_close_waits_for_a_closed_endpoints_on_close),
         harness_test(test_udp6_datagram_arrives_with_its_sender_and_the_reply_returns),
         harness_test(test_unix_path_datagram_arrives_with_its_sender_and_the_reply_returns),
         harness_test(test_unix_abstract_datagram_arrives_with_its_sender_and_the_reply_returns),

@@ -1135,6 +1135,58 @@ static void test_read_lines_splits_and_joins_reads_into_lines(void **state)
     close_loop(loop);
 }
 
+/* The loop is not freed under a stream whose on_close is still to come (its memory
+ * and the user's go with on_close): close is -EBUSY until the loop has run it. */
+static void test_loop_close_waits_for_a_closed_streams_on_close(void **state)
+{
+    (void)state;
+    sockit_loop *loop = new_loop();
+    sockit *s, *peer;
+    unix_pair(&s, &peer);
+    struct rec r;
+    rec_init(&r);
+    r.st = sockit_stream_new(loop, s, &rec_cb, &r);
+    assert_sock(r.st);
+    rec_close(&r, 0);
+    assert_code(sockit_loop_close(loop), -EBUSY);
+    assert_non_null(strstr(sockit_errmsg(), "still closing"));
+    wait_closed(loop, &r);
+    rec_free(&r);
+    assert_ok(sockit_close(peer));
+    close_loop(loop);
+}
+
+/* max_line bytes without a newline may be a last line that fits, not yet one too
+ * long: only the next byte decides (found by fuzz/fuzz_lines.c). */
+static void test_read_lines_last_line_of_max_line_bytes_is_a_line(void **state)
+{
+    (void)state;
+    sockit_loop *loop = new_loop();
+    sockit *s, *peer;
+    unix_pair(&s, &peer);
+    struct rec r;
+    rec_init(&r);
+    r.st = sockit_stream_new(loop, s, &rec_cb, &r);
+    assert_sock(r.st);
+    assert_ok(sockit_stream_read_lines(r.st, 8));
+    peer_send(peer, "abcd", 4);
+    run_for(loop, 0.05);
+    peer_send(peer, "efgh", 4); /* 8 bytes, the limit, and no '\n' yet */
+    run_for(loop, 0.05);
+    assert_int_equal(r.errors, 0);
+    assert_int_equal(r.frames, 0);
+    assert_ok(sockit_shutdown(peer, SHUT_WR));
+    RUN_UNTIL(loop, r.eofs > 0, 5.0);
+    assert_int_equal(r.errors, 0);
+    assert_int_equal(r.frames, 1);
+    assert_string_equal(r.data, "abcdefgh");
+    rec_close(&r, -1);
+    wait_closed(loop, &r);
+    rec_free(&r);
+    assert_ok(sockit_close(peer));
+    close_loop(loop);
+}
+
 static void test_read_lines_limit_counts_the_newline_and_longer_is_elinelen(void **state)
 {
     (void)state;
@@ -2866,6 +2918,8 @@ int main(void)
         harness_test(test_exact_frames_kept_by_a_pause_come_one_by_one_before_eof),
         harness_test(test_read_lines_splits_and_joins_reads_into_lines),
         harness_test(test_read_lines_limit_counts_the_newline_and_longer_is_elinelen),
+        harness_test(test_read_lines_last_line_of_max_line_bytes_is_a_line),
+        harness_test(test_loop_close_waits_for_a_closed_streams_on_close),
         harness_test(test_read_lines_delivers_an_unterminated_last_line_before_eof),
         harness_test(test_read_exact_follows_a_length_prefix_switched_inside_on_data),
         harness_test(test_framing_switches_from_lines_to_exact_inside_one_read),

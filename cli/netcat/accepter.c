@@ -1,15 +1,25 @@
 /* Accepting on the loop. The listener is level-triggered: while the backlog holds
  * connections it stays readable, so draining it in one callback costs one wait for
- * a whole burst, and stopping the watcher is all it takes to pause. */
+ * a whole burst, and stopping the watcher is all it takes to pause.
+ *
+ * Out of descriptors (EMFILE/ENFILE), the waiting clients are told at once rather
+ * than left in the backlog: a spare descriptor kept for this is given up, each
+ * pending connection is accepted and closed with it (its client reads end of
+ * stream), and the spare is taken back, as the library's servers do. The backlog
+ * is then empty and the listener quiet, so nothing spins. Only if that fails too
+ * does accepting pause for a back-off. */
 #include "accepter.h"
 
 #include "netlog.h"
 
 #include <errno.h>
+#include <fcntl.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
-#define EMFILE_BACKOFF 100 /* ms without accepting after EMFILE/ENFILE */
+#define EMFILE_BACKOFF 100  /* ms without accepting when even shedding fails */
+#define SHED_MAX       4096 /* one pass at most, so a flood cannot hold the loop */
 
 /* A connection in its TLS handshake: watched for what TLS waits for, and timed. */
 typedef struct handshake handshake;
@@ -29,6 +39,8 @@ struct accepter {
     sockit_timer *backoff; /* running while short of descriptors */
     long count, max;
     bool short_of_fds; /* said once per shortage, not once per retry */
+    int spare;         /* /dev/null, given up to shed the backlog; -1 while out */
+    long shed;         /* clients closed unserved during this shortage */
     accepter_fn cb;
     void *user;
     sockit_tls_ctx *tls; /* NULL: plain */
@@ -142,6 +154,25 @@ static void handshake_start(accepter *a, sockit *c, const sockit_addr *peer)
     handshake_step(h, sockit_tls_wrap(c, a->tls, NULL));
 }
 
+/* Closes every pending connection with the spare descriptor; false if not even
+ * one could be accepted (no spare, or the shortage is system-wide). */
+static bool shed_backlog(accepter *a)
+{
+    if (a->spare < 0)
+        return false;
+    close(a->spare);
+    a->spare = -1;
+    long n = 0;
+    sockit *c;
+    while (n < SHED_MAX && (c = sockit_accept(a->listener, NULL)) != NULL) {
+        sockit_close(c);
+        n++;
+    }
+    a->spare = open("/dev/null", O_RDONLY | O_CLOEXEC);
+    a->shed += n;
+    return n > 0 || sockit_errcode() == SOCKIT_EWOULDBLOCK;
+}
+
 static void on_listener(sockit_io *io, int events, void *user)
 {
     (void)io;
@@ -154,15 +185,21 @@ static void on_listener(sockit_io *io, int events, void *user)
             int code = sockit_errcode();
             if (code == -EMFILE || code == -ENFILE) {
                 if (!a->short_of_fds)
-                    netlog_warn("%s (retrying every %d ms)", sockit_errmsg(), EMFILE_BACKOFF);
+                    netlog_warn("%s: clients that cannot be served are closed until "
+                                "descriptors free up",
+                                sockit_errmsg());
                 a->short_of_fds = true;
-                sockit_timer_start(a->backoff, EMFILE_BACKOFF / 1000.0, 0);
+                if (!shed_backlog(a))
+                    sockit_timer_start(a->backoff, EMFILE_BACKOFF / 1000.0, 0);
             }
             /* EAGAIN: the backlog is empty. Anything else (ECONNABORTED and the
              * like) is a client that is gone: the next readiness goes on. */
             break;
         }
+        if (a->short_of_fds && a->shed > 0)
+            netlog_warn("descriptors free again: %ld clients were closed unserved", a->shed);
         a->short_of_fds = false;
+        a->shed = 0;
         if (a->gate != NULL && !gate_admit(a->gate, &peer, sockit_loop_now(a->loop))) {
             gate_refuse(c);
             continue;
@@ -188,6 +225,7 @@ accepter *accepter_new(sockit_loop *loop, sockit *listener, long max, accepter_f
     if (a == NULL)
         return NULL;
     *a = (accepter){.loop = loop, .listener = listener, .max = max, .cb = cb, .user = user};
+    a->spare = open("/dev/null", O_RDONLY | O_CLOEXEC);
     sockit_setblocking(listener, false);
     a->io = sockit_io_new_socket(loop, listener, on_listener, a);
     a->backoff = sockit_timer_new(loop, on_backoff, a);
@@ -224,5 +262,7 @@ void accepter_close(accepter *a)
     }
     sockit_io_close(a->io);
     sockit_timer_close(a->backoff);
+    if (a->spare >= 0)
+        close(a->spare);
     free(a);
 }

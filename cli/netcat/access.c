@@ -224,6 +224,13 @@ int access_add_file(access_list *l, bool allow, const char *path, char *why, siz
     int rc = 0;
     for (long no = 1; rc == 0 && fgets(line, sizeof line, f) != NULL; no++) {
         size_t len = strlen(line);
+        /* fgets stops only at a newline, the end or a full buffer: short of all three,
+         * a NUL byte ended the string (a binary file; /dev/zero would never end). */
+        if ((len == 0 || line[len - 1] != '\n') && len < sizeof line - 1 && !feof(f)) {
+            reason(why, size, "line %ld: a NUL byte (not a text file)", no);
+            rc = -2;
+            break;
+        }
         if (len > ACCESS_LINE_MAX && line[len - 1] != '\n') {
             reason(why, size, "line %ld: longer than %d bytes", no, ACCESS_LINE_MAX);
             rc = -2;

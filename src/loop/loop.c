@@ -197,14 +197,14 @@ static void free_closing(sockit_loop *loop)
 
 static bool has_work_now(sockit_loop *loop)
 {
-    return atomic_load(&loop->stop_asked) || loop->nsoon > 0 || loop->nsend > 0 ||
-           sockit__io_read_ahead_waiting(loop);
+    return atomic_load(&loop->stop_asked) || loop->nsoon > 0 || loop->late_head != NULL ||
+           loop->nsend > 0 || sockit__io_read_ahead_waiting(loop);
 }
 
 static bool is_alive(sockit_loop *loop)
 {
-    return loop->alive > 0 || loop->nsoon > 0 || atomic_load(&loop->posts_waiting) > 0 ||
-           loop->work_pending > 0 || loop->ops_pending > 0;
+    return loop->alive > 0 || loop->nsoon > 0 || loop->late_head != NULL ||
+           atomic_load(&loop->posts_waiting) > 0 || loop->work_pending > 0 || loop->ops_pending > 0;
 }
 
 static void handle_wake(sockit_loop *loop)
@@ -271,6 +271,7 @@ static int iterate(sockit_loop *loop, int64_t timeout_ns)
         handle_wake(loop);
     sockit__io_run_read_ahead(loop);
     sockit__soon_run(loop);
+    sockit__late_run(loop);
     return 0;
 }
 
@@ -353,6 +354,11 @@ int sockit_loop_close(sockit_loop *loop)
                              "loop_close: %d I/O operations still completing (run the loop "
                              "until it returns)",
                              loop->ops_pending);
+    if (!forked && loop->on_close_pending > 0)
+        return sockit__failf(-EBUSY,
+                             "loop_close: %d streams or endpoints still closing (run the loop "
+                             "until it returns)",
+                             loop->on_close_pending);
     if (!forked && loop->work_pending > 0)
         return sockit__failf(-EBUSY,
                              "loop_close: %d name lookups still pending (cancel them first)",

@@ -74,6 +74,16 @@ typedef struct sockit__call {
     void *arg;
 } sockit__call;
 
+/* A call the loop owes an object (a stream's on_close, its deferred delivery) that
+ * must not fail for want of memory, as call_soon's queue can: the object embeds the
+ * node, and queueing it only links it (late.c). */
+typedef struct sockit__late sockit__late;
+struct sockit__late {
+    sockit__late *next;
+    void (*run)(sockit_loop *loop, sockit__late *n);
+    bool queued;
+};
+
 /* A token for the backend: the generation in the high half, the descriptor in the
  * low. The loop's own wakeup descriptor has a token no watcher can have. */
 #define SOCKIT__WAKE_TOKEN UINT64_MAX
@@ -161,9 +171,13 @@ struct sockit_loop {
     size_t nheap, heap_cap;
     uint64_t timer_seq;
 
-    /* call_soon's queue. */
+    /* call_soon's queue, and the late calls (late.c), run after it. */
     sockit__call *soon;
     size_t nsoon, soon_cap;
+    sockit__late *late_head, *late_tail;
+    /* Streams and datagram endpoints closed whose on_close has not run yet: their
+     * memory goes with it, so the loop cannot be freed before (close is -EBUSY). */
+    int on_close_pending;
 
     /* The internal wakeup: an eventfd, written by stop, posts, wakeups and signals,
      * and only when no wake is pending already. */
@@ -250,6 +264,12 @@ void sockit__signals_forget_loop(sockit_loop *loop);
 void sockit__wakeups_run(sockit_loop *loop);
 void sockit__posts_run(sockit_loop *loop);
 void sockit__soon_run(sockit_loop *loop);
+/* Queues n (its run set) unless it is queued already; it runs from the loop, after
+ * the iteration's call_soon calls. Never fails. */
+void sockit__late_queue(sockit_loop *loop, sockit__late *n);
+/* Runs the late calls queued before this phase (those they queue wait for the
+ * next iteration). */
+void sockit__late_run(sockit_loop *loop);
 void sockit__io_free(sockit_io *io);
 
 /* Internal handles (io_watch.c). init counts it open; watch registers, changes or

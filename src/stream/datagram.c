@@ -6,6 +6,7 @@
 
 #include <errno.h>
 #include <fcntl.h>
+#include <stddef.h>
 #include <string.h>
 #include <unistd.h>
 
@@ -346,12 +347,24 @@ static void run_on_close(sockit_loop *loop, void *arg)
 {
     (void)loop;
     sockit_datagram *d = arg;
+    d->loop->on_close_pending--;
     if (d->cb != NULL && d->cb->on_close != NULL)
         d->cb->on_close(d, d->user);
     if (d->depth > 0)
         d->free_later = true; /* run from inside a callback: freed as it unwinds */
     else
         sockit__free(d);
+}
+
+/* on_close when call_soon had no room: after the kept datagrams' delivery, which
+ * call_soon may still hold (it runs before the late calls of its iteration). */
+static void close_late(sockit_loop *loop, sockit__late *n)
+{
+    sockit_datagram *d = (sockit_datagram *)((char *)n - offsetof(sockit_datagram, late));
+    if (d->kept_scheduled)
+        sockit__late_queue(loop, n);
+    else
+        run_on_close(loop, d);
 }
 
 size_t sockit_datagram_close(sockit_datagram *d)
@@ -375,8 +388,11 @@ size_t sockit_datagram_close(sockit_datagram *d)
     d->h.fd = -1;
     if (d->owned)
         close(fd);
-    if (sockit_loop_call_soon(d->loop, run_on_close, d) < 0)
-        run_on_close(d->loop, d); /* no memory for the deferred call: now rather than never */
+    d->loop->on_close_pending++;
+    if (sockit_loop_call_soon(d->loop, run_on_close, d) < 0) {
+        d->late.run = close_late;
+        sockit__late_queue(d->loop, &d->late);
+    }
     return dropped;
 }
 

@@ -85,6 +85,7 @@ struct sockit_datagram {
     /* The event server's verify_request: a datagram it rejects is dropped. */
     bool (*verify)(void *ctx, const sockit_addr *from);
     void *verify_ctx;
+    sockit__late late; /* on_close, from the loop */
 };
 
 /* datagram.c: makes an endpoint over fd (non-blocking already). owned false: the

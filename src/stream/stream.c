@@ -7,6 +7,7 @@
 
 #include <errno.h>
 #include <fcntl.h>
+#include <stddef.h>
 #include <string.h>
 #include <sys/socket.h>
 #include <unistd.h>
@@ -181,12 +182,10 @@ static bool peer_addr(const sockit_stream *st, sockit_addr *out)
     return true;
 }
 
-static void run_on_close(sockit_loop *loop, void *arg);
+static void run_on_close(sockit_stream *st);
 
-static void start_later(sockit_loop *loop, void *arg)
+static void start_later(sockit_stream *st)
 {
-    (void)loop;
-    sockit_stream *st = arg;
     sockit__stream_update_io(st);
     sockit__stream_unref(st);
 }
@@ -215,8 +214,8 @@ sockit_stream *sockit__stream_make(sockit_loop *loop, int fd, bool is_socket, bo
         /* Nothing to register, so nothing to refuse: the receive starts once the
          * stream is the caller's (sockit__stream_update_io, from the first wait). */
         sockit__handle_watch(loop, &st->h, want);
-        if (want != 0 && sockit__stream_defer(st, start_later) < 0)
-            rc = -ENOMEM;
+        if (want != 0)
+            sockit__stream_defer(st, SOCKIT__DEFER_START);
     } else if (rc == 0) {
         rc = sockit__handle_watch(loop, &st->h, want);
     }
@@ -347,13 +346,77 @@ void sockit__stream_name(const sockit_stream *st, char *buf, size_t size)
         snprintf(buf, size, "fd %d", st->h.fd);
 }
 
-int sockit__stream_defer(sockit_stream *st, sockit_call_fn fn)
+static void run_kind(sockit_stream *st, unsigned kind)
 {
+    switch (kind) {
+    case SOCKIT__DEFER_START:
+        start_later(st);
+        break;
+    case SOCKIT__DEFER_DELIVER:
+        sockit__stream_deliver_later(st);
+        break;
+    case SOCKIT__DEFER_DONE:
+        sockit__stream_done_later(st);
+        break;
+    case SOCKIT__DEFER_FILTER:
+        sockit__filter_failed_later(st);
+        break;
+    default:
+        run_on_close(st);
+        break;
+    }
+}
+
+static void soon_start(sockit_loop *loop, void *st)
+{
+    (void)loop, run_kind(st, SOCKIT__DEFER_START);
+}
+static void soon_deliver(sockit_loop *loop, void *st)
+{
+    (void)loop, run_kind(st, SOCKIT__DEFER_DELIVER);
+}
+static void soon_done(sockit_loop *loop, void *st) { (void)loop, run_kind(st, SOCKIT__DEFER_DONE); }
+static void soon_filter(sockit_loop *loop, void *st)
+{
+    (void)loop, run_kind(st, SOCKIT__DEFER_FILTER);
+}
+static void soon_close(sockit_loop *loop, void *st)
+{
+    (void)loop, run_kind(st, SOCKIT__DEFER_CLOSE);
+}
+
+/* The kinds call_soon had no room for, in their order; each holds its reference, and
+ * on_close comes last, so the stream outlives the calls before it. */
+static void run_late(sockit_loop *loop, sockit__late *n)
+{
+    (void)loop;
+    sockit_stream *st = (sockit_stream *)((char *)n - offsetof(sockit_stream, late));
+    unsigned kinds = st->late_kinds;
+    st->late_kinds = 0;
+    for (unsigned kind = SOCKIT__DEFER_START; kind <= SOCKIT__DEFER_CLOSE; kind <<= 1)
+        if (kinds & kind)
+            run_kind(st, kind);
+}
+
+void sockit__stream_defer(sockit_stream *st, unsigned kind)
+{
+    static const sockit_call_fn soon[] = {soon_start, soon_deliver, soon_done, soon_filter,
+                                          soon_close};
+    unsigned i = 0;
+    while ((1u << i) != kind)
+        i++;
     st->refs++;
-    int rc = sockit_loop_call_soon(st->loop, fn, st);
-    if (rc < 0)
-        st->refs--;
-    return rc;
+    /* call_soon keeps the order of everything the loop was asked to run; only when
+     * its queue cannot grow does the call go on the stream's own node instead. */
+    if (sockit_loop_call_soon(st->loop, soon[i], st) == 0)
+        return;
+    if (st->late_kinds & kind) {
+        st->refs--; /* already on the node: it runs once */
+        return;
+    }
+    st->late_kinds |= (uint8_t)kind;
+    st->late.run = run_late;
+    sockit__late_queue(st->loop, &st->late);
 }
 
 void sockit__stream_unref(sockit_stream *st)
@@ -370,10 +433,9 @@ void sockit__stream_unref(sockit_stream *st)
     sockit__free(st);
 }
 
-static void run_on_close(sockit_loop *loop, void *arg)
+static void run_on_close(sockit_stream *st)
 {
-    (void)loop;
-    sockit_stream *st = arg;
+    st->loop->on_close_pending--;
     sockit__stream_run_done(st);
     if (st->cb != NULL && st->cb->on_close != NULL)
         st->cb->on_close(st, st->user);
@@ -384,11 +446,8 @@ static void run_on_close(sockit_loop *loop, void *arg)
 void sockit__stream_schedule_close(sockit_stream *st)
 {
     st->close_waits = false;
-    if (sockit__stream_defer(st, run_on_close) < 0) {
-        /* No memory for the deferred call: on_close runs now rather than never. */
-        st->refs++;
-        run_on_close(st->loop, st);
-    }
+    st->loop->on_close_pending++;
+    sockit__stream_defer(st, SOCKIT__DEFER_CLOSE);
 }
 
 /* What is in flight on a completion backend is cancelled: its completions still

@@ -77,10 +77,8 @@ void sockit__filter_wire_eof(sockit_stream *st)
         failed(st, rc, "end of stream");
 }
 
-static void user_failed_later(sockit_loop *loop, void *arg)
+void sockit__filter_failed_later(sockit_stream *st)
 {
-    (void)loop;
-    sockit_stream *st = arg;
     if (!st->ended)
         failed(st, st->ext->filter_error, "send");
     sockit__stream_unref(st);
@@ -96,7 +94,7 @@ int sockit__filter_user(sockit_stream *st, const void *buf, size_t len)
      * on. It ends from the loop, never from inside the write. */
     if (x->filter_error == 0) {
         x->filter_error = rc;
-        sockit__stream_defer(st, user_failed_later);
+        sockit__stream_defer(st, SOCKIT__DEFER_FILTER);
     }
     return sockit__failf(rc, "stream_write (%s): the filter refused %zu bytes", x->filter->name,
                          len);

@@ -150,7 +150,9 @@ struct sockit_stream {
     sockit_stream *idle_prev, *idle_next; /* its bucket's list */
     sockit_listener *listener;            /* the listener that made it, until either ends */
     sockit__peer peer;
-    uint16_t refs; /* the stream itself + each deferred call scheduled for it */
+    uint16_t refs;      /* the stream itself + each deferred call scheduled for it */
+    uint8_t late_kinds; /* the SOCKIT__DEFER_ kinds its late node is queued for */
+    sockit__late late;
 };
 
 /* stream.c */
@@ -166,8 +168,22 @@ void sockit__stream_fail_noted(sockit_stream *st, int code);
 void sockit__stream_fail_draining(sockit_stream *st, int code, double linger);
 /* Closes the descriptor, finishes the queue with status and schedules on_close. */
 void sockit__stream_end(sockit_stream *st, int status, bool reset);
-/* Schedules fn(st) as a deferred call that holds a reference. Returns 0 or a code. */
-int sockit__stream_defer(sockit_stream *st, sockit_call_fn fn);
+/* The calls a stream defers to the loop, each holding a reference until it has
+ * run: through call_soon, or (when its queue cannot grow) the stream's late node,
+ * so scheduling never fails. */
+enum {
+    SOCKIT__DEFER_START = 1,   /* start reading (a completion backend's first receive) */
+    SOCKIT__DEFER_DELIVER = 2, /* frames kept (read ahead, held by a pause) */
+    SOCKIT__DEFER_DONE = 4,    /* finished write_ref chunks' done calls */
+    SOCKIT__DEFER_FILTER = 8,  /* a filter refused the user's bytes: the stream fails */
+    SOCKIT__DEFER_CLOSE = 16,  /* on_close */
+};
+/* Schedules the call of that kind (the callers keep each kind to one at a time). */
+void sockit__stream_defer(sockit_stream *st, unsigned kind);
+/* The deferred calls, each dropping the reference its scheduling took. */
+void sockit__stream_deliver_later(sockit_stream *st);
+void sockit__stream_done_later(sockit_stream *st);
+void sockit__filter_failed_later(sockit_stream *st);
 /* Drops a reference taken by sockit__stream_defer; the last one frees the stream. */
 void sockit__stream_unref(sockit_stream *st);
 /* The events the watcher should wait for now, applied. */

@@ -8,8 +8,6 @@
 #include <string.h>
 #include <unistd.h>
 
-static void deliver_later(sockit_loop *loop, void *arg);
-
 static bool has_pending(const sockit_stream *st)
 {
     return st->ext != NULL && st->ext->pend_off < st->ext->pend_len;
@@ -19,10 +17,8 @@ void sockit__stream_deliver_soon(sockit_stream *st)
 {
     if (st->deliver_scheduled || st->delivering || (!has_pending(st) && !st->eof_pending))
         return;
-    if (sockit__stream_defer(st, deliver_later) == 0)
-        st->deliver_scheduled = true;
-    else
-        sockit__stream_fail(st, -ENOMEM, "deliver");
+    sockit__stream_defer(st, SOCKIT__DEFER_DELIVER);
+    st->deliver_scheduled = true;
 }
 
 int sockit__stream_keep(sockit_stream *st, const char *data, size_t len)
@@ -83,7 +79,9 @@ static size_t deliver_frames(sockit_stream *st, const char *buf, size_t len)
             const char *nl = memchr(buf + off, '\n', left < st->frame ? left : st->frame);
             if (nl != NULL) {
                 take = (size_t)(nl - (buf + off)) + 1;
-            } else if (left >= st->frame) {
+            } else if (left > st->frame) {
+                /* frame bytes without a newline may still be a last line that fits, if
+                 * the end comes next: only one more byte makes the line too long. */
                 char op[64];
                 snprintf(op, sizeof op, "read_lines: a line over %u bytes", st->frame);
                 st->delivering = false;
@@ -122,10 +120,8 @@ static void deliver_pending(sockit_stream *st)
 
 static void received_eof(sockit_stream *st);
 
-static void deliver_later(sockit_loop *loop, void *arg)
+void sockit__stream_deliver_later(sockit_stream *st)
 {
-    (void)loop;
-    sockit_stream *st = arg;
     st->deliver_scheduled = false;
     deliver_pending(st);
     if (st->eof_pending && !st->closing && !st->paused) {

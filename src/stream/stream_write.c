@@ -226,10 +226,8 @@ int sockit_stream_write(sockit_stream *st, const void *buf, size_t len)
     return sockit__stream_send_bytes(st, buf, len, true);
 }
 
-static void done_later(sockit_loop *loop, void *arg)
+void sockit__stream_done_later(sockit_stream *st)
 {
-    (void)loop;
-    sockit_stream *st = arg;
     st->done_scheduled = false;
     sockit__stream_run_done(st);
     if (!st->ended)
@@ -252,8 +250,10 @@ static void finish_ref(sockit_stream *st, sockit__wchunk *c, int status)
     else
         x->done_head = c;
     x->done_tail = c;
-    if (!st->done_scheduled && !st->ended && sockit__stream_defer(st, done_later) == 0)
+    if (!st->done_scheduled && !st->ended) {
+        sockit__stream_defer(st, SOCKIT__DEFER_DONE);
         st->done_scheduled = true;
+    }
 }
 
 int sockit_stream_write_ref(sockit_stream *st, const void *buf, size_t len,

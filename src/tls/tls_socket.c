@@ -165,6 +165,17 @@ static int tls_shutdown(sockit *s, int how, int64_t deadline)
     return 0;
 }
 
+/* A session that failed has sent its alert; bytes the peer sent after its part of
+ * the handshake (TLS 1.3 clients write at once) may still be unread, and closing
+ * over unread bytes sends a reset, which makes the peer's kernel drop the alert
+ * before it is read. What has arrived is read and dropped first, without waiting. */
+static void drain_after_failure(int fd)
+{
+    char junk[4096];
+    for (int i = 0; i < 64 && recv(fd, junk, sizeof junk, MSG_DONTWAIT) > 0; i++)
+        ;
+}
+
 static void tls_release(sockit *s, bool notify)
 {
     sockit__tls *t = s->tstate;
@@ -173,6 +184,8 @@ static void tls_release(sockit *s, bool notify)
         pthread_mutex_lock(&t->lock);
         notify_once(t);
         pthread_mutex_unlock(&t->lock);
+        if (t->failed != 0 && s->fd >= 0)
+            drain_after_failure(s->fd);
     }
     ERR_clear_error();
     SSL_free(t->ssl);
