@@ -226,4 +226,15 @@ int sockit__rbuf_keep(sockit *s, const void *data, size_t len);
  * proxy handshake under way. */
 void sockit__free_parts(sockit *s);
 
+/* ---- closing so the last bytes arrive (drain.c) -------------------------------------- */
+
+/* Reads and drops what has arrived on a stream socket, without waiting, before a
+ * close whose last bytes (a TLS alert) the peer must read: closing over unread
+ * bytes makes the kernel reset the connection and discard what it has not sent. */
+void sockit__drop_unread(int fd);
+/* The same for a peer that may still be writing: shuts the write side (the last
+ * bytes are followed by FIN), then reads and drops until the peer closes, or for at
+ * most ms milliseconds. */
+void sockit__drop_until_closed(int fd, int ms);
+
 #endif /* SOCKIT_INTERNAL_H */

@@ -412,10 +412,10 @@ else
 fi
 
 # s_client ends when it reads the listener's close_notify, so the listener answers
-# only after s_client has had time to send its line.
+# only once s_client's line has come (a fixed pause is too short on a loaded machine).
 name=openssl_s_client_verifies_sockit_listen_tls
 if start_listen $name <(
-    sleep 1
+    wait_match "$work/$name.listen.out" '^from connect$' 10
     echo "from listen"
 ) "${serve_tls[@]}"; then
     { echo "from connect"; sleep 2; } |

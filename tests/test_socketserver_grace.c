@@ -129,10 +129,13 @@ static int polite_echo(sockit_request *req)
         ssize_t n = sockit_readline(req->sock, line, sizeof line);
         if (n <= 0)
             return (int)n;
+        /* Asked as the line arrives, not after the answer: a client that has its
+         * answer may stop the server before this handler runs on. */
+        bool stopping = sockit_server_stopping(req->server);
         n = sockit_sendall(req->sock, line, (size_t)n, 0, NULL);
         if (n < 0)
             return (int)n;
-        if (sockit_server_stopping(req->server))
+        if (stopping)
             return 0;
     }
 }

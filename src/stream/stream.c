@@ -484,6 +484,8 @@ void sockit__stream_end(sockit_stream *st, int status, bool reset)
             /* A zero linger makes close send RST and drop what the kernel holds. */
             struct linger lg = {.l_onoff = 1, .l_linger = 0};
             setsockopt(fd, SOL_SOCKET, SO_LINGER, &lg, sizeof lg);
+        } else if (st->drop_unread && st->is_socket) {
+            sockit__drop_unread(fd);
         }
         close(fd);
     } else if (st->restore_blocking) {
@@ -534,6 +536,7 @@ void sockit__stream_fail_draining(sockit_stream *st, int code, double linger)
         return;
     bool user_closed = st->closing;
     st->closing = true;
+    st->drop_unread = true;
     if (!user_closed && st->cb != NULL && st->cb->on_error != NULL)
         st->cb->on_error(st, code, st->user);
     if (st->ended)

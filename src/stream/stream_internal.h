@@ -132,6 +132,7 @@ struct sockit_stream {
     unsigned done_scheduled : 1;
     unsigned eof_pending : 1; /* end of stream came while paused frames were kept */
     unsigned filtered : 1;    /* a filter is set (ext->filter) */
+    unsigned drop_unread : 1; /* failed with a last word for the peer (sockit__drop_unread) */
     /* On a completion backend (h.ring): a multishot receive is in flight, its cancel
      * was asked, a send is in flight (the queue's head chunk is the kernel's), the
      * stream is on the loop's list of sends to submit, on_close waits for the last

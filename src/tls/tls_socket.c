@@ -165,15 +165,24 @@ static int tls_shutdown(sockit *s, int how, int64_t deadline)
     return 0;
 }
 
-/* A session that failed has sent its alert; bytes the peer sent after its part of
- * the handshake (TLS 1.3 clients write at once) may still be unread, and closing
- * over unread bytes sends a reset, which makes the peer's kernel drop the alert
- * before it is read. What has arrived is read and dropped first, without waiting. */
-static void drain_after_failure(int fd)
+/* How long a failed session that may block waits for its peer to close. */
+#define ALERT_LINGER_MS 1000
+
+/* A failed session has sent its alert. Closing over unread bytes resets the
+ * connection, and the reset can discard the alert before the peer reads it; a TLS
+ * 1.3 client writes as soon as its part of the handshake is sent, so its bytes may
+ * still be coming. A socket that may block waits (bounded) for the peer to read the
+ * alert and close; a non-blocking one drops only what has arrived. */
+static void keep_the_alert(const sockit *s)
 {
-    char junk[4096];
-    for (int i = 0; i < 64 && recv(fd, junk, sizeof junk, MSG_DONTWAIT) > 0; i++)
-        ;
+    if (s->timeout == 0) {
+        sockit__drop_unread(s->fd);
+        return;
+    }
+    int ms = ALERT_LINGER_MS;
+    if (s->timeout > 0 && s->timeout * 1e3 < ms)
+        ms = (int)(s->timeout * 1e3) + 1;
+    sockit__drop_until_closed(s->fd, ms);
 }
 
 static void tls_release(sockit *s, bool notify)
@@ -185,7 +194,7 @@ static void tls_release(sockit *s, bool notify)
         notify_once(t);
         pthread_mutex_unlock(&t->lock);
         if (t->failed != 0 && s->fd >= 0)
-            drain_after_failure(s->fd);
+            keep_the_alert(s);
     }
     ERR_clear_error();
     SSL_free(t->ssl);
