@@ -41,8 +41,11 @@ format:
 format-check:
 	clang-format --dry-run -Werror $(FORMAT_FILES)
 
+# The fault runs (label faults) run in the ASan build, where a partial path handled
+# wrong also shows as a memory error; the gcc build compiles them and skips them, so
+# make test stays within 20 minutes on two cores.
 test-plain: build
-	cd $(BUILD)/plain && ctest $(CTEST_FLAGS)
+	cd $(BUILD)/plain && ctest $(CTEST_FLAGS) -LE faults
 
 test-asan:
 	$(CMAKE) -S . -B $(BUILD)/asan -DCMAKE_C_COMPILER=clang -DCMAKE_BUILD_TYPE=Debug -DSOCKIT_SANITIZE=ON -DSOCKIT_FAULT_INJECTION=ON

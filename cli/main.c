@@ -91,7 +91,7 @@ int main(int argc, char **argv)
             return commands[i].run(argc - 1, argv + 1);
         }
     }
-    fprintf(stderr, "sockit: unknown subcommand '%s'\n", name);
+    cli_fail("unknown subcommand '%s'", name); /* escaped: one line whatever was typed */
     usage(stderr);
     return CLI_USAGE;
 }

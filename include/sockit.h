@@ -770,7 +770,9 @@ typedef struct sockit_server_config {
                                  when full the server stops accepting until one frees */
     int max_children;         /* SOCKIT_PROCESSES: live children (0: 40, as Python) */
     int max_connections;      /* requests in the server's hands at once: running plus
-                                 waiting for a pool worker (0: no limit) */
+                                 waiting for a pool worker (0: no limit). At it,
+                                 SOCKIT_OVERFLOW_REFUSE refuses even when the pool's
+                                 queue or the children's table is full too */
     sockit_overflow overflow; /* beyond max_connections */
     double idle_timeout;      /* > 0: each connection gets this timeout, so a read or
                                  write that waits longer fails with SOCKIT_ETIMEOUT */

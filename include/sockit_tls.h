@@ -161,6 +161,11 @@ SOCKIT_API sockit *sockit_tls_create_connection(const char *host, int port, doub
  *   SOCKIT_ETLSEOF unless the context accepts ragged EOFs.
  * - sockit_shutdown(SHUT_WR or SHUT_RDWR) sends close_notify, then shuts the TCP
  *   side; sockit_close sends close_notify if it can without waiting, then closes.
+ * - After a failed session (its alert sent), sockit_close keeps the alert from being
+ *   lost to a reset: a socket that may block shuts its write side and reads and drops
+ *   until the peer closes, for at most 1 s (or its timeout, if shorter); a
+ *   non-blocking one drops only what has arrived. A stream that fails does the
+ *   latter before it closes.
  * - sockit_sendfile reads the file and sends it through TLS (no zero-copy).
  * - sockit_send_fds and sockit_recv_fds are -EOPNOTSUPP.
  * - sockit_dup is -EOPNOTSUPP (two objects cannot share one TLS session);

@@ -305,9 +305,10 @@ static void drain(int fd)
 static bool has_capacity(sockit_server *srv)
 {
     const sockit_server_config *c = &srv->cfg;
-    if (c->max_connections > 0 && c->overflow == SOCKIT_OVERFLOW_WAIT &&
-        atomic_load(&srv->inhand) >= c->max_connections)
-        return false;
+    /* At the limit, REFUSE accepts only to close: whether the pool's queue or the
+     * children's table is full too does not matter (they may fill at the same count). */
+    if (c->max_connections > 0 && atomic_load(&srv->inhand) >= c->max_connections)
+        return c->overflow == SOCKIT_OVERFLOW_REFUSE;
     if (c->mode == SOCKIT_POOL && !sockit__srv_pool_has_room(srv))
         return false;
     if (c->mode == SOCKIT_PROCESSES && srv->nchildren >= c->max_children)

@@ -111,6 +111,8 @@ expect_error unknown_subcommand_exits_2 2 "^sockit: unknown subcommand 'frobnica
     "$sockit" frobnicate
 expect_error unknown_top_level_option_exits_2 2 "^sockit: unknown subcommand '--frob'\$" \
     "$sockit" --frob
+expect_error unknown_subcommand_is_named_on_one_line 2 "^sockit: unknown subcommand 'a\\\\nb'\$" \
+    "$sockit" $'a\nb'
 
 # An operand with a newline or another control character is named escaped: the error
 # stays one line (expect_usage reads the usage line as the second).

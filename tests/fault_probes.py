@@ -54,13 +54,13 @@ def limit_fds(n):
 
 
 class Server:
-    """A sockit command in the background, its port read from its bound event."""
+    """A server command in the background, its port read from its bound event."""
 
     def __init__(self, args, nofile=None, stdin=subprocess.DEVNULL, name="server"):
         self.out = open(os.path.join(WORK, name + ".out"), "wb")
         self.err_path = os.path.join(WORK, name + ".err")
         self.err = open(self.err_path, "wb")
-        self.proc = subprocess.Popen([SOCKIT] + args, stdin=stdin, stdout=self.out, stderr=self.err,
+        self.proc = subprocess.Popen(args, stdin=stdin, stdout=self.out, stderr=self.err,
                                      preexec_fn=limit_fds(nofile) if nofile else os.setsid)
         self.port = None
         end = time.monotonic() + 10
@@ -140,6 +140,21 @@ def served_within(port, secs):
         return None
 
 
+def connect_spread(port, n, end):
+    """n blocking connections from several source addresses, so the ephemeral ports
+    of one never run out; fewer if end (a monotonic time) passes first."""
+    socks = []
+    for i in range(n):
+        s = socket.socket()
+        s.bind(("127.0.0.%d" % (2 + i % 4), 0))
+        s.settimeout(5)
+        s.connect(("127.0.0.1", port))
+        socks.append(s)
+        if time.monotonic() > end:
+            break
+    return socks
+
+
 def open_many(port, n, send=None):
     socks = []
     for _ in range(n):
@@ -152,16 +167,40 @@ def open_many(port, n, send=None):
 
 # ---- the probes ----------------------------------------------------------------------
 
+# The blocking modes run tests/probe_server (an echo server per mode): what each
+# of them documents (docs/socketserver.md) is probed, not what only the event server
+# promises. A pool of 8 workers and 8 waiting requests refuses the rest at once.
+BLOCKING = {
+    "threads": ["threads"],
+    "pool": ["pool", "threads=8", "queue=8", "max=16", "refuse"],
+    "sequential": ["sequential"],
+    "processes": ["processes"],
+}
+
+
 def server_args(kind, listen_extra=()):
-    """The event-driven server, or listen -k (with listen_extra), on a free port."""
+    """The event-driven server, listen -k (with listen_extra), or a blocking mode."""
     if kind == "echo":
-        return ["echo", "--json", "127.0.0.1", "0"]
-    return ["listen", "-k"] + list(listen_extra) + ["--json", "127.0.0.1", "0"]
+        return [SOCKIT, "echo", "--json", "127.0.0.1", "0"]
+    if kind in BLOCKING:
+        return [os.path.join(BUILD, "tests", "probe_server")] + BLOCKING[kind]
+    return [SOCKIT, "listen", "-k"] + list(listen_extra) + ["--json", "127.0.0.1", "0"]
+
+
+def echoes(kind):
+    """Whether the server sends a client's bytes back (listen -k prints them)."""
+    return kind != "listen"
+
+
+def threads_of(pid):
+    return int([l for l in open("/proc/%d/status" % pid) if l.startswith("Threads:")][0].split()[1])
 
 
 def probe_emfile(kind):
     name = "emfile_%s" % kind
     args = server_args(kind, ["-m", "1000"])
+    if kind == "pool":  # no cap: 8 workers and 64 waiting need more than 64 descriptors
+        args = args[:1] + ["pool", "threads=8"]
     srv = Server(args, nofile=64, name=name)
     try:
         clients = []
@@ -197,6 +236,8 @@ def probe_drip(kind):
         drippers = open_many(srv.port, 500)
         for s in drippers:
             s.setblocking(False)
+        if kind == "pool":
+            time.sleep(0.3)  # the refused ones are closed by now
         end = time.monotonic() + 4
         i = 0
         while time.monotonic() < end:  # two rounds of drips, spread over 2 s
@@ -204,17 +245,26 @@ def probe_drip(kind):
                 try:
                     s.send(b".")
                     s.recv(64)
-                except (BlockingIOError, InterruptedError):
+                except OSError:  # not yet answered, or refused (a pool's overflow)
                     pass
             i += 5
             time.sleep(2.0 / 100)
-        # listen -k relays to its stdout: a line of the new client's there is it served
-        took = (served_within(srv.port, 1.0) if kind == "echo"
-                else _listen_got(srv, b"new client\n", 1.0))
+        # listen -k relays to its stdout: a line of the new client's there is it served.
+        # A pool holds its 16 and refuses the rest at once: the new client is told.
+        if kind == "pool":
+            took = told_within(srv.port, 1.0)
+            threads = threads_of(srv.pid)
+        else:
+            took = (served_within(srv.port, 1.0) if echoes(kind)
+                    else _listen_got(srv, b"new client\n", 1.0))
         for s in drippers:
             s.close()
-        report(name, took is not None and srv.alive(),
-               "a new client among 500 dripping ones was not served within 1 s")
+        if kind == "pool" and threads > 8 + 2:
+            report(name, False, "a pool of 8 runs %d threads" % threads)
+        else:
+            report(name, took is not None and srv.alive(),
+                   "a new client among 500 dripping ones was not %s within 1 s"
+                   % ("told" if kind == "pool" else "served"))
     finally:
         srv.stop()
 
@@ -242,12 +292,12 @@ def probe_resets(kind):
         chunk = os.urandom(64 * 1024)
         sel = selectors.DefaultSelector()
         peers = []
-        for _ in range(100):
+        for _ in range(20 if kind == "sequential" else 100):
             s = connect(srv.port)
             s.setblocking(False)
             peers.append([s, 0])
             sel.register(s, selectors.EVENT_READ | selectors.EVENT_WRITE)
-        end = time.monotonic() + 30
+        end = time.monotonic() + 60
         half = 5 * 1024 * 1024
         live = len(peers)
         by_sock = {p[0]: p for p in peers}
@@ -277,7 +327,7 @@ def probe_resets(kind):
         if not srv.alive():
             report(name, False, "the server died")
         elif live > 0:
-            report(name, False, "%d peers never got halfway in 30 s" % live)
+            report(name, False, "%d peers never got halfway in 60 s" % live)
         elif after > before:
             report(name, False, "%d descriptors before, %d after the resets" % (before, after))
         else:
@@ -299,16 +349,9 @@ def probe_many(kind, n):
     socks = []
     try:
         end = time.monotonic() + 60
-        for i in range(n):
-            s = socket.socket()
-            # Several source addresses, so the ephemeral ports of one never run out.
-            s.bind(("127.0.0.%d" % (2 + i % 4), 0))
-            s.settimeout(5)
-            s.connect(("127.0.0.1", srv.port))
+        socks = connect_spread(srv.port, n, end)
+        for s in socks:
             s.setblocking(False)
-            socks.append(s)
-            if time.monotonic() > end:
-                break
         held = len(socks)
         for s in socks:
             try:
@@ -341,6 +384,65 @@ def probe_many(kind, n):
             report(name, False, "only %d of %d connections were made in time" % (held, n))
         elif answered < n:
             report(name, False, "%d of %d connections answered" % (answered, n))
+        elif not srv.alive():
+            report(name, False, "the server died")
+        else:
+            report(name, True)
+    finally:
+        for s in socks:
+            s.close()
+        srv.stop()
+
+
+def probe_bounded(n, cap):
+    """A thread per connection is not for 19,000 of them (docs/socketserver.md):
+    max_connections bounds it, and with SOCKIT_OVERFLOW_REFUSE every client past it
+    is told at once. n clients against a cap: cap are served, the rest read end of
+    stream, and the server never runs more than cap handler threads."""
+    name = "bounded_threads"
+    hard = resource.getrlimit(resource.RLIMIT_NOFILE)[1]
+    resource.setrlimit(resource.RLIMIT_NOFILE, (hard, hard))
+    srv = Server([os.path.join(BUILD, "tests", "probe_server"), "threads", "max=%d" % cap,
+                  "refuse"], nofile=n + 200, name=name)
+    socks = []
+    try:
+        end = time.monotonic() + 60
+        socks = connect_spread(srv.port, n, end)
+        peak = 0
+        answered = refused = 0
+        sel = selectors.DefaultSelector()
+        for s in socks:
+            try:
+                s.sendall(b"x")
+            except OSError:  # refused and closed already
+                refused += 1
+                continue
+            s.setblocking(False)
+            sel.register(s, selectors.EVENT_READ)
+        pending = len(sel.get_map())
+        while pending and time.monotonic() < end:
+            peak = max(peak, threads_of(srv.pid))
+            for key, _ in sel.select(1.0):
+                s = key.fileobj
+                try:
+                    got = s.recv(16)
+                except BlockingIOError:
+                    continue
+                except ConnectionError:
+                    got = b""
+                if got:
+                    answered += 1
+                else:
+                    refused += 1
+                sel.unregister(s)
+                pending -= 1
+        if pending:
+            report(name, False, "%d of %d clients were told nothing in 60 s" % (pending, n))
+        elif answered != cap or answered + refused != n:
+            report(name, False, "%d answered, %d refused of %d with a cap of %d"
+                   % (answered, refused, n, cap))
+        elif peak > cap + 4:
+            report(name, False, "%d threads with a cap of %d connections" % (peak, cap))
         elif not srv.alive():
             report(name, False, "the server died")
         else:
@@ -426,15 +528,18 @@ def probe_sigterm(kind):
         srv.stop()
 
 
-def probe_reader():
-    name = "reader_closes_during_a_large_reply"
-    srv = Server(["echo", "--json", "127.0.0.1", "0"], name=name)
+def probe_reader(kind="echo"):
+    name = "reader_closes_during_a_large_reply" + ("" if kind == "echo" else "_" + kind)
+    srv = Server(server_args(kind), name=name)
+    # A blocking handler stops reading while its reply waits: the sender stalls
+    # sooner, so fewer and shorter rounds show the same.
+    rounds, secs = (5, 5) if kind == "echo" else (2, 1)
     try:
-        for _ in range(5):
+        for _ in range(rounds):
             s = connect(srv.port)
             s.setblocking(False)
             sent = 0
-            end = time.monotonic() + 5
+            end = time.monotonic() + secs
             big = os.urandom(1 << 20)
             while sent < 16 << 20 and time.monotonic() < end:
                 try:
@@ -457,6 +562,8 @@ def probe_reader():
 def main():
     only = sys.argv[1:]
     sanitized = os.environ.get("SOCKIT_SANITIZED") == "1"
+    if only == ["modes"]:
+        return run_modes()
     probes = [
         ("emfile", lambda: [probe_emfile(k) for k in ("echo", "listen")]),
         ("drip", lambda: [probe_drip(k) for k in ("echo", "listen")]),
@@ -471,6 +578,25 @@ def main():
         if not only or key in only:
             run()
     print("e2e_faults: %d passed, %d failed" % (passed, failed))
+    subprocess.run(["rm", "-rf", WORK])
+    return 1 if failed else 0
+
+
+def run_modes():
+    """The blocking modes, each probed where its documentation says it applies:
+    a SEQUENTIAL server accepts only between requests (one slow client stalls
+    everyone, as documented), so the descriptor storm and the drip do not apply to
+    it; a PROCESSES server forks per client and is probed for SIGTERM, resets and
+    the reader."""
+    for kind in ("threads", "pool"):
+        probe_emfile(kind)
+        probe_drip(kind)
+    for kind in ("threads", "pool", "sequential", "processes"):
+        probe_resets(kind)
+        probe_sigterm(kind)
+        probe_reader(kind)
+    probe_bounded(2000, 500)
+    print("e2e_faults_modes: %d passed, %d failed" % (passed, failed))
     subprocess.run(["rm", "-rf", WORK])
     return 1 if failed else 0
 

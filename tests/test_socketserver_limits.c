@@ -255,10 +255,12 @@ out:
     sockit_close(c);
 }
 
-static void check_max_connections(sockit_server_mode mode, bool refuse)
+/* max_children: SOCKIT_PROCESSES' table, 0 for the default. */
+static void check_max_connections(sockit_server_mode mode, bool refuse, int max_children)
 {
     sockit_server_config cfg = srv_echo_config(mode);
     cfg.max_connections = 2;
+    cfg.max_children = max_children;
     cfg.overflow = refuse ? SOCKIT_OVERFLOW_REFUSE : SOCKIT_OVERFLOW_WAIT;
     srv_place p;
     sockit_server *srv = srv_new(&p, KIND_TCP, &cfg);
@@ -285,17 +287,25 @@ static void check_max_connections(sockit_server_mode mode, bool refuse)
 static void test_max_connections_wait_serves_the_third_client_once_one_ends(void **state)
 {
     (void)state;
-    check_max_connections(SOCKIT_THREADS, false);
-    check_max_connections(SOCKIT_POOL, false);
-    check_max_connections(SOCKIT_PROCESSES, false);
+    check_max_connections(SOCKIT_THREADS, false, 0);
+    check_max_connections(SOCKIT_POOL, false, 0);
+    check_max_connections(SOCKIT_PROCESSES, false, 0);
 }
 
 static void test_max_connections_refuse_closes_the_third_client_at_once(void **state)
 {
     (void)state;
-    check_max_connections(SOCKIT_THREADS, true);
-    check_max_connections(SOCKIT_POOL, true);
-    check_max_connections(SOCKIT_PROCESSES, true);
+    check_max_connections(SOCKIT_THREADS, true, 0);
+    check_max_connections(SOCKIT_POOL, true, 0);
+    check_max_connections(SOCKIT_PROCESSES, true, 0);
+}
+
+/* A table of children as full as max_connections: C is still refused, not left
+ * waiting (the fault probes do the same for a pool whose queue fills at the limit). */
+static void test_max_connections_refuse_wins_over_a_full_table_of_children(void **state)
+{
+    (void)state;
+    check_max_connections(SOCKIT_PROCESSES, true, 2);
 }
 
 /* ---- handle_request ------------------------------------------------------------------ */
@@ -436,6 +446,7 @@ int main(void)
         harness_test(test_idle_connection_is_closed_after_idle_timeout),
         harness_test(test_max_connections_wait_serves_the_third_client_once_one_ends),
         harness_test(test_max_connections_refuse_closes_the_third_client_at_once),
+        harness_test(test_max_connections_refuse_wins_over_a_full_table_of_children),
         harness_test(test_handle_request_without_client_times_out_and_calls_handle_timeout),
         harness_test(test_bad_config_is_einval_naming_the_field),
         harness_test(test_server_new_with_null_config_is_einval),

@@ -1200,13 +1200,19 @@ static void test_alpn_sockit_server_picks_its_first_or_refuses(void **state)
  * Client certificates and SNI, sockit on both sides
  * ------------------------------------------------------------------------------ */
 
-static void test_required_client_certificate(void **state)
+/* A line server that requires a certificate signed by the test CA. */
+static struct tls_server *cert_requiring_server(int conns)
 {
-    NEED_TLS();
     sockit_tls_ctx *sctx = server_ctx("server");
     assert_ok(sockit_tls_ctx_load_verify_locations(sctx, PEM("ca"), NULL));
     assert_ok(sockit_tls_ctx_set_verify(sctx, SOCKIT_TLS_VERIFY_REQUIRED));
-    struct tls_server *srv = server_start(sctx, SRV_LINE, 4);
+    return server_start(sctx, SRV_LINE, conns);
+}
+
+static void test_required_client_certificate(void **state)
+{
+    NEED_TLS();
+    struct tls_server *srv = cert_requiring_server(4);
 
     /* No certificate: in TLS 1.3 the client may finish its handshake before the
      * server refuses, so the refusal then comes at the first read. */
@@ -1259,10 +1265,7 @@ static void test_required_client_certificate(void **state)
 static void test_a_refused_client_that_writes_late_still_hears_why(void **state)
 {
     NEED_TLS();
-    sockit_tls_ctx *sctx = server_ctx("server");
-    assert_ok(sockit_tls_ctx_load_verify_locations(sctx, PEM("ca"), NULL));
-    assert_ok(sockit_tls_ctx_set_verify(sctx, SOCKIT_TLS_VERIFY_REQUIRED));
-    struct tls_server *srv = server_start(sctx, SRV_LINE, 1);
+    struct tls_server *srv = cert_requiring_server(1);
     sockit_tls_ctx *anon = client_ctx("ca");
     assert_ok(sockit_tls_ctx_set_versions(anon, SOCKIT_TLS_V1_3, SOCKIT_TLS_V1_3));
     sockit *s = tcp_connect(srv->port);
@@ -1468,7 +1471,11 @@ static void test_non_blocking_handshake_follows_tls_wants(void **state)
     char buf[16];
     assert_code(sockit_recv(s, buf, sizeof buf, 0), SOCKIT_EWOULDBLOCK);
     assert_int_equal(sockit_tls_wants(s), SOCKIT_EVENT_READ);
-    assert_int_equal(sockit_send(s, "nb", 2, 0), 2);
+    /* Refused only by an injected EAGAIN (the fault runs): the same bytes again. */
+    ssize_t sent = SOCKIT_EWOULDBLOCK;
+    for (int i = 0; i < 50 && sent == SOCKIT_EWOULDBLOCK; i++)
+        sent = sockit_send(s, "nb", 2, 0);
+    assert_int_equal(sent, 2);
     ssize_t n;
     while ((n = sockit_recv(s, buf, sizeof buf, 0)) == SOCKIT_EWOULDBLOCK) {
         struct pollfd p = {sockit_fileno(s), POLLIN, 0};
@@ -1782,7 +1789,12 @@ static void test_close_sends_close_notify(void **state)
     round_trip(s, "x");
     assert_ok(sockit_close(s));
     server_join(srv);
-    assert_int_equal(srv->c[0].last_rc, 0);
+    /* close makes one attempt that does not wait (sockit_tls.h): an EAGAIN the fault
+     * runs inject may refuse it, and the server then reads a cut. */
+    if (getenv("SOCKIT_FAULTS") != NULL && srv->c[0].last_rc == SOCKIT_ETLSEOF)
+        print_message("close_notify refused by an injected EAGAIN\n");
+    else
+        assert_int_equal(srv->c[0].last_rc, 0);
     sockit_tls_ctx_free(ctx);
 }
 

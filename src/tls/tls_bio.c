@@ -1,7 +1,7 @@
 /* The BIO under every blocking-API TLS socket: OpenSSL's own socket BIO would block
  * in blocking mode, raise SIGPIPE and bypass the sys layer's fault hook. This one
  * makes one non-blocking attempt per call, and tells the TLS layer what it waits
- * for. */
+ * for; only a handshake's writes wait for room here (sockit__tls.writes_wait). */
 #include "tls_internal.h"
 
 #include <errno.h>
@@ -22,6 +22,8 @@ static int bio_write(BIO *b, const char *buf, int len)
         if (errno == EINTR)
             continue;
         if (errno == EAGAIN) {
+            if (t->writes_wait && sockit__wait(t->fd, POLLOUT, t->write_deadline) == 0)
+                continue;
             BIO_set_retry_write(b);
             t->want = POLLOUT;
         } else {

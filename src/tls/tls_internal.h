@@ -55,11 +55,16 @@ typedef struct sockit__tls {
     sockit_tls_ctx *ctx;
     int fd;
     pthread_mutex_t lock;
-    short want;       /* POLLIN/POLLOUT the last would-block waits for; 0 */
-    int io_errno;     /* errno of the last failed send/recv under OpenSSL */
-    int failed;       /* a fatal failure's code: every later call returns it */
-    bool handshaken;  /* the handshake finished */
-    bool notified;    /* close_notify sent */
+    short want;      /* POLLIN/POLLOUT the last would-block waits for; 0 */
+    int io_errno;    /* errno of the last failed send/recv under OpenSSL */
+    int failed;      /* a fatal failure's code: every later call returns it */
+    bool handshaken; /* the handshake finished */
+    bool notified;   /* close_notify sent */
+    /* Inside a handshake that waits anyway: its writes wait for room themselves
+     * (until write_deadline), so an alert OpenSSL writes as it fails, which it
+     * never tries again, is not lost to a full (or faulted) send buffer. */
+    bool writes_wait;
+    int64_t write_deadline;
     size_t write_len; /* a write in progress after a would-block: its length */
     char session_key[SOCKIT__TLS_NAME_MAX + 8];
     char host[SOCKIT__TLS_NAME_MAX]; /* a client's server_hostname, for messages */

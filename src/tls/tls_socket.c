@@ -228,7 +228,10 @@ static int handshake_until(sockit *s, int64_t deadline, bool nonblocking, const 
         int rc = t->failed;
         if (rc == 0 && !t->handshaken) {
             sockit__tls_begin(t);
+            t->writes_wait = !nonblocking || s->timeout != 0.0;
+            t->write_deadline = deadline;
             int r = SSL_do_handshake(t->ssl);
+            t->writes_wait = false;
             if (r == 1)
                 t->handshaken = true;
             else if ((rc = sockit__tls_result(t, r)) == 0)
