@@ -145,6 +145,16 @@ void cli_warn(const char *fmt, ...)
     va_end(ap);
 }
 
+void cli_verbose(const char *fmt, ...)
+{
+    char msg[1024], line[4096];
+    va_list ap;
+    va_start(ap, fmt);
+    vsnprintf(msg, sizeof msg, fmt, ap);
+    va_end(ap);
+    fprintf(stderr, "%s\n", one_line(msg, line, sizeof line));
+}
+
 int cli_fail_lib(void)
 {
     int code = sockit_errcode();

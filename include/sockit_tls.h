@@ -165,7 +165,9 @@ SOCKIT_API sockit *sockit_tls_create_connection(const char *host, int port, doub
  *   lost to a reset: a socket that may block shuts its write side and reads and drops
  *   until the peer closes, for at most 1 s (or its timeout, if shorter); a
  *   non-blocking one drops only what has arrived. A stream that fails does the
- *   latter before it closes.
+ *   latter before it closes. A non-blocking handshake does not wait for room to
+ *   send its alert; if the socket refuses it, the failing call offers it a few more
+ *   times without waiting, so only a send buffer that stays full loses it.
  * - sockit_sendfile reads the file and sends it through TLS (no zero-copy).
  * - sockit_send_fds and sockit_recv_fds are -EOPNOTSUPP.
  * - sockit_dup is -EOPNOTSUPP (two objects cannot share one TLS session);

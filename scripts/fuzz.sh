@@ -35,8 +35,11 @@ for bin in "$build"/fuzz/fuzz_*; do
     dirs=("$found")
     [ -d "$corpus" ] && dirs+=("$corpus")
     log=$build/logs/$short.log
+    # fuzz_lines reads at most 3 + 1024 bytes; longer inputs would be wasted runs.
+    limits=()
+    [ "$short" = lines ] && limits=(-max_len=1027)
     echo "fuzzing $name for ${secs}s" >&2
-    "$bin" -max_total_time="$secs" -close_fd_mask=3 -print_final_stats=1 \
+    "$bin" -max_total_time="$secs" "${limits[@]}" -close_fd_mask=3 -print_final_stats=1 \
         -artifact_prefix="$build/crashes/$short-" "${dirs[@]}" </dev/null >"$log" 2>&1
     rc=$?
     runs=$(sed -n 's/^stat::number_of_executed_units: *//p' "$log" | tail -1)

@@ -223,6 +223,23 @@ else
     fail $name "listen did not start"
 fi
 
+name=a_command_of_two_lines_is_logged_on_one
+if start_listen $name --sh-exec $'tr a-z A-Z\n# a second line'; then
+    got=$(client "$listen_port" send 'two lines\n')
+    wait_exit "$listen_pid" 10
+    if [ "$got" != "TWO LINES" ] || [ "$exit_rc" -ne 0 ]; then
+        fail $name "the client got [$got] (exit $exit_rc), want [TWO LINES] and 0"
+    elif ! grep -qE "^running 'tr a-z A-Z\\\\n# a second line' \(pid [0-9]+\) for " "$work/$name.err"; then
+        fail $name "-v did not log the command on one line, escaped: $(head -c 300 "$work/$name.err")"
+    elif grep -q '^# a second line' "$work/$name.err"; then
+        fail $name "the command's newline reached the log"
+    else
+        pass $name
+    fi
+else
+    fail $name "listen did not start"
+fi
+
 name=half_closed_client_gets_the_whole_answer
 if start_listen $name --sh-exec 'wc -c'; then
     got=$(client "$listen_port" bytes 100000)

@@ -147,6 +147,19 @@ out=$(printf 'hello' | timeout 10 "${f[@]}" - "tcp:127.0.0.1:$server_port" 2>"$w
 rc=$?
 if [ "$rc" -eq 0 ] && [ "$out" = "HELLO" ]; then pass stdio_tcp_half_close; else fail stdio "rc $rc out [$out]"; fi
 
+# ---- -v names what was typed on one line, a newline in a command escaped ----
+out=$(printf 'two lines' | timeout 10 "${f[@]}" -v - $'system:tr a-z A-Z\n# a second line' 2>"$work/twolines.err")
+rc=$?
+if [ "$rc" -ne 0 ] || [ "$out" != "TWO LINES" ]; then
+    fail verbose_lines_are_one_line "rc $rc out [$out]"
+elif grep -q '^# a second line' "$work/twolines.err" ||
+    ! grep -q "^running 'tr a-z A-Z\\\\n# a second line' (pid " "$work/twolines.err" ||
+    ! grep -q '^forwarding stdio <-> system:tr a-z A-Z\\n# a second line$' "$work/twolines.err"; then
+    fail verbose_lines_are_one_line "-v log: $(head -c 400 "$work/twolines.err")"
+else
+    pass verbose_lines_are_one_line
+fi
+
 # ---- /dev/null as stdin and a regular file as stdout (the pump thread) ----
 server ban banner
 timeout 10 "${f[@]}" - "tcp:127.0.0.1:$server_port" </dev/null >"$work/banner.txt" 2>"$work/pump.err"

@@ -97,6 +97,20 @@ sockit *harness_tcp_listener(int family, int *port)
     return l;
 }
 
+ssize_t harness_upper_line(sockit *s, size_t size)
+{
+    char line[1024];
+    if (size > sizeof line)
+        size = sizeof line;
+    ssize_t n = sockit_readline(s, line, size);
+    if (n <= 0)
+        return n;
+    for (ssize_t i = 0; i < n; i++)
+        if (line[i] >= 'a' && line[i] <= 'z')
+            line[i] = (char)(line[i] - 'a' + 'A');
+    return sockit_sendall(s, line, (size_t)n, 0, NULL);
+}
+
 void harness_tcp_pair(int family, sockit **client, sockit **server)
 {
     int port;

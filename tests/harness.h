@@ -45,6 +45,11 @@ sockit *harness_tcp_listener(int family, int *port);
  * the accepted end. */
 void harness_tcp_pair(int family, sockit **client, sockit **server);
 
+/* A blocking server's handler body: reads one line of at most size - 1 bytes from
+ * s and sends it back upper-cased. Returns readline's result when it is 0 or less
+ * (the peer's end, a failure), else sendall's. */
+ssize_t harness_upper_line(sockit *s, size_t size);
+
 /* Installs handler for sig without SA_RESTART, so blocking syscalls see EINTR. */
 void harness_signal_no_restart(int sig, void (*handler)(int));
 /* Sends sig to this thread after the given seconds (a one-shot timer thread). */

@@ -335,7 +335,10 @@ static void test_on_data_delivers_what_the_peer_sent(void **state)
     rec_close(&r, -1);
     wait_closed(loop, &r);
     assert_int_equal(r.errors, 0);
-    assert_string_equal(r.log, "deC");
+    /* one on_data, or several when the bytes came in parts (short receives) */
+    size_t datas = strspn(r.log, "d");
+    assert_true(datas >= 1);
+    assert_string_equal(r.log + datas, "eC");
     sink_drain(loop, peer, &k, 0, true, 5.0);
     assert_true(k.eof);
     free(k.buf);
@@ -432,7 +435,8 @@ static void test_echo_round_trip_with_a_blocking_peer_thread(void **state)
 
 /* On readiness backends a write the kernel takes whole is sent inside the call; on
  * a completion backend (uring) it is queued and leaves with the next wait. Either
- * way nothing waits past one iteration and the watermark is not passed. */
+ * way nothing waits past one iteration and the watermark is not passed. Under
+ * injected faults the kernel may take part or nothing: then it all still arrives. */
 static void test_write_the_kernel_takes_whole_queues_nothing(void **state)
 {
     (void)state;
@@ -446,11 +450,13 @@ static void test_write_the_kernel_takes_whole_queues_nothing(void **state)
     unsigned char *src = pattern(1000);
     assert_ok(sockit_stream_write(r.st, src, 1000));
     bool completes = strcmp(sockit_loop_backend(loop), "uring") == 0;
-    assert_int_equal(sockit_stream_queued(r.st), completes ? 1000 : 0);
+    bool faults = getenv("SOCKIT_FAULTS") != NULL;
+    if (!faults)
+        assert_int_equal(sockit_stream_queued(r.st), completes ? 1000 : 0);
     assert_false(sockit_stream_write_blocked(r.st));
     assert_ok(sockit_stream_write(r.st, src, 0)); /* nothing is fine */
     assert_true(sockit_loop_run_once(loop, 1.0) >= 0);
-    if (completes)
+    if (completes || faults)
         RUN_UNTIL(loop, sockit_stream_queued(r.st) == 0, 2.0);
     assert_int_equal(sockit_stream_queued(r.st), 0);
     struct sink k;

@@ -7,6 +7,7 @@
  * ("undocumented: ..."), so that the implementation can match it. */
 #include "harness.h"
 #include "sockit_tls.h"
+#include "sys.h"
 
 #include <fcntl.h>
 #include <ftw.h>
@@ -14,6 +15,7 @@
 #include <pthread.h>
 #include <signal.h>
 #include <spawn.h>
+#include <stdatomic.h>
 #include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -1502,6 +1504,54 @@ static void test_non_blocking_handshake_follows_tls_wants(void **state)
     child_stop(pid);
 }
 
+/* The socket refuses the first alert-sized send of one thread, once: what a full
+ * send buffer, or an injected EAGAIN, does to the alert of a failing handshake. */
+static pthread_t refusing_thread;
+static atomic_int alert_refusals;
+
+static int refuse_one_small_send(sockit__sysop op, size_t *len)
+{
+    if (op != SOCKIT__SYS_SEND || *len > 64 || !pthread_equal(pthread_self(), refusing_thread))
+        return 0;
+    int expected = 0;
+    return atomic_compare_exchange_strong(&alert_refusals, &expected, 1) ? EAGAIN : 0;
+}
+
+/* A non-blocking handshake that fails does not wait for room to send its alert,
+ * and OpenSSL never writes it again: sockit offers it to the socket once more, so
+ * the server still hears why rather than a bare close. TLS 1.2, where the client's
+ * first small send is the alert (no compatibility records before it). */
+static void test_a_non_blocking_handshake_that_fails_still_sends_its_alert(void **state)
+{
+    NEED_TLS();
+    struct tls_server *srv = server_start(server_ctx("server"), SRV_LINE, 1);
+    sockit_tls_ctx *ctx = client_ctx("ca");
+    assert_ok(sockit_tls_ctx_set_versions(ctx, SOCKIT_TLS_V1_2, SOCKIT_TLS_V1_2));
+    sockit *s = tcp_connect(srv->port);
+    assert_ok(sockit_setblocking(s, false));
+    refusing_thread = pthread_self();
+    atomic_store(&alert_refusals, 0);
+    sockit__set_fault_hook(refuse_one_small_send);
+    int rc = sockit_tls_wrap(s, ctx, "wrong.example");
+    double deadline = harness_now() + 5.0;
+    while (rc == SOCKIT_EWOULDBLOCK && harness_now() < deadline) {
+        struct pollfd p = {sockit_fileno(s),
+                           sockit_tls_wants(s) == SOCKIT_EVENT_READ ? POLLIN : POLLOUT, 0};
+        poll(&p, 1, 100);
+        rc = sockit_tls_handshake(s);
+    }
+    sockit__set_fault_hook(NULL);
+    sockit__faults_from_environment(); /* the fault runs' hook, back for the next test */
+    assert_int_equal(rc, SOCKIT_ETLSVERIFY);
+    assert_int_equal(atomic_load(&alert_refusals), 1); /* the alert was refused */
+    sockit_close(s);
+    server_join(srv);
+    if (srv->c[0].wrap_rc != SOCKIT_ETLS || strstr(srv->c[0].wrap_msg, "alert") == NULL)
+        fail_msg("the server got %s (%s), not the client's alert",
+                 sockit_errname(srv->c[0].wrap_rc), srv->c[0].wrap_msg);
+    sockit_tls_ctx_free(ctx);
+}
+
 static void test_pending_counts_decrypted_bytes_and_selectors_see_them(void **state)
 {
     NEED_TLS();
@@ -2051,6 +2101,7 @@ int main(void)
         tls_test(test_tcp_close_without_close_notify_is_etlseof),
         tls_test(test_peer_closing_mid_handshake_is_etlseof),
         tls_test(test_non_blocking_handshake_follows_tls_wants),
+        tls_test(test_a_non_blocking_handshake_that_fails_still_sends_its_alert),
         tls_test(test_pending_counts_decrypted_bytes_and_selectors_see_them),
         tls_test(test_recv_retries_eintr_and_returns_the_data),
         tls_test(test_recv_and_sendall_time_out_on_a_silent_peer),

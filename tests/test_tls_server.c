@@ -39,14 +39,7 @@ static int line_handler(sockit_request *req)
     atomic_fetch_add(&handled, 1);
     if (sockit_is_tls(req->sock) && sockit_tls_version(req->sock) != NULL)
         atomic_fetch_add(&handler_saw_tls, 1);
-    char line[256];
-    ssize_t n = sockit_readline(req->sock, line, sizeof line);
-    if (n <= 0)
-        return (int)n;
-    for (ssize_t i = 0; i < n; i++)
-        if (line[i] >= 'a' && line[i] <= 'z')
-            line[i] = (char)(line[i] - 'a' + 'A');
-    return (int)sockit_sendall(req->sock, line, (size_t)n, 0, NULL);
+    return (int)harness_upper_line(req->sock, 256);
 }
 
 static void count_error(sockit_request *req, int code, void *user)

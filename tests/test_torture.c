@@ -342,14 +342,7 @@ out:
 /* The servers: one request through a blocking-mode server and through SOCKIT_EVENTS. */
 static int upper_handler(sockit_request *req)
 {
-    char line[64];
-    ssize_t n = sockit_readline(req->sock, line, sizeof line);
-    if (n <= 0)
-        return (int)n;
-    for (ssize_t i = 0; i < n; i++)
-        if (line[i] >= 'a' && line[i] <= 'z')
-            line[i] = (char)(line[i] - 'a' + 'A');
-    return (int)code_of(sockit_sendall(req->sock, line, (size_t)n, 0, NULL));
+    return code_of((int)harness_upper_line(req->sock, 64));
 }
 
 static void quiet_error(sockit_request *req, int code, void *user)

@@ -1,6 +1,6 @@
-/* The stream's internals, shared by stream.c (life: making, closing, the one error,
- * the deferred calls), stream_read.c (receiving and framing), stream_write.c (the
- * write queue), stream_timer.c (idle timeout and linger) and listener.c. Never
+/* The stream's internals, shared by stream.c (life: making, closing, the one error),
+ * stream_defer.c (the calls deferred to the loop), stream_read.c (receiving and framing),
+ * stream_write.c (the write queue), stream_timer.c (idle timeout and linger) and listener.c. Never
  * installed.
  *
  * Shape, chosen for what comes next:
@@ -179,7 +179,8 @@ enum {
     SOCKIT__DEFER_FILTER = 8,  /* a filter refused the user's bytes: the stream fails */
     SOCKIT__DEFER_CLOSE = 16,  /* on_close */
 };
-/* Schedules the call of that kind (the callers keep each kind to one at a time). */
+/* stream_defer.c: schedules the call of that kind (the callers keep each kind to one
+ * at a time). */
 void sockit__stream_defer(sockit_stream *st, unsigned kind);
 /* The deferred calls, each dropping the reference its scheduling took. */
 void sockit__stream_deliver_later(sockit_stream *st);

@@ -1,7 +1,8 @@
 /* The BIO under every blocking-API TLS socket: OpenSSL's own socket BIO would block
  * in blocking mode, raise SIGPIPE and bypass the sys layer's fault hook. This one
  * makes one non-blocking attempt per call, and tells the TLS layer what it waits
- * for; only a handshake's writes wait for room here (sockit__tls.writes_wait). */
+ * for; only a handshake's writes wait for room here (sockit__tls.writes_wait), and a
+ * refused write is kept for a failure to send again (sockit__tls_bio_resend). */
 #include "tls_internal.h"
 
 #include <errno.h>
@@ -17,8 +18,10 @@ static int bio_write(BIO *b, const char *buf, int len)
     BIO_clear_retry_flags(b);
     for (;;) {
         ssize_t n = sockit__sys_send(t->fd, buf, (size_t)len, MSG_NOSIGNAL | MSG_DONTWAIT);
-        if (n >= 0)
+        if (n >= 0) {
+            t->refused_len = 0;
             return (int)n;
+        }
         if (errno == EINTR)
             continue;
         if (errno == EAGAIN) {
@@ -26,6 +29,10 @@ static int bio_write(BIO *b, const char *buf, int len)
                 continue;
             BIO_set_retry_write(b);
             t->want = POLLOUT;
+            /* OpenSSL offers the same bytes again if it goes on; if it fails instead,
+             * these are what the peer has not had. */
+            t->refused_len = (size_t)len <= sizeof t->refused ? (size_t)len : 0;
+            memcpy(t->refused, buf, t->refused_len);
         } else {
             t->io_errno = errno;
         }
@@ -51,6 +58,24 @@ static int bio_read(BIO *b, char *buf, int len)
         }
         return -1;
     }
+}
+
+/* Enough for an injected EAGAIN (one in five sends in the fault runs) to miss
+ * almost always; a full buffer has no room a moment later either. */
+#define RESEND_TRIES 8
+
+void sockit__tls_bio_resend(sockit__tls *t)
+{
+    size_t off = 0;
+    for (int tries = 0; off < t->refused_len && tries < RESEND_TRIES; tries++) {
+        ssize_t n = sockit__sys_send(t->fd, t->refused + off, t->refused_len - off,
+                                     MSG_NOSIGNAL | MSG_DONTWAIT);
+        if (n > 0)
+            off += (size_t)n;
+        else if (n < 0 && errno != EINTR && errno != EAGAIN)
+            break;
+    }
+    t->refused_len = 0;
 }
 
 static int bio_puts(BIO *b, const char *text) { return bio_write(b, text, (int)strlen(text)); }

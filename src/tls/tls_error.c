@@ -52,6 +52,8 @@ void sockit__tls_queue_text(char *buf, size_t size, const char *fallback)
 static int fail(sockit__tls *t, int code)
 {
     t->failed = code;
+    if (t->refused_len > 0)
+        sockit__tls_bio_resend(t);
     return code;
 }
 

@@ -50,6 +50,10 @@ struct sockit_tls_ctx {
  * The lock serializes OpenSSL calls, which one SSL object cannot take from two
  * threads at once; it is held for one non-blocking attempt, never across a wait, so
  * one thread in recv and another in send still both make progress. */
+/* An alert record is 7 bytes in TLS 1.2, 24 encrypted in TLS 1.3, 31 with a
+ * TLS 1.2 AEAD; a tail of a handshake record may be longer, and is kept up to this. */
+#define SOCKIT__TLS_REFUSED_MAX 256
+
 typedef struct sockit__tls {
     SSL *ssl;
     sockit_tls_ctx *ctx;
@@ -66,6 +70,11 @@ typedef struct sockit__tls {
     bool writes_wait;
     int64_t write_deadline;
     size_t write_len; /* a write in progress after a would-block: its length */
+    /* The bytes of the last write the socket refused (EAGAIN, not waited for), when
+     * they fit: OpenSSL never writes a failed session's alert again, so a fatal
+     * failure offers them to the socket once more (sockit__tls_bio_resend). */
+    unsigned char refused[SOCKIT__TLS_REFUSED_MAX];
+    size_t refused_len;
     char session_key[SOCKIT__TLS_NAME_MAX + 8];
     char host[SOCKIT__TLS_NAME_MAX]; /* a client's server_hostname, for messages */
     char alpn[256];
@@ -80,6 +89,10 @@ extern const sockit__transport sockit__tls_transport;
 /* The socket-descriptor BIO: send/recv with MSG_DONTWAIT (and MSG_NOSIGNAL) through
  * the sys layer, so faults can be injected and no call blocks under the lock. */
 BIO *sockit__tls_bio_new(sockit__tls *t);
+/* After a fatal failure: the refused bytes (an alert, or the end of the record before
+ * it) sent again without waiting, a few times, so that only a send buffer that is
+ * really full, never a spurious EAGAIN, costs the peer the reason. */
+void sockit__tls_bio_resend(sockit__tls *t);
 
 /* Before each OpenSSL call on t: no trace of the last one's failure is left (its
  * direction, errno, reason, this thread's OpenSSL error queue). */
