@@ -97,6 +97,28 @@ sockit *harness_tcp_listener(int family, int *port)
     return l;
 }
 
+size_t harness_fill_until_full(sockit *s, int flags)
+{
+    static uint8_t chunk[65536];
+    size_t total = 0;
+    int refused = 0;
+    for (int i = 0; i < 100000 && total < (64u << 20); i++) {
+        ssize_t n = sockit_send(s, chunk, sizeof chunk, flags);
+        if (n > 0) {
+            total += (size_t)n;
+            refused = 0;
+            continue;
+        }
+        assert_int_equal(n, SOCKIT_EWOULDBLOCK);
+        if (++refused == 10)
+            return total;
+        struct timespec ms2 = {0, 2000000};
+        nanosleep(&ms2, NULL);
+    }
+    fail_msg("the socket took %zu bytes and never filled", total);
+    return total;
+}
+
 ssize_t harness_upper_line(sockit *s, size_t size)
 {
     char line[1024];

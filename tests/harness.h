@@ -45,6 +45,14 @@ sockit *harness_tcp_listener(int family, int *port);
  * the accepted end. */
 void harness_tcp_pair(int family, sockit **client, sockit **server);
 
+/* Sends on s (non-blocking, or with flags MSG_DONTWAIT) until the kernel takes no
+ * more, and returns the bytes it took. One EAGAIN may be injected (the fault runs,
+ * one send in five) or meet bytes still in flight on loopback, which their
+ * acknowledgements free at once; poll cannot tell, as it reports a socket writable
+ * only once a good part of its buffer is free. Full is ten refusals in a row, 2 ms
+ * apart. */
+size_t harness_fill_until_full(sockit *s, int flags);
+
 /* A blocking server's handler body: reads one line of at most size - 1 bytes from
  * s and sends it back upper-cased. Returns readline's result when it is 0 or less
  * (the peer's end, a failure), else sendall's. */

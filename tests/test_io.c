@@ -168,33 +168,6 @@ static void test_sendall_timeout_reports_bytes_sent(void **state)
     free(data);
 }
 
-/* Sends until the kernel takes no more, and returns the bytes it took. One EAGAIN
- * may be injected (the fault runs, one send in five) or meet bytes still in flight
- * on loopback, which their acknowledgements free at once; poll cannot tell, as it
- * reports a socket writable only once a good part of its buffer is free. Full is
- * ten refusals in a row, 2 ms apart. */
-static size_t fill_until_full(sockit *c, int flags)
-{
-    static uint8_t chunk[65536];
-    size_t total = 0;
-    int refused = 0;
-    for (int i = 0; i < 100000 && total < (64u << 20); i++) {
-        ssize_t n = sockit_send(c, chunk, sizeof chunk, flags);
-        if (n > 0) {
-            total += (size_t)n;
-            refused = 0;
-            continue;
-        }
-        assert_code(n, SOCKIT_EWOULDBLOCK);
-        if (++refused == 10)
-            return total;
-        struct timespec ms2 = {0, 2000000};
-        nanosleep(&ms2, NULL);
-    }
-    fail_msg("the socket took %zu bytes and never filled", total);
-    return total;
-}
-
 static void test_send_in_non_blocking_mode_would_block_when_buffer_is_full(void **state)
 {
     (void)state;
@@ -202,7 +175,7 @@ static void test_send_in_non_blocking_mode_would_block_when_buffer_is_full(void 
     harness_tcp_pair(AF_INET, &c, &srv);
     assert_ok(sockit_setblocking(c, false));
     static uint8_t chunk[65536];
-    assert_true(fill_until_full(c, 0) > 0);
+    assert_true(harness_fill_until_full(c, 0) > 0);
     size_t sent = 0;
     assert_code(sockit_sendall(c, chunk, sizeof chunk, 0, &sent), SOCKIT_EWOULDBLOCK);
     sockit_close(c);
@@ -538,7 +511,7 @@ static void test_msg_dontwait_never_waits_in_any_mode(void **state)
         set_buffers_small(srv);
         static char chunk[65536];
         t0 = harness_now();
-        fill_until_full(c, MSG_DONTWAIT);
+        harness_fill_until_full(c, MSG_DONTWAIT);
         size_t sent = 99;
         assert_code(sockit_sendall(c, chunk, sizeof chunk, MSG_DONTWAIT, &sent),
                     SOCKIT_EWOULDBLOCK);
