@@ -46,14 +46,14 @@ struct sockit_tls_ctx {
     size_t cache_count;
 };
 
-/* One TLS connection: the SSL object, and what the socket calls need to know of it.
- * The lock serializes OpenSSL calls, which one SSL object cannot take from two
- * threads at once; it is held for one non-blocking attempt, never across a wait, so
- * one thread in recv and another in send still both make progress. */
 /* An alert record is 7 bytes in TLS 1.2, 24 encrypted in TLS 1.3, 31 with a
  * TLS 1.2 AEAD; a tail of a handshake record may be longer, and is kept up to this. */
 #define SOCKIT__TLS_REFUSED_MAX 256
 
+/* One TLS connection: the SSL object, and what the socket calls need to know of it.
+ * The lock serializes OpenSSL calls, which one SSL object cannot take from two
+ * threads at once; it is held for one non-blocking attempt, never across a wait, so
+ * one thread in recv and another in send still both make progress. */
 typedef struct sockit__tls {
     SSL *ssl;
     sockit_tls_ctx *ctx;
