@@ -33,12 +33,13 @@ int cli_fail_lib(void);
 __attribute__((format(printf, 1, 2)))
 #endif
 void cli_warn(const char *fmt, ...);
-/* A -v line on stderr, control characters escaped as in cli_fail: a line names
- * what the user typed (a command, an address), which may hold a newline. */
+/* One line on stderr (a -v line, netcat's warnings), control characters escaped as
+ * in cli_fail: a line names what the user typed (a command, an address), which may
+ * hold a newline. */
 #if defined(__GNUC__)
 __attribute__((format(printf, 1, 2)))
 #endif
-void cli_verbose(const char *fmt, ...);
+void cli_line(const char *fmt, ...);
 /* "sockit <cmd>: <message>" then "usage: <usage>" on stderr. Returns CLI_USAGE. */
 #if defined(__GNUC__)
 __attribute__((format(printf, 2, 3)))

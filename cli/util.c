@@ -145,7 +145,7 @@ void cli_warn(const char *fmt, ...)
     va_end(ap);
 }
 
-void cli_verbose(const char *fmt, ...)
+void cli_line(const char *fmt, ...)
 {
     char msg[1024], line[4096];
     va_list ap;

@@ -55,10 +55,10 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
     if (count != reg.n)
         fuzz_broken("the registry's count is not its length");
     registry_close_all(&reg);
-    int open = 1;
-    for (int i = 0; i < 100 && open != 0; i++)
-        open = sockit_loop_run_once(loop, 0.001);
-    if (open != 0)
+    int alive = 1;
+    for (int i = 0; i < 100 && alive != 0; i++)
+        alive = sockit_loop_run_once(loop, 0.001);
+    if (alive != 0)
         fuzz_broken("the registry left something open on the loop after closing");
     free(kept);
     return 0;

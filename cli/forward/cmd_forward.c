@@ -192,8 +192,8 @@ static void session_ended(sockit_relay *r, int code, const char *reason, void *u
     session *s = user;
     fwd *f = s->f;
     if (f->verbose)
-        cli_verbose("closed %s <-> %s: %s (%llu bytes ->, %llu bytes <-)", s->end[0].name,
-                    s->end[1].name, reason, sockit_relay_bytes(r, 0), sockit_relay_bytes(r, 1));
+        cli_line("closed %s <-> %s: %s (%llu bytes ->, %llu bytes <-)", s->end[0].name,
+                 s->end[1].name, reason, sockit_relay_bytes(r, 0), sockit_relay_bytes(r, 1));
     else if (code != 0 && !f->keep && !f->stopping)
         cli_fail("forward: %s", reason);
     bool ok = fwd_end_release(&s->end[0], false);
@@ -249,7 +249,7 @@ static void make_relay(session *s)
         hand_first(&s->end[i], &s->end[1 - i]);
     }
     if (f->verbose)
-        cli_verbose("forwarding %s <-> %s", s->end[0].name, s->end[1].name);
+        cli_line("forwarding %s <-> %s", s->end[0].name, s->end[1].name);
 }
 
 static void opened(fwd_end *e, bool ok, void *user)
@@ -262,7 +262,7 @@ static void opened(fwd_end *e, bool ok, void *user)
         return;
     }
     if (s->f->verbose)
-        cli_verbose("connected to %s", s->end[s->opening].name);
+        cli_line("connected to %s", s->end[s->opening].name);
     s->opening++;
     start_next(s);
 }

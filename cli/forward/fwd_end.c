@@ -134,7 +134,7 @@ static int open_command(const fwd_open_opts *o, const fwd_addr *a, fwd_end *e)
         return -1;
     }
     if (o->verbose)
-        cli_verbose("running '%s' (pid %ld)", a->value, (long)e->pid);
+        cli_line("running '%s' (pid %ld)", a->value, (long)e->pid);
     snprintf(e->name, sizeof e->name, "%s", a->text);
     return 0;
 }

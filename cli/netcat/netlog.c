@@ -112,7 +112,7 @@ void netlog_exec(const char *text, const char *command, long pid)
         cli_event("exec", "peer", 's', text, "pid", 'i', (long long)pid, "command", 's', command,
                   NULL);
     else if (verbose)
-        cli_verbose("running '%s' (pid %ld) for %s", command, pid, text);
+        cli_line("running '%s' (pid %ld) for %s", command, pid, text);
 }
 
 void netlog_exec_exit(const char *text, long pid, int status)
@@ -135,7 +135,7 @@ void netlog_warn(const char *fmt, ...)
         cli_event("error", "code", 's', sockit_errname(sockit_errcode()), "message", 's', msg,
                   NULL);
     else
-        cli_verbose("sockit: %s", msg);
+        cli_line("sockit: %s", msg);
 }
 
 void netlog_exit(const char *reason, long long bytes_in, long long bytes_out, long long undelivered)

@@ -1,7 +1,7 @@
 /* The stream's internals, shared by stream.c (life: making, closing, the one error),
- * stream_defer.c (the calls deferred to the loop), stream_read.c (receiving and framing),
- * stream_write.c (the write queue), stream_timer.c (idle timeout and linger) and listener.c. Never
- * installed.
+ * stream_defer.c (the calls deferred to the loop), stream_read.c (receiving and
+ * framing), stream_write.c (the write queue), stream_idle.c (idle timeouts) and
+ * listener.c. Never installed.
  *
  * Shape, chosen for what comes next:
  *   - reads land in the loop's buffer (loop->stream_buf) and are handed on from
